@@ -1,0 +1,273 @@
+/**
+ * The panel API's command table. Every command names its argument schema; the
+ * dispatcher validates each inbound message against it before the handler
+ * runs, so handlers only ever see well-typed arguments.
+ */
+import { promises as fs } from "node:fs";
+import { z } from "zod";
+import { invalidArgs, notFound } from "../errors.ts";
+import { JOB_LIFECYCLE_EVENTS, type EventBus, type EventMap, type EventName } from "../events.ts";
+import { resolveConfigurationPath, validateConfigurationName } from "../esphome/configuration.ts";
+import type { Device, DeviceScanner } from "../esphome/device-scan.ts";
+import { isSerialPort, validatePort } from "../esphome/port.ts";
+import type { SerialPort } from "../esphome/serial-ports.ts";
+import { BINARY_FILES, listBinaries, type FirmwareBinary } from "../firmware/binaries.ts";
+import { JOB_STATUSES, isTerminal, type FirmwareJob, type JobType } from "../firmware/job.ts";
+import type { FirmwareQueue, QueueStatus } from "../firmware/queue.ts";
+import type { Paths } from "../paths.ts";
+import type { DownloadTokens } from "./downloads.ts";
+
+export interface ServerInfo {
+  server_version: string;
+  esphome_version: string | null;
+  config_dir: string;
+  label: string;
+}
+
+/** What command handlers may use. */
+export interface ApiServices {
+  bus: EventBus;
+  queue: FirmwareQueue;
+  devices: DeviceScanner;
+  paths: Paths;
+  downloads: DownloadTokens;
+  serialPorts: () => Promise<SerialPort[]>;
+  info: () => ServerInfo;
+}
+
+/** A stream sends frames `{message_id, event, data}` until it ends or the socket closes. */
+export interface StreamSink {
+  send(event: string, data: unknown, opts?: { droppable?: boolean }): void;
+  /** Ends the stream (detaches its listeners). */
+  end(): void;
+  /** Registers cleanup that runs when the stream ends or the socket closes. */
+  onEnd(cleanup: () => void): void;
+}
+
+interface Reply<S extends z.ZodType> {
+  kind: "reply";
+  args: S;
+  run(args: z.infer<S>, services: ApiServices): Promise<unknown> | unknown;
+}
+
+interface Stream<S extends z.ZodType> {
+  kind: "stream";
+  args: S;
+  run(args: z.infer<S>, services: ApiServices, sink: StreamSink): Promise<void> | void;
+}
+
+export type Command = Reply<z.ZodType> | Stream<z.ZodType>;
+
+function reply<S extends z.ZodType>(args: S, run: Reply<S>["run"]): Reply<S> {
+  return { kind: "reply", args, run };
+}
+
+function stream<S extends z.ZodType>(args: S, run: Stream<S>["run"]): Stream<S> {
+  return { kind: "stream", args, run };
+}
+
+// ---- argument schemas ----
+
+const configuration = z.string().transform((value, ctx) => {
+  try {
+    return validateConfigurationName(value);
+  } catch (err) {
+    ctx.addIssue({ code: "custom", message: (err as Error).message });
+    return z.NEVER;
+  }
+});
+
+const port = z.string().transform((value, ctx) => {
+  try {
+    return validatePort(value);
+  } catch (err) {
+    ctx.addIssue({ code: "custom", message: (err as Error).message });
+    return z.NEVER;
+  }
+});
+
+const jobId = z.string().regex(/^[0-9a-f]{12}$/, "job_id must be 12 lowercase hex characters");
+const none = z.strictObject({});
+
+async function requireConfiguration(services: ApiServices, name: string): Promise<void> {
+  const file = resolveConfigurationPath(services.paths.configDir, name);
+  try {
+    const stat = await fs.stat(file);
+    if (stat.isFile()) return;
+  } catch {
+    // reported below
+  }
+  throw notFound(`Configuration ${name} does not exist in ${services.paths.configDir}`);
+}
+
+function deviceName(services: ApiServices, configurationName: string): string {
+  return services.devices.get(configurationName)?.name ?? configurationName.replace(/\.ya?ml$/, "");
+}
+
+async function enqueue(
+  services: ApiServices,
+  type: JobType,
+  args: { configuration: string; port?: string | undefined; force_local?: boolean | undefined },
+): Promise<FirmwareJob> {
+  await requireConfiguration(services, args.configuration);
+  return services.queue.enqueue({
+    configuration: args.configuration,
+    job_type: type,
+    ...(args.port === undefined ? {} : { port: args.port }),
+    ...(args.force_local === undefined ? {} : { force_local: args.force_local }),
+  });
+}
+
+export interface InitialState {
+  jobs: FirmwareJob[];
+  devices: Device[];
+  queue_status: QueueStatus;
+  server: ServerInfo;
+  problems: string[];
+}
+
+/** Events a `subscribe_events` stream forwards; output and progress may be dropped under backlog. */
+export const SUBSCRIBED_EVENTS = [
+  ...JOB_LIFECYCLE_EVENTS,
+  "job_output",
+  "job_progress",
+  "job_removed",
+  "queue_status_changed",
+  "device_updated",
+  "device_removed",
+] as const satisfies readonly EventName[];
+
+const DROPPABLE = new Set<EventName>(["job_output", "job_progress"]);
+
+export const COMMANDS = {
+  ping: reply(none, () => ({ pong: true })),
+
+  "config/info": reply(none, (_args, s) => s.info()),
+
+  "config/serial_ports": reply(none, (_args, s) => s.serialPorts()),
+
+  "devices/list": reply(none, (_args, s) => s.devices.list()),
+
+  "firmware/compile": reply(
+    z.strictObject({ configuration, force_local: z.boolean().optional() }),
+    (args, s) => enqueue(s, "compile", args),
+  ),
+
+  "firmware/upload": reply(
+    z.strictObject({ configuration, port: port.optional() }),
+    (args, s) => enqueue(s, "upload", args),
+  ),
+
+  "firmware/install": reply(
+    z.strictObject({ configuration, port: port.optional(), force_local: z.boolean().optional() }),
+    (args, s) => enqueue(s, "install", args),
+  ),
+
+  "firmware/install_bulk": reply(
+    z.strictObject({
+      configurations: z.union([z.literal("all"), z.array(configuration).min(1).max(1000)]),
+      port: port.optional(),
+    }),
+    async (args, s) => {
+      if (args.port !== undefined && isSerialPort(args.port)) {
+        throw invalidArgs("A bulk install cannot use one serial port for several devices; use OTA or leave port empty");
+      }
+      const names = args.configurations === "all" ? s.devices.list().map((d) => d.configuration) : [...new Set(args.configurations)];
+      for (const name of names) await requireConfiguration(s, name);
+      const jobs: FirmwareJob[] = [];
+      for (const name of names) jobs.push(await enqueue(s, "install", { configuration: name, port: args.port }));
+      return jobs;
+    },
+  ),
+
+  "firmware/clean": reply(z.strictObject({ configuration }), (args, s) => enqueue(s, "clean", args)),
+
+  "firmware/cancel": reply(z.strictObject({ job_id: jobId }), (args, s) => s.queue.cancel(args.job_id)),
+
+  "firmware/get_jobs": reply(
+    z.strictObject({ status: z.enum(JOB_STATUSES).optional(), configuration: z.string().max(255).optional() }),
+    (args, s) =>
+      s.queue
+        .list()
+        .filter((j) => (args.status === undefined || j.status === args.status) && (args.configuration === undefined || j.configuration === args.configuration)),
+  ),
+
+  "firmware/get_job": reply(z.strictObject({ job_id: jobId }), async (args, s) => {
+    const job = s.queue.get(args.job_id);
+    if (job === undefined) throw notFound(`Job not found: ${args.job_id}`);
+    return { ...job, output: await s.queue.output(args.job_id) };
+  }),
+
+  "firmware/clear_history": reply(none, async (_args, s) => ({ removed: await s.queue.clearHistory() })),
+
+  "firmware/follow_job": stream(z.strictObject({ job_id: jobId }), async (args, s, sink) => {
+    const job = s.queue.get(args.job_id);
+    if (job === undefined) throw notFound(`Job not found: ${args.job_id}`);
+    const sendResult = (j: FirmwareJob): void => {
+      sink.send("result", { status: j.status, exit_code: j.exit_code, error: j.error });
+      sink.end();
+    };
+    const live = s.queue.liveOutput(args.job_id);
+    if (live === null || isTerminal(job.status)) {
+      for (const line of await s.queue.output(args.job_id)) sink.send("output", { line });
+      sendResult(s.queue.get(args.job_id) ?? job);
+      return;
+    }
+    // Snapshot and attach in one synchronous step: no line is lost or sent twice.
+    for (const line of live) sink.send("output", { line });
+    const id = args.job_id;
+    sink.onEnd(s.bus.on("job_output", (e) => { if (e.job_id === id) sink.send("output", { line: e.line }, { droppable: true }); }));
+    sink.onEnd(s.bus.on("job_progress", (e) => { if (e.job_id === id) sink.send("progress", { progress: e.progress }, { droppable: true }); }));
+    for (const name of ["job_completed", "job_failed", "job_cancelled"] as const) {
+      sink.onEnd(s.bus.on(name, (e) => { if (e.job.job_id === id) sendResult(e.job); }));
+    }
+  }),
+
+  "firmware/get_binaries": reply(z.strictObject({ configuration }), async (args, s): Promise<FirmwareBinary[]> => {
+    await requireConfiguration(s, args.configuration);
+    return listBinaries(s.paths, args.configuration, deviceName(s, args.configuration));
+  }),
+
+  "firmware/download_token": reply(
+    z.strictObject({ configuration, file: z.enum(BINARY_FILES as [string, ...string[]]) }),
+    async (args, s) => {
+      await requireConfiguration(s, args.configuration);
+      const available = await listBinaries(s.paths, args.configuration, deviceName(s, args.configuration));
+      const binary = available.find((b) => b.file === args.file);
+      if (binary === undefined) {
+        throw notFound(`${args.file} has not been built for ${args.configuration}; compile it first`);
+      }
+      const grant = s.downloads.issue({ configuration: args.configuration, file: args.file });
+      return { ...grant, filename: binary.download_name, url: `api/firmware/download?token=${grant.token}` };
+    },
+  ),
+
+  subscribe_events: stream(none, (_args, s, sink) => {
+    // Listeners first, then the snapshot: nothing that happens in between is lost.
+    const buffered: [EventName, unknown][] = [];
+    let ready = false;
+    for (const name of SUBSCRIBED_EVENTS) {
+      sink.onEnd(
+        s.bus.on(name, (payload: EventMap[typeof name]) => {
+          if (ready) sink.send(name, payload, { droppable: DROPPABLE.has(name) });
+          else buffered.push([name, payload]);
+        }),
+      );
+    }
+    const state: InitialState = {
+      jobs: s.queue.list(),
+      devices: s.devices.list(),
+      queue_status: s.queue.status(),
+      server: s.info(),
+      problems: [...s.queue.loadProblems],
+    };
+    sink.send("initial_state", state);
+    ready = true;
+    for (const [name, payload] of buffered) sink.send(name, payload);
+  }),
+} satisfies Record<string, Command>;
+
+export type CommandName = keyof typeof COMMANDS;
+
+export const COMMAND_NAMES = Object.keys(COMMANDS) as CommandName[];
+

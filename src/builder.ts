@@ -1,0 +1,120 @@
+/**
+ * The composition root. The constructor only wires parts together; `start()`
+ * does the I/O in dependency order and `stop()` undoes it in reverse.
+ */
+import { promises as fs } from "node:fs";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { DownloadTokens } from "./api/downloads.ts";
+import type { ApiServices, ServerInfo } from "./api/commands.ts";
+import { HttpServer } from "./api/http-server.ts";
+import type { BuilderConfig } from "./config.ts";
+import { DeviceScanner } from "./esphome/device-scan.ts";
+import { listSerialPorts } from "./esphome/serial-ports.ts";
+import { probeEsphomeVersion } from "./esphome/version.ts";
+import { EventBus } from "./events.ts";
+import { LocalRunner } from "./firmware/local-runner.ts";
+import { FirmwareQueue } from "./firmware/queue.ts";
+import { getLogger } from "./logger.ts";
+import { resolvePaths, type Paths } from "./paths.ts";
+
+const log = getLogger("builder");
+
+export const PROJECT_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
+
+export const SERVER_VERSION: string = (
+  JSON.parse(await fs.readFile(path.join(PROJECT_ROOT, "package.json"), "utf8")) as { version: string }
+).version;
+
+/** The built panel if there is one, else the placeholder page in `panel/`. */
+async function panelDir(): Promise<string> {
+  const built = path.join(PROJECT_ROOT, "panel", "dist");
+  try {
+    await fs.access(path.join(built, "index.html"));
+    return built;
+  } catch {
+    return path.join(PROJECT_ROOT, "panel");
+  }
+}
+
+export interface Listening {
+  port: number;
+  peer_link_port: number | null;
+}
+
+export class Builder {
+  readonly config: BuilderConfig;
+  readonly paths: Paths;
+  readonly bus = new EventBus();
+  readonly queue: FirmwareQueue;
+  readonly devices: DeviceScanner;
+  readonly downloads = new DownloadTokens();
+  #http: HttpServer | undefined;
+  #esphomeVersion: string | null = null;
+
+  constructor(config: BuilderConfig) {
+    this.config = config;
+    this.paths = resolvePaths({ configDir: config.configDir, dataDir: config.dataDir });
+    this.queue = new FirmwareQueue({
+      bus: this.bus,
+      paths: this.paths,
+      runner: new LocalRunner({ esphome: config.esphome, paths: this.paths }),
+      options: { compileConcurrency: config.compileConcurrency, uploadConcurrency: config.uploadConcurrency },
+    });
+    this.devices = new DeviceScanner({ configDir: this.paths.configDir, bus: this.bus });
+  }
+
+  async start(): Promise<Listening> {
+    await fs.mkdir(this.paths.configDir, { recursive: true });
+    await fs.mkdir(this.paths.stateDir, { recursive: true });
+    await this.queue.start();
+    await this.devices.start();
+    void probeEsphomeVersion(this.config.esphome).then((version) => {
+      this.#esphomeVersion = version;
+      if (version === null) {
+        log.warning(
+          `ESPHome CLI '${this.config.esphome}' was not found or did not answer; jobs will fail until it is installed ` +
+            "(pip install esphome) or --esphome names it",
+        );
+      } else {
+        log.info(`ESPHome ${version}`);
+      }
+    });
+    const services: ApiServices = {
+      bus: this.bus,
+      queue: this.queue,
+      devices: this.devices,
+      paths: this.paths,
+      downloads: this.downloads,
+      serialPorts: () => listSerialPorts(),
+      info: () => this.info(),
+    };
+    this.#http = new HttpServer({ services, host: this.config.host, port: this.config.port, panelDir: await panelDir() });
+    const port = await this.#http.start();
+    return { port, peer_link_port: null };
+  }
+
+  info(): ServerInfo {
+    return {
+      server_version: SERVER_VERSION,
+      esphome_version: this.#esphomeVersion,
+      config_dir: this.paths.configDir,
+      label: this.config.label,
+    };
+  }
+
+  async stop(): Promise<void> {
+    const steps: [string, () => Promise<void>][] = [
+      ["http", async () => this.#http?.stop()],
+      ["devices", () => this.devices.stop()],
+      ["queue", () => this.queue.stop()],
+    ];
+    for (const [name, step] of steps) {
+      try {
+        await step();
+      } catch (err) {
+        log.error(`stopping ${name} failed: ${String(err)}`);
+      }
+    }
+  }
+}

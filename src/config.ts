@@ -1,0 +1,150 @@
+/**
+ * The builder's settings: command-line flags, their environment variables,
+ * and (in the add-on) the Supervisor's options file. Defaults live here and
+ * nowhere else.
+ */
+import { readFileSync } from "node:fs";
+import os from "node:os";
+import { parseArgs } from "node:util";
+import { z } from "zod";
+import { BuilderError, ErrorCode } from "./errors.ts";
+
+export interface BuilderConfig {
+  configDir: string;
+  dataDir: string | undefined;
+  host: string;
+  port: number;
+  peerLinkPort: number;
+  esphome: string;
+  label: string;
+  mdns: boolean;
+  logLevel: "debug" | "info" | "warning" | "error";
+  compileConcurrency: number;
+  uploadConcurrency: number;
+  addon: boolean;
+}
+
+const portSchema = z.coerce.number().int().min(0).max(65535);
+
+/** Flag -> environment variable. */
+export const ENV_NAMES = {
+  "config-dir": "ESPHOME_BUILDER_CONFIG_DIR",
+  "data-dir": "ESPHOME_BUILDER_DATA_DIR",
+  host: "ESPHOME_BUILDER_HOST",
+  port: "ESPHOME_BUILDER_PORT",
+  "peer-link-port": "ESPHOME_BUILDER_PEER_LINK_PORT",
+  esphome: "ESPHOME_BUILDER_ESPHOME",
+  label: "ESPHOME_BUILDER_LABEL",
+  "no-mdns": "ESPHOME_BUILDER_NO_MDNS",
+  "log-level": "ESPHOME_BUILDER_LOG_LEVEL",
+  "compile-concurrency": "ESPHOME_BUILDER_COMPILE_CONCURRENCY",
+  "upload-concurrency": "ESPHOME_BUILDER_UPLOAD_CONCURRENCY",
+} as const;
+
+export const USAGE = `Usage: esphome-builder [options]
+
+  --config-dir DIR           device YAML folder (default ./config; add-on: /config/esphome)
+  --data-dir DIR             ESPHome data and builder state (default <config-dir>/.esphome; add-on: /data)
+  --host H                   HTTP listen address (default 127.0.0.1)
+  --port N                   HTTP port, 0 = any free port (default 6052)
+  --peer-link-port N         peer-link port for build servers, 0 = any free (default 6055)
+  --esphome PATH             the ESPHome executable (default: esphome on PATH)
+  --label TEXT               this builder's name shown to peers (default: the host name)
+  --no-mdns                  do not advertise or browse with mDNS
+  --log-level LEVEL          debug, info, warning or error (default info)
+  --compile-concurrency N    compiles at once (default 1)
+  --upload-concurrency N     uploads at once (default 4)
+  -h, --help                 show this help
+
+Every flag has an environment variable: ESPHOME_BUILDER_<FLAG> (for example ESPHOME_BUILDER_PORT).
+`;
+
+const addonOptionsSchema = z
+  .object({
+    log_level: z.enum(["debug", "info", "warning", "error"]).optional(),
+    label: z.string().max(64).optional(),
+    compile_concurrency: z.number().int().min(1).max(8).optional(),
+  })
+  .loose();
+
+function fail(message: string): never {
+  throw new BuilderError(ErrorCode.InvalidArgs, message);
+}
+
+export function parseConfig(argv: readonly string[], env: NodeJS.ProcessEnv): BuilderConfig | "help" {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: [...argv],
+      strict: true,
+      allowPositionals: false,
+      options: {
+        "config-dir": { type: "string" },
+        "data-dir": { type: "string" },
+        host: { type: "string" },
+        port: { type: "string" },
+        "peer-link-port": { type: "string" },
+        esphome: { type: "string" },
+        label: { type: "string" },
+        "no-mdns": { type: "boolean" },
+        "log-level": { type: "string" },
+        "compile-concurrency": { type: "string" },
+        "upload-concurrency": { type: "string" },
+        help: { type: "boolean", short: "h" },
+      },
+    });
+  } catch (err) {
+    fail(`${(err as Error).message}\n\n${USAGE}`);
+  }
+  const flags = parsed.values;
+  if (flags.help === true) return "help";
+  const pick = (name: Exclude<keyof typeof ENV_NAMES, "no-mdns">): string | undefined => {
+    const value = flags[name];
+    return typeof value === "string" ? value : env[ENV_NAMES[name]];
+  };
+  const number = (name: "port" | "peer-link-port", fallback: number): number => {
+    const raw = pick(name);
+    if (raw === undefined) return fallback;
+    const result = portSchema.safeParse(raw);
+    if (!result.success || raw.trim() === "") fail(`--${name} must be a port number from 0 to 65535, got '${raw}'`);
+    return result.data;
+  };
+  const count = (name: "compile-concurrency" | "upload-concurrency", fallback: number): number => {
+    const raw = pick(name);
+    if (raw === undefined) return fallback;
+    const n = Number(raw);
+    if (!Number.isInteger(n) || n < 1 || n > 64) fail(`--${name} must be a whole number from 1 to 64, got '${raw}'`);
+    return n;
+  };
+
+  const addon = typeof env.SUPERVISOR_TOKEN === "string" && env.SUPERVISOR_TOKEN !== "";
+  let options: z.infer<typeof addonOptionsSchema> = {};
+  if (addon) {
+    const file = env.ESPHOME_BUILDER_ADDON_OPTIONS ?? "/data/options.json";
+    try {
+      options = addonOptionsSchema.parse(JSON.parse(readFileSync(file, "utf8")));
+    } catch (err) {
+      fail(`Could not read the add-on options in ${file}: ${(err as Error).message}`);
+    }
+  }
+
+  const logLevel = pick("log-level") ?? options.log_level ?? "info";
+  if (logLevel !== "debug" && logLevel !== "info" && logLevel !== "warning" && logLevel !== "error") {
+    fail(`--log-level must be debug, info, warning or error, got '${logLevel}'`);
+  }
+  const noMdnsEnv = env[ENV_NAMES["no-mdns"]];
+  return {
+    configDir: pick("config-dir") ?? (addon ? "/config/esphome" : "./config"),
+    dataDir: pick("data-dir") ?? (addon ? "/data" : undefined),
+    host: pick("host") ?? (addon ? "0.0.0.0" : "127.0.0.1"),
+    port: number("port", 6052),
+    peerLinkPort: number("peer-link-port", 6055),
+    esphome: pick("esphome") ?? "esphome",
+    label: pick("label") ?? options.label ?? os.hostname(),
+    mdns: !(flags["no-mdns"] === true || (noMdnsEnv !== undefined && noMdnsEnv !== "" && noMdnsEnv !== "0")),
+    logLevel,
+    compileConcurrency: count("compile-concurrency", options.compile_concurrency ?? 1),
+    uploadConcurrency: count("upload-concurrency", 4),
+    addon,
+  };
+}

@@ -1,0 +1,41 @@
+/**
+ * Errors with stable string codes. Every failure a caller can act on is a
+ * `BuilderError`; anything else that escapes to an API boundary is reported as
+ * `internal_error`.
+ */
+
+export const ErrorCode = {
+  InvalidMessage: "invalid_message",
+  UnknownCommand: "unknown_command",
+  InvalidArgs: "invalid_args",
+  NotFound: "not_found",
+  InternalError: "internal_error",
+  NotAuthenticated: "not_authenticated",
+  Unavailable: "unavailable",
+} as const;
+
+export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
+
+export class BuilderError extends Error {
+  readonly code: ErrorCode;
+
+  constructor(code: ErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = "BuilderError";
+    this.code = code;
+  }
+}
+
+export function invalidArgs(message: string): BuilderError {
+  return new BuilderError(ErrorCode.InvalidArgs, message);
+}
+
+export function notFound(message: string): BuilderError {
+  return new BuilderError(ErrorCode.NotFound, message);
+}
+
+/** Human-readable text of any thrown value. */
+export function errorMessage(err: unknown): string {
+  if (err instanceof Error) return err.message;
+  return String(err);
+}

@@ -1,0 +1,87 @@
+/**
+ * A job's log file. While the job runs, lines are appended in batches (never
+ * one write per line); when the in-memory history is trimmed, the file is
+ * rewritten atomically to match, so it stays bounded too. When the job ends the
+ * file holds exactly its retained output.
+ */
+import { promises as fs } from "node:fs";
+import path from "node:path";
+import { getLogger } from "../logger.ts";
+import { atomicWrite } from "../store.ts";
+import { splitStoredLog } from "./output.ts";
+
+const log = getLogger("job-log");
+const FLUSH_BYTES = 64 * 1024;
+const FLUSH_MS = 200;
+
+export class JobLogWriter {
+  readonly #file: string;
+  #pending = "";
+  #rewrite = false;
+  #timer: NodeJS.Timeout | undefined;
+  #chain: Promise<void> = Promise.resolve();
+
+  constructor(file: string) {
+    this.#file = file;
+  }
+
+  append(line: string): void {
+    this.#pending += line;
+    if (this.#pending.length >= FLUSH_BYTES) this.#flushSoon(0);
+    else this.#flushSoon(FLUSH_MS);
+  }
+
+  /** Replaces the whole file with these lines (after a trim, or at the end). */
+  replace(lines: readonly string[]): void {
+    this.#pending = lines.join("");
+    this.#rewrite = true;
+    this.#flushSoon(FLUSH_MS);
+  }
+
+  #flushSoon(ms: number): void {
+    if (this.#timer !== undefined) {
+      if (ms > 0) return;
+      clearTimeout(this.#timer);
+    }
+    this.#timer = setTimeout(() => {
+      this.#timer = undefined;
+      void this.flush();
+    }, ms);
+  }
+
+  /** Writes what is pending and waits for it. Never rejects (a failed write is logged). */
+  flush(): Promise<void> {
+    if (this.#timer !== undefined) {
+      clearTimeout(this.#timer);
+      this.#timer = undefined;
+    }
+    const data = this.#pending;
+    const rewrite = this.#rewrite;
+    this.#pending = "";
+    this.#rewrite = false;
+    if (data === "" && !rewrite) return this.#chain;
+    this.#chain = this.#chain.then(async () => {
+      try {
+        if (rewrite) {
+          await atomicWrite(this.#file, data);
+        } else {
+          await fs.mkdir(path.dirname(this.#file), { recursive: true });
+          await fs.appendFile(this.#file, data);
+        }
+      } catch (err) {
+        log.error(`writing ${this.#file} failed: ${String(err)}`);
+      }
+    });
+    return this.#chain;
+  }
+}
+
+/** Reads a job's log back into its lines; a missing file is an empty log. */
+export async function readJobLog(file: string): Promise<string[]> {
+  try {
+    return splitStoredLog(await fs.readFile(file, "utf8"));
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === "ENOENT") return [];
+    throw err;
+  }
+}

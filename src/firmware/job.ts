@@ -1,0 +1,161 @@
+/**
+ * The FirmwareJob: its wire and disk shape, and the named transitions that
+ * change it. The queue owns the jobs; this module carries no I/O.
+ */
+import { randomBytes } from "node:crypto";
+import { z } from "zod";
+
+export const JOB_TYPES = ["compile", "upload", "install", "clean"] as const;
+export type JobType = (typeof JOB_TYPES)[number];
+
+export const JOB_STATUSES = ["queued", "running", "completed", "failed", "cancelled"] as const;
+export type JobStatus = (typeof JOB_STATUSES)[number];
+export type TerminalStatus = "completed" | "failed" | "cancelled";
+
+/** Who compiles: this machine, or a paired build server. */
+export const JOB_SOURCES = ["local", "remote"] as const;
+export type JobSource = (typeof JOB_SOURCES)[number];
+
+/** The step an install (or any job) is in: installs compile, then upload. */
+export type JobPhase = "compile" | "upload" | "clean";
+
+export const RESTART_MARKER =
+  "*** builder restarted mid-build; the previous run's log is above, the rebuild begins below ***\n";
+
+/**
+ * Disk and wire schema. Every field has a default so files written by older
+ * versions load; an unknown `source` (or status, or type) is rejected rather
+ * than guessed.
+ */
+export const firmwareJobSchema = z.object({
+  job_id: z.string().regex(/^[0-9a-f]{12}$/),
+  configuration: z.string().min(1).max(255),
+  job_type: z.enum(JOB_TYPES),
+  status: z.enum(JOB_STATUSES).default("queued"),
+  port: z.string().max(255).default(""),
+  created_at: z.string().default(() => new Date(0).toISOString()),
+  started_at: z.string().nullable().default(null),
+  completed_at: z.string().nullable().default(null),
+  exit_code: z.number().int().nullable().default(null),
+  error: z.string().nullable().default(null),
+  progress: z.number().int().min(0).max(100).nullable().default(null),
+  phase: z.enum(["compile", "upload", "clean"]).nullable().default(null),
+  source: z.enum(JOB_SOURCES).default("local"),
+  source_pin_sha256: z.string().max(64).default(""),
+  source_label: z.string().max(256).default(""),
+  remote_peer: z.string().max(64).default(""),
+  remote_job_id: z.string().max(64).default(""),
+  remote_peer_label: z.string().max(256).default(""),
+  force_local: z.boolean().default(false),
+});
+
+/** The job as stored in the index (output lives in the job's log file). */
+export type StoredJob = z.infer<typeof firmwareJobSchema>;
+
+/** The job as sent to clients: stored fields plus its output lines. */
+export interface FirmwareJob extends StoredJob {
+  output: string[];
+}
+
+export function newJobId(): string {
+  return randomBytes(6).toString("hex");
+}
+
+export function isTerminal(status: JobStatus): status is TerminalStatus {
+  return status === "completed" || status === "failed" || status === "cancelled";
+}
+
+export interface NewJobInput {
+  configuration: string;
+  job_type: JobType;
+  port?: string;
+  source?: JobSource;
+  source_pin_sha256?: string;
+  source_label?: string;
+  remote_peer?: string;
+  remote_job_id?: string;
+  remote_peer_label?: string;
+  force_local?: boolean;
+}
+
+export function createJob(input: NewJobInput, now: Date, jobId: string = newJobId()): StoredJob {
+  return {
+    job_id: jobId,
+    configuration: input.configuration,
+    job_type: input.job_type,
+    status: "queued",
+    port: input.port ?? "",
+    created_at: now.toISOString(),
+    started_at: null,
+    completed_at: null,
+    exit_code: null,
+    error: null,
+    progress: null,
+    phase: null,
+    source: input.source ?? "local",
+    source_pin_sha256: input.source_pin_sha256 ?? "",
+    source_label: input.source_label ?? "",
+    remote_peer: input.remote_peer ?? "",
+    remote_job_id: input.remote_job_id ?? "",
+    remote_peer_label: input.remote_peer_label ?? "",
+    force_local: input.force_local ?? false,
+  };
+}
+
+/** Parses one stored job; throws a ZodError naming the bad field. */
+export function parseStoredJob(raw: unknown): StoredJob {
+  return firmwareJobSchema.parse(raw);
+}
+
+/** The phases a job runs through, in order. */
+export function phasesOf(jobType: JobType): readonly JobPhase[] {
+  switch (jobType) {
+    case "compile":
+      return ["compile"];
+    case "upload":
+      return ["upload"];
+    case "install":
+      return ["compile", "upload"];
+    case "clean":
+      return ["clean"];
+  }
+}
+
+export function markStarted(job: StoredJob, now: Date): void {
+  job.status = "running";
+  job.started_at ??= now.toISOString();
+  job.progress = 0;
+}
+
+export function enterPhase(job: StoredJob, phase: JobPhase): void {
+  job.phase = phase;
+  job.progress = 0;
+}
+
+export function markTerminal(
+  job: StoredJob,
+  status: TerminalStatus,
+  now: Date,
+  detail: { exitCode?: number | null; error?: string | null } = {},
+): void {
+  job.status = status;
+  job.completed_at = now.toISOString();
+  if (detail.exitCode !== undefined) job.exit_code = detail.exitCode;
+  job.error = detail.error ?? (status === "completed" ? null : job.error);
+  if (status === "completed") job.progress = 100;
+}
+
+/**
+ * Crash recovery: a job that was running when the process died goes back to
+ * the queue. Per-run fields are cleared; identity and all five dispatch-origin
+ * fields are kept (a REMOTE job must still know its build server).
+ */
+export function resetForRestart(job: StoredJob): void {
+  job.status = "queued";
+  job.started_at = null;
+  job.completed_at = null;
+  job.exit_code = null;
+  job.error = null;
+  job.progress = null;
+  job.phase = null;
+}

@@ -1,0 +1,456 @@
+/**
+ * The persistent firmware queue.
+ *
+ * Jobs run on two lanes: the compile lane (one at a time by default) runs
+ * compiles and cleans, the upload lane (up to four at once) runs flashes. An
+ * install is one job that runs its compile phase on the compile lane and then
+ * moves to the upload lane, so a bulk install pipelines: device B compiles
+ * while device A uploads.
+ *
+ * The queue owns every job's state and fires every job event; runners only do
+ * the work. Exactly one terminal event fires per job, and a cancel request
+ * always wins over a failure (or success) that races it.
+ */
+import { promises as fs } from "node:fs";
+import { z } from "zod";
+import { BuilderError, ErrorCode, errorMessage, invalidArgs, notFound } from "../errors.ts";
+import type { EventBus } from "../events.ts";
+import { getLogger } from "../logger.ts";
+import type { Paths } from "../paths.ts";
+import { JsonStore } from "../store.ts";
+import {
+  RESTART_MARKER,
+  createJob,
+  enterPhase,
+  isTerminal,
+  markStarted,
+  markTerminal,
+  parseStoredJob,
+  phasesOf,
+  resetForRestart,
+  type FirmwareJob,
+  type JobPhase,
+  type NewJobInput,
+  type StoredJob,
+  type TerminalStatus,
+} from "./job.ts";
+import { JobLogWriter, readJobLog } from "./job-log.ts";
+import { OUTPUT_LINES_RETAINED, OutputHistory, ProgressParser } from "./output.ts";
+import type { JobRunner, PhaseResult } from "./runner.ts";
+
+const log = getLogger("queue");
+
+export interface QueueStatus {
+  /** True when the compile lane runs nothing and nothing waits for it. */
+  idle: boolean;
+  running: number;
+  queue_depth: number;
+}
+
+export interface QueueOptions {
+  /** Compiles (and cleans) at once. */
+  compileConcurrency: number;
+  /** Uploads at once. */
+  uploadConcurrency: number;
+  /** Finished compile/upload/install jobs kept (newest per configuration and type). */
+  historyLimit: number;
+  /** Finished clean jobs kept. */
+  auxHistoryLimit: number;
+}
+
+export const DEFAULT_QUEUE_OPTIONS: QueueOptions = {
+  compileConcurrency: 1,
+  uploadConcurrency: 4,
+  historyLimit: 200,
+  auxHistoryLimit: 5,
+};
+
+export interface FirmwareQueueDeps {
+  bus: EventBus;
+  paths: Paths;
+  runner: JobRunner;
+  options?: Partial<QueueOptions>;
+  now?: () => Date;
+}
+
+type LaneName = "compile" | "upload";
+
+interface Lane {
+  readonly name: LaneName;
+  readonly concurrency: number;
+  readonly active: Set<string>;
+  readonly waiting: string[];
+}
+
+interface Entry {
+  readonly job: StoredJob;
+  /** Retained output; null once the job is terminal and its log is on disk. */
+  history: OutputHistory | null;
+  readonly progress: ProgressParser;
+  log: JobLogWriter | null;
+  phaseIndex: number;
+  /** Set while a phase executes. */
+  abort: AbortController | null;
+  cancelRequested: boolean;
+  cancelReason: string;
+}
+
+const indexSchema = z.object({ version: z.literal(1), jobs: z.array(z.unknown()) });
+type JobIndex = z.infer<typeof indexSchema>;
+
+function laneFor(phase: JobPhase): LaneName {
+  return phase === "upload" ? "upload" : "compile";
+}
+
+export class FirmwareQueue {
+  readonly #bus: EventBus;
+  readonly #paths: Paths;
+  readonly #runner: JobRunner;
+  readonly #options: QueueOptions;
+  readonly #now: () => Date;
+  readonly #store: JsonStore<JobIndex>;
+  readonly #jobs = new Map<string, Entry>();
+  readonly #lanes: Record<LaneName, Lane>;
+  readonly #inflight = new Set<Promise<unknown>>();
+  #started = false;
+  #stopping = false;
+  #lastStatus = "";
+  /** Problems found while loading (a corrupt index, skipped rows); shown to clients. */
+  readonly loadProblems: string[] = [];
+
+  constructor(deps: FirmwareQueueDeps) {
+    this.#bus = deps.bus;
+    this.#paths = deps.paths;
+    this.#runner = deps.runner;
+    this.#options = { ...DEFAULT_QUEUE_OPTIONS, ...deps.options };
+    this.#now = deps.now ?? (() => new Date());
+    this.#store = new JsonStore({ file: deps.paths.jobsFile, schema: indexSchema, debounceMs: 50 });
+    this.#lanes = {
+      compile: { name: "compile", concurrency: this.#options.compileConcurrency, active: new Set(), waiting: [] },
+      upload: { name: "upload", concurrency: this.#options.uploadConcurrency, active: new Set(), waiting: [] },
+    };
+  }
+
+  /** Loads the job index, re-queues interrupted work and starts dispatching. */
+  async start(): Promise<void> {
+    const loaded = await this.#store.load();
+    if (loaded.kind === "corrupt") {
+      this.loadProblems.push(`The job index was corrupt (${loaded.reason}); it was moved to ${loaded.movedTo}.`);
+    }
+    const rows = loaded.kind === "ok" ? loaded.value.jobs : [];
+    for (const raw of rows) {
+      let job: StoredJob;
+      try {
+        job = parseStoredJob(raw);
+      } catch (err) {
+        const id = typeof raw === "object" && raw !== null && "job_id" in raw ? String(raw.job_id) : "?";
+        const reason = err instanceof z.ZodError ? err.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ") : errorMessage(err);
+        log.error(`skipping job ${id} from ${this.#paths.jobsFile}: ${reason}`);
+        this.loadProblems.push(`Job ${id} could not be loaded (${reason}) and was skipped.`);
+        continue;
+      }
+      await this.#restore(job);
+    }
+    this.#started = true;
+    this.#prune();
+    await this.#store.saveNow(() => this.#index());
+    this.#pump();
+  }
+
+  async #restore(job: StoredJob): Promise<void> {
+    const entry = this.#newEntry(job);
+    this.#jobs.set(job.job_id, entry);
+    if (isTerminal(job.status)) return;
+    const lines = await readJobLog(this.#paths.jobLog(job.job_id));
+    const history = new OutputHistory(lines);
+    if (job.status === "running") {
+      resetForRestart(job);
+      if (history.endsOpen) history.append("\n");
+      history.append(RESTART_MARKER);
+      log.info(`job ${job.job_id} (${job.job_type} ${job.configuration}) was running when the builder stopped; queued again`);
+    }
+    entry.history = history;
+    if (history.length > 0) {
+      entry.log = new JobLogWriter(this.#paths.jobLog(job.job_id));
+      entry.log.replace(history.lines);
+    }
+    this.#place(entry);
+  }
+
+  /** Cancels running jobs, waits for them and writes everything down. Queued jobs stay queued. */
+  async stop(): Promise<void> {
+    this.#stopping = true;
+    for (const entry of this.#jobs.values()) {
+      if (entry.abort !== null) this.#requestCancel(entry, "the builder was stopped");
+    }
+    while (this.#inflight.size > 0) await Promise.allSettled([...this.#inflight]);
+    await this.#store.flush();
+  }
+
+  /** Adds a job; an older active job of the same configuration is superseded (cancelled). */
+  async enqueue(input: NewJobInput): Promise<FirmwareJob> {
+    if (this.#stopping) throw new BuilderError(ErrorCode.Unavailable, "The builder is shutting down");
+    const job = createJob(input, this.#now());
+    const entry = this.#newEntry(job);
+    entry.history = new OutputHistory();
+    this.#jobs.set(job.job_id, entry);
+    this.#bus.emit("job_queued", { job: this.#wire(entry) });
+    for (const other of [...this.#jobs.values()]) {
+      if (other !== entry && other.job.configuration === job.configuration && !isTerminal(other.job.status)) {
+        this.#cancelEntry(other, `superseded by job ${job.job_id}`);
+      }
+    }
+    this.#place(entry);
+    await this.#store.saveNow(() => this.#index());
+    this.#pump();
+    return this.#wire(entry);
+  }
+
+  /**
+   * Cancels a job. A queued job (or an install between its phases) ends at
+   * once; a running one is signalled and its runner finalises it.
+   */
+  cancel(jobId: string): FirmwareJob {
+    const entry = this.#jobs.get(jobId);
+    if (entry === undefined) throw notFound(`Job not found: ${jobId}`);
+    if (isTerminal(entry.job.status)) throw invalidArgs(`Cannot cancel a ${entry.job.status} job`);
+    this.#cancelEntry(entry, "cancelled by user");
+    return this.#wire(entry);
+  }
+
+  /** Removes finished jobs and their logs. Returns how many were removed. */
+  async clearHistory(): Promise<number> {
+    const removed = [...this.#jobs.values()].filter((e) => isTerminal(e.job.status));
+    for (const entry of removed) this.#remove(entry);
+    await this.#store.saveNow(() => this.#index());
+    return removed.length;
+  }
+
+  get(jobId: string): FirmwareJob | undefined {
+    const entry = this.#jobs.get(jobId);
+    return entry === undefined ? undefined : this.#wire(entry);
+  }
+
+  /** Every job, newest first. Output is not included (see `output`). */
+  list(): FirmwareJob[] {
+    return [...this.#jobs.values()].reverse().map((e) => this.#wire(e));
+  }
+
+  /** The retained output of an active job, synchronously (null when the job's log is on disk). */
+  liveOutput(jobId: string): readonly string[] | null {
+    const entry = this.#jobs.get(jobId);
+    return entry?.history === null || entry === undefined ? null : [...entry.history.lines];
+  }
+
+  /** The retained output of any job, from memory or its log file. */
+  async output(jobId: string): Promise<string[]> {
+    const entry = this.#jobs.get(jobId);
+    if (entry === undefined) throw notFound(`Job not found: ${jobId}`);
+    if (entry.history !== null) return [...entry.history.lines];
+    return readJobLog(this.#paths.jobLog(jobId));
+  }
+
+  status(): QueueStatus {
+    const lane = this.#lanes.compile;
+    return {
+      idle: lane.active.size === 0 && lane.waiting.length === 0,
+      running: lane.active.size,
+      queue_depth: lane.waiting.length,
+    };
+  }
+
+  // ---- internals ----
+
+  #newEntry(job: StoredJob): Entry {
+    return {
+      job,
+      history: null,
+      progress: new ProgressParser(),
+      log: null,
+      phaseIndex: 0,
+      abort: null,
+      cancelRequested: false,
+      cancelReason: "",
+    };
+  }
+
+  #wire(entry: Entry): FirmwareJob {
+    return { ...entry.job, output: [] };
+  }
+
+  #index(): JobIndex {
+    return { version: 1, jobs: [...this.#jobs.values()].map((e) => e.job) };
+  }
+
+  #persist(): void {
+    this.#store.scheduleSave(() => this.#index());
+  }
+
+  #track<T>(promise: Promise<T>): void {
+    this.#inflight.add(promise);
+    void promise.finally(() => this.#inflight.delete(promise));
+  }
+
+  #place(entry: Entry): void {
+    const phase = phasesOf(entry.job.job_type)[entry.phaseIndex];
+    if (phase === undefined) return;
+    this.#lanes[laneFor(phase)].waiting.push(entry.job.job_id);
+    this.#statusMaybeChanged();
+  }
+
+  #cancelEntry(entry: Entry, reason: string): void {
+    if (entry.abort !== null) {
+      this.#requestCancel(entry, reason);
+      return;
+    }
+    for (const lane of Object.values(this.#lanes)) {
+      const i = lane.waiting.indexOf(entry.job.job_id);
+      if (i !== -1) lane.waiting.splice(i, 1);
+    }
+    this.#finish(entry, "cancelled", { error: reason });
+  }
+
+  #requestCancel(entry: Entry, reason: string): void {
+    if (entry.cancelRequested) return;
+    entry.cancelRequested = true;
+    entry.cancelReason = reason;
+    entry.abort?.abort();
+  }
+
+  #pump(): void {
+    if (!this.#started || this.#stopping) return;
+    for (const lane of Object.values(this.#lanes)) {
+      while (lane.active.size < lane.concurrency && lane.waiting.length > 0) {
+        const id = lane.waiting.shift();
+        const entry = id === undefined ? undefined : this.#jobs.get(id);
+        if (entry === undefined || isTerminal(entry.job.status)) continue;
+        lane.active.add(entry.job.job_id);
+        this.#track(this.#execute(entry, lane));
+      }
+    }
+    this.#statusMaybeChanged();
+  }
+
+  async #execute(entry: Entry, lane: Lane): Promise<void> {
+    const { job } = entry;
+    const phase = phasesOf(job.job_type)[entry.phaseIndex] ?? "compile";
+    const abort = new AbortController();
+    entry.abort = abort;
+    if (job.status === "queued") {
+      markStarted(job, this.#now());
+      entry.log ??= new JobLogWriter(this.#paths.jobLog(job.job_id));
+      this.#persist();
+      this.#bus.emit("job_started", { job: this.#wire(entry) });
+    }
+    enterPhase(job, phase);
+    entry.progress.reset();
+    if (entry.phaseIndex > 0) this.#bus.emit("job_progress", { job_id: job.job_id, progress: 0 });
+    let result: PhaseResult;
+    try {
+      result = await this.#runner.runPhase({
+        job,
+        phase,
+        signal: abort.signal,
+        onLine: (line) => {
+          this.#ingest(entry, line);
+        },
+      });
+    } catch (err) {
+      result = { exitCode: null, error: errorMessage(err) };
+    }
+    entry.abort = null;
+    // The slot is free before the terminal event, so a listener sees the lane as it now is.
+    lane.active.delete(job.job_id);
+    if (entry.cancelRequested) {
+      this.#finish(entry, "cancelled", { error: entry.cancelReason, exitCode: result.exitCode });
+    } else if (result.error !== null) {
+      this.#finish(entry, "failed", { error: result.error, exitCode: result.exitCode });
+    } else if (entry.phaseIndex + 1 < phasesOf(job.job_type).length) {
+      entry.phaseIndex += 1;
+      job.exit_code = result.exitCode ?? 0;
+      this.#place(entry);
+      this.#persist();
+    } else {
+      this.#finish(entry, "completed", { exitCode: result.exitCode ?? 0 });
+    }
+    this.#pump();
+  }
+
+  #ingest(entry: Entry, line: string): void {
+    const { job } = entry;
+    if (isTerminal(job.status)) return;
+    const history = entry.history ?? (entry.history = new OutputHistory());
+    const trims = history.trims;
+    history.append(line);
+    entry.log ??= new JobLogWriter(this.#paths.jobLog(job.job_id));
+    if (history.trims !== trims) entry.log.replace(history.lines);
+    else entry.log.append(line);
+    this.#bus.emit("job_output", { job_id: job.job_id, line });
+    const progress = entry.progress.feed(line);
+    if (progress !== null) {
+      job.progress = progress;
+      this.#bus.emit("job_progress", { job_id: job.job_id, progress });
+    }
+  }
+
+  #finish(entry: Entry, status: TerminalStatus, detail: { exitCode?: number | null; error?: string | null }): void {
+    const { job } = entry;
+    if (isTerminal(job.status)) return;
+    markTerminal(job, status, this.#now(), detail);
+    const history = entry.history;
+    if (history !== null && history.length > 0) {
+      history.trim(OUTPUT_LINES_RETAINED);
+      entry.log ??= new JobLogWriter(this.#paths.jobLog(job.job_id));
+      entry.log.replace(history.lines);
+    }
+    const writer = entry.log;
+    if (writer !== null) {
+      // Memory holds the output until the log file has it, so a reader never finds neither.
+      this.#track(
+        writer.flush().then(() => {
+          entry.history = null;
+        }),
+      );
+    } else {
+      entry.history = null;
+    }
+    entry.log = null;
+    this.#prune();
+    this.#persist();
+    this.#statusMaybeChanged();
+    this.#bus.emit(`job_${status}`, { job: this.#wire(entry) });
+  }
+
+  #remove(entry: Entry): void {
+    this.#jobs.delete(entry.job.job_id);
+    this.#track(fs.rm(this.#paths.jobLog(entry.job.job_id), { force: true }));
+    this.#bus.emit("job_removed", { job_id: entry.job.job_id });
+  }
+
+  /** Keeps the newest finished job per configuration and type, within the limits. */
+  #prune(): void {
+    const finished = [...this.#jobs.values()]
+      .filter((e) => isTerminal(e.job.status))
+      .sort((a, b) => b.job.created_at.localeCompare(a.job.created_at));
+    const seen = new Set<string>();
+    let primary = 0;
+    let aux = 0;
+    for (const entry of finished) {
+      const key = `${entry.job.configuration}\u0000${entry.job.job_type}`;
+      const isAux = entry.job.job_type === "clean";
+      let keep = !seen.has(key);
+      seen.add(key);
+      if (keep && isAux) keep = ++aux <= this.#options.auxHistoryLimit;
+      if (keep && !isAux) keep = ++primary <= this.#options.historyLimit;
+      if (!keep) this.#remove(entry);
+    }
+  }
+
+  #statusMaybeChanged(): void {
+    const status = this.status();
+    const key = `${status.idle}/${status.running}/${status.queue_depth}`;
+    if (key === this.#lastStatus) return;
+    this.#lastStatus = key;
+    this.#bus.emit("queue_status_changed", status);
+  }
+}

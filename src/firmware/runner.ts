@@ -1,0 +1,25 @@
+/**
+ * What the queue asks of whoever runs a job's phase. The queue owns the job's
+ * state and events; a runner only does the work and reports how it ended.
+ */
+import type { JobPhase, StoredJob } from "./job.ts";
+
+export interface PhaseContext {
+  readonly job: Readonly<StoredJob>;
+  readonly phase: JobPhase;
+  /** Aborted when the job is cancelled; the runner stops its work promptly. */
+  readonly signal: AbortSignal;
+  /** One output chunk with its terminator; the queue stores it and fires `job_output`/`job_progress`. */
+  readonly onLine: (line: string) => void;
+}
+
+export interface PhaseResult {
+  /** The process's exit code, when there was a process. */
+  readonly exitCode: number | null;
+  /** Null when the phase succeeded; else a message for the job's `error`. */
+  readonly error: string | null;
+}
+
+export interface JobRunner {
+  runPhase(ctx: PhaseContext): Promise<PhaseResult>;
+}

@@ -1,0 +1,47 @@
+/**
+ * Every on-disk path the builder uses, resolved in one place. Nothing else
+ * joins paths by hand: the add-on (`/data`) and standalone layouts differ only
+ * here.
+ */
+import path from "node:path";
+
+export interface Paths {
+  /** Folder holding the device YAMLs. */
+  readonly configDir: string;
+  /** ESPHome's data dir (build trees, storage, idedata); the CLI gets it as ESPHOME_DATA_DIR. */
+  readonly dataDir: string;
+  /** The builder's own state folder inside the data dir. */
+  readonly stateDir: string;
+  /** The job index (metadata only, never output). */
+  readonly jobsFile: string;
+  /** Per-job log files, one `<job_id>.log` each. */
+  readonly jobLogsDir: string;
+  jobLog(jobId: string): string;
+  /** ESPHome's StorageJSON for a configuration. */
+  storageJson(configuration: string): string;
+  /** ESPHome's build folder for a device name. */
+  buildDir(deviceName: string): string;
+  /** The PlatformIO env folder holding a device's firmware images. */
+  firmwareDir(deviceName: string): string;
+  /** Temporary files of the builder (staging, downloads). */
+  readonly tmpDir: string;
+}
+
+export function resolvePaths(opts: { configDir: string; dataDir?: string | undefined }): Paths {
+  const configDir = path.resolve(opts.configDir);
+  const dataDir = path.resolve(opts.dataDir ?? path.join(configDir, ".esphome"));
+  const stateDir = path.join(dataDir, "builder");
+  const jobLogsDir = path.join(stateDir, "job-logs");
+  return {
+    configDir,
+    dataDir,
+    stateDir,
+    jobsFile: path.join(stateDir, "jobs.json"),
+    jobLogsDir,
+    jobLog: (jobId) => path.join(jobLogsDir, `${jobId}.log`),
+    storageJson: (configuration) => path.join(dataDir, "storage", `${configuration}.json`),
+    buildDir: (deviceName) => path.join(dataDir, "build", deviceName),
+    firmwareDir: (deviceName) => path.join(dataDir, "build", deviceName, ".pioenvs", deviceName),
+    tmpDir: path.join(stateDir, "tmp"),
+  };
+}

@@ -1,0 +1,161 @@
+import { describe, expect, it } from "vitest";
+import {
+  LineSplitter,
+  OUTPUT_LINES_INFLIGHT,
+  OUTPUT_LINES_RETAINED,
+  OutputHistory,
+  ProgressParser,
+  findErrorPattern,
+  splitStoredLog,
+  stripAnsi,
+  trimNotice,
+} from "../../src/firmware/output.ts";
+
+describe("LineSplitter", () => {
+  it("splits on \\n and \\r and keeps each terminator", () => {
+    const s = new LineSplitter();
+    expect(s.push("a\nb\rc\r\nd")).toEqual(["a\n", "b\r", "c\r\n"]);
+    expect(s.end()).toEqual(["d"]);
+  });
+
+  it("treats \\r\\n split across chunks as one terminator", () => {
+    const s = new LineSplitter();
+    expect(s.push("line\r")).toEqual([]);
+    expect(s.push("\nnext\n")).toEqual(["line\r\n", "next\n"]);
+  });
+
+  it("emits a lone \\r line once the next chunk shows it is not \\r\\n", () => {
+    const s = new LineSplitter();
+    expect(s.push("Uploading: 10%\r")).toEqual([]);
+    expect(s.push("Uploading: 20%\r")).toEqual(["Uploading: 10%\r"]);
+    expect(s.end()).toEqual(["Uploading: 20%\r"]);
+  });
+
+  it("keeps a multi-byte character split across chunks whole", () => {
+    const s = new LineSplitter();
+    const bytes = Buffer.from("température ✓\n", "utf8");
+    const cut = bytes.indexOf(0xe2) + 1; // inside the 3-byte check mark
+    expect(s.push(bytes.subarray(0, cut))).toEqual([]);
+    expect(s.push(bytes.subarray(cut))).toEqual(["température ✓\n"]);
+  });
+
+  it("replaces invalid UTF-8 with U+FFFD instead of failing", () => {
+    const s = new LineSplitter();
+    expect(s.push(Buffer.from([0x61, 0xff, 0x62, 0x0a]))).toEqual(["a\uFFFDb\n"]);
+  });
+
+  it("round-trips stored logs exactly", () => {
+    const lines = ["a\n", "b\r", "c\r\n", "\n", "tail"];
+    expect(splitStoredLog(lines.join(""))).toEqual(lines);
+  });
+});
+
+describe("OutputHistory", () => {
+  it("collapses \\r overwrites into the last line", () => {
+    const h = new OutputHistory();
+    h.append("start\n");
+    h.append("Uploading:  10%\r");
+    h.append("Uploading:  50%\r");
+    h.append("Uploading: 100% Done...\r\n");
+    h.append("INFO OTA successful\n");
+    expect(h.lines).toEqual(["start\n", "Uploading: 100% Done...\r\n", "INFO OTA successful\n"]);
+  });
+
+  it("does not let a bare \\n after a \\r line replace it", () => {
+    const h = new OutputHistory();
+    h.append("bar 100%\r");
+    h.append("\n");
+    expect(h.lines).toEqual(["bar 100%\r", "\n"]);
+  });
+
+  it("trims past the in-flight limit and counts every elided line", () => {
+    const h = new OutputHistory();
+    for (let i = 0; i <= OUTPUT_LINES_INFLIGHT; i++) h.append(`line ${i}\n`);
+    expect(h.length).toBe(OUTPUT_LINES_RETAINED + 1);
+    const elided = OUTPUT_LINES_INFLIGHT + 1 - OUTPUT_LINES_RETAINED;
+    expect(h.lines[0]).toBe(trimNotice(elided));
+    expect(h.lines[1]).toBe(`line ${elided}\n`);
+    expect(h.trims).toBe(1);
+    // A second trim folds the earlier count in.
+    for (let i = 0; i < OUTPUT_LINES_INFLIGHT; i++) h.append(`more ${i}\n`);
+    const notice = h.lines[0]!;
+    const count = Number(/(\d+) earlier/.exec(notice)![1]);
+    expect(count + (h.length - 1)).toBe(OUTPUT_LINES_INFLIGHT + 1 + OUTPUT_LINES_INFLIGHT);
+  });
+
+  it("keeps the elided count when history is rebuilt from a trimmed log", () => {
+    const h = new OutputHistory([trimNotice(500), "a\n", "b\n"]);
+    h.trim(1);
+    expect(h.lines).toEqual([trimNotice(501), "b\n"]);
+  });
+});
+
+describe("ProgressParser", () => {
+  it.each([
+    ["[  1%] Compiling .pioenvs/x/src/main.cpp.o\n", 1],
+    ["[ 17%] Compiling foo\n", 17],
+    ["[100%] Linking\n", 100],
+    ["Writing at 0x00010000... (45 %)\n", 45],
+    ["Writing at 0x00010000... (45%)\r", 45],
+    ["\x1b[2KWriting at 0x00010000 [=====>     ] 84.8% 1000/2000 bytes...\r", 84],
+    ["\\033[2KWriting at 0x00010000 [=====>     ] 84.8% 1000/2000 bytes...\r", 84],
+    ["Uploading: [=========                   ]  35% \r", 35],
+    ["\\033[32mUploading: [====] 12% \r", 12],
+    ["[ 907/1424] Building C object esp-idf/main.c.obj\n", 63],
+  ])("reads %j as %i", (line, expected) => {
+    expect(new ProgressParser().feed(line)).toBe(expected);
+  });
+
+  it.each([
+    "Unpacking  [####################################]  100%\n",
+    "RAM:   [=         ]  11.2% (used 36668 bytes from 327680 bytes)\n",
+    "Flash: [======    ]  57.3% (used 1050905 bytes from 1835008 bytes)\n",
+    "The build is 50% done according to nobody\n",
+    "Compiling .pioenvs/x/src/main.cpp.o\n",
+    "[150%] nonsense\n",
+    "[5/20] Building bootloader object\n",
+  ])("ignores %j", (line) => {
+    expect(new ProgressParser().feed(line)).toBeNull();
+  });
+
+  it("never goes backwards within a phase and restarts at 0 after reset", () => {
+    const p = new ProgressParser();
+    expect(p.feed("[ 40%] a\n")).toBe(40);
+    expect(p.feed("[ 20%] b\n")).toBeNull();
+    expect(p.value).toBe(40);
+    p.reset();
+    expect(p.value).toBe(0);
+    expect(p.feed("Uploading: [==] 10% \r")).toBe(10);
+  });
+
+  it("ignores ninja sub-builds smaller than the largest seen", () => {
+    const p = new ProgressParser();
+    expect(p.feed("[500/1000] main\n")).toBe(50);
+    expect(p.feed("[199/200] bootloader\n")).toBeNull();
+    expect(p.feed("[600/1000] main\n")).toBe(60);
+  });
+});
+
+describe("error patterns on exit 0", () => {
+  it.each(["ModuleNotFoundError: No module named 'foo'", "ImportError: x", "FileNotFoundError: y", "sh: 1: pio: command not found"])(
+    "flags %j",
+    (line) => {
+      expect(findErrorPattern(line)).toMatch(/output contains errors/);
+    },
+  );
+
+  it("names a missing esphome module specifically", () => {
+    expect(findErrorPattern("ModuleNotFoundError: No module named 'esphome'")).toMatch(/not importable/);
+  });
+
+  it("does not flag a bare 'No module named' from PlatformIO's nanopb script", () => {
+    expect(findErrorPattern("No module named google.protobuf, skipping")).toBeNull();
+  });
+});
+
+describe("stripAnsi", () => {
+  it("removes real and literal escape codes", () => {
+    expect(stripAnsi("\x1b[32mINFO ok\x1b[0m")).toBe("INFO ok");
+    expect(stripAnsi("\\033[32mINFO ok\\033[0m")).toBe("INFO ok");
+  });
+});
