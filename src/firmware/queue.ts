@@ -342,9 +342,8 @@ export class FirmwareQueue {
       this.#persist();
       this.#bus.emit("job_started", { job: this.#wire(entry) });
     }
-    enterPhase(job, phase);
+    if (job.phase !== phase) enterPhase(job, phase);
     entry.progress.reset();
-    if (entry.phaseIndex > 0) this.#bus.emit("job_progress", { job_id: job.job_id, progress: 0 });
     let result: PhaseResult;
     try {
       result = await this.#runner.runPhase({
@@ -368,6 +367,9 @@ export class FirmwareQueue {
     } else if (entry.phaseIndex + 1 < phasesOf(job.job_type).length) {
       entry.phaseIndex += 1;
       job.exit_code = result.exitCode ?? 0;
+      // The next phase starts from 0, even while it waits for its lane.
+      enterPhase(job, phasesOf(job.job_type)[entry.phaseIndex] ?? phase);
+      this.#bus.emit("job_progress", { job_id: job.job_id, progress: 0 });
       this.#place(entry);
       this.#persist();
     } else {
