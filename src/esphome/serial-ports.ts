@@ -105,7 +105,7 @@ async function findUsbInfo(devicePath: string, sysRoot: string): Promise<UsbInfo
       };
     }
     const parent = path.dirname(dir);
-    if (parent === dir || !parent.startsWith(sysRoot)) break;
+    if (!parent.startsWith(sysRoot + path.sep)) break;
     dir = parent;
   }
   return null;
