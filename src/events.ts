@@ -76,9 +76,10 @@ export class EventBus {
   readonly #any = new Set<<K extends EventName>(name: K, payload: EventMap[K]) => void>();
 
   emit<K extends EventName>(name: K, payload: EventMap[K]): void {
+    // Iterating a Set live is safe: a listener removed meanwhile is skipped, one added is called.
     const set = this.#listeners.get(name);
     if (set !== undefined) {
-      for (const listener of [...set]) {
+      for (const listener of set) {
         try {
           (listener as Listener<K>)(payload);
         } catch (err) {
@@ -86,7 +87,7 @@ export class EventBus {
         }
       }
     }
-    for (const listener of [...this.#any]) {
+    for (const listener of this.#any) {
       try {
         listener(name, payload);
       } catch (err) {

@@ -92,7 +92,7 @@ export async function listYamlFiles(configDir: string): Promise<string[]> {
  * `!include common.yaml`, `!lambda ...`, or any tag we do not know). The scan
  * never resolves these; they only must not break parsing.
  */
-export class YamlTag {
+class YamlTag {
   readonly tag: string;
   /** The tagged scalar's source text, or the collection as plain data. */
   readonly value: unknown;

@@ -52,14 +52,6 @@ async function exists(p: string): Promise<boolean> {
   }
 }
 
-async function linkTargetName(p: string): Promise<string | null> {
-  try {
-    return path.basename(await fsp.realpath(p));
-  } catch {
-    return null;
-  }
-}
-
 function parseHexId(text: string | null): number | null {
   return text !== null && /^[0-9a-f]{4}$/i.test(text) ? Number.parseInt(text, 16) : null;
 }
@@ -67,17 +59,15 @@ function parseHexId(text: string | null): number | null {
 /**
  * The 8250 driver registers a fixed number of `ttyS*` (often 4 or 32) whether
  * or not a UART exists. The serial core reports their `type` as 0
- * (PORT_UNKNOWN); where `type` is unreadable, a port whose device is the
- * `serial8250` platform device is treated as a placeholder (real UARTs hang
- * off pnp/pci/amba nodes).
+ * (PORT_UNKNOWN); where `type` is unreadable, a port whose device sits under
+ * the `serial8250` platform device is treated as a placeholder (real UARTs
+ * hang off pnp/pci/amba nodes). pyserial's "subsystem is platform" rule is not
+ * used: since Linux 6.x placeholders sit on the `serial-base` bus instead.
  */
 async function isPlaceholderUart(ttyDir: string, devicePath: string): Promise<boolean> {
   const type = await readAttr(ttyDir, "type");
   if (type !== null) return type === "0";
-  if (devicePath.split(path.sep).some((part) => part === "serial8250" || part.startsWith("serial8250:"))) return true;
-  const subsystem = await linkTargetName(path.join(devicePath, "subsystem"));
-  const driver = await linkTargetName(path.join(devicePath, "driver"));
-  return subsystem === "platform" && driver === "serial8250";
+  return devicePath.split(path.sep).some((part) => part === "serial8250" || part.startsWith("serial8250:"));
 }
 
 interface UsbInfo {

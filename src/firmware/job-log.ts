@@ -16,9 +16,11 @@ const FLUSH_MS = 200;
 
 export class JobLogWriter {
   readonly #file: string;
-  #pending = "";
+  #pending: string[] = [];
+  #pendingBytes = 0;
   #rewrite = false;
   #timer: NodeJS.Timeout | undefined;
+  #urgent = false;
   #chain: Promise<void> = Promise.resolve();
 
   constructor(file: string) {
@@ -26,25 +28,29 @@ export class JobLogWriter {
   }
 
   append(line: string): void {
-    this.#pending += line;
-    if (this.#pending.length >= FLUSH_BYTES) this.#flushSoon(0);
+    this.#pending.push(line);
+    this.#pendingBytes += line.length;
+    if (this.#pendingBytes >= FLUSH_BYTES) this.#flushSoon(0);
     else this.#flushSoon(FLUSH_MS);
   }
 
   /** Replaces the whole file with these lines (after a trim, or at the end). */
   replace(lines: readonly string[]): void {
-    this.#pending = lines.join("");
+    this.#pending = [...lines];
+    this.#pendingBytes = 0;
     this.#rewrite = true;
     this.#flushSoon(FLUSH_MS);
   }
 
   #flushSoon(ms: number): void {
     if (this.#timer !== undefined) {
-      if (ms > 0) return;
+      if (ms > 0 || this.#urgent) return;
       clearTimeout(this.#timer);
     }
+    this.#urgent = ms === 0;
     this.#timer = setTimeout(() => {
       this.#timer = undefined;
+      this.#urgent = false;
       void this.flush();
     }, ms);
   }
@@ -54,10 +60,12 @@ export class JobLogWriter {
     if (this.#timer !== undefined) {
       clearTimeout(this.#timer);
       this.#timer = undefined;
+      this.#urgent = false;
     }
-    const data = this.#pending;
+    const data = this.#pending.join("");
     const rewrite = this.#rewrite;
-    this.#pending = "";
+    this.#pending = [];
+    this.#pendingBytes = 0;
     this.#rewrite = false;
     if (data === "" && !rewrite) return this.#chain;
     this.#chain = this.#chain.then(async () => {

@@ -38,26 +38,33 @@ export class LineSplitter {
 
   #split(text: string, final: boolean): string[] {
     const lines: string[] = [];
-    let start = 0;
     const n = text.length;
-    for (;;) {
-      let nl = text.indexOf("\n", start);
-      let cr = text.indexOf("\r", start);
-      if (nl === -1) nl = n;
-      if (cr === -1) cr = n;
-      if (nl === n && cr === n) break;
+    let start = 0;
+    // Next positions of each terminator, searched again only once passed.
+    let nl = text.indexOf("\n");
+    let cr = text.indexOf("\r");
+    if (nl === -1) nl = n;
+    if (cr === -1) cr = n;
+    while (nl < n || cr < n) {
+      let end: number;
       if (nl < cr) {
-        lines.push(text.slice(start, nl + 1));
-        start = nl + 1;
+        end = nl + 1;
       } else if (cr + 1 < n) {
-        const end = text.charCodeAt(cr + 1) === 10 ? cr + 2 : cr + 1;
-        lines.push(text.slice(start, end));
-        start = end;
+        end = cr + 1 === nl ? cr + 2 : cr + 1;
       } else if (final) {
-        lines.push(text.slice(start));
-        start = n;
+        end = n;
       } else {
         break; // lone `\r` at the end: wait to see whether `\n` follows
+      }
+      lines.push(text.slice(start, end));
+      start = end;
+      if (nl < start) {
+        nl = text.indexOf("\n", start);
+        if (nl === -1) nl = n;
+      }
+      if (cr < start) {
+        cr = text.indexOf("\r", start);
+        if (cr === -1) cr = n;
       }
     }
     const rest = text.slice(start);
