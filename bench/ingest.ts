@@ -40,7 +40,7 @@ function makeOutput(lines: number): Buffer {
  * decode each chunk and cut it into line strings (every ingest must at least
  * do this), with nothing else done per line.
  */
-let sink = 0;
+export let sink = 0;
 function bareSplit(bytes: Buffer): number {
   let count = 0;
   for (let off = 0; off < bytes.length; off += CHUNK) {

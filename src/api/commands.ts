@@ -47,7 +47,7 @@ export interface StreamSink {
 interface Reply<S extends z.ZodType> {
   kind: "reply";
   args: S;
-  run(args: z.infer<S>, services: ApiServices): Promise<unknown> | unknown;
+  run(args: z.infer<S>, services: ApiServices): unknown;
 }
 
 interface Stream<S extends z.ZodType> {

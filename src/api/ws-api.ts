@@ -133,7 +133,7 @@ export class WsApi {
     }
     const envelope = envelopeSchema.safeParse(raw);
     if (!envelope.success) {
-      const id = typeof raw === "object" && raw !== null && "message_id" in raw ? (raw as { message_id: unknown }).message_id : null;
+      const id = typeof raw === "object" && raw !== null && "message_id" in raw ? raw.message_id : null;
       const messageId = typeof id === "string" || typeof id === "number" ? id : null;
       this.#error(ws, messageId, ErrorCode.InvalidMessage, `Malformed message: ${describeIssues(envelope.error)}`);
       return;

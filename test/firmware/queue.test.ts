@@ -139,7 +139,7 @@ describe("FirmwareQueue: lanes", () => {
     const started = await Promise.all([runner.next(), runner.next(), runner.next(), runner.next()]);
     expect(runner.runs).toHaveLength(4);
     expect(queue.get(jobs[4]!.job_id)?.status).toBe("queued");
-    started[0]!.succeed();
+    started[0].succeed();
     const fifth = await runner.next();
     expect(fifth.job.job_id).toBe(jobs[4]!.job_id);
     for (const r of [...started.slice(1), fifth]) r.succeed();
