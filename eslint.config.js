@@ -3,7 +3,7 @@ import js from "@eslint/js";
 import tseslint from "typescript-eslint";
 
 export default tseslint.config(
-  { ignores: ["node_modules/", "dist/", "panel/dist/", "coverage/", "test-results/"] },
+  { ignores: ["node_modules/", ".venv/", "dist/", "panel/dist/", "coverage/", "test-results/"] },
   js.configs.recommended,
   ...tseslint.configs.strictTypeChecked,
   {

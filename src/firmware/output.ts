@@ -177,8 +177,12 @@ export class ProgressParser {
 
   /** Feeds one line; returns the new progress when it went up, else null. */
   feed(rawLine: string): number | null {
-    // Cheap pre-filter: every pattern needs a '%' or a ninja '['.
-    if (!rawLine.includes("%") && !rawLine.includes("[")) return null;
+    // Cheap pre-filter: the percent patterns need a '%'; a ninja counter starts
+    // with '[' (after any escape codes or spaces).
+    if (!rawLine.includes("%")) {
+      const first = rawLine.charCodeAt(0);
+      if (first !== 91 && first !== 27 && first !== 92 && first !== 32) return null;
+    }
     const line = stripAnsi(rawLine);
     let next: number | null = null;
     for (const pattern of PROGRESS_PATTERNS) {

@@ -12,7 +12,7 @@ export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "
 export const STAND_IN = path.join(ROOT, "test", "fixtures", "bin", "esphome");
 
 export const DEVICE_YAML = (name: string, extra = ""): string =>
-  `esphome:\n  name: ${name}\nesp32:\n  board: esp32dev\nwifi:\n  ssid: !secret wifi_ssid\n  password: !secret wifi_password\n${extra}`;
+  `esphome:\n  name: ${name}\nesp32:\n  board: esp32dev\nwifi:\n  ssid: !secret wifi_ssid\n  password: !secret wifi_password\napi:\nota:\n  - platform: esphome\nlogger:\n${extra}`;
 
 /** A config folder with the given devices (`name` -> extra YAML). */
 export async function configDir(devices: Record<string, string> = { kitchen: "" }): Promise<string> {
