@@ -49,47 +49,53 @@ export const JOB_LIFECYCLE_EVENTS = [
   "job_cancelled",
 ] as const satisfies readonly EventName[];
 
+type AnyListener = <K extends EventName>(name: K, payload: EventMap[K]) => void;
+
 export class EventBus {
-  readonly #listeners = new Map<EventName, Set<(payload: never) => void>>();
+  // Listener lists are replaced, never mutated, on (un)subscribe: an emit in
+  // progress keeps iterating the list it started with, and emit needs no copy.
+  readonly #listeners = new Map<EventName, readonly ((payload: never) => void)[]>();
+  #any: readonly AnyListener[] = [];
 
   on<K extends EventName>(name: K, listener: Listener<K>): Unsubscribe {
-    let set = this.#listeners.get(name);
-    if (set === undefined) {
-      set = new Set();
-      this.#listeners.set(name, set);
-    }
     const entry = listener as (payload: never) => void;
-    set.add(entry);
+    this.#listeners.set(name, [...(this.#listeners.get(name) ?? []), entry]);
+    let subscribed = true;
     return () => {
-      set.delete(entry);
+      if (!subscribed) return;
+      subscribed = false;
+      const list = this.#listeners.get(name) ?? [];
+      const i = list.indexOf(entry);
+      if (i !== -1) this.#listeners.set(name, [...list.slice(0, i), ...list.slice(i + 1)]);
     };
   }
 
   /** Subscribe to every event; the listener gets the name and payload. */
-  onAny(listener: <K extends EventName>(name: K, payload: EventMap[K]) => void): Unsubscribe {
-    this.#any.add(listener);
+  onAny(listener: AnyListener): Unsubscribe {
+    this.#any = [...this.#any, listener];
+    let subscribed = true;
     return () => {
-      this.#any.delete(listener);
+      if (!subscribed) return;
+      subscribed = false;
+      this.#any = this.#any.filter((l) => l !== listener);
     };
   }
 
-  readonly #any = new Set<<K extends EventName>(name: K, payload: EventMap[K]) => void>();
-
   emit<K extends EventName>(name: K, payload: EventMap[K]): void {
-    // Iterating a Set live is safe: a listener removed meanwhile is skipped, one added is called.
-    const set = this.#listeners.get(name);
-    if (set !== undefined) {
-      for (const listener of set) {
+    const list = this.#listeners.get(name) as readonly Listener<K>[] | undefined;
+    if (list !== undefined) {
+      for (let i = 0; i < list.length; i++) {
         try {
-          (listener as Listener<K>)(payload);
+          (list[i] as Listener<K>)(payload);
         } catch (err) {
           log.error(`listener for ${name} threw: ${String(err)}`);
         }
       }
     }
-    for (const listener of this.#any) {
+    const any = this.#any;
+    for (let i = 0; i < any.length; i++) {
       try {
-        listener(name, payload);
+        (any[i] as AnyListener)(name, payload);
       } catch (err) {
         log.error(`listener for ${name} threw: ${String(err)}`);
       }
@@ -97,6 +103,6 @@ export class EventBus {
   }
 
   listenerCount(name: EventName): number {
-    return this.#listeners.get(name)?.size ?? 0;
+    return this.#listeners.get(name)?.length ?? 0;
   }
 }
