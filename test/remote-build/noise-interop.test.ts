@@ -3,19 +3,17 @@
 // Python side is test/remote-build/noise_peer.py. Needs `bash test/setup.sh`
 // (installs noiseprotocol into .venv); skipped with a reason otherwise.
 import { type ChildProcessWithoutNullStreams, spawn, spawnSync } from "node:child_process";
-import { existsSync } from "node:fs";
 import path from "node:path";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 import { afterEach, describe, expect, it } from "vitest";
+import { testPython } from "../helpers/python.ts";
 import { pinSha256 } from "../../src/remote-build/fingerprint.ts";
 import { generateStaticKey, NoiseError, NoiseHandshake, publicKeyOf } from "../../src/remote-build/noise.ts";
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
-const ROOT = path.resolve(HERE, "../..");
-const VENV_PYTHON = path.join(ROOT, ".venv/bin/python");
 /** NOISE_INTEROP_PYTHON overrides the interpreter (e.g. to check the skip path). */
-const PYTHON = process.env.NOISE_INTEROP_PYTHON ?? (existsSync(VENV_PYTHON) ? VENV_PYTHON : "python3");
+const PYTHON = testPython(process.env.NOISE_INTEROP_PYTHON);
 const PEER_SCRIPT = path.join(HERE, "noise_peer.py");
 
 const probe = spawnSync(PYTHON, ["-c", "import noise.connection"], { encoding: "utf8" });
