@@ -25,6 +25,20 @@ export interface Paths {
   firmwareDir(deviceName: string): string;
   /** Temporary files of the builder (staging, downloads). */
   readonly tmpDir: string;
+  /** On a build server: bundles extracted for paired offloaders, `<id8>/<device>/`. */
+  readonly remoteBuildsDir: string;
+  /** Identity: the X25519 private key (secret, 0600). */
+  readonly peerLinkKeyFile: string;
+  /** Identity: this builder's dashboard_id. */
+  readonly identityFile: string;
+  /** Build server: settings and approved offloaders (0600). */
+  readonly receiverFile: string;
+  /** Offloader: settings and approved build servers (0600). */
+  readonly offloaderFile: string;
+  /** The YAML a job builds: in the config folder, or for a job from a peer, in its extracted bundle. */
+  jobYaml(job: { configuration: string; remote_peer: string }): string;
+  /** ESPHome's data dir for a job: a peer's job gets its own build cache beside its bundle. */
+  jobDataDir(job: { configuration: string; remote_peer: string }): string;
 }
 
 export function resolvePaths(opts: { configDir: string; dataDir?: string | undefined }): Paths {
@@ -32,6 +46,7 @@ export function resolvePaths(opts: { configDir: string; dataDir?: string | undef
   const dataDir = path.resolve(opts.dataDir ?? path.join(configDir, ".esphome"));
   const stateDir = path.join(dataDir, "builder");
   const jobLogsDir = path.join(stateDir, "job-logs");
+  const remoteBuildsDir = path.join(dataDir, ".remote_builds");
   return {
     configDir,
     dataDir,
@@ -43,5 +58,14 @@ export function resolvePaths(opts: { configDir: string; dataDir?: string | undef
     buildDir: (deviceName) => path.join(dataDir, "build", deviceName),
     firmwareDir: (deviceName) => path.join(dataDir, "build", deviceName, ".pioenvs", deviceName),
     tmpDir: path.join(stateDir, "tmp"),
+    remoteBuildsDir,
+    peerLinkKeyFile: path.join(stateDir, "peer-link-key.bin"),
+    identityFile: path.join(stateDir, "identity.json"),
+    receiverFile: path.join(stateDir, "receiver.json"),
+    offloaderFile: path.join(stateDir, "offloader.json"),
+    jobYaml: (job) =>
+      job.remote_peer === "" ? path.join(configDir, job.configuration) : path.join(remoteBuildsDir, job.configuration),
+    jobDataDir: (job) =>
+      job.remote_peer === "" ? dataDir : path.join(remoteBuildsDir, path.dirname(job.configuration), ".esphome"),
   };
 }

@@ -38,12 +38,12 @@ export class LocalRunner implements JobRunner {
     const { paths } = this.#deps;
     const executable = await resolveExecutable(this.#deps.esphome);
     if (executable === null) return { exitCode: null, error: missingEsphomeError(this.#deps.esphome).message };
-    const yamlPath = path.join(paths.configDir, ctx.job.configuration);
+    const yamlPath = paths.jobYaml(ctx.job);
     const result = await runTracked({
       file: executable,
       args: phaseArgs(ctx.job, ctx.phase, yamlPath),
-      cwd: paths.configDir,
-      env: esphomeEnv(paths.dataDir),
+      cwd: path.dirname(yamlPath),
+      env: esphomeEnv(paths.jobDataDir(ctx.job)),
       signal: ctx.signal,
       onLine: ctx.onLine,
       killGraceMs: this.#deps.killGraceMs ?? KILL_GRACE_MS,

@@ -81,7 +81,7 @@ describe("command lines", () => {
       return { pid: undefined, stdout: null, stderr: null, exited: Promise.resolve({ exitCode: 0, signal: null, spawnError: null }) };
     };
     const runner = new LocalRunner({ esphome: STAND_IN, paths, spawn });
-    const job = { configuration: "k.yaml", port: "192.168.1.20" } as FirmwareJob;
+    const job = { configuration: "k.yaml", port: "192.168.1.20", remote_peer: "" } as FirmwareJob;
     const result = await runner.runPhase({ job, phase: "upload", signal: new AbortController().signal, onLine: () => undefined });
     expect(result).toEqual({ exitCode: 0, error: null });
     expect(seen[0]).toMatchObject({

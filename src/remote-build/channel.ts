@@ -1,0 +1,389 @@
+/**
+ * The peer link's transport: a WebSocket carrying one Noise message per binary
+ * frame. `initiate` (offloader) and `accept` (receiver) run the XX handshake
+ * with a timeout per step; afterwards a `SecureChannel` sends and receives
+ * encrypted JSON objects.
+ *
+ * The initiator checks the responder's key against the pin it expects after
+ * message 2 and before message 3, so nothing it says in message 3 ever reaches
+ * an unverified responder.
+ */
+import type { IncomingMessage } from "node:http";
+import WebSocket from "ws";
+import { getLogger } from "../logger.ts";
+import { pinSha256 } from "./fingerprint.ts";
+import {
+  APP_FRAME_MAX_BYTES,
+  CONTROL_FRAME_MAX_BYTES,
+  HANDSHAKE_STEP_MS,
+  intentResponseSchema,
+  msg1Schema,
+  type IntentResponse,
+} from "./messages.ts";
+import { NoiseHandshake, type CipherState } from "./noise.ts";
+
+const log = getLogger("peer-link");
+
+export type PeerLinkErrorCode =
+  | "timeout"
+  | "unreachable"
+  | "transport_error"
+  | "pin_mismatch"
+  | "malformed_frame"
+  | "closed";
+
+export class PeerLinkError extends Error {
+  readonly code: PeerLinkErrorCode;
+  /** For `pin_mismatch`: the pin the responder actually has. */
+  readonly observedPin: string | null;
+
+  constructor(code: PeerLinkErrorCode, message: string, observedPin: string | null = null) {
+    super(message);
+    this.name = "PeerLinkError";
+    this.code = code;
+    this.observedPin = observedPin;
+  }
+}
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder("utf-8", { fatal: true });
+
+function encodeJson(value: unknown): Uint8Array {
+  return encoder.encode(JSON.stringify(value));
+}
+
+/** Decodes a JSON object; anything else (bad UTF-8, bad JSON, an array) is malformed. */
+export function decodeJsonObject(bytes: Uint8Array): Record<string, unknown> {
+  let value: unknown;
+  try {
+    value = JSON.parse(decoder.decode(bytes));
+  } catch {
+    throw new PeerLinkError("malformed_frame", "frame is not JSON");
+  }
+  if (typeof value !== "object" || value === null || Array.isArray(value)) {
+    throw new PeerLinkError("malformed_frame", "frame is not a JSON object");
+  }
+  return value as Record<string, unknown>;
+}
+
+/**
+ * Frames of one socket, read in order: frames that arrive before anyone waits
+ * are kept; `next` waits at most `ms`.
+ */
+class Inbox {
+  readonly #frames: { data: Buffer; binary: boolean }[] = [];
+  #waiter: ((f: { data: Buffer; binary: boolean } | null) => void) | null = null;
+  #closed = false;
+  #onFrame: ((data: Buffer, binary: boolean) => void) | null = null;
+
+  constructor(ws: WebSocket) {
+    ws.on("message", (data: WebSocket.RawData, binary: boolean) => {
+      const buf = Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data as ArrayBuffer);
+      if (this.#onFrame !== null) {
+        this.#onFrame(buf, binary);
+        return;
+      }
+      const frame = { data: buf, binary };
+      if (this.#waiter !== null) {
+        const w = this.#waiter;
+        this.#waiter = null;
+        w(frame);
+      } else {
+        this.#frames.push(frame);
+      }
+    });
+    ws.on("close", () => {
+      this.#closed = true;
+      const w = this.#waiter;
+      this.#waiter = null;
+      w?.(null);
+    });
+  }
+
+  next(ms: number, step: string): Promise<{ data: Buffer; binary: boolean }> {
+    const ready = this.#frames.shift();
+    if (ready !== undefined) return Promise.resolve(ready);
+    if (this.#closed) return Promise.reject(new PeerLinkError("closed", `connection closed before ${step}`));
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.#waiter = null;
+        reject(new PeerLinkError("timeout", `timed out after ${ms} ms waiting for ${step}`));
+      }, ms);
+      this.#waiter = (frame) => {
+        clearTimeout(timer);
+        if (frame === null) reject(new PeerLinkError("closed", `connection closed before ${step}`));
+        else resolve(frame);
+      };
+    });
+  }
+
+  /** From now on, frames go straight to `handler` (after the queued ones). */
+  handOff(handler: (data: Buffer, binary: boolean) => void): void {
+    for (const f of this.#frames.splice(0)) handler(f.data, f.binary);
+    this.#onFrame = handler;
+  }
+}
+
+function requireBinary(frame: { data: Buffer; binary: boolean }, max: number, step: string): Buffer {
+  if (!frame.binary) throw new PeerLinkError("malformed_frame", `${step} was not a binary frame`);
+  if (frame.data.length > max) throw new PeerLinkError("malformed_frame", `${step} is ${frame.data.length} bytes (limit ${max})`);
+  return frame.data;
+}
+
+export type ChannelCloseHandler = (reason: string, detail: string) => void;
+
+/**
+ * An established, encrypted session over one WebSocket. Sends are synchronous
+ * (Noise nonces advance in send order); inbound frames over 60 KiB, not
+ * binary, undecryptable or not a JSON object end the channel as
+ * `malformed_frame`.
+ */
+export class SecureChannel {
+  readonly remoteStaticKey: Uint8Array;
+  readonly remotePin: string;
+  readonly remoteAddress: string;
+  readonly #ws: WebSocket;
+  readonly #send: CipherState;
+  readonly #receive: CipherState;
+  #onMessage: ((msg: Record<string, unknown>) => void) | null = null;
+  readonly #closeHandlers: ChannelCloseHandler[] = [];
+  #closed = false;
+  #closeReason = "peer_hung_up";
+  #closeDetail = "";
+
+  constructor(ws: WebSocket, inbox: Inbox, ciphers: { send: CipherState; receive: CipherState }, remoteStaticKey: Uint8Array, remoteAddress: string) {
+    this.#ws = ws;
+    this.#send = ciphers.send;
+    this.#receive = ciphers.receive;
+    this.remoteStaticKey = remoteStaticKey;
+    this.remotePin = pinSha256(remoteStaticKey);
+    this.remoteAddress = remoteAddress;
+    ws.on("close", () => {
+      this.#finish();
+    });
+    ws.on("error", (err) => {
+      this.#closeReason = "transport_error";
+      this.#closeDetail = err.message;
+    });
+    inbox.handOff((data, binary) => {
+      this.#receiveFrame(data, binary);
+    });
+  }
+
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /** Starts delivering decrypted messages (frames received before are delivered now). */
+  onMessage(handler: (msg: Record<string, unknown>) => void): void {
+    this.#onMessage = handler;
+    for (const msg of this.#early.splice(0)) handler(msg);
+  }
+
+  readonly #early: Record<string, unknown>[] = [];
+
+  onClose(handler: ChannelCloseHandler): void {
+    if (this.#closed) handler(this.#closeReason, this.#closeDetail);
+    else this.#closeHandlers.push(handler);
+  }
+
+  /** Encrypts and sends one message; false when the channel is closed or the send failed. */
+  send(message: Record<string, unknown>): boolean {
+    if (this.#closed || this.#ws.readyState !== WebSocket.OPEN) return false;
+    try {
+      this.#ws.send(this.#send.encrypt(encodeJson(message)));
+      return true;
+    } catch (err) {
+      log.debug(`send failed: ${String(err)}`);
+      return false;
+    }
+  }
+
+  /** Bytes queued on the socket and not yet sent (for flow control of big transfers). */
+  get bufferedAmount(): number {
+    return this.#ws.bufferedAmount;
+  }
+
+  /** Sends `terminate {reason}` (when it can) and closes. */
+  terminate(reason: string, detail = ""): void {
+    if (this.#closed) return;
+    this.send({ type: "terminate", reason });
+    this.close(reason, detail);
+  }
+
+  /** Closes without a terminate frame; handlers get `reason`. */
+  close(reason: string, detail = ""): void {
+    if (this.#closed) return;
+    this.#closeReason = reason;
+    this.#closeDetail = detail;
+    this.#ws.close(1000, reason.slice(0, 100));
+    // Do not wait for the peer's close frame: the session is over for us now.
+    setTimeout(() => { this.#ws.terminate(); }, 1000).unref();
+    this.#finish();
+  }
+
+  /** Marks why the peer ended the session (from its `terminate`), before the socket closes. */
+  peerTerminated(reason: string): void {
+    this.close(reason, "closed by peer");
+  }
+
+  #finish(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    for (const handler of this.#closeHandlers.splice(0)) {
+      try {
+        handler(this.#closeReason, this.#closeDetail);
+      } catch (err) {
+        log.error(`close handler threw: ${String(err)}`);
+      }
+    }
+  }
+
+  #receiveFrame(data: Buffer, binary: boolean): void {
+    if (this.#closed) return;
+    let message: Record<string, unknown>;
+    try {
+      if (!binary) throw new PeerLinkError("malformed_frame", "text frame on the peer link");
+      if (data.length > APP_FRAME_MAX_BYTES) throw new PeerLinkError("malformed_frame", `frame of ${data.length} bytes (limit ${APP_FRAME_MAX_BYTES})`);
+      let plain: Uint8Array;
+      try {
+        plain = this.#receive.decrypt(data);
+      } catch {
+        throw new PeerLinkError("malformed_frame", "frame did not decrypt");
+      }
+      message = decodeJsonObject(plain);
+    } catch (err) {
+      this.terminate("malformed_frame", (err as Error).message);
+      return;
+    }
+    if (this.#onMessage === null) this.#early.push(message);
+    else this.#onMessage(message);
+  }
+}
+
+// ---- offloader side ----
+
+export interface InitiateOptions {
+  host: string;
+  port: number;
+  staticPrivateKey: Uint8Array;
+  intent: string;
+  /** msg3's JSON payload. */
+  payload: Record<string, unknown>;
+  /** When set, the responder's key must hash to this pin, checked before msg3. */
+  expectedPin?: string | undefined;
+  stepTimeoutMs?: number;
+}
+
+export interface Initiated {
+  channel: SecureChannel;
+  response: IntentResponse;
+}
+
+function formatHost(host: string): string {
+  return host.includes(":") && !host.startsWith("[") ? `[${host}]` : host;
+}
+
+/** Opens a WebSocket to a receiver and runs the handshake for one intent. */
+export async function initiate(opts: InitiateOptions): Promise<Initiated> {
+  const stepMs = opts.stepTimeoutMs ?? HANDSHAKE_STEP_MS;
+  const url = `ws://${formatHost(opts.host)}:${opts.port}/remote-build/peer-link`;
+  const ws = new WebSocket(url, { maxPayload: CONTROL_FRAME_MAX_BYTES, handshakeTimeout: stepMs, perMessageDeflate: false });
+  ws.binaryType = "nodebuffer";
+  const inbox = new Inbox(ws);
+  try {
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => { reject(new PeerLinkError("timeout", `no connection to ${opts.host}:${opts.port} within ${stepMs} ms`)); }, stepMs);
+      ws.once("open", () => { clearTimeout(timer); resolve(); });
+      ws.once("error", (err) => { clearTimeout(timer); reject(new PeerLinkError("unreachable", `cannot reach ${opts.host}:${opts.port}: ${err.message}`)); });
+      ws.once("unexpected-response", (_req, res) => {
+        clearTimeout(timer);
+        reject(new PeerLinkError("unreachable", `${opts.host}:${opts.port} answered HTTP ${res.statusCode}; is it an ESPHome builder's peer-link port?`));
+      });
+    });
+    const hs = NoiseHandshake.initiator(opts.staticPrivateKey);
+    ws.send(hs.writeMessage(encodeJson({ intent: opts.intent })));
+    const msg2 = requireBinary(await inbox.next(stepMs, "handshake message 2"), CONTROL_FRAME_MAX_BYTES, "handshake message 2");
+    try {
+      hs.readMessage(msg2);
+    } catch (err) {
+      throw new PeerLinkError("malformed_frame", `handshake message 2 rejected: ${(err as Error).message}`);
+    }
+    const remote = hs.remoteStaticPublicKey;
+    if (remote === null) throw new PeerLinkError("malformed_frame", "responder sent no static key");
+    const observed = pinSha256(remote);
+    if (opts.expectedPin !== undefined && observed !== opts.expectedPin) {
+      throw new PeerLinkError("pin_mismatch", `the build server's key changed: expected pin ${opts.expectedPin}, got ${observed}`, observed);
+    }
+    ws.send(hs.writeMessage(encodeJson(opts.payload)));
+    const ciphers = hs.split();
+    const frame = requireBinary(await inbox.next(stepMs, "the intent response"), CONTROL_FRAME_MAX_BYTES, "the intent response");
+    let plain: Uint8Array;
+    try {
+      plain = ciphers.receive.decrypt(frame);
+    } catch {
+      throw new PeerLinkError("malformed_frame", "intent response did not decrypt");
+    }
+    const parsed = intentResponseSchema.safeParse(decodeJsonObject(plain));
+    if (!parsed.success) throw new PeerLinkError("malformed_frame", "intent response is missing intent_response");
+    const channel = new SecureChannel(ws, inbox, ciphers, remote, opts.host);
+    return { channel, response: parsed.data };
+  } catch (err) {
+    ws.terminate();
+    if (err instanceof PeerLinkError) throw err;
+    throw new PeerLinkError("transport_error", (err as Error).message);
+  }
+}
+
+// ---- receiver side ----
+
+export interface Accepted {
+  intent: string;
+  /** msg3's decoded JSON object. */
+  payload: Record<string, unknown>;
+  remoteStaticKey: Uint8Array;
+  remotePin: string;
+  remoteAddress: string;
+  /** Sends the intent response and returns the channel (close it unless the session goes on). */
+  respond(response: Record<string, unknown>): SecureChannel;
+}
+
+/** Runs the responder side of the handshake on a freshly upgraded socket. */
+export async function accept(ws: WebSocket, req: IncomingMessage, opts: { staticPrivateKey: Uint8Array; stepTimeoutMs?: number }): Promise<Accepted> {
+  const stepMs = opts.stepTimeoutMs ?? HANDSHAKE_STEP_MS;
+  const inbox = new Inbox(ws);
+  const hs = NoiseHandshake.responder(opts.staticPrivateKey);
+  const msg1 = requireBinary(await inbox.next(stepMs, "handshake message 1"), CONTROL_FRAME_MAX_BYTES, "handshake message 1");
+  let first: Record<string, unknown>;
+  try {
+    first = decodeJsonObject(hs.readMessage(msg1));
+  } catch (err) {
+    throw err instanceof PeerLinkError ? err : new PeerLinkError("malformed_frame", `handshake message 1 rejected: ${(err as Error).message}`);
+  }
+  const intent = msg1Schema.safeParse(first);
+  if (!intent.success) throw new PeerLinkError("malformed_frame", "handshake message 1 has no intent");
+  ws.send(hs.writeMessage());
+  const msg3 = requireBinary(await inbox.next(stepMs, "handshake message 3"), CONTROL_FRAME_MAX_BYTES, "handshake message 3");
+  let payload: Record<string, unknown>;
+  try {
+    const plain = hs.readMessage(msg3);
+    payload = plain.length === 0 ? {} : decodeJsonObject(plain);
+  } catch (err) {
+    throw err instanceof PeerLinkError ? err : new PeerLinkError("malformed_frame", `handshake message 3 rejected: ${(err as Error).message}`);
+  }
+  const remote = hs.remoteStaticPublicKey;
+  if (remote === null) throw new PeerLinkError("malformed_frame", "initiator sent no static key");
+  const ciphers = hs.split();
+  const remoteAddress = req.socket.remoteAddress ?? "";
+  return {
+    intent: intent.data.intent,
+    payload,
+    remoteStaticKey: remote,
+    remotePin: pinSha256(remote),
+    remoteAddress,
+    respond: (response) => {
+      ws.send(ciphers.send.encrypt(encodeJson(response)));
+      return new SecureChannel(ws, inbox, ciphers, remote, remoteAddress);
+    },
+  };
+}
