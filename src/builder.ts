@@ -17,6 +17,7 @@ import { LocalRunner } from "./firmware/local-runner.ts";
 import { FirmwareQueue } from "./firmware/queue.ts";
 import { getLogger } from "./logger.ts";
 import { resolvePaths, type Paths } from "./paths.ts";
+import { RemoteBuild } from "./remote-build/remote-build.ts";
 
 const log = getLogger("builder");
 
@@ -49,6 +50,7 @@ export class Builder {
   readonly queue: FirmwareQueue;
   readonly devices: DeviceScanner;
   readonly downloads = new DownloadTokens();
+  readonly remote: RemoteBuild;
   #http: HttpServer | undefined;
   #esphomeVersion: string | null = null;
 
@@ -62,6 +64,17 @@ export class Builder {
       options: { compileConcurrency: config.compileConcurrency, uploadConcurrency: config.uploadConcurrency },
     });
     this.devices = new DeviceScanner({ configDir: this.paths.configDir, bus: this.bus });
+    this.remote = new RemoteBuild({
+      bus: this.bus,
+      queue: this.queue,
+      paths: this.paths,
+      host: config.peerLinkHost,
+      peerLinkPort: config.peerLinkPort,
+      label: config.label,
+      esphomeVersion: () => this.#esphomeVersion,
+      // The build server is on by default standalone; in the add-on the user turns it on.
+      receiverDefaultEnabled: !config.addon,
+    });
   }
 
   async start(): Promise<Listening> {
@@ -69,6 +82,7 @@ export class Builder {
     await fs.mkdir(this.paths.stateDir, { recursive: true });
     await this.queue.start();
     await this.devices.start();
+    await this.remote.start();
     void probeEsphomeVersion(this.config.esphome).then((version) => {
       this.#esphomeVersion = version;
       if (version === null) {
@@ -87,11 +101,12 @@ export class Builder {
       paths: this.paths,
       downloads: this.downloads,
       serialPorts: () => listSerialPorts(),
+      remote: this.remote,
       info: () => this.info(),
     };
     this.#http = new HttpServer({ services, host: this.config.host, port: this.config.port, panelDir: await panelDir() });
     const port = await this.#http.start();
-    return { port, peer_link_port: null };
+    return { port, peer_link_port: this.remote.receiver.port };
   }
 
   info(): ServerInfo {
@@ -106,6 +121,7 @@ export class Builder {
   async stop(): Promise<void> {
     const steps: [string, () => Promise<void>][] = [
       ["http", async () => this.#http?.stop()],
+      ["remote builds", () => this.remote.stop()],
       ["devices", () => this.devices.stop()],
       ["queue", () => this.queue.stop()],
     ];

@@ -15,6 +15,8 @@ export interface BuilderConfig {
   host: string;
   port: number;
   peerLinkPort: number;
+  /** Listen address of the peer link (Noise-authenticated, so all interfaces by default). */
+  peerLinkHost: string;
   esphome: string;
   label: string;
   mdns: boolean;
@@ -33,6 +35,7 @@ export const ENV_NAMES = {
   host: "ESPHOME_BUILDER_HOST",
   port: "ESPHOME_BUILDER_PORT",
   "peer-link-port": "ESPHOME_BUILDER_PEER_LINK_PORT",
+  "peer-link-host": "ESPHOME_BUILDER_PEER_LINK_HOST",
   esphome: "ESPHOME_BUILDER_ESPHOME",
   label: "ESPHOME_BUILDER_LABEL",
   "no-mdns": "ESPHOME_BUILDER_NO_MDNS",
@@ -48,6 +51,7 @@ export const USAGE = `Usage: esphome-builder [options]
   --host H                   HTTP listen address (default 127.0.0.1)
   --port N                   HTTP port, 0 = any free port (default 6052)
   --peer-link-port N         peer-link port for build servers, 0 = any free (default 6055)
+  --peer-link-host H         peer-link listen address (default 0.0.0.0: paired builders reach it over the LAN)
   --esphome PATH             the ESPHome executable (default: esphome on PATH)
   --label TEXT               this builder's name shown to peers (default: the host name)
   --no-mdns                  do not advertise or browse with mDNS
@@ -84,6 +88,7 @@ export function parseConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Bu
         host: { type: "string" },
         port: { type: "string" },
         "peer-link-port": { type: "string" },
+        "peer-link-host": { type: "string" },
         esphome: { type: "string" },
         label: { type: "string" },
         "no-mdns": { type: "boolean" },
@@ -139,6 +144,7 @@ export function parseConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Bu
     host: pick("host") ?? (addon ? "0.0.0.0" : "127.0.0.1"),
     port: number("port", 6052),
     peerLinkPort: number("peer-link-port", 6055),
+    peerLinkHost: pick("peer-link-host") ?? "0.0.0.0",
     esphome: pick("esphome") ?? "esphome",
     label: pick("label") ?? options.label ?? os.hostname(),
     mdns: !(flags["no-mdns"] === true || (noMdnsEnv !== undefined && noMdnsEnv !== "" && noMdnsEnv !== "0")),

@@ -8,6 +8,8 @@
 import type { Device } from "./esphome/device-scan.ts";
 import type { FirmwareJob } from "./firmware/job.ts";
 import type { QueueStatus } from "./firmware/queue.ts";
+import type { DiscoveredHost } from "./remote-build/discovery.ts";
+import type { OffloaderAlert, PairingSummary } from "./remote-build/offloader.ts";
 import { getLogger } from "./logger.ts";
 
 const log = getLogger("events");
@@ -31,6 +33,44 @@ export interface EventMap {
   job_removed: { job_id: string };
   /** The compile lane changed: what a build server advertises to its peers. */
   queue_status_changed: QueueStatus;
+  // ---- build server (receiver) ----
+  /** The build-server switch changed; the listener is bound (port) or not (null). */
+  remote_build_receiver_changed: { enabled: boolean; peer_link_port: number | null };
+  /** The pairing window opened, was extended, or closed (expires_in_seconds null). */
+  remote_build_pairing_window_changed: { open: boolean; expires_in_seconds: number | null };
+  /** An offloader asks to pair; compare its fingerprint, then approve or remove. */
+  remote_build_pair_request_received: { dashboard_id: string; pin_sha256: string; label: string; peer_ip: string };
+  /** A peer was approved, or a pending/approved peer was removed. */
+  remote_build_pair_status_changed: { dashboard_id: string; status: "approved" | "removed" };
+  /** An approved offloader's session opened or closed. */
+  remote_build_peer_session_changed: { dashboard_id: string; connected: boolean; reason: string };
+  /** This builder's peer-link key was replaced; every peer must pair again. */
+  remote_build_identity_rotated: { dashboard_id: string; pin_sha256: string };
+  /** mDNS found (or updated) another builder. */
+  remote_build_host_added: { host: DiscoveredHost };
+  /** A discovered builder went away. */
+  remote_build_host_removed: { name: string };
+
+  // ---- offloader ----
+  /** A session with a paired build server opened. */
+  offloader_peer_link_opened: { pin_sha256: string; receiver_hostname: string; receiver_port: number; esphome_version: string };
+  /** A session ended; `reason` is the terminate reason or a local one (transport_error, heartbeat_timeout, …). */
+  offloader_peer_link_closed: { pin_sha256: string; receiver_hostname: string; receiver_port: number; reason: string; error_detail: string };
+  /** A build server's compile lane changed. */
+  offloader_queue_status_changed: { pin_sha256: string; idle: boolean; running: number; queue_depth: number };
+  /** One output line of a job running on a build server. */
+  offloader_job_output: { pin_sha256: string; job_id: string; stream: string; line: string };
+  /** A job on a build server changed state. */
+  offloader_job_state_changed: { pin_sha256: string; job_id: string; status: string; error_message: string };
+  /** A pairing was added, approved, changed or its connection state moved. */
+  offloader_pairing_changed: { pairing: PairingSummary };
+  /** A pairing was removed (unpaired, or refused by the build server). */
+  offloader_pairing_removed: { pin_sha256: string; reason: string };
+  /** Something needs the user: the build server's key changed, or it revoked us. */
+  offloader_alert: { alert: OffloaderAlert };
+  /** The offloader's master switch changed. */
+  offloader_settings_changed: { remote_builds_enabled: boolean };
+
   /** A device YAML appeared or changed. */
   device_updated: { device: Device };
   /** A device YAML disappeared. */

@@ -11,7 +11,7 @@ import { ApiClient } from "./helpers/api-client.ts";
 import { STAND_IN, configDir, spawnBuilder } from "./helpers/builder.ts";
 import { waitFor } from "./helpers/tmp.ts";
 
-const baseArgs = (dir: string): string[] => ["--config-dir", dir, "--port", "0", "--peer-link-port", "0", "--esphome", STAND_IN, "--no-mdns", "--log-level", "warning"];
+const baseArgs = (dir: string): string[] => ["--config-dir", dir, "--port", "0", "--peer-link-port", "0", "--peer-link-host", "127.0.0.1", "--esphome", STAND_IN, "--no-mdns", "--log-level", "warning"];
 
 function rssPeakKiB(pid: number): Promise<number> {
   return readFile(`/proc/${pid}/status`, "utf8").then((s) => Number(/VmHWM:\s+(\d+)/.exec(s)?.[1] ?? 0));

@@ -16,6 +16,10 @@ import { JOB_STATUSES, isTerminal, type FirmwareJob, type JobType } from "../fir
 import type { FirmwareQueue, QueueStatus } from "../firmware/queue.ts";
 import type { Paths } from "../paths.ts";
 import type { DownloadTokens } from "./downloads.ts";
+import type { RemoteBuild } from "../remote-build/remote-build.ts";
+import { isPinSha256 } from "../remote-build/fingerprint.ts";
+import { isValidDashboardId } from "../remote-build/identity.ts";
+import { classifyPort } from "../esphome/port.ts";
 
 export interface ServerInfo {
   server_version: string;
@@ -26,6 +30,7 @@ export interface ServerInfo {
 
 /** What command handlers may use. */
 export interface ApiServices {
+  remote: RemoteBuild;
   bus: EventBus;
   queue: FirmwareQueue;
   devices: DeviceScanner;
@@ -44,16 +49,24 @@ export interface StreamSink {
   onEnd(cleanup: () => void): void;
 }
 
+/** The connection a command came from. */
+export interface ClientContext {
+  /** Unique per WebSocket connection. */
+  readonly clientId: string;
+  /** Runs `fn` when the connection closes. */
+  onClose(fn: () => void): void;
+}
+
 interface Reply<S extends z.ZodType> {
   kind: "reply";
   args: S;
-  run(args: z.infer<S>, services: ApiServices): unknown;
+  run(args: z.infer<S>, services: ApiServices, client: ClientContext): unknown;
 }
 
 interface Stream<S extends z.ZodType> {
   kind: "stream";
   args: S;
-  run(args: z.infer<S>, services: ApiServices, sink: StreamSink): Promise<void> | void;
+  run(args: z.infer<S>, services: ApiServices, sink: StreamSink, client: ClientContext): Promise<void> | void;
 }
 
 export type Command = Reply<z.ZodType> | Stream<z.ZodType>;
@@ -85,6 +98,24 @@ const port = z.string().transform((value, ctx) => {
     return z.NEVER;
   }
 });
+
+/** A builder's address: an IP or a host name (not a serial path or "OTA"). */
+const hostname = z.string().min(1).max(253).transform((value, ctx) => {
+  try {
+    validatePort(value);
+  } catch (err) {
+    ctx.addIssue({ code: "custom", message: (err as Error).message.replace(/^port/, "hostname") });
+    return z.NEVER;
+  }
+  if (classifyPort(value) !== "network") {
+    ctx.addIssue({ code: "custom", message: "hostname must be an IP address or a host name" });
+    return z.NEVER;
+  }
+  return value;
+});
+const tcpPort = z.number().int().min(1).max(65535);
+const pin = z.string().refine((v) => isPinSha256(v), "pin_sha256 must be 64 lowercase hex characters");
+const dashboardId = z.string().refine((v) => isValidDashboardId(v), "dashboard_id must be 1-64 base64url characters");
 
 const jobId = z.string().regex(/^[0-9a-f]{12}$/, "job_id must be 12 lowercase hex characters");
 const none = z.strictObject({});
@@ -124,6 +155,7 @@ export interface InitialState {
   queue_status: QueueStatus;
   server: ServerInfo;
   problems: string[];
+  remote_build: ReturnType<RemoteBuild["snapshot"]>;
 }
 
 /** Events a `subscribe_events` stream forwards; output and progress may be dropped under backlog. */
@@ -135,6 +167,21 @@ export const SUBSCRIBED_EVENTS = [
   "queue_status_changed",
   "device_updated",
   "device_removed",
+  "remote_build_receiver_changed",
+  "remote_build_pairing_window_changed",
+  "remote_build_pair_request_received",
+  "remote_build_pair_status_changed",
+  "remote_build_peer_session_changed",
+  "remote_build_identity_rotated",
+  "remote_build_host_added",
+  "remote_build_host_removed",
+  "offloader_peer_link_opened",
+  "offloader_peer_link_closed",
+  "offloader_queue_status_changed",
+  "offloader_pairing_changed",
+  "offloader_pairing_removed",
+  "offloader_alert",
+  "offloader_settings_changed",
 ] as const satisfies readonly EventName[];
 
 const DROPPABLE = new Set<EventName>(["job_output", "job_progress"]);
@@ -242,6 +289,62 @@ export const COMMANDS = {
     },
   ),
 
+  "remote_build/get_identity": reply(none, (_args, s) => s.remote.identityView()),
+
+  "remote_build/rotate_identity": reply(none, (_args, s) => s.remote.rotateIdentity()),
+
+  "remote_build/get_settings": reply(none, (_args, s) => s.remote.receiver.settings()),
+
+  "remote_build/set_settings": reply(z.strictObject({ enabled: z.boolean() }), async (args, s) => {
+    await s.remote.receiver.setEnabled(args.enabled);
+    return s.remote.receiver.settings();
+  }),
+
+  "remote_build/set_pairing_window": reply(z.strictObject({ open: z.boolean() }), (args, s, client) => {
+    const result = s.remote.receiver.setPairingWindow(client.clientId, args.open);
+    if (args.open) client.onClose(() => { s.remote.receiver.clientGone(client.clientId); });
+    return result;
+  }),
+
+  "remote_build/approve_peer": reply(z.strictObject({ dashboard_id: dashboardId }), async (args, s) => {
+    const peer = s.remote.receiver.approve(args.dashboard_id);
+    await s.remote.receiver.flush();
+    return peer;
+  }),
+
+  "remote_build/remove_peer": reply(z.strictObject({ dashboard_id: dashboardId }), async (args, s) => {
+    s.remote.receiver.remove(args.dashboard_id);
+    await s.remote.receiver.flush();
+    return { removed: true };
+  }),
+
+  "remote_build/preview_pair": reply(z.strictObject({ hostname, port: tcpPort }), (args, s) => s.remote.offloader.previewPair(args.hostname, args.port)),
+
+  "remote_build/request_pair": reply(
+    z.strictObject({ hostname, port: tcpPort, pin_sha256: pin, label: z.string().max(128).optional() }),
+    (args, s) => s.remote.offloader.requestPair(args.hostname, args.port, args.pin_sha256, args.label),
+  ),
+
+  "remote_build/get_offloader_settings": reply(none, (_args, s) => s.remote.offloader.settings()),
+
+  "remote_build/set_offloader_settings": reply(z.strictObject({ remote_builds_enabled: z.boolean() }), (args, s) => {
+    s.remote.offloader.setRemoteBuildsEnabled(args.remote_builds_enabled);
+    return s.remote.offloader.settings();
+  }),
+
+  "remote_build/set_pairing_enabled": reply(z.strictObject({ pin_sha256: pin, enabled: z.boolean() }), (args, s) =>
+    s.remote.offloader.setPairingEnabled(args.pin_sha256, args.enabled),
+  ),
+
+  "remote_build/unpair": reply(z.strictObject({ pin_sha256: pin }), (args, s) => {
+    s.remote.offloader.unpair(args.pin_sha256);
+    return { removed: true };
+  }),
+
+  "remote_build/edit_pairing_endpoint": reply(z.strictObject({ pin_sha256: pin, hostname, port: tcpPort }), (args, s) =>
+    s.remote.offloader.editEndpoint(args.pin_sha256, args.hostname, args.port),
+  ),
+
   subscribe_events: stream(none, (_args, s, sink) => {
     // Listeners first, then the snapshot: nothing that happens in between is lost.
     const buffered: [EventName, unknown][] = [];
@@ -260,6 +363,7 @@ export const COMMANDS = {
       queue_status: s.queue.status(),
       server: s.info(),
       problems: [...s.queue.loadProblems],
+      remote_build: s.remote.snapshot(),
     };
     sink.send("initial_state", state);
     ready = true;

@@ -3,13 +3,14 @@
  * args}`, replies `{message_id, result}` or `{message_id, error_code,
  * details}`, and stream frames `{message_id, event, data}`.
  */
+import { randomBytes } from "node:crypto";
 import type { IncomingMessage } from "node:http";
 import type { Duplex } from "node:stream";
 import { WebSocketServer, type RawData, type WebSocket } from "ws";
 import { z } from "zod";
 import { BuilderError, ErrorCode, errorMessage } from "../errors.ts";
 import { getLogger } from "../logger.ts";
-import { COMMANDS, type ApiServices, type Command, type StreamSink } from "./commands.ts";
+import { COMMANDS, type ApiServices, type ClientContext, type Command, type StreamSink } from "./commands.ts";
 
 const log = getLogger("ws-api");
 
@@ -92,13 +93,19 @@ export class WsApi {
   #attach(ws: WebSocket): void {
     this.#clients.add(ws);
     const cleanups = new Map<MessageId, (() => void)[]>();
+    const onClose: (() => void)[] = [];
+    const client: ClientContext = {
+      clientId: randomBytes(8).toString("hex"),
+      onClose: (fn) => { onClose.push(fn); },
+    };
     ws.on("message", (data: RawData, isBinary: boolean) => {
-      void this.#onMessage(ws, data, isBinary, cleanups);
+      void this.#onMessage(ws, data, isBinary, cleanups, client);
     });
     ws.on("close", () => {
       this.#clients.delete(ws);
       for (const list of cleanups.values()) for (const fn of list) fn();
       cleanups.clear();
+      for (const fn of onClose.splice(0)) fn();
     });
     ws.on("error", (err) => {
       log.debug(`client socket error: ${err.message}`);
@@ -114,7 +121,7 @@ export class WsApi {
     this.#send(ws, { message_id: messageId, error_code: code, details });
   }
 
-  async #onMessage(ws: WebSocket, data: RawData, isBinary: boolean, cleanups: Map<MessageId, (() => void)[]>): Promise<void> {
+  async #onMessage(ws: WebSocket, data: RawData, isBinary: boolean, cleanups: Map<MessageId, (() => void)[]>, client: ClientContext): Promise<void> {
     const bytes = Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data as ArrayBuffer);
     if (isBinary) {
       this.#error(ws, null, ErrorCode.InvalidMessage, "Binary frames are not accepted; send JSON text");
@@ -151,10 +158,10 @@ export class WsApi {
     }
     try {
       if (command.kind === "reply") {
-        const result: unknown = await command.run(args.data, this.#services);
+        const result: unknown = await command.run(args.data, this.#services, client);
         this.#send(ws, { message_id: messageId, result: result ?? null });
       } else {
-        await command.run(args.data, this.#services, this.#sink(ws, messageId, cleanups));
+        await command.run(args.data, this.#services, this.#sink(ws, messageId, cleanups), client);
       }
     } catch (err) {
       if (err instanceof BuilderError) {

@@ -29,6 +29,7 @@ export function testConfig(dir: string, overrides: Partial<BuilderConfig> = {}):
     host: "127.0.0.1",
     port: 0,
     peerLinkPort: 0,
+    peerLinkHost: "127.0.0.1",
     esphome: STAND_IN,
     label: "test-builder",
     mdns: false,
