@@ -98,6 +98,12 @@ class Inbox {
       this.#waiter = null;
       w?.(null);
     });
+    // A protocol error (oversize frame, bad opcode) closes the socket; an
+    // unhandled 'error' event would take the whole process down.
+    ws.on("error", (err) => {
+      log.debug(`peer-link socket error: ${err.message}`);
+      ws.terminate();
+    });
   }
 
   next(ms: number, step: string): Promise<{ data: Buffer; binary: boolean }> {

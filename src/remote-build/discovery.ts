@@ -29,6 +29,7 @@
  * answering builder refreshes its `lastSeen`, and a builder not heard from
  * for `staleAfterMs` is removed. A goodbye (TTL 0) removes it at once.
  */
+import { EventEmitter } from "node:events";
 import { isIP } from "node:net";
 import os from "node:os";
 import Bonjour from "bonjour-service";
@@ -366,23 +367,27 @@ function sameHost(a: DiscoveredHost, b: DiscoveredHost): boolean {
 
 /** bonjour-service over the real network. */
 export const defaultBonjourFactory: BonjourFactory = (opts, onError) => {
-  const bonjour = new Bonjour(opts, onError);
+  // bonjour-service passes its constructor options on to multicast-dns
+  // (`interface`, `bind`) although its typings only name ServiceConfig keys.
+  const mdnsOpts: Partial<Bonjour.ServiceConfig> & BonjourOptions = { ...opts };
+  const bonjour = new Bonjour(mdnsOpts, onError);
   // multicast-dns emits 'error' (EADDRINUSE, EACCES on bind) on its emitter,
   // which bonjour-service does not listen to: unhandled, it would crash the
   // process. The emitter is not public API, so reach it defensively.
   const mdns = record(record(bonjour)?.server)?.mdns;
-  const on = record(mdns)?.on;
-  if (typeof on === "function") {
-    on.call(mdns, "error", onError);
+  if (mdns instanceof EventEmitter) {
+    mdns.on("error", onError);
   } else {
     log.warning("bonjour-service internals changed: mDNS socket errors are not caught");
   }
   return {
     publish: (config) => {
       const service = bonjour.publish(config);
+      // Typed `CallableFunction` upstream; at runtime `stop(callback?)`.
+      const stop = service.stop as (callback?: () => void) => void;
       return {
         stop: (callback) => {
-          service.stop(callback);
+          stop(callback);
         },
       };
     },
