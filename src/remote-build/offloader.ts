@@ -645,6 +645,7 @@ export class Offloader {
         }
         state.lastError = errorMessage(err);
       }
+      if (reason === "revoked") this.#alert(state, "peer_revoked", null, `${state.stored.label} removed this builder; pair again to build there`);
       this.#changed(state);
       if (ORPHAN_REASONS.has(reason)) {
         log.warning(`session with ${state.stored.label} ended (${reason}); not reconnecting until paired again`);

@@ -1,0 +1,265 @@
+/**
+ * The panel's state and the pure reducer that keeps it: seeded from
+ * `initial_state`, then updated by each live event. Nothing here does I/O.
+ */
+import type { ConnectionStatus } from "./connection.ts";
+import {
+  isTerminal,
+  phasesOf,
+  type Device,
+  type FirmwareJob,
+  type InitialState,
+  type JobPhase,
+  type QueueStatus,
+  type ServerInfo,
+  type SubscribedEvent,
+} from "./types.ts";
+
+export interface AppState {
+  connection: ConnectionStatus;
+  /** True once an `initial_state` arrived (lists are meaningful). */
+  seeded: boolean;
+  /** Jobs by id, without output. */
+  jobs: Readonly<Record<string, FirmwareJob>>;
+  /** Devices by configuration file name. */
+  devices: Readonly<Record<string, Device>>;
+  queueStatus: QueueStatus | null;
+  server: ServerInfo | null;
+  problems: readonly string[];
+}
+
+export type Action =
+  | { type: "connection"; status: ConnectionStatus }
+  | { type: "initial_state"; state: InitialState }
+  | { type: "event"; event: SubscribedEvent };
+
+export const INITIAL_STATE: AppState = {
+  connection: "connecting",
+  seeded: false,
+  jobs: {},
+  devices: {},
+  queueStatus: null,
+  server: null,
+  problems: [],
+};
+
+/** Jobs in the store carry no output: the log comes from `firmware/follow_job`. */
+function stripOutput(job: FirmwareJob): FirmwareJob {
+  return job.output.length === 0 ? job : { ...job, output: [] };
+}
+
+/**
+ * A job after a progress event. Within a phase progress only rises, and the
+ * builder sends `0` exactly when an install moves on to its next phase (there
+ * is no separate phase event), so a drop moves the job to its next phase.
+ */
+export function applyProgress(job: FirmwareJob, progress: number): FirmwareJob {
+  if (isTerminal(job.status)) return job;
+  const phases = phasesOf(job.job_type);
+  const current: JobPhase | null = job.phase ?? phases[0] ?? null;
+  const previous = job.progress ?? 0;
+  let phase = current;
+  if (progress === 0 || progress < previous) {
+    const index = current === null ? -1 : phases.indexOf(current);
+    const next = phases[index + 1];
+    if (next !== undefined) phase = next;
+  }
+  if (phase === job.phase && progress === job.progress) return job;
+  return { ...job, phase, progress };
+}
+
+/**
+ * A job from a lifecycle event. Lifecycle events carry the whole job; a
+ * `job_started` snapshot may still say `phase: null` (it is sent before the
+ * first phase begins), so keep a phase we already know.
+ */
+function mergeJob(known: FirmwareJob | undefined, incoming: FirmwareJob): FirmwareJob {
+  const job = stripOutput(incoming);
+  if (known === undefined || isTerminal(job.status)) return job;
+  if (job.phase === null && known.phase !== null && known.status === "running") return { ...job, phase: known.phase };
+  return job;
+}
+
+function without<T>(record: Readonly<Record<string, T>>, key: string): Readonly<Record<string, T>> {
+  if (!Object.hasOwn(record, key)) return record;
+  const copy = { ...record };
+  delete copy[key];
+  return copy;
+}
+
+export function reducer(state: AppState, action: Action): AppState {
+  switch (action.type) {
+    case "connection":
+      return state.connection === action.status ? state : { ...state, connection: action.status };
+    case "initial_state": {
+      const jobs: Record<string, FirmwareJob> = {};
+      for (const job of action.state.jobs) jobs[job.job_id] = stripOutput(job);
+      const devices: Record<string, Device> = {};
+      for (const device of action.state.devices) devices[device.configuration] = device;
+      return {
+        ...state,
+        seeded: true,
+        jobs,
+        devices,
+        queueStatus: action.state.queue_status,
+        server: action.state.server,
+        problems: action.state.problems,
+      };
+    }
+    case "event":
+      return applyEvent(state, action.event);
+  }
+}
+
+export function applyEvent(state: AppState, e: SubscribedEvent): AppState {
+  switch (e.event) {
+    case "job_queued":
+    case "job_started":
+    case "job_completed":
+    case "job_failed":
+    case "job_cancelled": {
+      const id = e.data.job.job_id;
+      return { ...state, jobs: { ...state.jobs, [id]: mergeJob(state.jobs[id], e.data.job) } };
+    }
+    case "job_progress": {
+      const job = state.jobs[e.data.job_id];
+      if (job === undefined) return state;
+      const next = applyProgress(job, e.data.progress);
+      return next === job ? state : { ...state, jobs: { ...state.jobs, [job.job_id]: next } };
+    }
+    case "job_output":
+      // The log is followed per job; the store does not keep output.
+      return state;
+    case "job_removed": {
+      const jobs = without(state.jobs, e.data.job_id);
+      return jobs === state.jobs ? state : { ...state, jobs };
+    }
+    case "queue_status_changed":
+      return { ...state, queueStatus: e.data };
+    case "device_updated":
+      return { ...state, devices: { ...state.devices, [e.data.device.configuration]: e.data.device } };
+    case "device_removed": {
+      const devices = without(state.devices, e.data.configuration);
+      return devices === state.devices ? state : { ...state, devices };
+    }
+  }
+}
+
+// ---- selectors (memoised on the identity of their input) ----
+
+function memoize<A, R>(fn: (arg: A) => R): (arg: A) => R {
+  let lastArg: A | undefined;
+  let lastResult: R | undefined;
+  let primed = false;
+  return (arg) => {
+    if (!primed || arg !== lastArg) {
+      lastResult = fn(arg);
+      lastArg = arg;
+      primed = true;
+    }
+    return lastResult as R;
+  };
+}
+
+/** Newest first (by creation time, then id for a stable order). */
+export function compareJobsNewestFirst(a: FirmwareJob, b: FirmwareJob): number {
+  if (a.created_at !== b.created_at) return a.created_at < b.created_at ? 1 : -1;
+  return a.job_id < b.job_id ? 1 : a.job_id > b.job_id ? -1 : 0;
+}
+
+export const selectJobs = memoize((jobs: Readonly<Record<string, FirmwareJob>>): readonly FirmwareJob[] =>
+  Object.values(jobs).sort(compareJobsNewestFirst),
+);
+
+/** Each configuration's newest job: what the devices view shows as "last job". */
+export const selectLastJobs = memoize((jobs: Readonly<Record<string, FirmwareJob>>): ReadonlyMap<string, FirmwareJob> => {
+  const last = new Map<string, FirmwareJob>();
+  for (const job of selectJobs(jobs)) if (!last.has(job.configuration)) last.set(job.configuration, job);
+  return last;
+});
+
+export function deviceTitle(device: Device | undefined, configuration: string): string {
+  if (device === undefined) return configuration.replace(/\.ya?ml$/, "");
+  return device.friendly_name !== "" ? device.friendly_name : device.name;
+}
+
+export const selectDevices = memoize((devices: Readonly<Record<string, Device>>): readonly Device[] =>
+  Object.values(devices).sort((a, b) => {
+    const ta = deviceTitle(a, a.configuration).toLowerCase();
+    const tb = deviceTitle(b, b.configuration).toLowerCase();
+    return ta < tb ? -1 : ta > tb ? 1 : a.configuration < b.configuration ? -1 : 1;
+  }),
+);
+
+/** Devices whose name, file, platform, board or address contain every word of `query`. */
+export function filterDevices(devices: readonly Device[], query: string): readonly Device[] {
+  const words = query.toLowerCase().split(/\s+/).filter((w) => w !== "");
+  if (words.length === 0) return devices;
+  return devices.filter((d) => {
+    const hay = [d.name, d.friendly_name, d.configuration, d.platform ?? "", d.board ?? "", d.address, d.comment ?? ""]
+      .join("\n")
+      .toLowerCase();
+    return words.every((w) => hay.includes(w));
+  });
+}
+
+export interface JobGroups {
+  running: readonly FirmwareJob[];
+  queued: readonly FirmwareJob[];
+  finished: readonly FirmwareJob[];
+}
+
+export const selectJobGroups = memoize((jobs: Readonly<Record<string, FirmwareJob>>): JobGroups => {
+  const running: FirmwareJob[] = [];
+  const queued: FirmwareJob[] = [];
+  const finished: FirmwareJob[] = [];
+  for (const job of selectJobs(jobs)) {
+    if (job.status === "running") running.push(job);
+    else if (job.status === "queued") queued.push(job);
+    else finished.push(job);
+  }
+  // The queue runs the oldest first: show waiting jobs in that order.
+  queued.reverse();
+  return { running, queued, finished };
+});
+
+/** A job is on a build server while it is remote and not finished. */
+export function isRemoteActive(job: FirmwareJob): boolean {
+  return job.source === "remote" && !isTerminal(job.status);
+}
+
+/** Milliseconds a job ran (to `now` while it runs), or null before it started. */
+export function jobDuration(job: FirmwareJob, now: number): number | null {
+  if (job.started_at === null) return null;
+  const start = Date.parse(job.started_at);
+  const end = job.completed_at === null ? now : Date.parse(job.completed_at);
+  if (Number.isNaN(start) || Number.isNaN(end)) return null;
+  return Math.max(0, end - start);
+}
+
+// ---- a minimal store ----
+
+export class Store {
+  #state: AppState;
+  readonly #listeners = new Set<(state: AppState) => void>();
+
+  constructor(initial: AppState = INITIAL_STATE) {
+    this.#state = initial;
+  }
+
+  get state(): AppState {
+    return this.#state;
+  }
+
+  dispatch(action: Action): void {
+    const next = reducer(this.#state, action);
+    if (next === this.#state) return;
+    this.#state = next;
+    for (const listener of [...this.#listeners]) listener(next);
+  }
+
+  subscribe(listener: (state: AppState) => void): () => void {
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
+  }
+}
