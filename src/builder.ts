@@ -14,6 +14,8 @@ import { listSerialPorts } from "./esphome/serial-ports.ts";
 import { probeEsphomeVersion } from "./esphome/version.ts";
 import { EventBus } from "./events.ts";
 import { LocalRunner } from "./firmware/local-runner.ts";
+import { RemoteRunner, SourceRoutedRunner } from "./firmware/remote-runner.ts";
+import { BuildRouter } from "./remote-build/routing.ts";
 import { FirmwareQueue } from "./firmware/queue.ts";
 import { getLogger } from "./logger.ts";
 import { resolvePaths, type Paths } from "./paths.ts";
@@ -51,16 +53,25 @@ export class Builder {
   readonly devices: DeviceScanner;
   readonly downloads = new DownloadTokens();
   readonly remote: RemoteBuild;
+  readonly #remoteRunner: RemoteRunner;
+  readonly #router: BuildRouter;
   #http: HttpServer | undefined;
   #esphomeVersion: string | null = null;
 
   constructor(config: BuilderConfig) {
     this.config = config;
     this.paths = resolvePaths({ configDir: config.configDir, dataDir: config.dataDir });
+    // The remote runner reaches the offloader lazily: the offloader needs the queue first.
+    this.#remoteRunner = new RemoteRunner({
+      bus: this.bus,
+      paths: this.paths,
+      esphome: config.esphome,
+      offloader: { session: (pin) => this.remote.offloader.session(pin), label: (pin) => this.remote.offloader.label(pin) },
+    });
     this.queue = new FirmwareQueue({
       bus: this.bus,
       paths: this.paths,
-      runner: new LocalRunner({ esphome: config.esphome, paths: this.paths }),
+      runner: new SourceRoutedRunner(new LocalRunner({ esphome: config.esphome, paths: this.paths }), this.#remoteRunner),
       options: { compileConcurrency: config.compileConcurrency, uploadConcurrency: config.uploadConcurrency },
     });
     this.devices = new DeviceScanner({ configDir: this.paths.configDir, bus: this.bus });
@@ -74,15 +85,24 @@ export class Builder {
       esphomeVersion: () => this.#esphomeVersion,
       // The build server is on by default standalone; in the add-on the user turns it on.
       receiverDefaultEnabled: !config.addon,
+      mdns: config.mdns,
+      serverVersion: SERVER_VERSION,
     });
+    this.#router = new BuildRouter({ offloader: this.remote.offloader, wake: () => { this.queue.wake(); } });
+    this.queue.setRouter(this.#router);
   }
 
   async start(): Promise<Listening> {
     await fs.mkdir(this.paths.configDir, { recursive: true });
     await fs.mkdir(this.paths.stateDir, { recursive: true });
+    // Remote builds first: restored jobs are routed as soon as the queue starts.
+    await this.remote.start();
+    this.#remoteRunner.start();
+    for (const name of ["offloader_peer_link_opened", "offloader_peer_link_closed", "offloader_queue_status_changed", "offloader_pairing_changed", "offloader_settings_changed"] as const) {
+      this.bus.on(name, () => { this.queue.wake(); });
+    }
     await this.queue.start();
     await this.devices.start();
-    await this.remote.start();
     void probeEsphomeVersion(this.config.esphome).then((version) => {
       this.#esphomeVersion = version;
       if (version === null) {
@@ -106,6 +126,7 @@ export class Builder {
     };
     this.#http = new HttpServer({ services, host: this.config.host, port: this.config.port, panelDir: await panelDir() });
     const port = await this.#http.start();
+    await this.remote.startDiscovery(port);
     return { port, peer_link_port: this.remote.receiver.port };
   }
 
@@ -121,9 +142,11 @@ export class Builder {
   async stop(): Promise<void> {
     const steps: [string, () => Promise<void>][] = [
       ["http", async () => this.#http?.stop()],
-      ["remote builds", () => this.remote.stop()],
       ["devices", () => this.devices.stop()],
+      // The queue stops first: running remote jobs send their cancel while the sessions are still up.
       ["queue", () => this.queue.stop()],
+      ["remote runner", () => this.#remoteRunner.stop()],
+      ["remote builds", async () => { this.#router.stop(); await this.remote.stop(); }],
     ];
     for (const [name, step] of steps) {
       try {

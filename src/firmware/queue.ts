@@ -34,6 +34,7 @@ import {
   type StoredJob,
   type TerminalStatus,
 } from "./job.ts";
+import { isSerialPort } from "../esphome/port.ts";
 import { JobLogWriter, readJobLog } from "./job-log.ts";
 import { OUTPUT_LINES_RETAINED, OutputHistory, ProgressParser } from "./output.ts";
 import type { JobRunner, PhaseResult } from "./runner.ts";
@@ -65,10 +66,23 @@ export const DEFAULT_QUEUE_OPTIONS: QueueOptions = {
   auxHistoryLimit: 5,
 };
 
+/** Where a compile should run, decided when the job is dispatched. */
+export type RouteDecision =
+  | { kind: "local"; note?: string }
+  | { kind: "remote"; pinSha256: string; label: string }
+  /** Not yet: a build server this job is waiting for may come back. */
+  | { kind: "wait" };
+
+export interface JobRouter {
+  route(job: Readonly<StoredJob>, ctx: { busyPins: ReadonlySet<string> }): RouteDecision;
+}
+
 export interface FirmwareQueueDeps {
   bus: EventBus;
   paths: Paths;
   runner: JobRunner;
+  /** Sends compiles to build servers; without one everything builds here. */
+  router?: JobRouter;
   options?: Partial<QueueOptions>;
   now?: () => Date;
 }
@@ -111,6 +125,10 @@ export class FirmwareQueue {
   readonly #store: JsonStore<JobIndex>;
   readonly #jobs = new Map<string, Entry>();
   readonly #lanes: Record<LaneName, Lane>;
+  /** Compiles running on build servers: they take no local compile slot. */
+  readonly #remoteLane: Lane = { name: "compile", concurrency: Infinity, active: new Set(), waiting: [] };
+  readonly #remotePins = new Map<string, string>();
+  #router: JobRouter | undefined;
   readonly #inflight = new Set<Promise<unknown>>();
   #started = false;
   #stopping = false;
@@ -122,6 +140,7 @@ export class FirmwareQueue {
     this.#bus = deps.bus;
     this.#paths = deps.paths;
     this.#runner = deps.runner;
+    this.#router = deps.router;
     this.#options = { ...DEFAULT_QUEUE_OPTIONS, ...deps.options };
     this.#now = deps.now ?? (() => new Date());
     this.#store = new JsonStore({ file: deps.paths.jobsFile, schema: indexSchema, debounceMs: 50 });
@@ -317,18 +336,81 @@ export class FirmwareQueue {
     entry.abort?.abort();
   }
 
+  /** Sets the router (remote builds start after the queue). */
+  setRouter(router: JobRouter): void {
+    this.#router = router;
+  }
+
+  /** Dispatches again: something a routing decision depends on changed. */
+  wake(): void {
+    this.#pump();
+  }
+
+  /** Whether a compile of this job may go to a build server at all. */
+  #offloadable(entry: Entry): boolean {
+    const { job } = entry;
+    return (
+      (job.job_type === "compile" || job.job_type === "install") &&
+      phasesOf(job.job_type)[entry.phaseIndex] === "compile" &&
+      !job.force_local &&
+      job.remote_peer === "" &&
+      !isSerialPort(job.port)
+    );
+  }
+
   #pump(): void {
     if (!this.#started || this.#stopping) return;
-    for (const lane of Object.values(this.#lanes)) {
-      while (lane.active.size < lane.concurrency && lane.waiting.length > 0) {
-        const id = lane.waiting.shift();
-        const entry = id === undefined ? undefined : this.#jobs.get(id);
-        if (entry === undefined || isTerminal(entry.job.status)) continue;
-        lane.active.add(entry.job.job_id);
-        this.#track(this.#execute(entry, lane));
-      }
+    this.#dispatchCompiles();
+    const upload = this.#lanes.upload;
+    while (upload.active.size < upload.concurrency && upload.waiting.length > 0) {
+      const id = upload.waiting.shift();
+      const entry = id === undefined ? undefined : this.#jobs.get(id);
+      if (entry === undefined || isTerminal(entry.job.status)) continue;
+      upload.active.add(entry.job.job_id);
+      this.#track(this.#execute(entry, upload));
     }
     this.#statusMaybeChanged();
+  }
+
+  /**
+   * Walks the compile lane in order. A job a build server can take starts
+   * there at once (one compile per build server); the rest take the local
+   * slots as they free up, so the local machine compiles alongside.
+   */
+  #dispatchCompiles(): void {
+    const lane = this.#lanes.compile;
+    for (const id of [...lane.waiting]) {
+      const entry = this.#jobs.get(id);
+      if (entry === undefined || isTerminal(entry.job.status)) {
+        lane.waiting.splice(lane.waiting.indexOf(id), 1);
+        continue;
+      }
+      let decision: RouteDecision = { kind: "local" };
+      if (this.#router !== undefined && this.#offloadable(entry)) {
+        decision = this.#router.route(entry.job, { busyPins: new Set(this.#remotePins.values()) });
+      }
+      if (decision.kind === "wait") continue;
+      if (decision.kind === "remote") {
+        lane.waiting.splice(lane.waiting.indexOf(id), 1);
+        entry.job.source = "remote";
+        entry.job.source_pin_sha256 = decision.pinSha256;
+        entry.job.source_label = decision.label;
+        this.#remotePins.set(id, decision.pinSha256);
+        this.#remoteLane.active.add(id);
+        this.#track(this.#execute(entry, this.#remoteLane));
+        continue;
+      }
+      if (lane.active.size >= lane.concurrency) continue;
+      lane.waiting.splice(lane.waiting.indexOf(id), 1);
+      if (entry.job.source === "remote" && phasesOf(entry.job.job_type)[entry.phaseIndex] === "compile") {
+        entry.job.source = "local";
+        entry.job.source_pin_sha256 = "";
+        entry.job.source_label = "";
+      }
+      if (decision.note !== undefined) this.#ingest(entry, `*** ${decision.note} ***\n`);
+      lane.active.add(id);
+      this.#track(this.#execute(entry, lane));
+    }
   }
 
   async #execute(entry: Entry, lane: Lane): Promise<void> {
@@ -360,6 +442,7 @@ export class FirmwareQueue {
     entry.abort = null;
     // The slot is free before the terminal event, so a listener sees the lane as it now is.
     lane.active.delete(job.job_id);
+    this.#remotePins.delete(job.job_id);
     if (entry.cancelRequested) {
       this.#finish(entry, "cancelled", { error: entry.cancelReason, exitCode: result.exitCode });
     } else if (result.error !== null) {

@@ -131,7 +131,8 @@ export interface BonjourPublishConfig {
 }
 
 export interface BonjourServiceLike {
-  stop(callback?: () => void): void;
+  /** Sends the goodbye; called as `stop(callback)` (typed `CallableFunction` by bonjour-service). */
+  stop: CallableFunction;
 }
 
 export type BrowserEventName = "up" | "down" | "txt-update" | "srv-update";
@@ -380,22 +381,7 @@ export const defaultBonjourFactory: BonjourFactory = (opts, onError) => {
   } else {
     log.warning("bonjour-service internals changed: mDNS socket errors are not caught");
   }
-  return {
-    publish: (config) => {
-      const service = bonjour.publish(config);
-      // Typed `CallableFunction` upstream; at runtime `stop(callback?)`.
-      const stop = service.stop as (callback?: () => void) => void;
-      return {
-        stop: (callback) => {
-          stop(callback);
-        },
-      };
-    },
-    find: (config, onup) => bonjour.find(config, onup),
-    destroy: (callback) => {
-      bonjour.destroy(callback);
-    },
-  };
+  return bonjour;
 };
 
 // ---------------------------------------------------------------------------
@@ -472,7 +458,7 @@ export class Discovery {
       const opts: BonjourOptions = {};
       const iface = this.deps.interface;
       if (iface !== undefined) {
-        if (!isIP(iface) || isIP(iface) !== 4) throw invalidArgs(`mDNS interface must be an IPv4 address, got ${iface}`);
+        if (isIP(iface) !== 4) throw invalidArgs(`mDNS interface must be an IPv4 address, got ${iface}`);
         const present = Object.values(os.networkInterfaces()).some((list) => list?.some((a) => a.address === iface));
         if (!present) {
           throw new BuilderError(ErrorCode.Unavailable, `mDNS interface ${iface} is not an address of this host`);
@@ -629,7 +615,7 @@ export class Discovery {
     this.publishedKey = undefined;
     if (service === undefined) return;
     await withTimeout((done) => {
-      service.stop(done);
+      Reflect.apply(service.stop, service, [done]);
     }, STOP_TIMEOUT_MS, "the mDNS goodbye");
   }
 

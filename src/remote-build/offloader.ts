@@ -101,6 +101,14 @@ export interface OffloaderDeps {
   timings?: Partial<OffloaderTimings>;
 }
 
+/** Waits while too much is queued on the socket (big transfers stay bounded in memory). */
+export async function waitForDrain(channel: SecureChannel): Promise<void> {
+  while (channel.bufferedAmount > SENDER_BACKLOG_BYTES) {
+    if (channel.closed) return;
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
 /** A build server refused or failed a request: the message is for the user. */
 export class RemoteBuildError extends Error {
   readonly code: string;
@@ -162,7 +170,7 @@ export class PeerSession {
     if (!sent) this.#failAck(jobId, "the session closed before the job was sent");
     for (const chunk of chunks) {
       if (this.channel.closed) break;
-      while (this.channel.bufferedAmount > SENDER_BACKLOG_BYTES && !this.channel.closed) await new Promise((r) => setTimeout(r, 5));
+      await waitForDrain(this.channel);
       this.channel.send({ type: "submit_job_chunk", job_id: jobId, ...chunk });
     }
     return ack;
@@ -426,7 +434,8 @@ export class Offloader {
       }
       case "no_pairing_window":
         throw new BuilderError(ErrorCode.Unavailable, `${hostname} is not accepting pairing requests: open the pairing window on the build server (Build servers → Pairing requests) and try again`);
-      default:
+      case "ok":
+      case "rejected":
         throw new BuilderError(ErrorCode.Unavailable, `${hostname} refused the pairing request (${response.reason ?? response.intent_response})`);
     }
   }
@@ -561,6 +570,11 @@ export class Offloader {
     return state;
   }
 
+  /** Whether the pairing's loop should go on (read through a call: it changes while we await). */
+  #alive(state: PairingState): boolean {
+    return state.running && !this.#stopped;
+  }
+
   /** Waits `ms`, or less when the pairing is stopped meanwhile. */
   #sleep(state: PairingState, ms: number): Promise<void> {
     return new Promise<void>((resolve) => {
@@ -588,7 +602,7 @@ export class Offloader {
         });
         // The answer to a pending request comes only when the build server's user acts.
         channel.close("done");
-        if (!state.running) return;
+        if (!this.#alive(state)) return;
         if (response.intent_response === "approved") {
           state.status = "approved";
           this.#save();
@@ -631,7 +645,7 @@ export class Offloader {
           if (reason === "no_approved_peer" || reason === "pin_mismatch") {
             this.#alert(state, "peer_revoked", null, `${state.stored.label} no longer accepts this builder; pair again`);
           }
-        } else if (!state.running) {
+        } else if (!this.#alive(state)) {
           channel.terminate("client_stopped");
           return;
         } else {
@@ -652,7 +666,7 @@ export class Offloader {
         state.running = false;
         return;
       }
-      if (!state.running || this.#stopped) return;
+      if (!this.#alive(state)) return;
       await this.#sleep(state, backoff);
       backoff = Math.min(backoff * 2, this.#timings.backoffMaxMs);
     }

@@ -23,6 +23,7 @@ import { JsonStore } from "../store.ts";
 import { packArtifacts } from "./artifacts.ts";
 import { bundleDirFor, extractBundle } from "./bundle.ts";
 import { accept, type SecureChannel } from "./channel.ts";
+import { waitForDrain } from "./offloader.ts";
 import { AssemblyError, BUNDLE_MAX_BYTES, ChunkAssembler, splitChunks } from "./chunks.ts";
 import type { Identity, IdentityStore } from "./identity.ts";
 import {
@@ -42,7 +43,6 @@ const log = getLogger("receiver");
 export const PAIRING_WINDOW_MS = 300_000;
 /** Pending pairing requests kept at most (oldest dropped first). */
 export const MAX_PENDING = 16;
-const SENDER_BACKLOG_BYTES = 4 * 1024 * 1024;
 
 const storedPeerSchema = z.object({
   dashboard_id: z.string().max(64),
@@ -764,9 +764,7 @@ export class Receiver {
       });
       for (const chunk of chunks) {
         if (session.channel.closed) return;
-        while (session.channel.bufferedAmount > SENDER_BACKLOG_BYTES && !session.channel.closed) {
-          await new Promise((r) => setTimeout(r, 5));
-        }
+        await waitForDrain(session.channel);
         session.channel.send({ type: "artifacts_chunk", job_id: remoteJobId, ...chunk });
       }
       end();

@@ -7,6 +7,7 @@ import type { FirmwareQueue } from "../firmware/queue.ts";
 import { getLogger } from "../logger.ts";
 import type { Paths } from "../paths.ts";
 import { fingerprintEmoji, pinHexPairs } from "./fingerprint.ts";
+import { Discovery, type DiscoveredHost } from "./discovery.ts";
 import { IdentityStore, type Identity } from "./identity.ts";
 import { Offloader, type OffloaderTimings } from "./offloader.ts";
 import { Receiver, type ReceiverTimings } from "./receiver.ts";
@@ -24,6 +25,9 @@ export interface RemoteBuildDeps {
   receiverDefaultEnabled: boolean;
   receiverTimings?: Partial<ReceiverTimings>;
   offloaderTimings?: Partial<OffloaderTimings>;
+  /** Advertise and browse with mDNS. */
+  mdns: boolean;
+  serverVersion: string;
 }
 
 export interface IdentityView {
@@ -42,6 +46,8 @@ export class RemoteBuild {
   readonly offloader: Offloader;
   readonly #deps: RemoteBuildDeps;
   #current: Identity | undefined;
+  #discovery: Discovery | undefined;
+  readonly #offs: (() => void)[] = [];
 
   constructor(deps: RemoteBuildDeps) {
     this.#deps = deps;
@@ -75,7 +81,55 @@ export class RemoteBuild {
     log.info(`identity ${this.#current.dashboard_id}, pin ${this.#current.pin_sha256}`);
   }
 
+  /**
+   * Starts mDNS once the HTTP port is known: advertises this builder (with its
+   * pin and peer-link port while the build server is on) and lists the other
+   * builders it hears. Discovery only proposes addresses; trust is the pin.
+   */
+  async startDiscovery(httpPort: number): Promise<void> {
+    if (!this.#deps.mdns) return;
+    const { bus } = this.#deps;
+    const discovery = new Discovery({
+      onChange: (event) => {
+        if (event.type === "added") bus.emit("remote_build_host_added", { host: event.host });
+        else bus.emit("remote_build_host_removed", { name: event.name });
+      },
+    });
+    this.#discovery = discovery;
+    try {
+      await discovery.start();
+      await discovery.advertise({ instanceName: this.#instanceName(), port: httpPort, txt: this.#txt() });
+    } catch (err) {
+      log.warning(`mDNS is not available (${String(err)}); add build servers by host and port`);
+      return;
+    }
+    const refresh = (): void => {
+      void discovery.updateTxt(this.#txt()).catch((err: unknown) => { log.warning(`mDNS update failed: ${String(err)}`); });
+    };
+    this.#offs.push(bus.on("remote_build_receiver_changed", refresh), bus.on("remote_build_identity_rotated", refresh));
+  }
+
+  hosts(): DiscoveredHost[] {
+    return this.#discovery?.hosts() ?? [];
+  }
+
+  #instanceName(): string {
+    return `esphome-builder-${(this.#current?.dashboard_id ?? "unknown").slice(0, 8)}`;
+  }
+
+  #txt(): { server_version: string; esphome_version: string; friendly_name: string; pin_sha256?: string; remote_build_port?: number } {
+    const port = this.receiver.port;
+    return {
+      server_version: this.#deps.serverVersion,
+      esphome_version: this.#deps.esphomeVersion() ?? "",
+      friendly_name: this.#deps.label,
+      ...(port !== null && this.#current !== undefined ? { pin_sha256: this.#current.pin_sha256, remote_build_port: port } : {}),
+    };
+  }
+
   async stop(): Promise<void> {
+    for (const off of this.#offs.splice(0)) off();
+    await this.#discovery?.stop();
     await this.offloader.stop();
     await this.receiver.stop();
   }
@@ -109,12 +163,14 @@ export class RemoteBuild {
     receiver: ReturnType<Receiver["settings"]>;
     offloader: ReturnType<Offloader["settings"]>;
     alerts: ReturnType<Offloader["alerts"]>;
+    hosts: DiscoveredHost[];
   } {
     return {
       identity: this.identityView(),
       receiver: this.receiver.settings(),
       offloader: this.offloader.settings(),
       alerts: this.offloader.alerts(),
+      hosts: this.hosts(),
     };
   }
 }

@@ -122,7 +122,7 @@ export function createLanPair(): LanPair {
     }
   } catch (err) {
     pair.destroy();
-    throw new Error(`creating the namespace pair failed: ${stderrOf(err)}`);
+    throw new Error(`creating the namespace pair failed: ${stderrOf(err)}`, { cause: err });
   }
   return pair;
 }

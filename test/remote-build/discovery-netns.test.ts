@@ -89,7 +89,7 @@ class Peer {
   }
 
   /** Run one command and wait for its `done` line. */
-  async command(command: { op: string }): Promise<void> {
+  async command(command: { op: string; [key: string]: unknown }): Promise<void> {
     const from = this.events.length;
     this.send(command);
     const { event } = await this.waitFor(
@@ -192,6 +192,9 @@ if (skipReason !== null) {
       expect(a!.events.filter((e) => e.event === "added" && e.host.name === NAME_A)).toEqual([]);
       expect(b!.events.filter((e) => e.event === "added" && e.host.name === NAME_B)).toEqual([]);
       expect(b!.events.filter((e) => e.event === "added" && e.host.name === NAME_A)).toHaveLength(1);
+      // The real bonjour-service factory found multicast-dns's emitter to catch socket errors on.
+      expect(a!.stderr).not.toContain("internals changed");
+      expect(a!.stderr).toContain(`mDNS discovery started on ${lan!.addrA}`);
     });
 
     it("a new pin and listener port are re-advertised and seen by the other side", async () => {

@@ -10,7 +10,7 @@ import WebSocket from "ws";
 import type { Builder } from "../../src/builder.ts";
 import { CHUNK_SIZE, splitChunks } from "../../src/remote-build/chunks.ts";
 import { initiate } from "../../src/remote-build/channel.ts";
-import { generateStaticKey, NoiseHandshake, type CipherState } from "../../src/remote-build/noise.ts";
+import { generateStaticKey, NoiseHandshake } from "../../src/remote-build/noise.ts";
 import { startBuilder } from "../helpers/builder.ts";
 import { MiB, file, tgzOf, zeroMemberBomb } from "./tar-fixtures.ts";
 
@@ -42,7 +42,7 @@ async function raw(port: number, key: Uint8Array, intent: string, payload: unkno
   ws.send(hs.writeMessage(Buffer.from(JSON.stringify({ intent }))));
   hs.readMessage(await read());
   ws.send(hs.writeMessage(Buffer.from(JSON.stringify(payload))));
-  const { send: tx, receive: rx } = hs.split() as { send: CipherState; receive: CipherState };
+  const { send: tx, receive: rx } = hs.split();
   const response = JSON.parse(Buffer.from(rx.decrypt(await read())).toString()) as Record<string, unknown>;
   const frames: Record<string, unknown>[] = [];
   ws.removeAllListeners("message");
