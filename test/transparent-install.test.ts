@@ -1,0 +1,131 @@
+/**
+ * The whole transparent install across two real builder processes: A
+ * offloads its compile to build server B, fetches B's firmware and flashes
+ * it itself.
+ */
+import { createHash } from "node:crypto";
+import { readFile } from "node:fs/promises";
+import path from "node:path";
+import { describe, expect, it } from "vitest";
+import type { FirmwareJob } from "../src/firmware/job.ts";
+import { ApiClient, type Frame } from "./helpers/api-client.ts";
+import { STAND_IN, configDir, spawnBuilder } from "./helpers/builder.ts";
+import { waitFor } from "./helpers/tmp.ts";
+
+interface Call {
+  argv: string[];
+  command: string;
+  host: string;
+  file?: string | null;
+  file_sha256?: string | null;
+}
+
+async function calls(record: string): Promise<Call[]> {
+  const text = await readFile(record, "utf8").catch(() => "");
+  return text.split("\n").filter((l) => l !== "").map((l) => JSON.parse(l) as Call).filter((c) => c.command !== "version");
+}
+
+async function builder(name: string, env: Record<string, string> = {}) {
+  const dir = await configDir({ kitchen: "", garage: "" });
+  const record = path.join(dir, "record.jsonl");
+  const proc = await spawnBuilder(
+    ["--config-dir", dir, "--port", "0", "--peer-link-port", "0", "--peer-link-host", "127.0.0.1", "--esphome", STAND_IN, "--no-mdns", "--label", name, "--log-level", "warning"],
+    { ESPHOME_STANDIN_COMPILE_SECONDS: "0.5", ESPHOME_STANDIN_UPLOAD_SECONDS: "0.1", ESPHOME_STANDIN_FAIL: "", ESPHOME_STANDIN_HOST: name, ESPHOME_STANDIN_RECORD: record, ...env },
+  );
+  const line = proc.stdout.join("").split("\n").find((l) => l.includes("listening")) ?? "{}";
+  const peerPort = (JSON.parse(line) as { peer_link_port: number }).peer_link_port;
+  const api = await ApiClient.connect(proc.port);
+  return { proc, api, dir, record, peerPort, name };
+}
+
+type B = Awaited<ReturnType<typeof builder>>;
+
+async function pair(a: B, b: B): Promise<string> {
+  await b.api.call("remote_build/set_pairing_window", { open: true });
+  const preview = await a.api.call<{ pin_sha256: string }>("remote_build/preview_pair", { hostname: "127.0.0.1", port: b.peerPort });
+  await a.api.call("remote_build/request_pair", { hostname: "127.0.0.1", port: b.peerPort, pin_sha256: preview.pin_sha256 });
+  const id = (await a.api.call<{ dashboard_id: string }>("remote_build/get_identity")).dashboard_id;
+  await b.api.call("remote_build/approve_peer", { dashboard_id: id });
+  await waitFor(async () => {
+    const s = await a.api.call<{ pairings: { connected: boolean; idle: boolean | null }[] }>("remote_build/get_offloader_settings");
+    return s.pairings[0]?.connected === true && s.pairings[0].idle === true;
+  }, 10_000, "A connected to an idle B");
+  return preview.pin_sha256;
+}
+
+async function install(api: ApiClient, args: Record<string, unknown>): Promise<{ job: FirmwareJob; events: Frame[]; result: Frame; final: FirmwareJob }> {
+  const sub = api.stream("subscribe_events");
+  await sub.until((f) => f.event === "initial_state");
+  const job = await api.call<FirmwareJob>("firmware/install", args);
+  const follow = api.stream("firmware/follow_job", { job_id: job.job_id });
+  const result = await follow.until((f) => f.event === "result", 30_000);
+  const final = await api.call<FirmwareJob>("firmware/get_job", { job_id: job.job_id });
+  const events = sub.frames.filter((f) => (f.data as { job?: { job_id: string } } | undefined)?.job?.job_id === job.job_id);
+  return { job, events, result, final };
+}
+
+const lifecycle = (events: Frame[]): (string | undefined)[] => events.map((f) => f.event);
+
+describe("transparent install across two builders", () => {
+  it("compiles on the idle build server, flashes here with its bytes, and reports it like a local install", async () => {
+    const a = await builder("Pi in the closet");
+    const b = await builder("Desktop PC");
+    const pin = await pair(a, b);
+
+    const remote = await install(a.api, { configuration: "kitchen.yaml", port: "OTA" });
+    expect(remote.result.data).toEqual({ status: "completed", exit_code: 0, error: null });
+    expect(remote.final).toMatchObject({ source: "remote", source_pin_sha256: pin, source_label: "Desktop PC", exit_code: 0 });
+    expect(remote.final.output.join("")).toContain("building on Desktop PC");
+    expect(remote.final.output.join("")).toContain("Successfully compiled program.");
+
+    const onB = await calls(b.record);
+    expect(onB.map((c) => c.command)).toEqual(["compile"]);
+    const onA = await calls(a.record);
+    expect(onA.map((c) => c.command)).toEqual(["bundle", "upload"]);
+    const upload = onA[1]!;
+    expect(upload.argv).toContain("--file");
+    expect(upload.argv).toContain("OTA");
+    // The bytes A flashed are the ones B built (the stand-in stamps the compiling host into them).
+    const jobOnB = (await b.api.call<FirmwareJob[]>("firmware/get_jobs", {}))[0]!;
+    expect(jobOnB).toMatchObject({ remote_peer_label: "Pi in the closet", status: "completed" });
+    const built = await readFile(path.join(b.dir, ".esphome", ".remote_builds", path.dirname(jobOnB.configuration), ".esphome", "build", "kitchen", ".pioenvs", "kitchen", "firmware.bin"));
+    expect(upload.file_sha256).toBe(createHash("sha256").update(built).digest("hex"));
+    expect(built.includes(Buffer.from("Desktop PC"))).toBe(true);
+
+    // The same events as a local install of the same device.
+    const local = await install(a.api, { configuration: "kitchen.yaml", port: "OTA", force_local: true });
+    expect(local.final).toMatchObject({ source: "local", source_label: "", status: "completed" });
+    expect(lifecycle(remote.events)).toEqual(lifecycle(local.events));
+    expect(lifecycle(local.events)).toEqual(["job_queued", "job_started", "job_completed"]);
+    expect((await calls(a.record)).map((c) => c.command)).toEqual(["bundle", "upload", "compile", "upload"]);
+  });
+
+  it("builds here when the build server is busy, disconnected, or the port is serial", async () => {
+    const a = await builder("Pi", { ESPHOME_STANDIN_SERIAL_OK: "1" });
+    const b = await builder("Desktop", { ESPHOME_STANDIN_COMPILE_SECONDS: "3" });
+    await pair(a, b);
+
+    // Serial: always local.
+    const serial = await install(a.api, { configuration: "kitchen.yaml", port: "/dev/ttyUSB0" });
+    expect(serial.final).toMatchObject({ source: "local", status: "completed" });
+
+    // Busy: B compiles something of its own.
+    await b.api.call("firmware/compile", { configuration: "garage.yaml" });
+    await waitFor(async () => {
+      const s = await a.api.call<{ pairings: { idle: boolean | null }[] }>("remote_build/get_offloader_settings");
+      return s.pairings[0]?.idle === false;
+    }, 10_000, "B busy");
+    const busy = await install(a.api, { configuration: "kitchen.yaml", port: "OTA" });
+    expect(busy.final).toMatchObject({ source: "local", status: "completed" });
+
+    // Disconnected: B is gone.
+    b.proc.child.kill("SIGKILL");
+    await waitFor(async () => {
+      const s = await a.api.call<{ pairings: { connected: boolean }[] }>("remote_build/get_offloader_settings");
+      return s.pairings[0]?.connected === false;
+    }, 10_000, "B disconnected");
+    const gone = await install(a.api, { configuration: "kitchen.yaml", port: "OTA" });
+    expect(gone.final).toMatchObject({ source: "local", status: "completed" });
+    expect((await calls(a.record)).filter((c) => c.command === "bundle")).toEqual([]);
+  });
+});
