@@ -1,0 +1,261 @@
+/**
+ * The source-routed runner against a real build server on loopback. The
+ * build server's queue is driven by hand (a scripted runner) so each outcome
+ * can be chosen; its build outputs are made by the stand-in CLI.
+ */
+import { execFileSync } from "node:child_process";
+import { writeFile } from "node:fs/promises";
+import path from "node:path";
+import { describe, expect, it } from "vitest";
+import { esphomeEnv } from "../../src/esphome/cli.ts";
+import { EventBus, type EventMap } from "../../src/events.ts";
+import { listBinaries } from "../../src/firmware/binaries.ts";
+import type { FirmwareJob } from "../../src/firmware/job.ts";
+import { LocalRunner } from "../../src/firmware/local-runner.ts";
+import { FirmwareQueue } from "../../src/firmware/queue.ts";
+import { RemoteRunner, SourceRoutedRunner } from "../../src/firmware/remote-runner.ts";
+import { resolvePaths } from "../../src/paths.ts";
+import { IdentityStore } from "../../src/remote-build/identity.ts";
+import { Offloader } from "../../src/remote-build/offloader.ts";
+import { Receiver } from "../../src/remote-build/receiver.ts";
+import { BuildRouter } from "../../src/remote-build/routing.ts";
+import { DEVICE_YAML, STAND_IN } from "../helpers/builder.ts";
+import { ScriptedRunner, type ScriptedRun } from "../helpers/scripted-runner.ts";
+import { tempDir, waitFor } from "../helpers/tmp.ts";
+
+process.env.ESPHOME_STANDIN_COMPILE_SECONDS = "0";
+process.env.ESPHOME_STANDIN_UPLOAD_SECONDS = "0.2";
+process.env.ESPHOME_STANDIN_FAIL = "";
+
+async function buildServer() {
+  const paths = resolvePaths({ configDir: await tempDir() });
+  const bus = new EventBus();
+  const runner = new ScriptedRunner();
+  runner.endOnAbort = true;
+  const queue = new FirmwareQueue({ bus, paths, runner });
+  await queue.start();
+  const receiver = new Receiver({
+    bus, queue, paths,
+    identity: new IdentityStore({ keyFile: paths.peerLinkKeyFile, idFile: paths.identityFile }),
+    host: "127.0.0.1", port: 0, label: () => "Desktop", esphomeVersion: () => "2026.11.0", defaultEnabled: true,
+  });
+  await receiver.start();
+  /** Makes the job's real build outputs with the stand-in, where the receiver packs them from. */
+  const build = (run: ScriptedRun): void => {
+    execFileSync(STAND_IN, ["--dashboard", "compile", paths.jobYaml(run.job)], { env: { ...process.env, ...esphomeEnv(paths.jobDataDir(run.job)) }, stdio: "ignore" });
+  };
+  return { paths, bus, runner, queue, receiver, build, stop: async () => { await receiver.stop(); await queue.stop(); } };
+}
+
+async function offloaderBuilder(server: Awaited<ReturnType<typeof buildServer>>) {
+  const dir = await tempDir();
+  await writeFile(path.join(dir, "kitchen.yaml"), DEVICE_YAML("kitchen"));
+  const paths = resolvePaths({ configDir: dir });
+  const bus = new EventBus();
+  const events: { name: keyof EventMap; payload: unknown }[] = [];
+  bus.onAny((name, payload) => events.push({ name, payload }));
+  const identity = new IdentityStore({ keyFile: paths.peerLinkKeyFile, idFile: paths.identityFile });
+  const offloader = new Offloader({ bus, paths, identity, label: () => "Pi" });
+  await offloader.start();
+  const remote = new RemoteRunner({ bus, paths, esphome: STAND_IN, offloader, cancelWaitMs: 2000 });
+  remote.start();
+  const queue = new FirmwareQueue({ bus, paths, runner: new SourceRoutedRunner(new LocalRunner({ esphome: STAND_IN, paths }), remote) });
+  queue.setRouter(new BuildRouter({ offloader, wake: () => { queue.wake(); } }));
+  for (const n of ["offloader_peer_link_opened", "offloader_queue_status_changed"] as const) bus.on(n, () => { queue.wake(); });
+  await queue.start();
+  // Pair with the build server.
+  server.receiver.setPairingWindow("t", true);
+  const preview = await offloader.previewPair("127.0.0.1", server.receiver.port!);
+  await offloader.requestPair("127.0.0.1", server.receiver.port!, preview.pin_sha256, "Desktop");
+  server.receiver.approve((await identity.load()).dashboard_id);
+  await waitFor(() => offloader.session(preview.pin_sha256)?.queueStatus?.idle === true, 5000, "a connected, idle build server");
+  const job = (id: string): FirmwareJob => queue.get(id)!;
+  const done = (id: string): Promise<void> => waitFor(() => ["completed", "failed", "cancelled"].includes(job(id).status), 20_000, `job ${id} to end`);
+  const lifecycle = (id: string): string[] =>
+    events.filter((e) => /^job_(queued|started|completed|failed|cancelled)$/.test(e.name) && (e.payload as { job: FirmwareJob }).job.job_id === id).map((e) => e.name);
+  return { paths, bus, events, offloader, queue, remote, pin: preview.pin_sha256, job, done, lifecycle, stop: async () => { await queue.stop(); await remote.stop(); await offloader.stop(); } };
+}
+
+async function setup() {
+  const server = await buildServer();
+  const o = await offloaderBuilder(server);
+  return { server, o, stop: async () => { await o.stop(); await server.stop(); } };
+}
+
+describe("a compile on a build server", () => {
+  it("relays output and progress, ends with exit code 0 and keeps the firmware here", async () => {
+    const { server, o, stop } = await setup();
+    const queued = await o.queue.enqueue({ configuration: "kitchen.yaml", job_type: "compile" });
+    const run = await server.runner.next();
+    expect(run.job).toMatchObject({ remote_job_id: queued.job_id, remote_peer_label: "Pi", job_type: "compile" });
+    expect(o.job(queued.job_id)).toMatchObject({ source: "remote", source_pin_sha256: o.pin, source_label: "Desktop", status: "running" });
+    // A frame of some other job (same build server) changes nothing here.
+    o.bus.emit("offloader_job_output", { pin_sha256: o.pin, job_id: "000000000000", stream: "stdout", line: "stray\n" });
+    o.bus.emit("offloader_job_state_changed", { pin_sha256: o.pin, job_id: "000000000000", status: "failed", error_message: "not yours" });
+    run.line("[ 42%] Compiling main.cpp.o\n");
+    server.build(run);
+    run.succeed();
+    await o.done(queued.job_id);
+    const job = o.job(queued.job_id);
+    expect(job).toMatchObject({ status: "completed", exit_code: 0, error: null });
+    const output = (await o.queue.output(queued.job_id)).join("");
+    expect(output).toContain("[ 42%] Compiling main.cpp.o");
+    expect(output).not.toContain("stray");
+    expect(o.events.some((e) => e.name === "job_progress" && (e.payload as { progress: number }).progress === 42)).toBe(true);
+    expect((await listBinaries(o.paths, "kitchen.yaml", "kitchen")).map((b) => b.file)).toContain("firmware.bin");
+    expect(o.lifecycle(queued.job_id)).toEqual(["job_queued", "job_started", "job_completed"]);
+    await stop();
+  });
+
+  it("fails with the build server's message", async () => {
+    const { server, o, stop } = await setup();
+    const queued = await o.queue.enqueue({ configuration: "kitchen.yaml", job_type: "install" });
+    (await server.runner.next()).fail("src/main.cpp:1: error: boom");
+    await o.done(queued.job_id);
+    expect(o.job(queued.job_id)).toMatchObject({ status: "failed", error: "remote build on Desktop: src/main.cpp:1: error: boom" });
+    await stop();
+  });
+
+  it("fails cleanly when the artifacts cannot be fetched", async () => {
+    const { server, o, stop } = await setup();
+    const queued = await o.queue.enqueue({ configuration: "kitchen.yaml", job_type: "install" });
+    (await server.runner.next()).succeed(); // nothing was built: the build server has nothing to send
+    await o.done(queued.job_id);
+    expect(o.job(queued.job_id).status).toBe("failed");
+    expect(o.job(queued.job_id).error).toMatch(/downloading the artifacts from Desktop failed.*build_dir_missing/);
+    await stop();
+  });
+
+  it("fails at once when the session is lost mid-build, saying so in the log", async () => {
+    const { server, o, stop } = await setup();
+    const queued = await o.queue.enqueue({ configuration: "kitchen.yaml", job_type: "install" });
+    await server.runner.next();
+    await server.receiver.setEnabled(false);
+    await o.done(queued.job_id);
+    expect(o.job(queued.job_id).error).toMatch(/peer-link session with Desktop lost \(server_shutting_down/);
+    expect((await o.queue.output(queued.job_id)).join("")).toContain("*** remote build session closed (server_shutting_down");
+    await stop();
+  });
+
+  it("fails with the reason when the build server refuses the job", async () => {
+    const { o, stop } = await setup();
+    const session = o.offloader.session(o.pin)!;
+    // Announce a bundle over the 128 MiB cap: the build server refuses it before any chunk.
+    const real = session.submitJob.bind(session);
+    session.submitJob = (jobId, target, name) => real(jobId, target, name, Buffer.alloc(129 * 1024 * 1024));
+    const queued = await o.queue.enqueue({ configuration: "kitchen.yaml", job_type: "compile" });
+    await o.done(queued.job_id);
+    expect(o.job(queued.job_id).error).toBe("remote build: Desktop refused the job (oversized)");
+    await stop();
+  });
+
+  it("fails clearly when the build server is not connected any more", async () => {
+    const { o, stop } = await setup();
+    const runner = new RemoteRunner({ bus: o.bus, paths: o.paths, esphome: STAND_IN, offloader: { session: () => undefined, label: () => "Desktop" } });
+    const result = await runner.runPhase({
+      job: { ...o.job((await o.queue.enqueue({ configuration: "kitchen.yaml", job_type: "compile", force_local: true })).job_id), source: "remote", source_pin_sha256: o.pin, source_label: "Desktop" },
+      phase: "compile",
+      signal: new AbortController().signal,
+      onLine: () => undefined,
+    });
+    expect(result.error).toBe("remote build: build server Desktop is not connected");
+    await stop();
+  });
+});
+
+describe("an install built on a build server", () => {
+  it("uploads here with --file and the build server's firmware", async () => {
+    const { server, o, stop } = await setup();
+    const queued = await o.queue.enqueue({ configuration: "kitchen.yaml", job_type: "install", port: "OTA" });
+    const run = await server.runner.next();
+    server.build(run);
+    run.succeed();
+    await o.done(queued.job_id);
+    expect(o.job(queued.job_id)).toMatchObject({ status: "completed", source: "remote", exit_code: 0 });
+    const progress = o.events.filter((e) => e.name === "job_progress" && (e.payload as { job_id: string }).job_id === queued.job_id).map((e) => (e.payload as { progress: number }).progress);
+    expect(progress).toContain(0);
+    expect((await o.queue.output(queued.job_id)).join("")).toContain("OTA successful");
+    await stop();
+  });
+
+  it("fails cleanly when the local upload exits non-zero", async () => {
+    const { server, o, stop } = await setup();
+    process.env.ESPHOME_STANDIN_FAIL = "upload";
+    try {
+      const queued = await o.queue.enqueue({ configuration: "kitchen.yaml", job_type: "install", port: "OTA" });
+      const run = await server.runner.next();
+      server.build(run);
+      run.succeed();
+      await o.done(queued.job_id);
+      expect(o.job(queued.job_id)).toMatchObject({ status: "failed", error: "esphome upload failed (exit code 1)", exit_code: 1 });
+    } finally {
+      process.env.ESPHOME_STANDIN_FAIL = "";
+    }
+    await stop();
+  });
+});
+
+describe("cancel", () => {
+  it("becomes a cancel_job on the wire and stops the build server's run", async () => {
+    const { server, o, stop } = await setup();
+    const queued = await o.queue.enqueue({ configuration: "kitchen.yaml", job_type: "install" });
+    const run = await server.runner.next();
+    o.queue.cancel(queued.job_id);
+    await waitFor(() => run.signal.aborted, 5000, "the build server's run to be signalled");
+    await o.done(queued.job_id);
+    expect(o.job(queued.job_id).status).toBe("cancelled");
+    expect(o.lifecycle(queued.job_id)).toEqual(["job_queued", "job_started", "job_cancelled"]);
+    await stop();
+  });
+
+  it("that arrives before the runner starts sends nothing", async () => {
+    const { server, o, stop } = await setup();
+    o.bus.on("job_started", ({ job }) => { o.queue.cancel(job.job_id); });
+    const queued = await o.queue.enqueue({ configuration: "kitchen.yaml", job_type: "install" });
+    await o.done(queued.job_id);
+    expect(o.job(queued.job_id).status).toBe("cancelled");
+    expect(server.runner.runs).toHaveLength(0);
+    await stop();
+  });
+
+  it("wins over a completion from the build server that races it", async () => {
+    const { server, o, stop } = await setup();
+    const queued = await o.queue.enqueue({ configuration: "kitchen.yaml", job_type: "install" });
+    const run = await server.runner.next();
+    server.build(run);
+    run.succeed();
+    o.queue.cancel(queued.job_id); // before the completed frame can arrive
+    await o.done(queued.job_id);
+    expect(o.job(queued.job_id).status).toBe("cancelled");
+    await stop();
+  });
+
+  it("during the local upload stops the upload", async () => {
+    const { server, o, stop } = await setup();
+    try {
+      const queued = await o.queue.enqueue({ configuration: "kitchen.yaml", job_type: "install", port: "OTA" });
+      const run = await server.runner.next();
+      server.build(run);
+      process.env.ESPHOME_STANDIN_FAIL = "hang"; // the upload here will hang
+      run.succeed();
+      await waitFor(() => o.job(queued.job_id).phase === "upload" && o.job(queued.job_id).status === "running", 10_000, "the upload");
+      await new Promise((r) => setTimeout(r, 300));
+      o.queue.cancel(queued.job_id);
+      await o.done(queued.job_id);
+      expect(o.job(queued.job_id).status).toBe("cancelled");
+    } finally {
+      process.env.ESPHOME_STANDIN_FAIL = "";
+    }
+    await stop();
+  });
+
+  it("by a shutdown ends the remote job as cancelled and cancels it on the build server", async () => {
+    const { server, o, stop } = await setup();
+    const queued = await o.queue.enqueue({ configuration: "kitchen.yaml", job_type: "install" });
+    const run = await server.runner.next();
+    await o.queue.stop();
+    expect(o.job(queued.job_id)).toMatchObject({ status: "cancelled", error: "the builder was stopped" });
+    await waitFor(() => run.signal.aborted, 5000, "the build server's run to be signalled");
+    await stop();
+  });
+});
