@@ -88,7 +88,11 @@ export class Builder {
       mdns: config.mdns,
       serverVersion: SERVER_VERSION,
     });
-    this.#router = new BuildRouter({ offloader: this.remote.offloader, wake: () => { this.queue.wake(); } });
+    this.#router = new BuildRouter({
+      offloader: this.remote.offloader,
+      wake: () => { this.queue.wake(); },
+      restoreGraceMs: config.remoteRestoreGraceSeconds * 1000,
+    });
     this.queue.setRouter(this.#router);
   }
 

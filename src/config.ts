@@ -23,6 +23,8 @@ export interface BuilderConfig {
   logLevel: "debug" | "info" | "warning" | "error";
   compileConcurrency: number;
   uploadConcurrency: number;
+  /** How long a job that was building on a build server at restart waits for it to reconnect. */
+  remoteRestoreGraceSeconds: number;
   addon: boolean;
 }
 
@@ -42,6 +44,7 @@ export const ENV_NAMES = {
   "log-level": "ESPHOME_BUILDER_LOG_LEVEL",
   "compile-concurrency": "ESPHOME_BUILDER_COMPILE_CONCURRENCY",
   "upload-concurrency": "ESPHOME_BUILDER_UPLOAD_CONCURRENCY",
+  "remote-restore-grace": "ESPHOME_BUILDER_REMOTE_RESTORE_GRACE",
 } as const;
 
 export const USAGE = `Usage: esphome-builder [options]
@@ -58,6 +61,7 @@ export const USAGE = `Usage: esphome-builder [options]
   --log-level LEVEL          debug, info, warning or error (default info)
   --compile-concurrency N    compiles at once (default 1)
   --upload-concurrency N     uploads at once (default 4)
+  --remote-restore-grace S   after a restart, seconds a remote build waits for its build server (default 30)
   -h, --help                 show this help
 
 Every flag has an environment variable: ESPHOME_BUILDER_<FLAG> (for example ESPHOME_BUILDER_PORT).
@@ -95,6 +99,7 @@ export function parseConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Bu
         "log-level": { type: "string" },
         "compile-concurrency": { type: "string" },
         "upload-concurrency": { type: "string" },
+        "remote-restore-grace": { type: "string" },
         help: { type: "boolean", short: "h" },
       },
     });
@@ -113,6 +118,13 @@ export function parseConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Bu
     const result = portSchema.safeParse(raw);
     if (!result.success || raw.trim() === "") fail(`--${name} must be a port number from 0 to 65535, got '${raw}'`);
     return result.data;
+  };
+  const grace = (): number => {
+    const raw = pick("remote-restore-grace");
+    if (raw === undefined) return 30;
+    const n = Number(raw);
+    if (raw.trim() === "" || !Number.isFinite(n) || n < 0 || n > 3600) fail(`--remote-restore-grace must be a number of seconds from 0 to 3600, got '${raw}'`);
+    return n;
   };
   const count = (name: "compile-concurrency" | "upload-concurrency", fallback: number): number => {
     const raw = pick(name);
@@ -151,6 +163,7 @@ export function parseConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Bu
     logLevel,
     compileConcurrency: count("compile-concurrency", options.compile_concurrency ?? 1),
     uploadConcurrency: count("upload-concurrency", 4),
+    remoteRestoreGraceSeconds: grace(),
     addon,
   };
 }

@@ -129,3 +129,54 @@ describe("transparent install across two builders", () => {
     expect((await calls(a.record)).filter((c) => c.command === "bundle")).toEqual([]);
   });
 });
+
+describe("restart recovery of a remote build", () => {
+  async function offloaderArgs(dir: string, grace: string): Promise<string[]> {
+    return ["--config-dir", dir, "--port", "0", "--peer-link-port", "0", "--peer-link-host", "127.0.0.1", "--esphome", STAND_IN, "--no-mdns", "--label", "Pi", "--log-level", "warning", "--remote-restore-grace", grace];
+  }
+
+  it("sends the job back to its build server when it reconnects within the grace period", async () => {
+    const a = await builder("Pi");
+    const b = await builder("Desktop", { ESPHOME_STANDIN_COMPILE_SECONDS: "2" });
+    const pin = await pair(a, b);
+    const job = await a.api.call<FirmwareJob>("firmware/install", { configuration: "kitchen.yaml", port: "OTA" });
+    await waitFor(async () => (await b.api.call<FirmwareJob[]>("firmware/get_jobs", {})).some((j) => j.status === "running"), 10_000, "B compiling");
+    await new Promise((r) => setTimeout(r, 400)); // the running state reaches A's job log and index
+    a.api.close();
+    a.proc.child.kill("SIGKILL");
+    await a.proc.exited;
+    const again = await spawnBuilder(await offloaderArgs(a.dir, "30"), { ESPHOME_STANDIN_COMPILE_SECONDS: "0.5", ESPHOME_STANDIN_UPLOAD_SECONDS: "0.1", ESPHOME_STANDIN_FAIL: "", ESPHOME_STANDIN_HOST: "Pi", ESPHOME_STANDIN_RECORD: a.record });
+    const api = await ApiClient.connect(again.port);
+    const follow = api.stream("firmware/follow_job", { job_id: job.job_id });
+    const result = await follow.until((f) => f.event === "result", 30_000);
+    expect(result.data).toMatchObject({ status: "completed" });
+    const final = await api.call<FirmwareJob>("firmware/get_job", { job_id: job.job_id });
+    expect(final).toMatchObject({ source: "remote", source_pin_sha256: pin, source_label: "Desktop" });
+    expect(final.output.join("")).toContain("builder restarted mid-build");
+    expect((await calls(a.record)).map((c) => c.command)).toEqual(["bundle", "bundle", "upload"]);
+    api.close();
+  });
+
+  it("builds here, saying so, when the build server does not come back in time", async () => {
+    const a = await builder("Pi");
+    const b = await builder("Desktop", { ESPHOME_STANDIN_COMPILE_SECONDS: "3" });
+    await pair(a, b);
+    const job = await a.api.call<FirmwareJob>("firmware/install", { configuration: "kitchen.yaml", port: "OTA" });
+    await waitFor(async () => (await b.api.call<FirmwareJob[]>("firmware/get_jobs", {})).some((j) => j.status === "running"), 10_000, "B compiling");
+    await new Promise((r) => setTimeout(r, 400));
+    a.api.close();
+    a.proc.child.kill("SIGKILL");
+    b.proc.child.kill("SIGKILL");
+    await a.proc.exited;
+    const again = await spawnBuilder(await offloaderArgs(a.dir, "1"), { ESPHOME_STANDIN_COMPILE_SECONDS: "0.2", ESPHOME_STANDIN_UPLOAD_SECONDS: "0.1", ESPHOME_STANDIN_FAIL: "", ESPHOME_STANDIN_HOST: "Pi", ESPHOME_STANDIN_RECORD: a.record });
+    const api = await ApiClient.connect(again.port);
+    const follow = api.stream("firmware/follow_job", { job_id: job.job_id });
+    const result = await follow.until((f) => f.event === "result", 30_000);
+    expect(result.data).toMatchObject({ status: "completed" });
+    const final = await api.call<FirmwareJob>("firmware/get_job", { job_id: job.job_id });
+    expect(final).toMatchObject({ source: "local", source_pin_sha256: "" });
+    expect(final.output.join("")).toContain("build server Desktop did not come back within 1 s; building on this machine instead");
+    expect((await calls(a.record)).map((c) => c.command)).toEqual(["bundle", "compile", "upload"]);
+    api.close();
+  });
+});

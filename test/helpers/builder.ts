@@ -36,6 +36,7 @@ export function testConfig(dir: string, overrides: Partial<BuilderConfig> = {}):
     logLevel: "warning",
     compileConcurrency: 1,
     uploadConcurrency: 4,
+    remoteRestoreGraceSeconds: 30,
     addon: false,
     ...overrides,
   };

@@ -1,0 +1,422 @@
+/**
+ * The panel in real Chromium against real builders (in-process, stand-in
+ * ESPHome CLI): install from click to success, Stop, a failing build, the
+ * log with 50,000 lines, downloads, the "Building on" line, and screenshots
+ * of every view in light, dark and phone width (test-results/screenshots).
+ */
+import { readFile, writeFile } from "node:fs/promises";
+import path from "node:path";
+import type { Browser, Page } from "playwright-core";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { buildPanel, DIST, type PanelBuild } from "../../panel/build.ts";
+import { configDir, DEVICE_YAML, startBuilder } from "../helpers/builder.ts";
+import { HAS_CHROMIUM, launchChromium, openPanel, setStandIn, SKIP_REASON, type PanelPage, type Variant } from "./browser-helpers.ts";
+
+const FAST = {
+  ESPHOME_STANDIN_COMPILE_SECONDS: "0.8",
+  ESPHOME_STANDIN_UPLOAD_SECONDS: "0.8",
+  ESPHOME_STANDIN_EXTRA_LINES: "0",
+  ESPHOME_STANDIN_FAIL: "",
+};
+
+let browser: Browser;
+let build: PanelBuild;
+
+async function waitForDevices(page: Page, count: number): Promise<void> {
+  await page.locator("esphome-devices-view li.device").nth(count - 1).waitFor();
+}
+
+async function installOverNetwork(page: Page, name: string): Promise<void> {
+  await page.getByRole("button", { name: `Install ${name}`, exact: true }).click();
+  const ota = page.locator('esphome-install-dialog md-list-item[data-method="ota"]');
+  await ota.waitFor();
+  await ota.click();
+}
+
+function dialog(page: Page) {
+  return page.locator("esphome-install-dialog");
+}
+
+async function closeDialog(page: Page): Promise<void> {
+  await dialog(page).locator("md-text-button.close").click();
+  await dialog(page).locator("md-dialog[open]").waitFor({ state: "detached" }).catch(() => undefined);
+  await page.waitForFunction(() => {
+    const app = document.querySelector("esphome-builder-app");
+    const d = app?.shadowRoot?.querySelector("esphome-install-dialog")?.shadowRoot?.querySelector("md-dialog");
+    return d === null || d === undefined || !(d as HTMLElement & { open: boolean }).open;
+  });
+}
+
+/** Lines currently in the log viewer's DOM (virtualised: only the visible ones). */
+function renderedLogLines(page: Page): Promise<number> {
+  return page.evaluate(() => {
+    const app = document.querySelector("esphome-builder-app");
+    const viewer = app?.shadowRoot?.querySelector("esphome-install-dialog")?.shadowRoot?.querySelector("esphome-log-viewer");
+    return viewer?.shadowRoot?.querySelectorAll(".line").length ?? -1;
+  });
+}
+
+function expectNoErrors(p: PanelPage): void {
+  expect(p.errors.filter((e) => !e.includes("favicon"))).toEqual([]);
+}
+
+describe.skipIf(!HAS_CHROMIUM)(HAS_CHROMIUM ? "panel in Chromium" : `panel in Chromium (skipped: ${SKIP_REASON})`, () => {
+  beforeAll(async () => {
+    build = await buildPanel({ ifStale: true });
+    browser = await launchChromium();
+  }, 60_000);
+
+  afterAll(async () => {
+    await browser?.close();
+  });
+
+  it("builds a small panel with relative URLs only", async () => {
+    const html = await readFile(path.join(DIST, "index.html"), "utf8");
+    expect(html).toContain(`<script type="module" src="./${build.script}"></script>`);
+    expect(html).not.toMatch(/(?:src|href)="\/(?!\/)/);
+    expect(html).not.toContain("has not been built yet");
+    // Goal from the issue: under 150 KB of JavaScript gzipped.
+    expect(build.gzipBytes).toBeLessThan(150 * 1024);
+    console.log(`panel bundle: ${(build.bytes / 1024).toFixed(1)} KB, ${(build.gzipBytes / 1024).toFixed(1)} KB gzipped`);
+  });
+
+  it("installs from click to success, following compile then upload, with live device updates", async () => {
+    setStandIn({ ...FAST, ESPHOME_STANDIN_COMPILE_SECONDS: "1", ESPHOME_STANDIN_UPLOAD_SECONDS: "1" });
+    const { port, dir } = await startBuilder({}, await configDir({ kitchen: "", "living-room": "" }));
+    const p = await openPanel(browser, port);
+    const { page } = p;
+    const started = Date.now();
+    await page.goto(`http://127.0.0.1:${port}/`);
+    await waitForDevices(page, 2);
+    const firstPaint = await page.evaluate(() => performance.now());
+    console.log(`first useful paint (device list shown): ${Math.round(firstPaint)} ms in the page, ${Date.now() - started} ms wall`);
+    expect(firstPaint).toBeLessThan(2000);
+
+    // A YAML appearing in the folder shows up without a reload.
+    await writeFile(path.join(dir, "office.yaml"), DEVICE_YAML("office"));
+    await waitForDevices(page, 3);
+    await expect(page.locator('li.device[data-configuration="office.yaml"]').textContent()).resolves.toContain("office.local");
+
+    await installOverNetwork(page, "kitchen");
+    // Sample the progress bar and step text while the job runs.
+    await page.evaluate(() => {
+      const w = window as unknown as { samples: { step: string; value: number; indeterminate: boolean }[] };
+      w.samples = [];
+      const tick = (): void => {
+        const app = document.querySelector("esphome-builder-app");
+        const root = app?.shadowRoot?.querySelector("esphome-install-dialog")?.shadowRoot;
+        const bar = root?.querySelector("md-linear-progress") as (HTMLElement & { value: number; indeterminate: boolean }) | null | undefined;
+        const step = root?.querySelector(".progress-row .phase")?.textContent?.replace(/\s+/g, " ").trim() ?? "";
+        if (bar) w.samples.push({ step, value: bar.value, indeterminate: bar.indeterminate });
+        if (!root?.querySelector("[data-result]")) setTimeout(tick, 15);
+      };
+      tick();
+    });
+    const result = dialog(page).locator('[data-result="success"]');
+    await result.waitFor({ timeout: 20_000 });
+    await expect(result.textContent()).resolves.toContain("Install complete!");
+    const samples = await page.evaluate(() => (window as unknown as { samples: { step: string; value: number; indeterminate: boolean }[] }).samples);
+    const compile = samples.filter((s) => s.step.includes("Step 1 of 2") && s.step.includes("Compiling") && !s.indeterminate);
+    const upload = samples.filter((s) => s.step.includes("Step 2 of 2") && s.step.includes("Uploading"));
+    expect(compile.length).toBeGreaterThan(0);
+    expect(upload.length).toBeGreaterThan(0);
+    const lastCompile = compile[compile.length - 1]!.value;
+    const firstUpload = upload[0]!.value;
+    // The bar starts again for the upload.
+    expect(firstUpload).toBeLessThan(lastCompile);
+    expect(Math.max(...upload.map((s) => s.value))).toBeGreaterThan(0);
+
+    // The log shows ESPHome's colours (literal \033[ from --dashboard) and the collapsed OTA bar.
+    const viewer = dialog(page).locator("esphome-log-viewer");
+    await expect(viewer.locator(".fg32").first().textContent()).resolves.toMatch(/INFO/);
+    const text = (await viewer.textContent()) ?? "";
+    expect(text).not.toContain("\\033");
+    expect(text).toContain("INFO OTA successful");
+    expect(text.match(/Uploading: \[/g)?.length).toBe(1);
+    await closeDialog(page);
+
+    const row = page.locator('li.device[data-configuration="kitchen.yaml"]');
+    await expect(row.locator('[data-status="completed"]').textContent()).resolves.toContain("Succeeded");
+    await page.getByRole("tab", { name: "Jobs" }).click();
+    await expect(page.locator('esphome-jobs-view li.job[data-status="completed"]').textContent()).resolves.toContain("kitchen");
+    expectNoErrors(p);
+    await p.context.close();
+  }, 60_000);
+
+  it("stops a running build", async () => {
+    setStandIn({ ...FAST, ESPHOME_STANDIN_FAIL: "hang" });
+    const { port } = await startBuilder();
+    const p = await openPanel(browser, port);
+    const { page } = p;
+    await page.goto(`http://127.0.0.1:${port}/`);
+    await waitForDevices(page, 1);
+    await installOverNetwork(page, "kitchen");
+    await dialog(page).locator("esphome-log-viewer .line").nth(5).waitFor();
+    await expect(dialog(page).locator(".progress-row").textContent()).resolves.toContain("Compiling");
+    await dialog(page).locator("md-outlined-button.stop").click();
+    const result = dialog(page).locator('[data-result="cancelled"]');
+    await result.waitFor({ timeout: 15_000 });
+    await expect(result.textContent()).resolves.toContain("Stopped.");
+    await expect(dialog(page).locator("md-outlined-button.stop").count()).resolves.toBe(0);
+    await expect(dialog(page).locator("md-outlined-button.retry").count()).resolves.toBe(1);
+    await closeDialog(page);
+    await expect(page.locator('li.device [data-status="cancelled"]').count()).resolves.toBe(1);
+    expectNoErrors(p);
+    await p.context.close();
+  }, 60_000);
+
+  it("shows a failing build with its error", async () => {
+    setStandIn({ ...FAST, ESPHOME_STANDIN_FAIL: "compile" });
+    const { port } = await startBuilder();
+    const p = await openPanel(browser, port);
+    const { page } = p;
+    await page.goto(`http://127.0.0.1:${port}/`);
+    await waitForDevices(page, 1);
+    await installOverNetwork(page, "kitchen");
+    const result = dialog(page).locator('[data-result="failed"]');
+    await result.waitFor({ timeout: 15_000 });
+    const text = (await result.textContent()) ?? "";
+    expect(text).toContain("Install failed.");
+    expect(text).toContain("esphome compile failed (exit code 1)");
+    await expect(dialog(page).locator("esphome-log-viewer").textContent()).resolves.toContain(
+      "error: 'standin_undefined_function' was not declared in this scope",
+    );
+    expectNoErrors(p);
+    await p.context.close();
+  }, 60_000);
+
+  it("renders a 50,000-line log without slowing down", async () => {
+    setStandIn({ ...FAST, ESPHOME_STANDIN_COMPILE_SECONDS: "0", ESPHOME_STANDIN_EXTRA_LINES: "50000" });
+    const { port } = await startBuilder();
+    const p = await openPanel(browser, port);
+    const { page } = p;
+    await page.goto(`http://127.0.0.1:${port}/`);
+    await waitForDevices(page, 1);
+    await page.evaluate(() => {
+      const w = window as unknown as { maxGap: number; frames: number };
+      w.maxGap = 0;
+      w.frames = 0;
+      let last = performance.now();
+      const loop = (now: number): void => {
+        w.maxGap = Math.max(w.maxGap, now - last);
+        w.frames++;
+        last = now;
+        requestAnimationFrame(loop);
+      };
+      requestAnimationFrame(loop);
+    });
+    const t0 = Date.now();
+    await page.getByRole("button", { name: "Install kitchen", exact: true }).click();
+    await dialog(page).locator('md-list-item[data-method="download"]').click();
+    await dialog(page).locator('[data-result="success"]').waitFor({ timeout: 30_000 });
+    await page.waitForFunction(() => {
+      const app = document.querySelector("esphome-builder-app");
+      const viewer = app?.shadowRoot?.querySelector("esphome-install-dialog")?.shadowRoot?.querySelector("esphome-log-viewer") as
+        | (HTMLElement & { model?: { length: number } })
+        | null
+        | undefined;
+      return (viewer?.model?.length ?? 0) > 50_000 && (viewer?.shadowRoot?.textContent ?? "").includes("Successfully compiled program");
+    });
+    const endToEnd = Date.now() - t0;
+    const { maxGap, frames } = await page.evaluate(() => window as unknown as { maxGap: number; frames: number });
+    const rendered = await renderedLogLines(page);
+    console.log(`50,000-line build: ${endToEnd} ms from click to last line, ${frames} frames, longest frame gap ${Math.round(maxGap)} ms, ${rendered} lines in the DOM`);
+    expect(rendered).toBeGreaterThan(10);
+    expect(rendered).toBeLessThan(400);
+    expect(endToEnd).toBeLessThan(20_000);
+    expect(maxGap).toBeLessThan(1000);
+
+    // Straight into the component: 50,000 more lines in one go, then scroll to the middle.
+    const timing = await page.evaluate(async () => {
+      const app = document.querySelector("esphome-builder-app");
+      const viewer = app?.shadowRoot?.querySelector("esphome-install-dialog")?.shadowRoot?.querySelector("esphome-log-viewer") as
+        HTMLElement & { model: { pushMany(lines: string[]): void; length: number } };
+      const lines = Array.from({ length: 50_000 }, (_, i) => `\\033[36m[${i}]\\033[0m Compiling .pioenvs/kitchen/src/file_${i}.cpp.o\n`);
+      const frame = (): Promise<number> => new Promise((r) => requestAnimationFrame(() => { r(performance.now()); }));
+      const start = performance.now();
+      viewer.model.pushMany(lines);
+      await frame();
+      const appended = (await frame()) - start;
+      const scroller = viewer.shadowRoot?.querySelector(".scroller") as HTMLElement;
+      const s0 = performance.now();
+      scroller.scrollTop = scroller.scrollHeight / 2;
+      await frame();
+      await frame();
+      const scrolled = performance.now() - s0;
+      const visible = [...(viewer.shadowRoot?.querySelectorAll(".line") ?? [])].map((l) => l.textContent ?? "");
+      return { appended, scrolled, total: viewer.model.length, visible: visible.length, sample: visible[Math.floor(visible.length / 2)] ?? "" };
+    });
+    console.log(`50,000 lines pushed at once: rendered in ${Math.round(timing.appended)} ms; scroll to the middle ${Math.round(timing.scrolled)} ms`);
+    expect(timing.total).toBeGreaterThan(100_000 - 10_001);
+    expect(timing.appended).toBeLessThan(500);
+    expect(timing.scrolled).toBeLessThan(300);
+    expect(timing.visible).toBeLessThan(400);
+    expect(timing.sample).toMatch(/Compiling/);
+    expectNoErrors(p);
+    await p.context.close();
+  }, 90_000);
+
+  it("downloads the firmware binary through a single-use relative link", async () => {
+    setStandIn(FAST);
+    const { port } = await startBuilder();
+    const p = await openPanel(browser, port);
+    const { page } = p;
+    await page.goto(`http://127.0.0.1:${port}/`);
+    await waitForDevices(page, 1);
+    await page.getByRole("button", { name: "Install kitchen", exact: true }).click();
+    await dialog(page).locator('md-list-item[data-method="download"]').click();
+    await dialog(page).locator('[data-result="success"]').waitFor({ timeout: 20_000 });
+    const button = dialog(page).locator('md-outlined-button[data-file="firmware.factory.bin"]');
+    await button.waitFor();
+    await p.screenshot("install-download");
+    const [download] = await Promise.all([page.waitForEvent("download"), button.click()]);
+    expect(download.suggestedFilename()).toBe("kitchen.factory.bin");
+    expect(download.url()).toMatch(new RegExp(`^http://127\\.0\\.0\\.1:${port}/api/firmware/download\\?token=`));
+    expect((await readFile((await download.path()) ?? "")).length).toBeGreaterThan(1000);
+    await closeDialog(page);
+
+    // The device row's Download button opens the same list.
+    await page.getByRole("button", { name: "Download firmware of kitchen" }).click();
+    await dialog(page).locator('md-outlined-button[data-file="firmware.ota.bin"]').waitFor();
+    expectNoErrors(p);
+    await p.context.close();
+  }, 60_000);
+
+  it("shows Building on {source_label} for a remote job and switches to a local build", async () => {
+    setStandIn({ ...FAST, ESPHOME_STANDIN_FAIL: "hang", ESPHOME_STANDIN_SERIAL_OK: "1" });
+    const { port } = await startBuilder({}, await configDir({ kitchen: "", garage: "" }));
+    const p = await openPanel(browser, port);
+    const { page } = p;
+    const sent: { command: string; args?: Record<string, unknown> }[] = [];
+    const portListIds = new Set<string>();
+    // Pass the real builder's frames through, presenting kitchen's first job as built by a
+    // build server and a garage job as compiled here for another builder.
+    await page.routeWebSocket(/\/ws$/, (ws) => {
+      const server = ws.connectToServer();
+      ws.onMessage((message) => {
+        const frame = JSON.parse(String(message)) as { command: string; message_id: string; args?: Record<string, unknown> };
+        sent.push(frame);
+        if (frame.command === "config/serial_ports") portListIds.add(frame.message_id);
+        server.send(message);
+      });
+      server.onMessage((message) => {
+        const frame = JSON.parse(String(message)) as { message_id: string; result?: unknown };
+        if (portListIds.has(frame.message_id)) {
+          frame.result = [
+            { port: "/dev/ttyACM0", desc: "USB JTAG/serial debug unit", vid: 0x303a, pid: 0x1001, hint: "esp" },
+            { port: "/dev/ttyUSB0", desc: "CP2102 USB to UART Bridge Controller", vid: 0x10c4, pid: 0xea60, hint: "bridge" },
+          ];
+          ws.send(JSON.stringify(frame));
+          return;
+        }
+        ws.send(
+          String(message).replace(/\{"job_id":"[0-9a-f]{12}"[^{}]*\}/g, (text) => {
+            const job = JSON.parse(text) as Record<string, unknown>;
+            if (job.configuration === "kitchen.yaml" && job.force_local === false) {
+              Object.assign(job, { source: "remote", source_label: "garage-server", source_pin_sha256: "ab".repeat(32) });
+            }
+            if (job.configuration === "garage.yaml") {
+              Object.assign(job, { remote_peer: "x".repeat(8), remote_peer_label: "attic pi", remote_job_id: "0123456789ab" });
+            }
+            return JSON.stringify(job);
+          }),
+        );
+      });
+    });
+    await page.goto(`http://127.0.0.1:${port}/`);
+    await waitForDevices(page, 2);
+
+    // The serial port picker lists ports with their hints.
+    await page.getByRole("button", { name: "Install kitchen", exact: true }).click();
+    await dialog(page).locator('md-list-item[data-method="serial"]').click();
+    await dialog(page).locator('md-list-item[data-port="/dev/ttyACM0"]').waitFor();
+    await expect(dialog(page).locator('md-list-item[data-port="/dev/ttyACM0"] .badge').textContent()).resolves.toContain("ESP");
+    await expect(dialog(page).locator('md-list-item[data-port="/dev/ttyUSB0"] .badge').textContent()).resolves.toContain("USB-serial");
+    await p.screenshot("install-ports");
+    await dialog(page).locator("md-text-button.back").click();
+
+    await dialog(page).locator('md-list-item[data-method="ota"]').click();
+    const remote = dialog(page).locator(".remote");
+    await remote.waitFor();
+    await expect(remote.textContent()).resolves.toContain("Building on garage-server");
+    await dialog(page).locator("esphome-log-viewer .line").nth(3).waitFor();
+    await p.screenshot("install-remote");
+    await remote.locator("md-text-button.build-locally").click();
+    await remote.waitFor({ state: "detached" });
+    const forced = sent.filter((f) => f.command === "firmware/install");
+    expect(forced.at(-1)?.args).toEqual({ configuration: "kitchen.yaml", force_local: true });
+    // The dialog follows the new, local job.
+    await dialog(page).locator("esphome-log-viewer .line").nth(3).waitFor();
+    await expect(dialog(page).locator(".progress-row").textContent()).resolves.toContain("Compiling");
+    await dialog(page).locator("md-outlined-button.stop").click();
+    await dialog(page).locator('[data-result="cancelled"]').waitFor();
+    await closeDialog(page);
+
+    // A job compiled here for another builder carries its badge in the jobs view.
+    const garageJob = (await page.evaluate(async () => {
+      const w = window as unknown as { esphomeBuilder: { api: { compile(c: string): Promise<{ job_id: string }> } } };
+      return (await w.esphomeBuilder.api.compile("garage.yaml")).job_id;
+    })) as string;
+    await page.getByRole("tab", { name: "Jobs" }).click();
+    await expect(page.locator(`li.job[data-job-id="${garageJob}"] .from-peer`).textContent()).resolves.toContain("from attic pi");
+    await expect(page.locator("li.job .source-remote").first().textContent()).resolves.toContain("Building on garage-server");
+    await p.screenshot("jobs-remote");
+    expectNoErrors(p);
+    await p.context.close();
+  }, 60_000);
+
+  it("saves screenshots of every view in light, dark and phone width", async () => {
+    for (const variant of ["light", "dark", "phone"] as const satisfies readonly Variant[]) {
+      setStandIn({ ...FAST, ESPHOME_STANDIN_COMPILE_SECONDS: "0.3", ESPHOME_STANDIN_UPLOAD_SECONDS: "0.2" });
+      const { port } = await startBuilder(
+        {},
+        await configDir({ kitchen: "", "living-room": "", "garage-door": "", "bedroom-sensor": "", office: "" }),
+      );
+      const p = await openPanel(browser, port, variant);
+      const { page } = p;
+      await page.goto(`http://127.0.0.1:${port}/`);
+      await waitForDevices(page, 5);
+      // One finished install so the devices view shows a status.
+      await installOverNetwork(page, "garage-door");
+      await dialog(page).locator('[data-result="success"]').waitFor({ timeout: 20_000 });
+      await closeDialog(page);
+      await page.locator('li.device[data-configuration="living-room.yaml"] md-checkbox').click();
+      await p.screenshot("devices");
+
+      setStandIn({ ESPHOME_STANDIN_FAIL: "compile", ESPHOME_STANDIN_COMPILE_SECONDS: "0.2" });
+      await installOverNetwork(page, "living-room");
+      await dialog(page).locator('[data-result="failed"]').waitFor({ timeout: 20_000 });
+      await page.waitForTimeout(300);
+      await p.screenshot("install-failed");
+      await closeDialog(page);
+
+      setStandIn({ ESPHOME_STANDIN_FAIL: "hang", ESPHOME_STANDIN_COMPILE_SECONDS: "1" });
+      await installOverNetwork(page, "kitchen");
+      await dialog(page).locator("esphome-log-viewer .line").nth(12).waitFor();
+      await page.waitForTimeout(300);
+      await p.screenshot("install-running");
+      await closeDialog(page);
+
+      // A queued job behind the hanging one, then the jobs view.
+      await page.getByRole("button", { name: "Install bedroom-sensor", exact: true }).click();
+      await dialog(page).locator('md-list-item[data-method="ota"]').click();
+      await dialog(page).locator(".progress-row").waitFor();
+      await closeDialog(page);
+      await page.getByRole("tab", { name: "Jobs" }).click();
+      await page.locator('esphome-jobs-view li.job[data-status="queued"]').waitFor();
+      await p.screenshot("jobs");
+
+      // Leave nothing running for the next variant's builder.
+      await page.evaluate(async () => {
+        const w = window as unknown as {
+          esphomeBuilder: { api: { cancel(id: string): Promise<unknown> }; store: { state: { jobs: Record<string, { job_id: string; status: string }> } } };
+        };
+        for (const job of Object.values(w.esphomeBuilder.store.state.jobs)) {
+          if (job.status === "running" || job.status === "queued") await w.esphomeBuilder.api.cancel(job.job_id);
+        }
+      });
+      expectNoErrors(p);
+      await p.context.close();
+    }
+  }, 90_000);
+});
