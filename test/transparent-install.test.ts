@@ -180,3 +180,43 @@ describe("restart recovery of a remote build", () => {
     api.close();
   });
 });
+
+describe("a bulk install with two build servers", () => {
+  it("spreads twelve compiles over both build servers and this machine, one compile per builder at a time", async () => {
+    const devices = Object.fromEntries(Array.from({ length: 12 }, (_, i) => [`device${i}`, ""]));
+    const dir = await configDir(devices);
+    const record = path.join(dir, "record.jsonl");
+    const env = { ESPHOME_STANDIN_COMPILE_SECONDS: "1", ESPHOME_STANDIN_UPLOAD_SECONDS: "0", ESPHOME_STANDIN_FAIL: "" };
+    const aProc = await spawnBuilder(
+      ["--config-dir", dir, "--port", "0", "--peer-link-port", "0", "--peer-link-host", "127.0.0.1", "--esphome", STAND_IN, "--no-mdns", "--label", "Pi", "--log-level", "warning"],
+      { ...env, ESPHOME_STANDIN_HOST: "Pi", ESPHOME_STANDIN_RECORD: record },
+    );
+    const a = { proc: aProc, api: await ApiClient.connect(aProc.port), dir, record, peerPort: 0, name: "Pi" };
+    const b = await builder("Desktop", env);
+    const c = await builder("Laptop", env);
+    await pair(a, b);
+    await pair(a, c);
+    await waitFor(async () => {
+      const s = await a.api.call<{ pairings: { connected: boolean; idle: boolean | null }[] }>("remote_build/get_offloader_settings");
+      return s.pairings.length === 2 && s.pairings.every((p) => p.connected && p.idle === true);
+    }, 10_000, "both build servers connected and idle");
+
+    const started = Date.now();
+    const jobs = await a.api.call<FirmwareJob[]>("firmware/install_bulk", { configurations: "all", port: "OTA" });
+    expect(jobs).toHaveLength(12);
+    await waitFor(async () => {
+      const all = await a.api.call<FirmwareJob[]>("firmware/get_jobs", {});
+      return all.filter((j) => j.status === "completed").length === 12;
+    }, 60_000, "all twelve installs");
+    const took = Date.now() - started;
+    const all = await a.api.call<FirmwareJob[]>("firmware/get_jobs", {});
+    const where = all.map((j) => (j.source === "remote" ? j.source_label : "Pi"));
+    const count = (name: string): number => where.filter((w) => w === name).length;
+    expect(count("Desktop")).toBeGreaterThanOrEqual(2);
+    expect(count("Laptop")).toBeGreaterThanOrEqual(2);
+    expect(count("Pi")).toBeGreaterThanOrEqual(2);
+    expect(count("Desktop") + count("Laptop") + count("Pi")).toBe(12);
+    // One compile per builder at a time: 12 one-second compiles on three builders take well under 12 s.
+    expect(took).toBeLessThan(9000);
+  }, 90_000);
+});
