@@ -66,13 +66,15 @@ export function splitChunks(bytes: Uint8Array, chunkSize: number = CHUNK_SIZE): 
 }
 
 const SHA256_HEX_RE = /^[0-9a-fA-F]{64}$/;
-const BASE64_RE = /^[A-Za-z0-9+/]*={0,2}$/;
-
-/** Strict standard base64: canonical alphabet, padding and length; null when it is not. */
+/**
+ * Strict standard base64: canonical alphabet, padding and length; null when
+ * it is not. Node's decoder skips characters outside the alphabet, so the
+ * round trip alone rejects them, stray padding bits and misplaced '=' (and is
+ * several times faster than a regular expression over 43 KiB).
+ */
 function decodeBase64Strict(text: string): Buffer | null {
-  if (text.length % 4 !== 0 || !BASE64_RE.test(text)) return null;
+  if (text.length % 4 !== 0) return null;
   const data = Buffer.from(text, "base64");
-  // Rejects non-canonical encodings (stray bits in the padding, misplaced '=').
   if (data.toString("base64") !== text) return null;
   return data;
 }
