@@ -78,9 +78,9 @@ const MAX_SEGMENT_BYTES = 255;
 const MAX_META_BYTES = 64 * 1024;
 const BLOCK = 512;
 /** Slices fed to the inflater, so it is never handed the whole input at once. */
-const FEED_BYTES = 64 * 1024;
+const FEED_BYTES = 16 * 1024;
 /** Stream buffer sizes between the input, the inflater and the parser. */
-const STREAM_BUFFER_BYTES = 64 * 1024;
+const STREAM_BUFFER_BYTES = 16 * 1024;
 
 /**
  * How far the inflated stream may run past `maxTotalBytes`: headers, pax
