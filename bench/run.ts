@@ -47,6 +47,30 @@ const BENCHES: Bench[] = [
     ],
     pass: (r) => (r.ingest_lines_per_s ?? 0) >= 500_000 && (r.ingest_vs_bare ?? 0) >= 0.25,
   },
+  {
+    file: "peer-link.ts",
+    title: "Peer link: handshake, cancel latency, artifact download (~1, 16, 64 MiB)",
+    goal: "cancel under 20 ms; download at least 50% of a plain loopback WebSocket",
+    report: (r) => [
+      `handshake (connect + Noise XX + preview answer): median ${fmt(r.handshake_median_ms)} ms, p90 ${fmt(r.handshake_p90_ms)} ms`,
+      `cancel round trip (cancelJob → build server SIGTERMs its process → cancelled frame back): median ${fmt(r.cancel_round_trip_median_ms)} ms, max ${fmt(r.cancel_round_trip_max_ms)} ms`,
+      ...[1, 16, 64].map(
+        (m) =>
+          `${m} MiB (${int(r[`download_${m}_mib_bytes`])} bytes): peer link ${fmt(r[`download_${m}_mib_ms`], 0)} ms (pack + chunk + encrypt + verify) vs plain WebSocket ${fmt(r[`plain_${m}_mib_ms`], 0)} ms = ${fmt((r[`download_${m}_mib_vs_plain`] ?? 0) * 100, 1)} %`,
+      ),
+    ],
+    pass: (r) => (r.cancel_round_trip_max_ms ?? Infinity) < 20 && [1, 16, 64].every((m) => (r[`download_${m}_mib_vs_plain`] ?? 0) >= 0.5),
+  },
+  {
+    file: "remote-install.ts",
+    title: "Transparent install: remote overhead (1.5 MiB firmware) and bulk speedup (12 devices)",
+    goal: "remote overhead under 150 ms; pooled bulk install at most 0.45 of local-only",
+    report: (r) => [
+      `local install: ${fmt(r.local_install_ms, 0)} ms; remote install: ${fmt(r.remote_install_ms, 0)} ms; overhead: ${fmt(r.remote_overhead_ms, 0)} ms`,
+      `12 installs, 1 s compiles: local only ${fmt((r.local_only_ms ?? 0) / 1000, 1)} s, with two build servers ${fmt((r.pooled_ms ?? 0) / 1000, 1)} s = ${fmt(r.pooled_vs_local)} (here ${int(r.on_local)}, B ${int(r.on_b)}, C ${int(r.on_c)})`,
+    ],
+    pass: (r) => (r.remote_overhead_ms ?? Infinity) < 150 && (r.pooled_vs_local ?? 1) <= 0.45,
+  },
 ];
 
 const only = process.argv.slice(2);
@@ -60,7 +84,7 @@ for (const bench of BENCHES) {
     encoding: "utf8",
     stdio: ["ignore", "pipe", "inherit"],
   });
-  const lastLine = out.trim().split("\n").at(-1) ?? "{}";
+  const lastLine = out.split("\n").find((l) => l.startsWith("{")) ?? "{}";
   const result = JSON.parse(lastLine) as Record<string, number>;
   const ok = bench.pass(result);
   allPass &&= ok;
