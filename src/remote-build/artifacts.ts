@@ -214,7 +214,7 @@ async function pack(paths: Paths, configuration: string, maxBytes: number): Prom
     members.push({ path: candidate.name, data });
   }
 
-  const tarball = await createTarGz(members, 1);
+  const tarball = await createTarGz(members, "auto");
   if (tarball.length > maxBytes) {
     throw new ArtifactsError("too_large", `the artifacts tarball is ${tarball.length} bytes, over the limit of ${maxBytes}`);
   }
