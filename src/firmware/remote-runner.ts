@@ -191,7 +191,10 @@ export class RemoteRunner implements JobRunner {
           await this.#materialise(job.configuration, files);
         } else {
           await this.discard(job.job_id);
-          this.#staged.set(job.job_id, await stageFirmware(files, this.#deps.paths.tmpDir));
+          // The upload needs the app image only (`--file` over the network).
+          const firmware = files.get("firmware.bin");
+          const only = new Map<string, Uint8Array>(firmware === undefined ? [] : [["firmware.bin", firmware]]);
+          this.#staged.set(job.job_id, await stageFirmware(only, this.#deps.paths.tmpDir));
         }
       } catch (err) {
         return { exitCode: null, error: `remote build: the artifacts from ${label} could not be used: ${errorMessage(err)}` };
