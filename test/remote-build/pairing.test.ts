@@ -91,3 +91,54 @@ describe("pairing two builders through the panel API", () => {
   });
 });
 
+
+describe("managing a pairing through the panel API", () => {
+  it("edits the endpoint only after the builder there proves the same key", async () => {
+    const { apiA, idB, bPort } = await pairedBuilders();
+    const other = await startBuilder({ label: "Someone else" });
+    const otherPort = other.builder.remote.receiver.port!;
+    const refused = await apiA.request("remote_build/edit_pairing_endpoint", { pin_sha256: idB.pin_sha256, hostname: "127.0.0.1", port: otherPort });
+    expect(refused.error_code).toBe("invalid_args");
+    expect(refused.details).toMatch(/different key.*not changed/);
+    let settings = await apiA.call<{ pairings: { receiver_port: number }[] }>("remote_build/get_offloader_settings");
+    expect(settings.pairings[0]?.receiver_port).toBe(bPort);
+    const moved = await apiA.call<{ receiver_hostname: string }>("remote_build/edit_pairing_endpoint", { pin_sha256: idB.pin_sha256, hostname: "localhost", port: bPort });
+    expect(moved.receiver_hostname).toBe("localhost");
+    settings = await apiA.call("remote_build/get_offloader_settings");
+    expect(settings.pairings[0]?.receiver_port).toBe(bPort);
+  });
+
+  it("switches a pairing off and back on, and unpairs", async () => {
+    const { a, apiA, idB } = await pairedBuilders();
+    const off = await apiA.call<{ enabled: boolean }>("remote_build/set_pairing_enabled", { pin_sha256: idB.pin_sha256, enabled: false });
+    expect(off.enabled).toBe(false);
+    const job = await apiA.call<{ job_id: string }>("firmware/compile", { configuration: "kitchen.yaml" });
+    await waitFor(() => ["completed", "failed"].includes(a.builder.queue.get(job.job_id)?.status ?? ""), 20_000, "the compile");
+    expect(a.builder.queue.get(job.job_id)?.source).toBe("local");
+    await apiA.call("remote_build/set_offloader_settings", { remote_builds_enabled: false });
+    expect((await apiA.call<{ remote_builds_enabled: boolean }>("remote_build/get_offloader_settings")).remote_builds_enabled).toBe(false);
+    expect(await apiA.call("remote_build/unpair", { pin_sha256: idB.pin_sha256 })).toEqual({ removed: true });
+    expect((await apiA.call<{ pairings: unknown[] }>("remote_build/get_offloader_settings")).pairings).toEqual([]);
+    expect((await apiA.request("remote_build/unpair", { pin_sha256: idB.pin_sha256 })).error_code).toBe("not_found");
+  });
+
+  it.each([
+    ["a serial path as hostname", "remote_build/preview_pair", { hostname: "/dev/ttyUSB0", port: 6055 }],
+    ["a port out of range", "remote_build/preview_pair", { hostname: "127.0.0.1", port: 70000 }],
+    ["a short pin", "remote_build/request_pair", { hostname: "127.0.0.1", port: 6055, pin_sha256: "abc" }],
+    ["a bad dashboard_id", "remote_build/approve_peer", { dashboard_id: "../x" }],
+    ["a string for a boolean", "remote_build/set_settings", { enabled: "false" }],
+  ])("refuses %s with invalid_args", async (_what, command, args) => {
+    const a = await startBuilder();
+    const api = await ApiClient.connect(a.port);
+    expect((await api.request(command, args)).error_code).toBe("invalid_args");
+  });
+
+  it("answers a preview of a port where nothing listens with unavailable", async () => {
+    const a = await startBuilder();
+    const api = await ApiClient.connect(a.port);
+    const reply = await api.request("remote_build/preview_pair", { hostname: "127.0.0.1", port: 1 });
+    expect(reply.error_code).toBe("unavailable");
+    expect(reply.details).toMatch(/cannot reach 127\.0\.0\.1:1/);
+  });
+});
