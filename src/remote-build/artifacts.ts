@@ -265,6 +265,8 @@ export async function readArtifacts(bytes: Buffer, opts: ArtifactsOptions = {}):
       maxTotalBytes: maxBytes,
       maxMembers: ARTIFACTS_MAX_MEMBERS,
       directories: "reject",
+      // Already in memory and made of big images: large slices, same caps.
+      bufferBytes: 256 * 1024,
     });
   } catch (err) {
     if (err instanceof TarSafetyError) throw new ArtifactsError(err.code, `bad artifacts tarball: ${err.message}`, { cause: err });

@@ -68,6 +68,13 @@ export interface ReadTarOptions {
   maxMembers?: number;
   /** What to do with directory entries: reject (`not_a_file`, the default) or skip them. */
   directories?: "reject" | "skip";
+  /**
+   * Slice and buffer size of the pipeline (default 16 KiB). Small slices make a
+   * rejected archive stop early; a reader of an already-buffered archive that
+   * expects large members (artifacts) can pass more for speed. The inflated
+   * bytes are counted against the caps either way.
+   */
+  bufferBytes?: number;
 }
 
 export const DEFAULT_MAX_MEMBERS = 10_000;
@@ -337,9 +344,9 @@ function checkOptions(opts: ReadTarOptions): void {
   }
 }
 
-async function* slices(bytes: Buffer): AsyncGenerator<Buffer> {
-  for (let pos = 0; pos < bytes.length; pos += FEED_BYTES) {
-    yield bytes.subarray(pos, pos + FEED_BYTES);
+async function* slices(bytes: Buffer, size: number): AsyncGenerator<Buffer> {
+  for (let pos = 0; pos < bytes.length; pos += size) {
+    yield bytes.subarray(pos, pos + size);
   }
   await Promise.resolve();
 }
@@ -353,7 +360,7 @@ export async function readTarGz(bytes: Buffer, opts: ReadTarOptions): Promise<Ta
   if (bytes.length < 2 || bytes[0] !== 0x1f || bytes[1] !== 0x8b) {
     throw new TarSafetyError("malformed", "not a gzip file");
   }
-  return readTarGzStream(slices(bytes), opts);
+  return readTarGzStream(slices(bytes, opts.bufferBytes ?? FEED_BYTES), opts);
 }
 
 /**
@@ -364,9 +371,10 @@ export async function readTarGz(bytes: Buffer, opts: ReadTarOptions): Promise<Ta
 export async function readTarGzStream(source: AsyncIterable<Uint8Array>, opts: ReadTarOptions): Promise<TarEntry[]> {
   checkOptions(opts);
   // Small buffers on both sides: input is pulled, and inflated, only as parsing needs it.
-  const streamOptions = { writableHighWaterMark: STREAM_BUFFER_BYTES, readableHighWaterMark: STREAM_BUFFER_BYTES };
+  const buffer = opts.bufferBytes ?? STREAM_BUFFER_BYTES;
+  const streamOptions = { writableHighWaterMark: buffer, readableHighWaterMark: buffer, chunkSize: buffer };
   const gunzip = createGunzip(streamOptions as ZlibOptions);
-  const input = Readable.from(source, { objectMode: false, highWaterMark: STREAM_BUFFER_BYTES });
+  const input = Readable.from(source, { objectMode: false, highWaterMark: buffer });
   const inflated = pipeline(input, gunzip, () => {
     // Errors surface through the iterator below; nothing else to do here.
   });
