@@ -1,0 +1,87 @@
+/**
+ * The router's decisions from the offloader's state at dispatch time. The
+ * offloader state is given as plain rows of the shape `Offloader.snapshot()`
+ * returns.
+ */
+import { describe, expect, it } from "vitest";
+import { createJob, type StoredJob } from "../../src/firmware/job.ts";
+import type { BuildRouterDeps } from "../../src/remote-build/routing.ts";
+import { BuildRouter } from "../../src/remote-build/routing.ts";
+
+const PIN = "a".repeat(64);
+const now = new Date("2026-11-23T10:00:00Z");
+
+type Row = ReturnType<BuildRouterDeps["offloader"]["snapshot"]>[number];
+
+function row(over: { connected?: boolean; idle?: boolean | null; enabled?: boolean; status?: "approved" | "pending" } = {}): Row {
+  const idle = over.idle === undefined ? true : over.idle;
+  return {
+    stored: { pin_sha256: PIN, label: "Desktop", receiver_hostname: "h", receiver_port: 6055, paired_at: "", enabled: over.enabled ?? true, esphome_version: "", friendly_name: "" },
+    status: over.status ?? "approved",
+    session: over.connected === false ? null : ({ queueStatus: idle === null ? null : { idle, running: 0, queue_depth: 0 } } as unknown as Row["session"]),
+  };
+}
+
+function router(rows: Row[], opts: { label?: string | undefined; clock?: { t: number }; enabled?: boolean } = {}) {
+  const clock = opts.clock ?? { t: 0 };
+  let woken = 0;
+  const r = new BuildRouter({
+    offloader: { snapshot: () => rows, label: () => ("label" in opts ? opts.label : "Desktop"), remoteBuildsEnabled: opts.enabled ?? true },
+    wake: () => { woken++; },
+    restoreGraceMs: 1000,
+    now: () => clock.t,
+  });
+  return { r, clock, woken: () => woken };
+}
+
+const fresh = (): StoredJob => createJob({ configuration: "k.yaml", job_type: "install" }, now);
+const restored = (): StoredJob => ({ ...fresh(), source: "remote", source_pin_sha256: PIN, source_label: "Old name" });
+
+describe("BuildRouter", () => {
+  it("routes a new job to an idle build server with the pairing's label", () => {
+    expect(router([row()]).r.route(fresh(), { busyPins: new Set() })).toEqual({ kind: "remote", pinSha256: PIN, label: "Desktop" });
+  });
+
+  it("falls back to local when the pairing is gone between snapshot and lookup", () => {
+    expect(router([row()], { label: undefined }).r.route(fresh(), { busyPins: new Set() })).toEqual({ kind: "local" });
+  });
+
+  it("does not send a second compile to a build server already compiling ours", () => {
+    expect(router([row()]).r.route(fresh(), { busyPins: new Set([PIN]) })).toEqual({ kind: "local" });
+  });
+
+  it("honours the master switch", () => {
+    expect(router([row()], { enabled: false }).r.route(fresh(), { busyPins: new Set() })).toEqual({ kind: "local" });
+  });
+
+  it("sends a restored job back to its build server with its original label", () => {
+    expect(router([row()]).r.route(restored(), { busyPins: new Set() })).toEqual({ kind: "remote", pinSha256: PIN, label: "Old name" });
+  });
+
+  it("keeps a restored job waiting while its build server is busy", () => {
+    expect(router([row({ idle: false })]).r.route(restored(), { busyPins: new Set() })).toEqual({ kind: "wait" });
+  });
+
+  it("waits for a disconnected build server during the grace period, then builds here with a note", () => {
+    const { r, clock, woken } = router([row({ connected: false })]);
+    expect(r.route(restored(), { busyPins: new Set() })).toEqual({ kind: "wait" });
+    clock.t = 1500;
+    const decision = r.route(restored(), { busyPins: new Set() });
+    expect(decision).toEqual({ kind: "local", note: "build server Old name did not come back within 1 s; building on this machine instead" });
+    expect(woken()).toBe(0); // the timer is real; the decision only needed the clock
+    r.stop();
+  });
+
+  it("builds a restored job here at once when its pairing was removed or switched off", () => {
+    expect(router([]).r.route(restored(), { busyPins: new Set() }).kind).toBe("local");
+    expect(router([row({ enabled: false })]).r.route(restored(), { busyPins: new Set() }).kind).toBe("local");
+  });
+
+  it("takes a frozen copy of the state", () => {
+    const rows = [row()];
+    const snap = router(rows).r.snapshot(new Set());
+    expect(Object.isFrozen(snap)).toBe(true);
+    rows.length = 0;
+    expect(snap.pairings).toHaveLength(1);
+  });
+});
