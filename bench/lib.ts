@@ -6,6 +6,7 @@ import { fileURLToPath } from "node:url";
 import { Builder } from "../src/builder.ts";
 import type { BuilderConfig } from "../src/config.ts";
 import { setLogLevel } from "../src/logger.ts";
+import { STAND_IN, testConfig } from "../test/helpers/config.ts";
 
 setLogLevel("error");
 
@@ -19,7 +20,7 @@ export async function waitUntil(predicate: () => boolean, timeoutMs: number, ste
 }
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
-export const STAND_IN = path.join(ROOT, "test", "fixtures", "bin", "esphome");
+export { STAND_IN };
 
 export async function tempDir(prefix: string): Promise<string> {
   return mkdtemp(path.join(os.tmpdir(), prefix));
@@ -38,23 +39,7 @@ export async function deviceFolder(names: string[]): Promise<string> {
 }
 
 export async function builder(dir: string, label: string, over: Partial<BuilderConfig> = {}): Promise<Builder> {
-  const b = new Builder({
-    configDir: dir,
-    dataDir: undefined,
-    host: "127.0.0.1",
-    port: 0,
-    peerLinkPort: 0,
-    peerLinkHost: "127.0.0.1",
-    esphome: STAND_IN,
-    label,
-    mdns: false,
-    logLevel: "error",
-    compileConcurrency: 1,
-    uploadConcurrency: 4,
-    remoteRestoreGraceSeconds: 30,
-    addon: false,
-    ...over,
-  });
+  const b = new Builder(testConfig(dir, { label, logLevel: "error", ...over }));
   await b.start();
   return b;
 }

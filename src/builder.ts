@@ -8,7 +8,8 @@ import { fileURLToPath } from "node:url";
 import { DownloadTokens } from "./api/downloads.ts";
 import type { ApiServices, ServerInfo } from "./api/commands.ts";
 import { HttpServer } from "./api/http-server.ts";
-import type { BuilderConfig } from "./config.ts";
+import { LegacyApi } from "./api/legacy-api.ts";
+import { SUPERVISOR_INGRESS_ADDRESS, type BuilderConfig } from "./config.ts";
 import { DeviceScanner } from "./esphome/device-scan.ts";
 import { listSerialPorts } from "./esphome/serial-ports.ts";
 import { probeEsphomeVersion } from "./esphome/version.ts";
@@ -17,6 +18,7 @@ import { LocalRunner } from "./firmware/local-runner.ts";
 import { RemoteRunner, SourceRoutedRunner } from "./firmware/remote-runner.ts";
 import { BuildRouter } from "./remote-build/routing.ts";
 import { FirmwareQueue } from "./firmware/queue.ts";
+import { HomeAssistant, type HomeAssistantDeps } from "./ha/home-assistant.ts";
 import { getLogger } from "./logger.ts";
 import { resolvePaths, type Paths } from "./paths.ts";
 import { RemoteBuild } from "./remote-build/remote-build.ts";
@@ -45,6 +47,14 @@ export interface Listening {
   peer_link_port: number | null;
 }
 
+/** Test seams of the builder's parts. */
+export interface BuilderHooks {
+  /** Where automation commands are read from with `stdinCommands` (default process.stdin). */
+  stdin?: HomeAssistantDeps["stdin"];
+  /** Home Assistant client timings (tests shorten retries and debounces). */
+  haTimings?: HomeAssistantDeps["timings"];
+}
+
 export class Builder {
   readonly config: BuilderConfig;
   readonly paths: Paths;
@@ -53,12 +63,14 @@ export class Builder {
   readonly devices: DeviceScanner;
   readonly downloads = new DownloadTokens();
   readonly remote: RemoteBuild;
+  /** Entities, events, automation commands and Supervisor discovery; idle without a Home Assistant. */
+  readonly ha: HomeAssistant;
   readonly #remoteRunner: RemoteRunner;
   readonly #router: BuildRouter;
   #http: HttpServer | undefined;
   #esphomeVersion: string | null = null;
 
-  constructor(config: BuilderConfig) {
+  constructor(config: BuilderConfig, hooks: BuilderHooks = {}) {
     this.config = config;
     this.paths = resolvePaths({ configDir: config.configDir, dataDir: config.dataDir });
     // The remote runner reaches the offloader lazily: the offloader needs the queue first.
@@ -94,6 +106,15 @@ export class Builder {
       restoreGraceMs: config.remoteRestoreGraceSeconds * 1000,
     });
     this.queue.setRouter(this.#router);
+    this.ha = new HomeAssistant({
+      config,
+      bus: this.bus,
+      queue: this.queue,
+      receiver: this.remote.receiver,
+      stateDir: this.paths.stateDir,
+      ...(hooks.stdin === undefined ? {} : { stdin: hooks.stdin }),
+      ...(hooks.haTimings === undefined ? {} : { timings: hooks.haTimings }),
+    });
   }
 
   async start(): Promise<Listening> {
@@ -101,6 +122,8 @@ export class Builder {
     await fs.mkdir(this.paths.stateDir, { recursive: true });
     // Remote builds first: restored jobs are routed as soon as the queue starts.
     await this.remote.start();
+    // Add-on options that act on running parts (the build-server switch), before anything is served.
+    await this.ha.applyAddonOptions();
     this.#remoteRunner.start();
     for (const name of ["offloader_peer_link_opened", "offloader_peer_link_closed", "offloader_queue_status_changed", "offloader_pairing_changed", "offloader_settings_changed"] as const) {
       this.bus.on(name, () => { this.queue.wake(); });
@@ -128,9 +151,21 @@ export class Builder {
       remote: this.remote,
       info: () => this.info(),
     };
-    this.#http = new HttpServer({ services, host: this.config.host, port: this.config.port, panelDir: await panelDir() });
+    // In the add-on the Supervisor picks the ingress port, and only its ingress proxy (plus Home
+    // Assistant Core on the loopback, for the legacy dashboard API) may use the listener.
+    const listenPort = this.config.portFromSupervisor === true ? await this.ha.ingressPort() : this.config.port;
+    this.#http = new HttpServer({
+      services,
+      host: this.config.host,
+      port: listenPort,
+      panelDir: await panelDir(),
+      legacy: new LegacyApi({ services, esphome: this.config.esphome }),
+      ...(this.config.addon ? { access: { full: this.config.ingressAddresses ?? [SUPERVISOR_INGRESS_ADDRESS], legacy: ["127.0.0.1", "::1"] } } : {}),
+    });
     const port = await this.#http.start();
     await this.remote.startDiscovery(port);
+    // Last: Home Assistant learns about a builder that is fully up (it starts in the background).
+    this.ha.start({ services, port });
     return { port, peer_link_port: this.remote.receiver.port };
   }
 
@@ -145,11 +180,15 @@ export class Builder {
 
   async stop(): Promise<void> {
     const steps: [string, () => Promise<void>][] = [
+      // No new automation commands while the parts they need stop.
+      ["automation commands", () => { this.ha.stopCommands(); return Promise.resolve(); }],
       ["http", async () => this.#http?.stop()],
       ["devices", () => this.devices.stop()],
       // The queue stops first: running remote jobs send their cancel while the sessions are still up.
       ["queue", () => this.queue.stop()],
       ["remote runner", () => this.#remoteRunner.stop()],
+      // After the queue: the cancellations of a stop still reach Home Assistant (bounded wait).
+      ["home assistant", () => this.ha.stop()],
       ["remote builds", async () => { this.#router.stop(); await this.remote.stop(); }],
     ];
     for (const [name, step] of steps) {

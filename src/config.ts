@@ -4,7 +4,9 @@
  * nowhere else.
  */
 import { readFileSync } from "node:fs";
+import { isIP } from "node:net";
 import os from "node:os";
+import { isatty } from "node:tty";
 import { parseArgs } from "node:util";
 import { z } from "zod";
 import { BuilderError, ErrorCode } from "./errors.ts";
@@ -26,6 +28,25 @@ export interface BuilderConfig {
   /** How long a job that was building on a build server at restart waits for it to reconnect. */
   remoteRestoreGraceSeconds: number;
   addon: boolean;
+  // ---- Home Assistant (optional so hand-built configs in tests stay short) ----
+  /** Direct mode: Home Assistant's base URL (`http://host:8123`); needs `haToken`. */
+  haUrl?: string | undefined;
+  /** Direct mode: a long-lived access token. */
+  haToken?: string | undefined;
+  /** Add-on mode: the Supervisor's token (`SUPERVISOR_TOKEN`). */
+  supervisorToken?: string | undefined;
+  /** Add-on mode: the Supervisor's base URL (default `http://supervisor`; tests point it at a stand-in). */
+  supervisorUrl?: string | undefined;
+  /** Add-on mode: the only peers the listener serves fully (the Supervisor's ingress proxy). */
+  ingressAddresses?: readonly string[] | undefined;
+  /** Add-on mode: ask the Supervisor for the ingress port instead of using `port`. */
+  portFromSupervisor?: boolean | undefined;
+  /** Read automation commands (JSON lines) from stdin. */
+  stdinCommands?: boolean | undefined;
+  /** Add-on option: the build-server (receiver) switch; applied when it changes. Undefined = not set. */
+  buildServer?: boolean | undefined;
+  /** Announce the legacy dashboard API to Home Assistant's ESPHome integration (Supervisor discovery). */
+  dashboardIntegration?: boolean | undefined;
 }
 
 const portSchema = z.coerce.number().int().min(0).max(65535);
@@ -45,7 +66,14 @@ export const ENV_NAMES = {
   "compile-concurrency": "ESPHOME_BUILDER_COMPILE_CONCURRENCY",
   "upload-concurrency": "ESPHOME_BUILDER_UPLOAD_CONCURRENCY",
   "remote-restore-grace": "ESPHOME_BUILDER_REMOTE_RESTORE_GRACE",
+  "ha-url": "ESPHOME_BUILDER_HA_URL",
+  "ha-token": "ESPHOME_BUILDER_HA_TOKEN",
+  "ingress-address": "ESPHOME_BUILDER_INGRESS_ADDRESS",
+  "stdin-commands": "ESPHOME_BUILDER_STDIN_COMMANDS",
 } as const;
+
+/** The Supervisor's ingress proxy address (Home Assistant's add-on docs). */
+export const SUPERVISOR_INGRESS_ADDRESS = "172.30.32.2";
 
 export const USAGE = `Usage: esphome-builder [options]
 
@@ -61,6 +89,10 @@ export const USAGE = `Usage: esphome-builder [options]
   --log-level LEVEL          debug, info, warning or error (default info)
   --compile-concurrency N    compiles at once (default 1)
   --upload-concurrency N     uploads at once (default 4)
+  --ha-url URL               Home Assistant to report to, e.g. http://homeassistant.local:8123 (needs --ha-token)
+  --ha-token TOKEN           a long-lived access token of that Home Assistant
+  --stdin-commands           read automation commands (JSON lines) from stdin (on by default in the add-on)
+  --ingress-address A[,B]    add-on: the peers served as ingress (default 172.30.32.2)
   --remote-restore-grace S   after a restart, seconds a remote build waits for its build server (default 30)
   -h, --help                 show this help
 
@@ -72,6 +104,8 @@ const addonOptionsSchema = z
     log_level: z.enum(["debug", "info", "warning", "error"]).optional(),
     label: z.string().max(64).optional(),
     compile_concurrency: z.number().int().min(1).max(8).optional(),
+    build_server: z.boolean().optional(),
+    home_assistant_dashboard_integration: z.boolean().optional(),
   })
   .loose();
 
@@ -100,6 +134,10 @@ export function parseConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Bu
         "compile-concurrency": { type: "string" },
         "upload-concurrency": { type: "string" },
         "remote-restore-grace": { type: "string" },
+        "ha-url": { type: "string" },
+        "ha-token": { type: "string" },
+        "ingress-address": { type: "string" },
+        "stdin-commands": { type: "boolean" },
         help: { type: "boolean", short: "h" },
       },
     });
@@ -108,7 +146,7 @@ export function parseConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Bu
   }
   const flags = parsed.values;
   if (flags.help === true) return "help";
-  const pick = (name: Exclude<keyof typeof ENV_NAMES, "no-mdns">): string | undefined => {
+  const pick = (name: Exclude<keyof typeof ENV_NAMES, "no-mdns" | "stdin-commands">): string | undefined => {
     const value = flags[name];
     return typeof value === "string" ? value : env[ENV_NAMES[name]];
   };
@@ -150,6 +188,28 @@ export function parseConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Bu
     fail(`--log-level must be debug, info, warning or error, got '${logLevel}'`);
   }
   const noMdnsEnv = env[ENV_NAMES["no-mdns"]];
+  const envFlag = (name: "stdin-commands"): boolean | undefined => {
+    if (flags[name] === true) return true;
+    const raw = env[ENV_NAMES[name]];
+    return raw === undefined || raw === "" ? undefined : raw !== "0" && raw.toLowerCase() !== "false";
+  };
+  const haUrl = pick("ha-url");
+  const haToken = pick("ha-token");
+  if ((haUrl === undefined) !== (haToken === undefined)) fail("--ha-url and --ha-token go together: give both or neither");
+  if (haUrl !== undefined) {
+    let url: URL;
+    try {
+      url = new URL(haUrl);
+    } catch {
+      fail(`--ha-url must be a URL such as http://homeassistant.local:8123, got '${haUrl}'`);
+    }
+    if (url.protocol !== "http:" && url.protocol !== "https:") fail(`--ha-url must start with http:// or https://, got '${haUrl}'`);
+  }
+  if (haToken !== undefined && !/^[\x21-\x7e]{1,4096}$/.test(haToken)) fail("--ha-token must be a token without spaces");
+  const ingress = pick("ingress-address");
+  const ingressAddresses = ingress === undefined ? [SUPERVISOR_INGRESS_ADDRESS] : ingress.split(",").map((a) => a.trim()).filter((a) => a !== "");
+  for (const address of ingressAddresses) if (isIP(address) === 0) fail(`--ingress-address must list IP addresses, got '${address}'`);
+  const stdinTty = isatty(0);
   return {
     configDir: pick("config-dir") ?? (addon ? "/config/esphome" : "./config"),
     dataDir: pick("data-dir") ?? (addon ? "/data" : undefined),
@@ -165,5 +225,15 @@ export function parseConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Bu
     uploadConcurrency: count("upload-concurrency", 4),
     remoteRestoreGraceSeconds: grace(),
     addon,
+    haUrl: haUrl?.replace(/\/+$/, ""),
+    haToken,
+    supervisorToken: addon ? env.SUPERVISOR_TOKEN : undefined,
+    supervisorUrl: (env.ESPHOME_BUILDER_SUPERVISOR_URL ?? "http://supervisor").replace(/\/+$/, ""),
+    ingressAddresses,
+    // The Supervisor picks the ingress port (`ingress_port: 0` with host networking) unless --port says otherwise.
+    portFromSupervisor: addon && pick("port") === undefined,
+    stdinCommands: envFlag("stdin-commands") ?? (addon && !stdinTty),
+    buildServer: options.build_server,
+    dashboardIntegration: options.home_assistant_dashboard_integration ?? true,
   };
 }

@@ -131,7 +131,7 @@ describe("transparent install across two builders", () => {
 });
 
 describe("restart recovery of a remote build", () => {
-  async function offloaderArgs(dir: string, grace: string): Promise<string[]> {
+  function offloaderArgs(dir: string, grace: string): string[] {
     return ["--config-dir", dir, "--port", "0", "--peer-link-port", "0", "--peer-link-host", "127.0.0.1", "--esphome", STAND_IN, "--no-mdns", "--label", "Pi", "--log-level", "warning", "--remote-restore-grace", grace];
   }
 
@@ -145,7 +145,7 @@ describe("restart recovery of a remote build", () => {
     a.api.close();
     a.proc.child.kill("SIGKILL");
     await a.proc.exited;
-    const again = await spawnBuilder(await offloaderArgs(a.dir, "30"), { ESPHOME_STANDIN_COMPILE_SECONDS: "0.5", ESPHOME_STANDIN_UPLOAD_SECONDS: "0.1", ESPHOME_STANDIN_FAIL: "", ESPHOME_STANDIN_HOST: "Pi", ESPHOME_STANDIN_RECORD: a.record });
+    const again = await spawnBuilder(offloaderArgs(a.dir, "30"), { ESPHOME_STANDIN_COMPILE_SECONDS: "0.5", ESPHOME_STANDIN_UPLOAD_SECONDS: "0.1", ESPHOME_STANDIN_FAIL: "", ESPHOME_STANDIN_HOST: "Pi", ESPHOME_STANDIN_RECORD: a.record });
     const api = await ApiClient.connect(again.port);
     const follow = api.stream("firmware/follow_job", { job_id: job.job_id });
     const result = await follow.until((f) => f.event === "result", 30_000);
@@ -168,7 +168,7 @@ describe("restart recovery of a remote build", () => {
     a.proc.child.kill("SIGKILL");
     b.proc.child.kill("SIGKILL");
     await a.proc.exited;
-    const again = await spawnBuilder(await offloaderArgs(a.dir, "1"), { ESPHOME_STANDIN_COMPILE_SECONDS: "0.2", ESPHOME_STANDIN_UPLOAD_SECONDS: "0.1", ESPHOME_STANDIN_FAIL: "", ESPHOME_STANDIN_HOST: "Pi", ESPHOME_STANDIN_RECORD: a.record });
+    const again = await spawnBuilder(offloaderArgs(a.dir, "1"), { ESPHOME_STANDIN_COMPILE_SECONDS: "0.2", ESPHOME_STANDIN_UPLOAD_SECONDS: "0.1", ESPHOME_STANDIN_FAIL: "", ESPHOME_STANDIN_HOST: "Pi", ESPHOME_STANDIN_RECORD: a.record });
     const api = await ApiClient.connect(again.port);
     const follow = api.stream("firmware/follow_job", { job_id: job.job_id });
     const result = await follow.until((f) => f.event === "result", 30_000);

@@ -1,6 +1,12 @@
 /**
- * The HTTP side: the panel's static files, firmware downloads, and the
- * WebSocket upgrade for `/ws`. One listener serves it all.
+ * The HTTP side: the panel's static files, firmware downloads, the legacy
+ * dashboard API, and the WebSocket upgrades for `/ws` (and the legacy
+ * `/compile`, `/upload`). One listener serves it all.
+ *
+ * In the add-on the listener is Home Assistant's ingress target: only the
+ * Supervisor's ingress proxy gets the panel and its API (Home Assistant has
+ * authenticated the user); Home Assistant Core on the host's loopback gets the
+ * legacy dashboard API its ESPHome integration uses; everyone else gets 403.
  */
 import { createReadStream, promises as fs } from "node:fs";
 import http from "node:http";
@@ -10,6 +16,7 @@ import express, { type Request, type Response } from "express";
 import { firmwareFolder, listBinaries } from "../firmware/binaries.ts";
 import { getLogger } from "../logger.ts";
 import type { ApiServices } from "./commands.ts";
+import { LEGACY_HTTP_PATHS, LEGACY_WS_PATHS, type LegacyApi } from "./legacy-api.ts";
 import { WsApi } from "./ws-api.ts";
 
 const log = getLogger("http");
@@ -21,6 +28,39 @@ export interface HttpServerOptions {
   /** Folder with the built panel (index.html and assets). */
   panelDir: string;
   trustedOrigins?: readonly string[];
+  /** The legacy dashboard API (`/devices`, `/json-config`, `/ping`, `/compile`, `/upload`). */
+  legacy?: LegacyApi;
+  /** Add-on mode: who may use the listener. Absent = everyone who can connect (standalone, loopback by default). */
+  access?: PeerAccess;
+}
+
+export interface PeerAccess {
+  /** Peers served fully: the Supervisor's ingress proxy. */
+  full: readonly string[];
+  /** Peers served only the legacy dashboard API: Home Assistant Core on the loopback. */
+  legacy: readonly string[];
+}
+
+/** Home Assistant's ingress prefix, `/api/hassio_ingress/<token>`; anything else in the header is ignored. */
+const INGRESS_PATH_RE = /^\/api\/hassio_ingress\/[A-Za-z0-9_-]{1,256}$/;
+
+/** `::ffff:172.30.32.2` -> `172.30.32.2`. */
+export function normalizePeer(address: string | undefined): string {
+  if (address === undefined) return "";
+  return address.startsWith("::ffff:") && address.includes(".") ? address.slice(7) : address;
+}
+
+/** What a peer may reach: everything, the legacy API only, or nothing. */
+export function peerAccess(access: PeerAccess | undefined, address: string | undefined): "full" | "legacy" | "none" {
+  if (access === undefined) return "full";
+  const peer = normalizePeer(address);
+  if (access.full.includes(peer)) return "full";
+  if (access.legacy.includes(peer)) return "legacy";
+  return "none";
+}
+
+function refuse(peer: string): string {
+  return `Forbidden: ${peer} is not Home Assistant's ingress. Open this add-on from the Home Assistant sidebar.\n`;
 }
 
 export class HttpServer {
@@ -37,6 +77,33 @@ export class HttpServer {
     const { services } = this.#opts;
     const app = express();
     app.disable("x-powered-by");
+    const { access, legacy } = this.#opts;
+    if (access !== undefined) {
+      app.use((req, res, next) => {
+        const allowed = peerAccess(access, req.socket.remoteAddress);
+        if (allowed === "full" || (allowed === "legacy" && LEGACY_HTTP_PATHS.includes(req.path))) {
+          next();
+          return;
+        }
+        log.warning(`refused ${req.method} ${req.path} from ${normalizePeer(req.socket.remoteAddress)}`);
+        res.status(403).type("text/plain").send(refuse(normalizePeer(req.socket.remoteAddress)));
+      });
+    }
+    // Behind ingress the page lives under X-Ingress-Path: absolute redirects must carry it.
+    app.use((req, res, next) => {
+      const prefix = req.headers["x-ingress-path"];
+      if (typeof prefix === "string" && INGRESS_PATH_RE.test(prefix)) {
+        const setHeader = res.setHeader.bind(res);
+        res.setHeader = (name: string, value: number | string | readonly string[]) => {
+          if (name.toLowerCase() === "location" && typeof value === "string" && value.startsWith("/") && !value.startsWith("//")) {
+            return setHeader(name, prefix + value);
+          }
+          return setHeader(name, value);
+        };
+      }
+      next();
+    });
+    if (legacy !== undefined) app.use(legacy.router());
     app.get("/api/firmware/download", (req, res) => {
       void this.#download(req, res);
     });
@@ -45,7 +112,15 @@ export class HttpServer {
     const server = http.createServer(app);
     server.on("upgrade", (req, socket, head) => {
       const pathname = new URL(req.url ?? "/", "http://localhost").pathname;
+      const allowed = peerAccess(access, req.socket.remoteAddress);
+      const isLegacy = legacy !== undefined && LEGACY_WS_PATHS.includes(pathname);
+      if (allowed === "none" || (allowed === "legacy" && !isLegacy)) {
+        log.warning(`refused a WebSocket to ${pathname} from ${normalizePeer(req.socket.remoteAddress)}`);
+        socket.end("HTTP/1.1 403 Forbidden\r\nConnection: close\r\nContent-Length: 0\r\n\r\n");
+        return;
+      }
       if (pathname === "/ws") ws.handleUpgrade(req, socket, head);
+      else if (isLegacy) legacy.handleUpgrade(req, socket, head, pathname);
       else socket.end("HTTP/1.1 404 Not Found\r\nConnection: close\r\nContent-Length: 0\r\n\r\n");
     });
     await new Promise<void>((resolve, reject) => {
@@ -62,6 +137,7 @@ export class HttpServer {
 
   async stop(): Promise<void> {
     this.#ws?.stop();
+    this.#opts.legacy?.stop();
     const server = this.#server;
     if (server === undefined) return;
     server.closeAllConnections();

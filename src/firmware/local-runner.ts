@@ -34,24 +34,32 @@ export class LocalRunner implements JobRunner {
     this.#deps = deps;
   }
 
-  async runPhase(ctx: PhaseContext): Promise<PhaseResult> {
-    const { paths } = this.#deps;
-    const executable = await resolveExecutable(this.#deps.esphome);
-    if (executable === null) return { exitCode: null, error: missingEsphomeError(this.#deps.esphome).message };
-    const yamlPath = paths.jobYaml(ctx.job);
-    const result = await runTracked({
-      file: executable,
-      args: phaseArgs(ctx.job, ctx.phase, yamlPath),
-      cwd: path.dirname(yamlPath),
-      env: esphomeEnv(paths.jobDataDir(ctx.job)),
-      signal: ctx.signal,
-      onLine: ctx.onLine,
-      killGraceMs: this.#deps.killGraceMs ?? KILL_GRACE_MS,
-      ...(this.#deps.spawn === undefined ? {} : { spawn: this.#deps.spawn }),
-    });
-    if (result.error !== null) return { exitCode: result.exitCode, error: result.error };
-    if (result.exitCode === 0) return { exitCode: 0, error: null };
-    const how = result.signal === null ? `exit code ${result.exitCode}` : `signal ${result.signal}`;
-    return { exitCode: result.exitCode, error: `esphome ${ctx.phase} failed (${how})` };
+  runPhase(ctx: PhaseContext): Promise<PhaseResult> {
+    const yamlPath = this.#deps.paths.jobYaml(ctx.job);
+    return runEsphome(this.#deps, ctx, phaseArgs(ctx.job, ctx.phase, yamlPath));
   }
+}
+
+/**
+ * Runs one ESPHome command for a job's phase (in the job's folder, with its
+ * data dir) as a tracked subprocess, and says how it ended. Local and remote
+ * jobs flash through this same path.
+ */
+export async function runEsphome(deps: LocalRunnerDeps, ctx: PhaseContext, args: string[]): Promise<PhaseResult> {
+  const executable = await resolveExecutable(deps.esphome);
+  if (executable === null) return { exitCode: null, error: missingEsphomeError(deps.esphome).message };
+  const result = await runTracked({
+    file: executable,
+    args,
+    cwd: path.dirname(deps.paths.jobYaml(ctx.job)),
+    env: esphomeEnv(deps.paths.jobDataDir(ctx.job)),
+    signal: ctx.signal,
+    onLine: ctx.onLine,
+    killGraceMs: deps.killGraceMs ?? KILL_GRACE_MS,
+    ...(deps.spawn === undefined ? {} : { spawn: deps.spawn }),
+  });
+  if (result.error !== null) return { exitCode: result.exitCode, error: result.error };
+  if (result.exitCode === 0) return { exitCode: 0, error: null };
+  const how = result.signal === null ? `exit code ${result.exitCode}` : `signal ${result.signal}`;
+  return { exitCode: result.exitCode, error: `esphome ${ctx.phase} failed (${how})` };
 }

@@ -21,6 +21,7 @@ import type { Paths } from "../paths.ts";
 import { readArtifacts, stageFirmware, type StagedFirmware } from "../remote-build/artifacts.ts";
 import type { Offloader } from "../remote-build/offloader.ts";
 import { atomicWrite } from "../store.ts";
+import { runEsphome } from "./local-runner.ts";
 import { KILL_GRACE_MS, runTracked, type SpawnFn } from "./process.ts";
 import type { JobRunner, PhaseContext, PhaseResult } from "./runner.ts";
 
@@ -229,22 +230,7 @@ export class RemoteRunner implements JobRunner {
     const staged = this.#staged.get(job.job_id);
     if (staged === undefined) return { exitCode: null, error: "remote build: the firmware from the build server is gone (was the builder restarted?); install again" };
     try {
-      const executable = await resolveExecutable(this.#deps.esphome);
-      if (executable === null) return { exitCode: null, error: missingEsphomeError(this.#deps.esphome).message };
-      const yaml = this.#deps.paths.jobYaml(job);
-      const result = await runTracked({
-        file: executable,
-        args: uploadArgs(yaml, job.port, staged.firmwarePath),
-        cwd: path.dirname(yaml),
-        env: esphomeEnv(this.#deps.paths.jobDataDir(job)),
-        signal: ctx.signal,
-        onLine: ctx.onLine,
-        killGraceMs: this.#deps.killGraceMs ?? KILL_GRACE_MS,
-        ...(this.#deps.spawn === undefined ? {} : { spawn: this.#deps.spawn }),
-      });
-      if (result.error !== null) return { exitCode: result.exitCode, error: result.error };
-      if (result.exitCode === 0) return { exitCode: 0, error: null };
-      return { exitCode: result.exitCode, error: `esphome upload failed (${result.signal === null ? `exit code ${result.exitCode}` : `signal ${result.signal}`})` };
+      return await runEsphome(this.#deps, ctx, uploadArgs(this.#deps.paths.jobYaml(job), job.port, staged.firmwarePath));
     } finally {
       await this.discard(job.job_id).catch((err: unknown) => { log.warning(`could not remove staged firmware: ${String(err)}`); });
     }

@@ -27,7 +27,7 @@ import { promises as fs, type Stats } from "node:fs";
 import path from "node:path";
 import { Readable, pipeline } from "node:stream";
 import { promisify } from "node:util";
-import { createGunzip, gzip as gzipCallback, type ZlibOptions } from "node:zlib";
+import { createGunzip, gzip as gzipCallback } from "node:zlib";
 
 const gzipAsync = promisify(gzipCallback);
 
@@ -373,7 +373,7 @@ export async function readTarGzStream(source: AsyncIterable<Uint8Array>, opts: R
   // Small buffers on both sides: input is pulled, and inflated, only as parsing needs it.
   const buffer = opts.bufferBytes ?? STREAM_BUFFER_BYTES;
   const streamOptions = { writableHighWaterMark: buffer, readableHighWaterMark: buffer, chunkSize: buffer };
-  const gunzip = createGunzip(streamOptions as ZlibOptions);
+  const gunzip = createGunzip(streamOptions);
   const input = Readable.from(source, { objectMode: false, highWaterMark: buffer });
   const inflated = pipeline(input, gunzip, () => {
     // Errors surface through the iterator below; nothing else to do here.

@@ -6,10 +6,11 @@ import { fileURLToPath } from "node:url";
 import { afterEach } from "vitest";
 import { Builder } from "../../src/builder.ts";
 import type { BuilderConfig } from "../../src/config.ts";
+import { STAND_IN, testConfig } from "./config.ts";
 import { tempDir } from "./tmp.ts";
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
-export const STAND_IN = path.join(ROOT, "test", "fixtures", "bin", "esphome");
+export { STAND_IN, testConfig };
 
 export const DEVICE_YAML = (name: string, extra = ""): string =>
   `esphome:\n  name: ${name}\nesp32:\n  board: esp32dev\nwifi:\n  ssid: !secret wifi_ssid\n  password: !secret wifi_password\napi:\nota:\n  - platform: esphome\nlogger:\n${extra}`;
@@ -20,26 +21,6 @@ export async function configDir(devices: Record<string, string> = { kitchen: "" 
   await writeFile(path.join(dir, "secrets.yaml"), "wifi_ssid: test\nwifi_password: secret\n");
   for (const [name, extra] of Object.entries(devices)) await writeFile(path.join(dir, `${name}.yaml`), DEVICE_YAML(name, extra));
   return dir;
-}
-
-export function testConfig(dir: string, overrides: Partial<BuilderConfig> = {}): BuilderConfig {
-  return {
-    configDir: dir,
-    dataDir: undefined,
-    host: "127.0.0.1",
-    port: 0,
-    peerLinkPort: 0,
-    peerLinkHost: "127.0.0.1",
-    esphome: STAND_IN,
-    label: "test-builder",
-    mdns: false,
-    logLevel: "warning",
-    compileConcurrency: 1,
-    uploadConcurrency: 4,
-    remoteRestoreGraceSeconds: 30,
-    addon: false,
-    ...overrides,
-  };
 }
 
 /** Starts a builder in this process; it is stopped after the test. */
