@@ -185,8 +185,11 @@ export class ProgressParser {
     }
     const line = stripAnsi(rawLine);
     let next: number | null = null;
-    for (const pattern of PROGRESS_PATTERNS) {
-      const m = pattern.exec(line);
+    // Each pattern needs a literal that is cheap to look for; only then run it.
+    const needs = [line.trimStart().startsWith("["), line.includes("("), line.includes("Writing at"), line.includes("Uploading:")];
+    for (let i = 0; i < PROGRESS_PATTERNS.length; i++) {
+      if (needs[i] !== true) continue;
+      const m = (PROGRESS_PATTERNS[i] as RegExp).exec(line);
       if (m !== null) {
         const value = Number(m[1]);
         if (value <= 100) next = value;
