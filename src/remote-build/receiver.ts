@@ -21,7 +21,7 @@ import { getLogger } from "../logger.ts";
 import { resolvePaths, type Paths } from "../paths.ts";
 import { JsonStore } from "../store.ts";
 import { packArtifacts } from "./artifacts.ts";
-import { bundleDirFor, extractBundle } from "./bundle.ts";
+import { bundleDirFor, cleanupRemoteBuilds, extractBundle } from "./bundle.ts";
 import { accept, type SecureChannel } from "./channel.ts";
 import { waitForDrain } from "./offloader.ts";
 import { AssemblyError, BUNDLE_MAX_BYTES, ChunkAssembler, splitChunks } from "./chunks.ts";
@@ -41,6 +41,9 @@ import {
 const log = getLogger("receiver");
 
 export const PAIRING_WINDOW_MS = 300_000;
+/** Bundles and build caches of peers are deleted after a day without use. */
+export const REMOTE_BUILDS_TTL_MS = 24 * 60 * 60 * 1000;
+const CLEANUP_INTERVAL_MS = 60 * 60 * 1000;
 /** Pending pairing requests kept at most (oldest dropped first). */
 export const MAX_PENDING = 16;
 
@@ -83,6 +86,7 @@ export interface ReceiverTimings {
   heartbeatIntervalMs: number;
   heartbeatTimeoutMs: number;
   stepTimeoutMs: number;
+  remoteBuildsTtlMs: number;
 }
 
 export interface ReceiverDeps {
@@ -144,6 +148,7 @@ export class Receiver {
   #server: http.Server | undefined;
   #wss: WebSocketServer | undefined;
   #port: number | null = null;
+  #cleanupTimer: NodeJS.Timeout | undefined;
   readonly #unsubscribe: Unsubscribe[] = [];
   /** Long polls waiting on a dashboard_id's status. */
   readonly #statusWaiters = new Map<string, Set<() => void>>();
@@ -155,6 +160,7 @@ export class Receiver {
       heartbeatIntervalMs: HEARTBEAT_INTERVAL_MS,
       heartbeatTimeoutMs: HEARTBEAT_TIMEOUT_MS,
       stepTimeoutMs: 10_000,
+      remoteBuildsTtlMs: REMOTE_BUILDS_TTL_MS,
       ...deps.timings,
     };
     this.#now = deps.now ?? Date.now;
@@ -182,9 +188,30 @@ export class Receiver {
       }),
     );
     if (this.#enabled) await this.#bind();
+    await this.cleanup();
+    this.#cleanupTimer = setInterval(() => { void this.cleanup(); }, CLEANUP_INTERVAL_MS);
+    this.#cleanupTimer.unref();
+  }
+
+  /** Deletes peers' bundle folders not used for a day, except those of jobs still active. */
+  async cleanup(): Promise<string[]> {
+    const { paths, queue } = this.#deps;
+    const keep = new Set<string>();
+    for (const job of queue.list()) {
+      if (job.remote_peer !== "" && !["completed", "failed", "cancelled"].includes(job.status)) keep.add(path.dirname(paths.jobYaml(job)));
+    }
+    try {
+      const removed = await cleanupRemoteBuilds(paths.remoteBuildsDir, { ttlMs: this.#timings.remoteBuildsTtlMs, now: this.#now(), keep });
+      if (removed.length > 0) log.info(`removed ${removed.length} unused remote build folder(s)`);
+      return removed;
+    } catch (err) {
+      log.warning(`cleaning up remote builds failed: ${errorMessage(err)}`);
+      return [];
+    }
   }
 
   async stop(): Promise<void> {
+    if (this.#cleanupTimer !== undefined) clearInterval(this.#cleanupTimer);
     for (const off of this.#unsubscribe.splice(0)) off();
     this.#closeWindowNow();
     await this.#unbind("server_shutting_down");

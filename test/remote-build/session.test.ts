@@ -36,7 +36,7 @@ async function receiver(timings: Partial<ReceiverTimings> = {}) {
     timings,
   });
   await r.start();
-  return { r, events, bus, queue, stop: async () => { await r.stop(); await queue.stop(); } };
+  return { r, events, bus, queue, paths, stop: async () => { await r.stop(); await queue.stop(); } };
 }
 
 async function offloader(timings: Partial<OffloaderTimings> = {}, dir?: string) {
@@ -166,6 +166,26 @@ describe("pairing window", () => {
     expect(() => rx.r.setPairingWindow("p", true)).toThrow(/Turn the build server on/);
     await rx.r.setEnabled(true);
     expect(rx.r.port).toBeGreaterThan(0);
+    await rx.stop();
+  });
+});
+
+describe("cleanup of peers' build folders", () => {
+  it("deletes folders unused for longer than the TTL and keeps those of active jobs", async () => {
+    const { mkdir, utimes, readdir } = await import("node:fs/promises");
+    const path = await import("node:path");
+    const rx = await receiver({ remoteBuildsTtlMs: 1000 });
+    const remoteRoot = rx.paths.remoteBuildsDir;
+    const old = path.join(remoteRoot, "abcdefgh", "kitchen");
+    const active = path.join(remoteRoot, "abcdefgh", "garage");
+    await mkdir(old, { recursive: true });
+    await mkdir(active, { recursive: true });
+    const past = new Date(Date.now() - 10_000);
+    for (const p of [old, active, path.join(remoteRoot, "abcdefgh")]) await utimes(p, past, past);
+    await rx.queue.enqueue({ configuration: "abcdefgh/garage/garage.yaml", job_type: "compile", remote_peer: "abcdefghijklmnop", remote_job_id: "j1" });
+    const removed = await rx.r.cleanup();
+    expect(removed).toContain(old);
+    expect(await readdir(path.join(remoteRoot, "abcdefgh"))).toEqual(["garage"]);
     await rx.stop();
   });
 });
