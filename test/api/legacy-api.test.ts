@@ -1,0 +1,208 @@
+/**
+ * The legacy dashboard API, driven by the real `esphome-dashboard-api` package
+ * (what Home Assistant's ESPHome integration uses for its update entities) and
+ * by hand for the edges the client never sends.
+ */
+import { execFile, spawnSync } from "node:child_process";
+import { existsSync } from "node:fs";
+import { writeFile } from "node:fs/promises";
+import http from "node:http";
+import path from "node:path";
+import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import WebSocket from "ws";
+import { ROOT, configDir, startBuilder } from "../helpers/builder.ts";
+import { testPython } from "../helpers/python.ts";
+import { waitFor } from "../helpers/tmp.ts";
+
+const CLIENT = path.join(ROOT, "test", "ha", "dashboard_api_client.py");
+const python = testPython();
+const hasClient = spawnSync(python, ["-c", "import esphome_dashboard_api, aiohttp"]).status === 0;
+
+interface ClientRun {
+  version: string;
+  results: unknown[];
+}
+
+function runClient(port: number, actions: object[]): Promise<ClientRun> {
+  return new Promise((resolve, reject) => {
+    execFile(python, [CLIENT, `http://127.0.0.1:${port}`, JSON.stringify(actions)], { timeout: 60_000 }, (err, stdout, stderr) => {
+      if (err !== null) reject(new Error(`${err.message}\n${stderr}`));
+      else resolve(JSON.parse(stdout) as ClientRun);
+    });
+  });
+}
+
+const PORCH = `esphome:\n  name: porch\n  friendly_name: Porch light\nesp8266:\n  board: d1_mini\nwifi:\n  ssid: !secret wifi_ssid\n  password: !secret wifi_password\napi:\n  encryption:\n    key: "bXlzZWNyZXRrZXlteXNlY3JldGtleW15c2VjcmV0a2U="\nota:\n  - platform: esphome\n`;
+
+async function builderWithDevices() {
+  const dir = await configDir({ kitchen: "" });
+  await writeFile(path.join(dir, "porch.yaml"), PORCH);
+  const started = await startBuilder({}, dir);
+  await waitFor(() => started.builder.info().esphome_version !== null && started.builder.devices.list().length === 2, 10_000, "scan and version probe");
+  return started;
+}
+
+function get(port: number, urlPath: string, localAddress?: string): Promise<{ status: number; body: string; type: string }> {
+  return new Promise((resolve, reject) => {
+    const req = http.get({ host: "127.0.0.1", port, path: urlPath, ...(localAddress === undefined ? {} : { localAddress }) }, (res) => {
+      let body = "";
+      res.setEncoding("utf8");
+      res.on("data", (d: string) => (body += d));
+      res.on("end", () => { resolve({ status: res.statusCode ?? 0, body, type: String(res.headers["content-type"]) }); });
+    });
+    req.on("error", reject);
+  });
+}
+
+interface Frame {
+  event: string;
+  data?: string;
+  code?: number;
+}
+
+/** Opens /compile or /upload, sends `first` (if any), collects frames until the server closes. */
+function spawnSocket(port: number, kind: "compile" | "upload", first?: string, opts: { closeAfterFirstLine?: boolean } = {}): Promise<Frame[]> {
+  return new Promise((resolve, reject) => {
+    const ws = new WebSocket(`ws://127.0.0.1:${port}/${kind}`);
+    const frames: Frame[] = [];
+    ws.on("open", () => { if (first !== undefined) ws.send(first); });
+    ws.on("message", (data: Buffer) => {
+      frames.push(JSON.parse(data.toString("utf8")) as Frame);
+      if (opts.closeAfterFirstLine === true && frames.length === 1) ws.close();
+    });
+    ws.on("close", () => { resolve(frames); });
+    ws.on("error", reject);
+  });
+}
+
+beforeEach(() => {
+  vi.stubEnv("ESPHOME_STANDIN_COMPILE_SECONDS", "0.2");
+  vi.stubEnv("ESPHOME_STANDIN_UPLOAD_SECONDS", "0.1");
+  vi.stubEnv("ESPHOME_STANDIN_FAIL", "");
+});
+afterEach(() => {
+  vi.unstubAllEnvs();
+});
+
+describe.skipIf(!hasClient)("legacy dashboard API with the real esphome-dashboard-api client", () => {
+  it("lists devices, reads a config and its key, compiles and uploads with streamed lines", { timeout: 60_000 }, async () => {
+    const { builder, port, dir } = await builderWithDevices();
+    const run = await runClient(port, [
+      { do: "devices" },
+      { do: "config", configuration: "porch.yaml" },
+      { do: "encryption_key", configuration: "porch.yaml" },
+      { do: "config", configuration: "missing.yaml" },
+      { do: "compile", configuration: "kitchen.yaml" },
+      { do: "upload", configuration: "kitchen.yaml", port: "OTA" },
+      { do: "devices" },
+    ]);
+    console.log(`esphome-dashboard-api ${run.version}`);
+    const [devices, config, key, missing, compile, upload, after] = run.results as [
+      { configured: Record<string, unknown>[]; importable: unknown[] },
+      Record<string, unknown>,
+      string,
+      null,
+      { ok: boolean; lines: string[] },
+      { ok: boolean; lines: string[] },
+      { configured: Record<string, unknown>[] },
+    ];
+    expect(devices.importable).toEqual([]);
+    const kitchen = devices.configured.find((d) => d.configuration === "kitchen.yaml");
+    expect(kitchen).toMatchObject({
+      name: "kitchen",
+      configuration: "kitchen.yaml",
+      address: "kitchen.local",
+      current_version: builder.info().esphome_version,
+      deployed_version: "",
+      target_platform: "ESP32",
+      path: path.join(dir, "kitchen.yaml"),
+      comment: null,
+    });
+    expect(kitchen?.loaded_integrations).toEqual(expect.arrayContaining(["api", "ota", "wifi"]));
+    expect(devices.configured.find((d) => d.configuration === "porch.yaml")).toMatchObject({ name: "porch", target_platform: "ESP8266" });
+
+    expect(config).toMatchObject({ esphome: { name: "porch" }, wifi: { ssid: "test", password: "secret" } });
+    expect(key).toBe("bXlzZWNyZXRrZXlteXNlY3JldGtleW15c2VjcmV0a2U=");
+    expect(missing).toBeNull();
+
+    expect(compile.ok).toBe(true);
+    expect(compile.lines.join("")).toMatch(/SUCCESS/);
+    expect(compile.lines.every((l) => /[\r\n]$/.test(l))).toBe(true);
+    expect(upload.ok).toBe(true);
+    expect(upload.lines.join("")).toMatch(/OTA successful/);
+
+    // Both ran as jobs on the normal queue, so the panel shows them.
+    const jobs = builder.queue.list();
+    expect(jobs.map((j) => [j.job_type, j.status]).sort()).toEqual([["compile", "completed"], ["upload", "completed"]]);
+    expect(jobs.find((j) => j.job_type === "upload")?.port).toBe("OTA");
+    // After the build, the deployed version is the one that compiled it.
+    expect(after.configured.find((d) => d.configuration === "kitchen.yaml")?.deployed_version).toBe(builder.info().esphome_version);
+  });
+
+  it("reports a failed compile as a failure, with the compiler's lines", async () => {
+    vi.stubEnv("ESPHOME_STANDIN_FAIL", "compile");
+    const { builder, port } = await builderWithDevices();
+    const run = await runClient(port, [{ do: "compile", configuration: "kitchen.yaml" }]);
+    const [compile] = run.results as [{ ok: boolean; lines: string[] }];
+    expect(compile.ok).toBe(false);
+    expect(compile.lines.join("")).toMatch(/FAILED|error/i);
+    expect(builder.queue.list()[0]?.status).toBe("failed");
+  });
+});
+
+const REAL_ESPHOME = path.join(ROOT, ".venv", "bin", "esphome");
+
+describe.skipIf(!existsSync(REAL_ESPHOME))("legacy /json-config with the real ESPHome CLI", () => {
+  it("returns the validated configuration, secrets resolved and ESPHome's tags read as plain values", { timeout: 60_000 }, async () => {
+    const dir = await configDir({});
+    await writeFile(path.join(dir, "secrets.yaml"), "wifi_ssid: testnetwork\nwifi_password: longenoughpassword\n");
+    await writeFile(path.join(dir, "porch.yaml"), `${PORCH}sensor:\n  - platform: template\n    name: Answer\n    lambda: return 42.0;\n`);
+    const { port } = await startBuilder({ esphome: REAL_ESPHOME }, dir);
+    const res = await get(port, "/json-config?configuration=porch.yaml");
+    expect(res.status, res.body).toBe(200);
+    expect(res.type).toMatch(/application\/json/);
+    const config = JSON.parse(res.body) as { api: { encryption: { key: string } }; wifi: { networks: { ssid: string }[] }; sensor: { lambda: string }[] };
+    expect(config.api.encryption.key).toBe("bXlzZWNyZXRrZXlteXNlY3JldGtleW15c2VjcmV0a2U=");
+    expect(config.wifi.networks[0]?.ssid).toBe("testnetwork");
+    expect(config.sensor[0]?.lambda).toBe("return 42.0;");
+  });
+});
+
+describe("legacy dashboard API edges", () => {
+  it("answers /ping, and /json-config with 404 for a missing file and 400 for a bad name", async () => {
+    const { port } = await builderWithDevices();
+    const ping = await get(port, "/ping");
+    expect(ping.status).toBe(200);
+    expect(JSON.parse(ping.body)).toEqual({ "kitchen.yaml": null, "porch.yaml": null });
+    expect((await get(port, "/json-config?configuration=nope.yaml")).status).toBe(404);
+    expect((await get(port, "/json-config?configuration=..%2Fsecrets.yaml")).status).toBe(400);
+    expect((await get(port, "/json-config")).status).toBe(400);
+  });
+
+  it("answers 422 with ESPHome's message when the configuration does not validate", async () => {
+    const dir = await configDir({ broken: "standin_invalid: true\n" });
+    const { port } = await startBuilder({}, dir);
+    const res = await get(port, "/json-config?configuration=broken.yaml");
+    expect(res.status).toBe(422);
+    expect(res.body.length).toBeGreaterThan(0);
+  });
+
+  it("refuses a bad spawn message with a line and exit code 1, and runs nothing", async () => {
+    const { builder, port } = await builderWithDevices();
+    for (const message of ["not json", '{"type": "run", "configuration": "kitchen.yaml"}', '{"type": "spawn", "configuration": "../etc/passwd.yaml"}', '{"type": "spawn", "configuration": "ghost.yaml"}']) {
+      const frames = await spawnSocket(port, "compile", message);
+      expect(frames.at(-1)).toEqual({ event: "exit", code: 1 });
+      expect(frames[0]?.event).toBe("line");
+    }
+    const upload = await spawnSocket(port, "upload", '{"type": "spawn", "configuration": "kitchen.yaml", "port": "bad port!"}');
+    expect(upload.at(-1)).toEqual({ event: "exit", code: 1 });
+    expect(builder.queue.list()).toEqual([]);
+  });
+
+  it("cancels the job when the client goes away before the end", async () => {
+    vi.stubEnv("ESPHOME_STANDIN_COMPILE_SECONDS", "20");
+    const { builder, port } = await builderWithDevices();
+    await spawnSocket(port, "compile", '{"type": "spawn", "configuration": "kitchen.yaml"}', { closeAfterFirstLine: true });
+    await waitFor(() => builder.queue.list()[0]?.status === "cancelled", 10_000, "the job to be cancelled");
+  });
+});
