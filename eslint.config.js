@@ -21,6 +21,13 @@ export default tseslint.config(
     },
   },
   {
+    // The panel's build script is Node code next to the browser sources; test/panel/tsconfig.json types it.
+    files: ["panel/build.ts"],
+    languageOptions: {
+      parserOptions: { projectService: false, project: ["test/panel/tsconfig.json"], tsconfigRootDir: import.meta.dirname },
+    },
+  },
+  {
     files: ["**/*.js"],
     extends: [tseslint.configs.disableTypeChecked],
   },

@@ -63,6 +63,9 @@ export async function openPanel(browser: Browser, port: number, variant: Variant
     page,
     errors,
     screenshot: async (name) => {
+      // No hover or ripple left over from the last click, animations settled.
+      await page.mouse.move(1, viewport.height - 2);
+      await page.waitForTimeout(350);
       await page.screenshot({ path: path.join(SCREENSHOTS, `${name}-${variant}.png`) });
     },
   };

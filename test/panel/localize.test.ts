@@ -24,6 +24,14 @@ describe("localize", () => {
     expect(localize("common.close")).toBe("Close");
   });
 
+  it("uses the locale's plural variant of a key when there is one", () => {
+    const localize = createLocalize(undefined, "en");
+    expect(localize("devices.count", { count: 1 })).toBe("1 device");
+    expect(localize("devices.count", { count: 2 })).toBe("2 devices");
+    expect(localize("devices.count", { count: 0 })).toBe("0 devices");
+    expect(localize("log.hidden", { count: 1 })).toBe("1 earlier line hidden");
+  });
+
   it("formats numbers for the locale and leaves unknown placeholders as written", () => {
     expect(createLocalize(undefined, "en")("log.hidden", { count: 12345 })).toBe("12,345 earlier lines hidden");
     expect(createLocalize(undefined, "de")("log.hidden", { count: 12345 })).toBe("12.345 earlier lines hidden");

@@ -20,6 +20,7 @@ export interface Segment {
 const ESC = "\x1b";
 const LITERAL_ESC = "\\033[";
 // CSI: ESC [ parameter bytes, intermediate bytes, one final byte.
+// eslint-disable-next-line no-control-regex
 const CSI_RE = /\x1b\[([0-?]*)[ -/]*([@-~])/g;
 // Other escapes (ESC followed by one byte, e.g. charset selection) and C0 controls except tab.
 // eslint-disable-next-line no-control-regex

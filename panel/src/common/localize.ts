@@ -47,13 +47,19 @@ export function format(template: string, params?: LocalizeParams): string {
 
 /**
  * A localize function over `dict` with English underneath. A key missing in
- * both returns the key itself, so a gap is visible rather than blank.
+ * both returns the key itself, so a gap is visible rather than blank. With a
+ * numeric `count`, a `<key>_<plural category>` variant (`_one`, `_few`, …)
+ * is used when the locale has one.
  */
 export function createLocalize(dict: PartialDict | undefined, locale = "en"): LocalizeFunc {
   const numberFormat = new Intl.NumberFormat(locale);
+  const plurals = new Intl.PluralRules(locale);
   const fmt = (value: string | number): string => (typeof value === "number" ? numberFormat.format(value) : value);
+  const find = (key: string): string | undefined => (dict === undefined ? undefined : lookup(dict, key)) ?? lookup(en, key);
   return (key, params) => {
-    const template = (dict === undefined ? undefined : lookup(dict, key)) ?? lookup(en, key) ?? key;
+    const count = params?.count;
+    const plural = typeof count === "number" ? find(`${key}_${plurals.select(count)}`) : undefined;
+    const template = plural ?? find(key) ?? key;
     if (params === undefined) return template;
     const formatted: Record<string, string> = {};
     for (const [name, value] of Object.entries(params)) formatted[name] = fmt(value);

@@ -83,8 +83,6 @@ interface Stream {
   id: string;
 }
 
-const OPEN = 1;
-
 /** Builds the WebSocket URL of `/ws` relative to the page (works under any ingress prefix). */
 export function websocketUrl(pageHref: string): string {
   const url = new URL("ws", pageHref);
@@ -159,7 +157,7 @@ export class Connection {
     await this.#whenOpen();
     const id = `r${this.#nextId++}`;
     return new Promise<T>((resolve, reject) => {
-      this.#pending.set(id, { resolve: resolve as (v: unknown) => void, reject });
+      this.#pending.set(id, { resolve: (value) => { resolve(value as T); }, reject });
       this.#send({ command, message_id: id, ...(args === undefined ? {} : { args }) });
     });
   }
@@ -276,13 +274,14 @@ export class Connection {
   }
 
   #onFrame(text: string): void {
-    let frame: Frame;
+    let parsed: unknown;
     try {
-      frame = JSON.parse(text) as Frame;
+      parsed = JSON.parse(text);
     } catch {
       return;
     }
-    if (typeof frame !== "object" || frame === null) return;
+    if (typeof parsed !== "object" || parsed === null) return;
+    const frame = parsed as Frame;
     const id = frame.message_id;
     if (typeof id !== "string") return;
     const pending = this.#pending.get(id);

@@ -82,9 +82,7 @@ function mergeJob(known: FirmwareJob | undefined, incoming: FirmwareJob): Firmwa
 
 function without<T>(record: Readonly<Record<string, T>>, key: string): Readonly<Record<string, T>> {
   if (!Object.hasOwn(record, key)) return record;
-  const copy = { ...record };
-  delete copy[key];
-  return copy;
+  return Object.fromEntries(Object.entries(record).filter(([k]) => k !== key));
 }
 
 export function reducer(state: AppState, action: Action): AppState {

@@ -1,0 +1,43 @@
+/** MDI icons as inline SVG (paths from @mdi/js; only the ones used are bundled). */
+import { html, type TemplateResult } from "lit";
+import { ifDefined } from "lit/directives/if-defined.js";
+
+export {
+  mdiAlertCircle,
+  mdiArrowDown,
+  mdiArrowLeft,
+  mdiBroom,
+  mdiCancel,
+  mdiCheckCircle,
+  mdiChevronRight,
+  mdiChip,
+  mdiClockOutline,
+  mdiClose,
+  mdiDownload,
+  mdiFileDocumentOutline,
+  mdiMagnify,
+  mdiProgressClock,
+  mdiRefresh,
+  mdiServerNetwork,
+  mdiStop,
+  mdiStopCircle,
+  mdiTextBoxOutline,
+  mdiUpload,
+  mdiUsb,
+  mdiWifi,
+} from "@mdi/js";
+
+/** An MDI icon; decorative unless `label` is given. */
+export function icon(path: string, label?: string): TemplateResult {
+  return html`<svg
+    class="icon"
+    viewBox="0 0 24 24"
+    width="24"
+    height="24"
+    fill="currentColor"
+    role=${label === undefined ? "presentation" : "img"}
+    aria-hidden=${label === undefined ? "true" : "false"}
+    aria-label=${ifDefined(label)}
+    focusable="false"
+  ><path d=${path}></path></svg>`;
+}

@@ -1,0 +1,134 @@
+/**
+ * Styles shared by the panel's elements. Colours, radii and fonts come from
+ * Home Assistant's theme variables (defaults for both modes live in
+ * panel/index.html; every use here still names a fallback).
+ */
+import { css } from "lit";
+
+export const sharedStyles = css`
+  :host {
+    font-family: var(--ha-font-family-body, var(--paper-font-body1_-_font-family, Roboto, "Noto Sans", system-ui, sans-serif));
+    color: var(--primary-text-color, #212121);
+    -webkit-font-smoothing: antialiased;
+  }
+  .icon {
+    width: 24px;
+    height: 24px;
+    flex: none;
+    fill: currentColor;
+  }
+  .small-icon {
+    width: 18px;
+    height: 18px;
+  }
+  .card {
+    display: block;
+    background: var(--ha-card-background, var(--card-background-color, #fff));
+    border-radius: var(--ha-card-border-radius, 12px);
+    border: var(--ha-card-border-width, 1px) solid var(--ha-card-border-color, var(--divider-color, rgba(0, 0, 0, 0.12)));
+    box-shadow: var(--ha-card-box-shadow, none);
+    color: var(--primary-text-color, #212121);
+    overflow: hidden;
+  }
+  .secondary {
+    color: var(--secondary-text-color, #727272);
+  }
+  .badge {
+    display: inline-flex;
+    align-items: center;
+    gap: 4px;
+    box-sizing: border-box;
+    height: 24px;
+    padding: 0 8px;
+    border-radius: 12px;
+    font-size: 12px;
+    font-weight: 500;
+    line-height: 1;
+    white-space: nowrap;
+    background: color-mix(in srgb, var(--secondary-text-color, #727272) 14%, transparent);
+    color: var(--primary-text-color, #212121);
+  }
+  .badge .icon {
+    width: 16px;
+    height: 16px;
+  }
+  .badge.success {
+    background: color-mix(in srgb, var(--success-color, #43a047) 18%, transparent);
+    color: var(--esphome-success-text, var(--success-color, #43a047));
+  }
+  .badge.error {
+    background: color-mix(in srgb, var(--error-color, #db4437) 16%, transparent);
+    color: var(--esphome-error-text, var(--error-color, #db4437));
+  }
+  .badge.warning {
+    background: color-mix(in srgb, var(--warning-color, #ffa600) 20%, transparent);
+    color: var(--esphome-warning-text, var(--warning-color, #ffa600));
+  }
+  .badge.info {
+    background: color-mix(in srgb, var(--primary-color, #03a9f4) 16%, transparent);
+    color: var(--esphome-primary-text, var(--primary-color, #03a9f4));
+  }
+  .alert {
+    display: flex;
+    gap: 12px;
+    align-items: flex-start;
+    padding: 12px 16px;
+    border-radius: var(--ha-border-radius-md, 8px);
+    line-height: 20px;
+    overflow-wrap: anywhere;
+  }
+  .alert .icon {
+    margin-top: -2px;
+  }
+  .alert.error {
+    background: color-mix(in srgb, var(--error-color, #db4437) 12%, transparent);
+  }
+  .alert.error > .icon {
+    color: var(--error-color, #db4437);
+  }
+  .alert.warning {
+    background: color-mix(in srgb, var(--warning-color, #ffa600) 14%, transparent);
+  }
+  .alert.warning > .icon {
+    color: var(--warning-color, #ffa600);
+  }
+  .alert.success {
+    background: color-mix(in srgb, var(--success-color, #43a047) 14%, transparent);
+  }
+  .alert.success > .icon {
+    color: var(--success-color, #43a047);
+  }
+  .alert.info {
+    background: color-mix(in srgb, var(--primary-color, #03a9f4) 10%, transparent);
+  }
+  .alert.info > .icon {
+    color: var(--primary-color, #03a9f4);
+  }
+  .visually-hidden {
+    position: absolute;
+    width: 1px;
+    height: 1px;
+    margin: -1px;
+    padding: 0;
+    overflow: hidden;
+    clip: rect(0 0 0 0);
+    white-space: nowrap;
+    border: 0;
+  }
+  md-filled-button,
+  md-outlined-button,
+  md-text-button {
+    --md-filled-button-container-shape: var(--ha-button-border-radius, 18px);
+    --md-outlined-button-container-shape: var(--ha-button-border-radius, 18px);
+    --md-text-button-container-shape: var(--ha-button-border-radius, 18px);
+    --md-filled-button-container-height: 36px;
+    --md-outlined-button-container-height: 36px;
+    --md-text-button-container-height: 36px;
+  }
+  md-filled-button .icon,
+  md-outlined-button .icon,
+  md-text-button .icon {
+    width: 18px;
+    height: 18px;
+  }
+`;

@@ -1,0 +1,53 @@
+/**
+ * Opening dialogs: an element fires `esphome-show-dialog` and the app shell
+ * creates the dialog element once, hands it the panel context and calls its
+ * `showDialog(params)`. Openers are typed per dialog.
+ */
+import type { PanelContext } from "../common/context.ts";
+
+export interface DialogElement<P> extends HTMLElement {
+  ctx: PanelContext | undefined;
+  showDialog(params: P): void;
+}
+
+export interface ShowDialogDetail {
+  tag: string;
+  params: unknown;
+}
+
+export function showDialog(origin: EventTarget, tag: string, params: unknown): void {
+  origin.dispatchEvent(
+    new CustomEvent<ShowDialogDetail>("esphome-show-dialog", { detail: { tag, params }, bubbles: true, composed: true }),
+  );
+}
+
+export interface InstallDialogParams {
+  configuration: string;
+  /** Follow this job instead of asking how to install. */
+  jobId?: string;
+  /** Open on the list of firmware files the last build left. */
+  binaries?: boolean;
+}
+
+export function showInstallDialog(origin: EventTarget, params: InstallDialogParams): void {
+  showDialog(origin, "esphome-install-dialog", params);
+}
+
+export interface ConfirmDialogParams {
+  title: string;
+  text: string;
+  action: string;
+  resolve(confirmed: boolean): void;
+}
+
+export function showConfirmDialog(origin: EventTarget, params: Omit<ConfirmDialogParams, "resolve">): Promise<boolean> {
+  return new Promise((resolve) => {
+    showDialog(origin, "esphome-confirm-dialog", { ...params, resolve });
+  });
+}
+
+declare global {
+  interface HTMLElementEventMap {
+    "esphome-show-dialog": CustomEvent<ShowDialogDetail>;
+  }
+}
