@@ -43,6 +43,8 @@ export interface ApiServices {
 /** A stream sends frames `{message_id, event, data}` until it ends or the socket closes. */
 export interface StreamSink {
   send(event: string, data: unknown, opts?: { droppable?: boolean }): void;
+  /** True while the client is far behind (its socket holds too much unsent data). */
+  backlogged(): boolean;
   /** Ends the stream (detaches its listeners). */
   end(): void;
   /** Registers cleanup that runs when the stream ends or the socket closes. */
@@ -247,23 +249,26 @@ export const COMMANDS = {
 
   "firmware/clear_history": reply(none, async (_args, s) => ({ removed: await s.queue.clearHistory() })),
 
-  "firmware/follow_job": stream(z.strictObject({ job_id: jobId }), async (args, s, sink) => {
+  "firmware/follow_job": stream(z.strictObject({ job_id: jobId, batch: z.boolean().optional() }), async (args, s, sink) => {
     const job = s.queue.get(args.job_id);
     if (job === undefined) throw notFound(`Job not found: ${args.job_id}`);
+    const out = new OutputForwarder(sink, args.batch === true);
     const sendResult = (j: FirmwareJob): void => {
+      out.flush();
       sink.send("result", { status: j.status, exit_code: j.exit_code, error: j.error });
       sink.end();
     };
     const live = s.queue.liveOutput(args.job_id);
     if (live === null || isTerminal(job.status)) {
-      for (const line of await s.queue.output(args.job_id)) sink.send("output", { line });
+      for (const line of await s.queue.output(args.job_id)) out.line(line);
       sendResult(s.queue.get(args.job_id) ?? job);
       return;
     }
     // Snapshot and attach in one synchronous step: no line is lost or sent twice.
-    for (const line of live) sink.send("output", { line });
+    for (const line of live) out.line(line);
     const id = args.job_id;
-    sink.onEnd(s.bus.on("job_output", (e) => { if (e.job_id === id) sink.send("output", { line: e.line }, { droppable: true }); }));
+    sink.onEnd(() => { out.stop(); });
+    sink.onEnd(s.bus.on("job_output", (e) => { if (e.job_id === id) out.line(e.line); }));
     sink.onEnd(s.bus.on("job_progress", (e) => { if (e.job_id === id) sink.send("progress", { progress: e.progress }, { droppable: true }); }));
     for (const name of ["job_completed", "job_failed", "job_cancelled"] as const) {
       sink.onEnd(s.bus.on(name, (e) => { if (e.job.job_id === id) sendResult(e.job); }));
@@ -345,11 +350,12 @@ export const COMMANDS = {
     s.remote.offloader.editEndpoint(args.pin_sha256, args.hostname, args.port),
   ),
 
-  subscribe_events: stream(none, (_args, s, sink) => {
+  subscribe_events: stream(z.strictObject({ job_output: z.boolean().optional() }), (args, s, sink) => {
+    const names = args.job_output === false ? SUBSCRIBED_EVENTS.filter((n) => n !== "job_output") : SUBSCRIBED_EVENTS;
     // Listeners first, then the snapshot: nothing that happens in between is lost.
     const buffered: [EventName, unknown][] = [];
     let ready = false;
-    for (const name of SUBSCRIBED_EVENTS) {
+    for (const name of names) {
       sink.onEnd(
         s.bus.on(name, (payload: EventMap[typeof name]) => {
           if (ready) sink.send(name, payload, { droppable: DROPPABLE.has(name) });
@@ -372,6 +378,60 @@ export const COMMANDS = {
 } satisfies Record<string, Command>;
 
 export type CommandName = keyof typeof COMMANDS;
+
+const BATCH_LINES = 500;
+const BATCH_MS = 25;
+
+/**
+ * Sends a job's output to one viewer: line by line (`output {line}`) or in
+ * batches (`output_batch {lines}`, at most every 25 ms or 500 lines). A viewer
+ * that falls far behind is not sent more until it catches up; it then gets one
+ * line saying how many it missed, so a gap is never silent.
+ */
+class OutputForwarder {
+  readonly #sink: StreamSink;
+  readonly #batch: boolean;
+  #pending: string[] = [];
+  #timer: NodeJS.Timeout | undefined;
+  #skipped = 0;
+
+  constructor(sink: StreamSink, batch: boolean) {
+    this.#sink = sink;
+    this.#batch = batch;
+  }
+
+  line(line: string): void {
+    if (this.#sink.backlogged()) {
+      this.#skipped += 1;
+      return;
+    }
+    if (this.#skipped > 0) {
+      const notice = `*** ${this.#skipped} line(s) not shown here: this viewer fell behind (the job's log has them) ***\n`;
+      this.#skipped = 0;
+      this.line(notice);
+    }
+    if (!this.#batch) {
+      this.#sink.send("output", { line });
+      return;
+    }
+    this.#pending.push(line);
+    if (this.#pending.length >= BATCH_LINES) this.flush();
+    else this.#timer ??= setTimeout(() => { this.flush(); }, BATCH_MS);
+  }
+
+  flush(): void {
+    if (this.#timer !== undefined) clearTimeout(this.#timer);
+    this.#timer = undefined;
+    if (this.#pending.length === 0) return;
+    this.#sink.send("output_batch", { lines: this.#pending });
+    this.#pending = [];
+  }
+
+  stop(): void {
+    if (this.#timer !== undefined) clearTimeout(this.#timer);
+    this.#timer = undefined;
+  }
+}
 
 export const COMMAND_NAMES = Object.keys(COMMANDS) as CommandName[];
 

@@ -183,6 +183,7 @@ export class WsApi {
         if (opts?.droppable === true && ws.bufferedAmount > BACKLOG_LIMIT) return;
         this.#send(ws, { message_id: messageId, event, data });
       },
+      backlogged: () => ws.bufferedAmount > BACKLOG_LIMIT,
       end: () => {
         if (ended) return;
         ended = true;

@@ -200,3 +200,31 @@ describe("cancel reaches the process group", () => {
     expect(alive(call!.pid)).toBe(false);
   });
 });
+
+describe("streaming a job's output", () => {
+  it("batches lines for a viewer that asks, with the same lines in the same order", async () => {
+    const { client } = await setup({ ESPHOME_STANDIN_EXTRA_LINES: "3000" });
+    const job = await client.call<FirmwareJob>("firmware/compile", { configuration: "kitchen.yaml" });
+    const single = client.stream("firmware/follow_job", { job_id: job.job_id });
+    const batched = client.stream("firmware/follow_job", { job_id: job.job_id, batch: true });
+    await single.until((f) => f.event === "result", 30_000);
+    await batched.until((f) => f.event === "result", 30_000);
+    const one = single.frames.filter((f) => f.event === "output").map((f) => (f.data as { line: string }).line);
+    const many = batched.frames.filter((f) => f.event === "output_batch");
+    expect(many.length).toBeLessThan(one.length / 10);
+    expect(many.flatMap((f) => (f.data as { lines: string[] }).lines)).toEqual(one);
+    expect(batched.frames.at(-1)?.event).toBe("result");
+  });
+
+  it("leaves out job_output for a subscriber that does not want it", async () => {
+    const { client } = await setup();
+    const quiet = client.stream("subscribe_events", { job_output: false });
+    const loud = client.stream("subscribe_events");
+    await client.call("firmware/compile", { configuration: "kitchen.yaml" });
+    await quiet.until((f) => f.event === "job_completed", 30_000);
+    await loud.until((f) => f.event === "job_completed", 30_000);
+    expect(quiet.frames.some((f) => f.event === "job_output")).toBe(false);
+    expect(quiet.frames.some((f) => f.event === "job_progress")).toBe(true);
+    expect(loud.frames.some((f) => f.event === "job_output")).toBe(true);
+  });
+});
