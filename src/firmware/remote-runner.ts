@@ -183,7 +183,9 @@ export class RemoteRunner implements JobRunner {
       let files;
       try {
         ctx.onLine(notice(`downloading the firmware from ${label}`));
-        files = (await readArtifacts(await session.downloadArtifacts(job.job_id))).files;
+        // An install flashes firmware.bin over the network; a compile keeps every image.
+        const wanted = job.job_type === "compile" ? undefined : ["firmware.bin"];
+        files = (await readArtifacts(await session.downloadArtifacts(job.job_id, wanted))).files;
       } catch (err) {
         return { exitCode: null, error: `remote build: downloading the artifacts from ${label} failed: ${errorMessage(err)}` };
       }

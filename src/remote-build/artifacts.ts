@@ -67,6 +67,12 @@ export interface PackedArtifacts {
 export interface ArtifactsOptions {
   /** Cap per file, on the sum of files and on the tarball. Default ARTIFACTS_MAX_BYTES. */
   maxBytes?: number;
+  /**
+   * Packing only: leave out the optional files not named here (firmware.bin
+   * and storage.json always go). An install that flashes over the network
+   * needs firmware.bin alone, not the factory image or the ELF.
+   */
+  only?: ReadonlySet<string>;
 }
 
 function isPlainObject(value: unknown): value is Record<string, unknown> {
@@ -125,14 +131,14 @@ async function fileSize(file: string): Promise<number | null> {
 export async function packArtifacts(paths: Paths, configuration: string, opts: ArtifactsOptions = {}): Promise<PackedArtifacts> {
   const maxBytes = opts.maxBytes ?? ARTIFACTS_MAX_BYTES;
   try {
-    return await pack(paths, configuration, maxBytes);
+    return await pack(paths, configuration, maxBytes, opts.only);
   } catch (err) {
     if (err instanceof ArtifactsError) throw err;
     throw new ArtifactsError("pack_failed", `packing the build artifacts failed: ${errorMessage(err)}`, { cause: err });
   }
 }
 
-async function pack(paths: Paths, configuration: string, maxBytes: number): Promise<PackedArtifacts> {
+async function pack(paths: Paths, configuration: string, maxBytes: number, only: ReadonlySet<string> | undefined): Promise<PackedArtifacts> {
   const storagePath = paths.storageJson(path.basename(configuration));
   let storage: Record<string, unknown>;
   try {
@@ -190,6 +196,7 @@ async function pack(paths: Paths, configuration: string, maxBytes: number): Prom
   const seen = new Set<string>();
   let total = 0;
   for (const candidate of candidates) {
+    if (only !== undefined && !candidate.required && !only.has(candidate.name)) continue;
     // Duplicate basenames: the first wins.
     if (seen.has(candidate.name) || !isFlatName(candidate.name)) continue;
     const size = await fileSize(candidate.file);

@@ -95,7 +95,8 @@ export const receiverInbound = {
   }),
   submit_job_chunk: z.object({ type: z.literal("submit_job_chunk"), ...chunk }),
   cancel_job: z.object({ type: z.literal("cancel_job"), job_id: jobId }),
-  download_artifacts: z.object({ type: z.literal("download_artifacts"), job_id: jobId }),
+  /** `files` (optional, ignored by builders that do not know it) limits what is sent. */
+  download_artifacts: z.object({ type: z.literal("download_artifacts"), job_id: jobId, files: z.array(z.string().max(64)).max(32).optional() }),
 } as const;
 
 /** Frames an offloader accepts from a receiver. */

@@ -181,12 +181,15 @@ export class PeerSession {
     return this.channel.send({ type: "cancel_job", job_id: jobId });
   }
 
-  /** Downloads a completed job's artifacts tarball, checked against its SHA-256. */
-  downloadArtifacts(jobId: string): Promise<Buffer> {
+  /**
+   * Downloads a completed job's artifacts tarball, checked against its SHA-256.
+   * `files` asks for less (a build server that does not know the field sends all).
+   */
+  downloadArtifacts(jobId: string, files?: readonly string[]): Promise<Buffer> {
     if (this.#downloads.has(jobId)) return Promise.reject(new RemoteBuildError("duplicate_download", "a download of this job is already running"));
     return new Promise<Buffer>((resolve, reject) => {
       this.#downloads.set(jobId, { assembler: null, resolve, reject });
-      if (!this.channel.send({ type: "download_artifacts", job_id: jobId })) {
+      if (!this.channel.send({ type: "download_artifacts", job_id: jobId, ...(files === undefined ? {} : { files: [...files] }) })) {
         this.#downloads.delete(jobId);
         reject(new RemoteBuildError("session_lost", "the session closed before the download started"));
       }

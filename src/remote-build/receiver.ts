@@ -619,9 +619,11 @@ export class Receiver {
       case "cancel_job":
         this.#cancel(session, (parsed.message as ReceiverInbound["cancel_job"]).job_id);
         return;
-      case "download_artifacts":
-        void this.#download(session, (parsed.message as ReceiverInbound["download_artifacts"]).job_id);
+      case "download_artifacts": {
+        const m = parsed.message as ReceiverInbound["download_artifacts"];
+        void this.#download(session, m.job_id, m.files === undefined ? undefined : new Set(m.files));
         return;
+      }
     }
   }
 
@@ -751,7 +753,7 @@ export class Receiver {
     session.channel.send({ type: "job_state_changed", job_id: job.remote_job_id, status, error_message: error });
   }
 
-  async #download(session: Session, remoteJobId: string): Promise<void> {
+  async #download(session: Session, remoteJobId: string, only: ReadonlySet<string> | undefined): Promise<void> {
     const end = (reason?: string): void => {
       session.channel.send(reason === undefined ? { type: "artifacts_end", job_id: remoteJobId, accepted: true } : { type: "artifacts_end", job_id: remoteJobId, accepted: false, reason });
     };
@@ -774,7 +776,7 @@ export class Receiver {
       const jobPaths = resolvePaths({ configDir: path.dirname(yaml), dataDir: this.#deps.paths.jobDataDir(job) });
       let packed;
       try {
-        packed = await packArtifacts(jobPaths, path.basename(yaml));
+        packed = await packArtifacts(jobPaths, path.basename(yaml), only === undefined ? {} : { only });
       } catch (err) {
         const code = (err as { code?: unknown }).code;
         end(code === "build_dir_missing" ? "build_dir_missing" : "pack_failed");
