@@ -124,11 +124,14 @@ export class EventBus {
   emit<K extends EventName>(name: K, payload: EventMap[K]): void {
     const list = this.#listeners.get(name) as readonly Listener<K>[] | undefined;
     if (list !== undefined) {
-      for (let i = 0; i < list.length; i++) {
+      // One try around the loop (not one per call); after a throw the loop resumes past it.
+      let i = 0;
+      while (i < list.length) {
         try {
-          (list[i] as Listener<K>)(payload);
+          for (; i < list.length; i++) (list[i] as Listener<K>)(payload);
         } catch (err) {
           log.error(`listener for ${name} threw: ${String(err)}`);
+          i++;
         }
       }
     }

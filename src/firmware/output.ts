@@ -26,18 +26,31 @@ export class LineSplitter {
 
   /** Returns the complete lines in this chunk. A trailing `\r` waits for the next chunk (it may be `\r\n`). */
   push(chunk: Uint8Array | string): string[] {
-    const text = this.#rest + (typeof chunk === "string" ? chunk : this.#decoder.write(chunk));
-    return this.#split(text, false);
+    const text = typeof chunk === "string" ? chunk : this.#decoder.write(chunk);
+    const rest = this.#rest;
+    // The unfinished line is joined to its continuation only, not to the whole
+    // chunk: concatenating the chunk would copy it once more.
+    if (text === "") return []; // e.g. only part of a multi-byte character so far
+    if (rest === "") return this.#split(text, false, []);
+    this.#rest = "";
+    if (rest.charCodeAt(rest.length - 1) === 13) {
+      // A line that ended in `\r`: `\r\n` if the chunk starts with `\n`.
+      if (text.charCodeAt(0) === 10) return this.#split(text.slice(1), false, [rest + "\n"]);
+      return this.#split(text, false, [rest]);
+    }
+    const lines = this.#split(text, false, []);
+    if (lines.length === 0) this.#rest = rest + this.#rest;
+    else lines[0] = rest + (lines[0] as string);
+    return lines;
   }
 
   /** Returns whatever is left at end of stream, terminated or not. */
   end(): string[] {
     const text = this.#rest + this.#decoder.end();
-    return this.#split(text, true);
+    return this.#split(text, true, []);
   }
 
-  #split(text: string, final: boolean): string[] {
-    const lines: string[] = [];
+  #split(text: string, final: boolean, lines: string[]): string[] {
     const n = text.length;
     let start = 0;
     // Next positions of each terminator, searched again only once passed.
@@ -94,9 +107,10 @@ export class OutputHistory {
 
   append(line: string): void {
     const lines = this.#lines;
-    const last = lines.length > 0 ? lines[lines.length - 1] : undefined;
-    if (last !== undefined && last.endsWith("\r") && !last.endsWith("\r\n") && line !== "\n") {
-      lines[lines.length - 1] = line;
+    const n = lines.length;
+    // A line ending in a bare `\r` is overwritten by the next one (unless that is a lone `\n`).
+    if (n > 0 && (lines[n - 1] as string).charCodeAt((lines[n - 1] as string).length - 1) === 13 && line !== "\n") {
+      lines[n - 1] = line;
     } else {
       lines.push(line);
     }
@@ -147,13 +161,61 @@ export function stripAnsi(line: string): string {
   return line.includes("\x1b") || line.includes("\\033") ? line.replace(ANSI, "") : line;
 }
 
-// The whitelist, first match wins. Lines are ANSI-stripped first, so anchors are safe.
-const PROGRESS_PATTERNS: readonly RegExp[] = [
-  /^\s*\[\s*(\d{1,3})\s*%\s*\]/, // PlatformIO per-file gauge: [ 17%] Compiling ...
-  /\(\s*(\d{1,3})\s*%\s*\)/, // esptool v3/v4: Writing at 0x00010000... (45 %)
-  /Writing at\b.*?(\d{1,3})(?:\.\d+)?\s*%/, // esptool v5: Writing at 0x... [====>  ] 84.8%
-  /^\s*Uploading:.*?\b(\d{1,3})\s*%/, // ESPHome OTA: Uploading: [=====   ] 43%
-];
+// The whitelist, tried in this order; lines are ANSI-stripped first, so anchors are safe.
+/** The PlatformIO per-file gauge, `[ 17%] Compiling ...` (read by `pioGauge`). */
+export const PIO_GAUGE = /^\s*\[\s*(\d{1,3})\s*%\s*\]/;
+const ESPTOOL_V4 = /\(\s*(\d{1,3})\s*%\s*\)/; // esptool v3/v4: Writing at 0x00010000... (45 %)
+const ESPTOOL_V5 = /Writing at\b.*?(\d{1,3})(?:\.\d+)?\s*%/; // esptool v5: Writing at 0x... [====>  ] 84.8%
+/** The ESPHome OTA bar, `Uploading: [=====   ] 43%` (read by `percentAfter`). */
+export const OTA_BAR = /^\s*Uploading:.*?\b(\d{1,3})\s*%/;
+
+function matchNumber(pattern: RegExp, line: string): number {
+  const m = pattern.exec(line);
+  return m === null ? -1 : Number(m[1]);
+}
+
+const isDigit = (c: number): boolean => c >= 48 && c <= 57;
+const isSpace = (c: number): boolean => c === 32 || c === 9 || c === 10 || c === 13 || c === 11 || c === 12;
+const isWord = (c: number): boolean => isDigit(c) || (c >= 65 && c <= 90) || (c >= 97 && c <= 122) || c === 95;
+
+/** `\s*(\d{1,3})\s*%\s*\]` from `i` (just past the `[`): the PIO_GAUGE match, or -1. */
+function pioGauge(line: string, i: number): number {
+  while (isSpace(line.charCodeAt(i))) i++;
+  let value = 0;
+  let digits = 0;
+  while (isDigit(line.charCodeAt(i))) {
+    value = value * 10 + line.charCodeAt(i) - 48;
+    digits++;
+    i++;
+  }
+  if (digits === 0 || digits > 3) return -1;
+  while (isSpace(line.charCodeAt(i))) i++;
+  if (line.charCodeAt(i) !== 37) return -1;
+  i++;
+  while (isSpace(line.charCodeAt(i))) i++;
+  return line.charCodeAt(i) === 93 ? value : -1;
+}
+
+/**
+ * The first `\b(\d{1,3})\s*%` at or after `from` (OTA_BAR's lazy scan): for
+ * each `%` in turn, look back over spaces to a run of 1-3 digits that starts
+ * at a word boundary.
+ */
+function percentAfter(line: string, from: number): number {
+  for (let pct = line.indexOf("%", from); pct !== -1; pct = line.indexOf("%", pct + 1)) {
+    let end = pct;
+    while (end > from && isSpace(line.charCodeAt(end - 1))) end--;
+    let begin = end;
+    while (begin > from && isDigit(line.charCodeAt(begin - 1))) begin--;
+    const digits = end - begin;
+    if (digits === 0 || digits > 3) continue;
+    if (begin > 0 && isWord(line.charCodeAt(begin - 1))) continue;
+    let value = 0;
+    for (let i = begin; i < end; i++) value = value * 10 + line.charCodeAt(i) - 48;
+    return value;
+  }
+  return -1;
+}
 const NINJA = /^\s*\[\s*(\d+)\s*\/\s*(\d+)\s*\] /;
 const NINJA_MIN_TOTAL = 100;
 
@@ -185,22 +247,23 @@ export class ProgressParser {
     }
     const line = stripAnsi(rawLine);
     let next: number | null = null;
-    // Each pattern needs a literal that is cheap to look for; only then run it.
-    const needs = [line.trimStart().startsWith("["), line.includes("("), line.includes("Writing at"), line.includes("Uploading:")];
-    for (let i = 0; i < PROGRESS_PATTERNS.length; i++) {
-      if (needs[i] !== true) continue;
-      const m = (PROGRESS_PATTERNS[i] as RegExp).exec(line);
-      if (m !== null) {
-        const value = Number(m[1]);
-        if (value <= 100) next = value;
-        break;
-      }
-    }
-    if (next === null) {
-      const m = NINJA.exec(line);
-      if (m !== null) {
-        const done = Number(m[1]);
-        const total = Number(m[2]);
+    // First match wins, in whitelist order; each pattern runs only when its
+    // literal is there (anchored ones are checked at the first non-space).
+    let start = 0;
+    while (line.charCodeAt(start) === 32 || line.charCodeAt(start) === 9) start++;
+    // The two patterns every build prints hundreds of times are read by hand;
+    // `progress.test.ts` pins them to the regular expressions they stand for.
+    let found = line.charCodeAt(start) === 91 ? pioGauge(line, start + 1) : -1;
+    if (found === -1 && line.includes("(")) found = matchNumber(ESPTOOL_V4, line);
+    if (found === -1 && line.includes("Writing at")) found = matchNumber(ESPTOOL_V5, line);
+    if (found === -1 && line.startsWith("Uploading:", start)) found = percentAfter(line, start + 10);
+    if (found !== -1 && found <= 100) next = found;
+    const m = found === -1 ? null : found;
+    if (m === null) {
+      const n = NINJA.exec(line);
+      if (n !== null) {
+        const done = Number(n[1]);
+        const total = Number(n[2]);
         if (total >= NINJA_MIN_TOTAL && total >= this.#ninjaTotal && done <= total) {
           this.#ninjaTotal = total;
           next = Math.floor((done * 100) / total);

@@ -159,3 +159,40 @@ describe("stripAnsi", () => {
     expect(stripAnsi("\\033[32mINFO ok\\033[0m")).toBe("INFO ok");
   });
 });
+
+describe("chunk boundaries and hand-read patterns", () => {
+  it("splits the same lines however the bytes are cut", () => {
+    const text = "a\nbb\r\ncc\rdd\r\r\n\nUploading: 10%\rUploading: 20%\r\nlast \u00e9\u2713 line\rtail";
+    const bytes = Buffer.from(text, "utf8");
+    const whole = splitStoredLog(text);
+    let seed = 7;
+    const rand = (n: number): number => (seed = (seed * 1103515245 + 12345) % 2 ** 31) % n;
+    for (let round = 0; round < 500; round++) {
+      const s = new LineSplitter();
+      const got: string[] = [];
+      let off = 0;
+      while (off < bytes.length) {
+        const size = 1 + rand(6);
+        got.push(...s.push(bytes.subarray(off, off + size)));
+        off += size;
+      }
+      got.push(...s.end());
+      expect(got).toEqual(whole);
+    }
+  });
+
+  it("reads the PlatformIO gauge and the OTA bar exactly as their regular expressions do", async () => {
+    const { PIO_GAUGE, OTA_BAR } = await import("../../src/firmware/output.ts");
+    const samples = [
+      "[ 17%] Compiling", "[100%]", "[  1 % ] x", "[1000%] x", "[ 5%", "[%]", "  [ 42%] x", "[ 42%]x", "[\t9\t%\t]",
+      "Uploading: [===   ] 43% ", "Uploading: 100% Done", "Uploading: x1234% y", "Uploading: a5% 6%", "Uploading: 7 %",
+      "Uploading: [====] 1000% 50%", "Uploading:50%", "Uploading: _12% 13%", "  Uploading: [=] 9%", "Uploading: no percent",
+    ];
+    for (const line of samples) {
+      const expected = PIO_GAUGE.exec(line)?.[1] ?? OTA_BAR.exec(line)?.[1];
+      const value = new ProgressParser().feed(line);
+      const want = expected === undefined || Number(expected) > 100 || Number(expected) === 0 ? null : Number(expected);
+      expect([line, value]).toEqual([line, want]);
+    }
+  });
+});
