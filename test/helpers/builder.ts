@@ -3,7 +3,7 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { writeFile } from "node:fs/promises";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import { afterEach } from "vitest";
+import { onTestFinished } from "vitest";
 import { Builder } from "../../src/builder.ts";
 import type { BuilderConfig } from "../../src/config.ts";
 import { STAND_IN, testConfig } from "./config.ts";
@@ -28,7 +28,7 @@ export async function startBuilder(overrides: Partial<BuilderConfig> = {}, dir?:
   const config = dir ?? (await configDir());
   const builder = new Builder(testConfig(config, overrides));
   const { port } = await builder.start();
-  afterEach(async () => {
+  onTestFinished(async () => {
     await builder.stop();
   });
   return { builder, port, dir: config };
@@ -62,7 +62,7 @@ export async function spawnBuilder(args: string[], env: Record<string, string> =
     });
     void exited.then((code) => { reject(new Error(`builder exited with ${code}: ${stderr.join("")}`)); });
   });
-  afterEach(() => {
+  onTestFinished(() => {
     if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
   });
   return { child, port, stdout, stderr, exited };

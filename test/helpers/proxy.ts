@@ -1,6 +1,6 @@
 /** A loopback TCP proxy a test can freeze, to make a live connection go silent. */
 import net from "node:net";
-import { afterEach } from "vitest";
+import { onTestFinished } from "vitest";
 
 export interface Proxy {
   port: number;
@@ -33,6 +33,6 @@ export async function startProxy(targetPort: number): Promise<Proxy> {
       await new Promise<void>((r) => server.close(() => { r(); }));
     },
   };
-  afterEach(() => proxy.close());
+  onTestFinished(() => proxy.close());
   return proxy;
 }

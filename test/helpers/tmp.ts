@@ -1,12 +1,12 @@
 import { mkdtemp, rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
-import { afterEach } from "vitest";
+import { onTestFinished } from "vitest";
 
 /** A temp folder removed after the current test. */
 export async function tempDir(prefix = "esphome-builder-"): Promise<string> {
   const dir = await mkdtemp(path.join(os.tmpdir(), prefix));
-  afterEach(async () => {
+  onTestFinished(async () => {
     await rm(dir, { recursive: true, force: true });
   });
   return dir;

@@ -135,7 +135,7 @@ describe("a build server process and an offloader", () => {
     const killedAt = Date.now();
     r.proc.child.kill("SIGKILL");
     await waitFor(() => o.events.some((e) => e.name === "offloader_peer_link_closed"), 10_000, "the session loss");
-    expect(Date.now() - killedAt).toBeLessThan(3000);
+    expect(Date.now() - killedAt).toBeLessThan(5000); // "within seconds", with room for a loaded CI machine
     await expect(pendingAck).resolves.toEqual({ accepted: true }); // acknowledged before the kill
     expect(o.offloader.session(pin)).toBeUndefined();
 
