@@ -11,13 +11,17 @@ import { icon, mdiAlertCircle, mdiClose } from "./common/icons.ts";
 import { sharedStyles } from "./common/styles.ts";
 import type { AppState } from "./data/state.ts";
 import "./dialogs/dialog-confirm.ts";
+import "./dialogs/dialog-endpoint.ts";
 import "./dialogs/dialog-install.ts";
+import "./dialogs/dialog-pair.ts";
 import type { DialogElement, ShowDialogDetail } from "./dialogs/show-dialog.ts";
+import "./views/esphome-build-servers-view.ts";
 import "./views/esphome-devices-view.ts";
 import "./views/esphome-jobs-view.ts";
 
-type Tab = "devices" | "jobs";
-const TABS: readonly Tab[] = ["devices", "jobs"];
+type Tab = "devices" | "jobs" | "build-servers";
+const TABS: readonly Tab[] = ["devices", "jobs", "build-servers"];
+const TAB_KEYS = { devices: "app.tabs.devices", jobs: "app.tabs.jobs", "build-servers": "app.tabs.build_servers" } as const;
 
 function tabFromHash(hash: string): Tab {
   const name = hash.replace(/^#/, "");
@@ -131,6 +135,11 @@ export class EsphomeBuilderApp extends LitElement {
     if (ctx === undefined || st === undefined) return nothing;
     const { localize } = ctx;
     const running = Object.values(st.jobs).filter((j) => j.status === "running").length;
+    // Pairing requests waiting for an answer and alerts about build servers.
+    const attention =
+      st.remote === null
+        ? 0
+        : Object.values(st.remote.receiver.peers).filter((p) => p.status === "pending").length + Object.keys(st.remote.alerts).length;
     return html`
       <header class="top-bar">
         <div class="title-row">
@@ -158,7 +167,11 @@ export class EsphomeBuilderApp extends LitElement {
               aria-controls="panel-${tab}"
               tabindex=${this._tab === tab ? "0" : "-1"}
               @click=${() => { this.#select(tab); }}
-            >${localize(`app.tabs.${tab}`)}</button>`,
+            >${localize(TAB_KEYS[tab])}${tab === "build-servers" && attention > 0
+              ? html`<span class="attention" title=${localize("app.tabs.attention", { count: attention })}
+                  ><span class="visually-hidden">${localize("app.tabs.attention", { count: attention })}</span></span
+                >`
+              : nothing}</button>`,
           )}
         </nav>
       </header>
@@ -179,9 +192,7 @@ export class EsphomeBuilderApp extends LitElement {
             </div>`}
         ${!st.seeded
           ? html`<div class="loading" aria-busy="true"></div>`
-          : this._tab === "devices"
-            ? html`<esphome-devices-view .ctx=${ctx} .state=${st} ?narrow=${this._narrow}></esphome-devices-view>`
-            : html`<esphome-jobs-view .ctx=${ctx} .state=${st} ?narrow=${this._narrow}></esphome-jobs-view>`}
+          : this.#renderView(ctx, st)}
       </main>
       ${this._toast === null
         ? nothing
@@ -199,6 +210,17 @@ export class EsphomeBuilderApp extends LitElement {
             <md-icon-button aria-label=${localize("common.dismiss")} @click=${() => { this._toast = null; }}>${icon(mdiClose)}</md-icon-button>
           </div>`}
     `;
+  }
+
+  #renderView(ctx: PanelContext, st: AppState): TemplateResult {
+    switch (this._tab) {
+      case "devices":
+        return html`<esphome-devices-view .ctx=${ctx} .state=${st} ?narrow=${this._narrow}></esphome-devices-view>`;
+      case "jobs":
+        return html`<esphome-jobs-view .ctx=${ctx} .state=${st} ?narrow=${this._narrow}></esphome-jobs-view>`;
+      case "build-servers":
+        return html`<esphome-build-servers-view .ctx=${ctx} .state=${st} ?narrow=${this._narrow}></esphome-build-servers-view>`;
+    }
   }
 
   static override styles = [
@@ -260,6 +282,7 @@ export class EsphomeBuilderApp extends LitElement {
         font-size: 14px;
         font-weight: 500;
         letter-spacing: 0.02em;
+        white-space: nowrap;
         color: var(--secondary-text-color, #727272);
         border-radius: 8px 8px 0 0;
       }
@@ -278,6 +301,13 @@ export class EsphomeBuilderApp extends LitElement {
         height: 3px;
         border-radius: 3px 3px 0 0;
         background: var(--primary-color, #03a9f4);
+      }
+      .attention {
+        width: 8px;
+        height: 8px;
+        margin-left: 6px;
+        border-radius: 50%;
+        background: var(--error-color, #db4437);
       }
       .tab:focus-visible {
         outline: 2px solid var(--primary-color, #03a9f4);
@@ -356,9 +386,13 @@ export class EsphomeBuilderApp extends LitElement {
         main {
           padding: 12px 8px;
         }
+        .tabs {
+          gap: 0;
+        }
         .tab {
-          flex: 1;
+          flex: 1 1 auto;
           justify-content: center;
+          padding: 0 8px;
         }
       }
     `,

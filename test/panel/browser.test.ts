@@ -1,8 +1,10 @@
 /**
  * The panel in real Chromium against real builders (in-process, stand-in
  * ESPHome CLI): install from click to success, Stop, a failing build, the
- * log with 50,000 lines, downloads, the "Building on" line, and screenshots
- * of every view in light, dark and phone width (test-results/screenshots).
+ * log with 50,000 lines, downloads, the "Building on" line, two builders
+ * paired through their panels (then an install that builds on the build
+ * server), and screenshots of every view in light, dark and phone width
+ * (test-results/screenshots).
  */
 import { readFile, writeFile } from "node:fs/promises";
 import path from "node:path";
@@ -449,4 +451,201 @@ describe.skipIf(!HAS_CHROMIUM)(HAS_CHROMIUM ? "panel in Chromium" : `panel in Ch
       await p.context.close();
     }
   }, 90_000);
+
+  // ---- build servers: two real builders paired through their panels ----
+
+  /**
+   * A's panel adds B by host and port while B's pairing window is still closed (the
+   * builder's refusal is shown), then B's panel opens Build servers (the window opens
+   * while it is shown), the fingerprints are compared, A asks again and B accepts.
+   */
+  async function pairThroughPanels(variant: Variant): Promise<{ a: PanelPage; b: PanelPage; aPort: number; bPort: number; aPeerPort: number; bPeerPort: number }> {
+    const a = await startBuilder({ label: "Offloader A" });
+    const b = await startBuilder({ label: "Build server B" });
+    const pb = await openPanel(browser!, b.port, variant);
+    const pa = await openPanel(browser!, a.port, variant);
+    const bPeerPort = b.builder.remote.receiver.port!;
+    await pb.page.goto(`http://127.0.0.1:${b.port}/`);
+    await waitForDevices(pb.page, 1);
+
+    // A: add B by host and port; the preview needs no pairing window.
+    await pa.page.goto(`http://127.0.0.1:${a.port}/#build-servers`);
+    const aView = pa.page.locator("esphome-build-servers-view");
+    await aView.locator(".identity .emoji-row .emoji").nth(6).waitFor();
+    const aEmoji = await aView.locator(".identity .emoji-row .emoji").allTextContents();
+    await aView.locator("md-outlined-button.add-by-address").click();
+    const pair = pa.page.locator("esphome-pair-dialog");
+    await pair.locator('md-dialog[data-step="address"]').waitFor();
+    await pair.locator("md-outlined-text-field.host input").fill("127.0.0.1");
+    await pair.locator("md-outlined-text-field.port input").fill(String(bPeerPort));
+    await pair.locator("md-filled-button.next").click();
+    await pair.locator('md-dialog[data-step="confirm"]').waitFor();
+    await expect(pair.locator("md-outlined-text-field.label input").inputValue()).resolves.toBe("Build server B");
+    // B's pairing window is closed: the builder's answer says how to fix it.
+    await pair.locator("md-filled-button.confirm").click();
+    const refused = pair.locator('[data-error="refused"]');
+    await refused.waitFor();
+    await expect(refused.textContent()).resolves.toContain("open the pairing window on the build server");
+
+    // B: the Build servers tab opens the pairing window while it is shown.
+    await pb.page.getByRole("tab", { name: "Build servers" }).click();
+    const bView = pb.page.locator("esphome-build-servers-view");
+    await bView.locator(".window.open").waitFor();
+    await bView.locator(".identity .emoji-row .emoji").nth(6).waitFor();
+    await expect(bView.locator(".window .countdown").textContent()).resolves.toMatch(/closes in [45]:\d\d/);
+    await expect(bView.locator(".identity-label").textContent()).resolves.toContain(`Build server port ${bPeerPort}`);
+    const bEmoji = await bView.locator(".identity .emoji-row .emoji").allTextContents();
+    expect(bEmoji).toHaveLength(7);
+
+    // A: the emoji in the pair dialog are the ones on B's identity card.
+    const shown = await pair.locator(".compare-box .emoji-row .emoji").allTextContents();
+    expect(shown).toEqual(bEmoji);
+    // Names for screen readers and as tooltips.
+    await expect(pair.locator(".compare-box .emoji-row").getAttribute("aria-label")).resolves.toMatch(/^Fingerprint: \w[\w ]*(, \w[\w ]*){6}$/);
+    await pa.screenshot("pair-dialog-refused");
+    await pair.locator("md-filled-button.confirm").click();
+    await pair.locator('md-dialog[data-step="waiting"]').waitFor();
+    await pa.screenshot("pair-dialog-waiting");
+
+    // B: the request, with A's label, IP and fingerprint; accept it.
+    const request = bView.locator("li.request");
+    await request.waitFor();
+    await expect(request.textContent()).resolves.toContain("Offloader A");
+    await expect(request.textContent()).resolves.toContain("From 127.0.0.1");
+    await expect(request.locator(".emoji-row .emoji").allTextContents()).resolves.toEqual(aEmoji);
+    await request.scrollIntoViewIfNeeded();
+    await pb.screenshot("build-servers-pending-request");
+    await request.locator("md-filled-button.accept").click();
+    await bView.locator('li.peer[data-connected="true"]').waitFor({ timeout: 15_000 });
+
+    // A: paired, then connected and idle.
+    await pair.locator('[data-result="paired"]').waitFor({ timeout: 15_000 });
+    await expect(pair.locator('[data-result="paired"]').textContent()).resolves.toContain("Paired with Build server B");
+    await pair.locator("md-filled-button.done").click();
+    await aView.locator('li.pairing[data-status="idle"]').waitFor({ timeout: 15_000 });
+    await expect(aView.locator("li.pairing").textContent()).resolves.toContain("Connected · idle");
+    return { a: pa, b: pb, aPort: a.port, bPort: b.port, aPeerPort: a.builder.remote.receiver.port!, bPeerPort };
+  }
+
+  it("pairs two builders through their panels, then installs with Building on the build server", async () => {
+    setStandIn({ ...FAST, ESPHOME_STANDIN_COMPILE_SECONDS: "1.5", ESPHOME_STANDIN_UPLOAD_SECONDS: "0.5" });
+    const { a, b, aPort, aPeerPort, bPeerPort } = await pairThroughPanels("light");
+    const aView = a.page.locator("esphome-build-servers-view");
+    await a.screenshot("build-servers-paired");
+
+    // The per-server switch: off keeps the pairing but routes nothing to it.
+    await aView.locator("li.pairing md-switch.pairing-switch").click();
+    await aView.locator('li.pairing[data-status="off"]').waitFor();
+    await expect(aView.locator("li.pairing .status").textContent()).resolves.toContain("Not used");
+    await aView.locator("li.pairing md-switch.pairing-switch").click();
+    await aView.locator('li.pairing[data-status="idle"]').waitFor();
+
+    // Moving the pairing to an address where another builder (A itself) answers is refused.
+    await aView.locator("li.pairing md-icon-button.edit").click();
+    const endpoint = a.page.locator("esphome-endpoint-dialog");
+    await expect(endpoint.locator("md-outlined-text-field.port input").inputValue()).resolves.toBe(String(bPeerPort));
+    await endpoint.locator("md-outlined-text-field.port input").fill(String(aPeerPort));
+    await endpoint.locator("md-filled-button.save").click();
+    const mismatch = endpoint.locator('[data-error="mismatch"]');
+    await mismatch.waitFor();
+    await expect(mismatch.textContent()).resolves.toMatch(/Not the same builder.*different key.*not changed/s);
+    await a.screenshot("endpoint-mismatch");
+    await endpoint.locator("md-text-button.cancel").click();
+    await expect(aView.locator("li.pairing .meta").textContent()).resolves.toContain(`127.0.0.1:${bPeerPort}`);
+
+    // An install in A's panel compiles on B: "Building on Build server B", then success.
+    await a.page.getByRole("tab", { name: "Devices" }).click();
+    await waitForDevices(a.page, 1);
+    await installOverNetwork(a.page, "kitchen");
+    const remote = dialog(a.page).locator(".remote");
+    await remote.waitFor({ timeout: 15_000 });
+    await expect(remote.textContent()).resolves.toContain("Building on Build server B");
+    await a.screenshot("install-on-build-server");
+    const result = dialog(a.page).locator('[data-result="success"]');
+    await result.waitFor({ timeout: 30_000 });
+    await expect(result.textContent()).resolves.toContain("Install complete!");
+    await expect(dialog(a.page).locator("esphome-log-viewer .scroller").textContent()).resolves.toContain("Successfully compiled program");
+    await closeDialog(a.page);
+    // B's jobs view shows whose job it compiled.
+    await b.page.getByRole("tab", { name: "Jobs" }).click();
+    await expect(b.page.locator("esphome-jobs-view .from-peer").first().textContent()).resolves.toContain("from Offloader A");
+
+    // B removes A: A's panel shows the alert with the steps to pair again.
+    await b.page.getByRole("tab", { name: "Build servers" }).click();
+    await b.page.locator("esphome-build-servers-view li.peer md-icon-button.remove").click();
+    await b.page.locator("esphome-confirm-dialog md-filled-button").click();
+    await b.page.locator("esphome-build-servers-view li.peer").waitFor({ state: "detached" });
+    await a.page.goto(`http://127.0.0.1:${aPort}/#build-servers`);
+    const alert = aView.locator('.offloader-alert[data-kind="peer_revoked"]');
+    await alert.waitFor({ timeout: 15_000 });
+    await expect(alert.textContent()).resolves.toContain("Build server B no longer accepts builds from this builder");
+    await expect(alert.locator("ol.steps li").count()).resolves.toBe(3);
+    await expect(a.page.getByRole("tab", { name: /Build servers/ }).locator(".attention").count()).resolves.toBe(1);
+    await a.screenshot("build-servers-alert");
+    // Unpair from the alert: the pairing and the alert go away.
+    await alert.locator("md-outlined-button.unpair").click();
+    await a.page.locator("esphome-confirm-dialog md-filled-button").click();
+    await alert.waitFor({ state: "detached" });
+    await expect(aView.locator("li.pairing").count()).resolves.toBe(0);
+
+    // Rotating A's key asks first, then shows the new fingerprint.
+    const before = await aView.locator(".identity .emoji-row").getAttribute("aria-label");
+    await aView.locator("md-text-button.rotate").click();
+    const confirm = a.page.locator("esphome-confirm-dialog");
+    await confirm.getByText("Every paired builder must pair again").waitFor();
+    await confirm.locator("md-filled-button").click();
+    await a.page.locator(".toast", { hasText: "New key in place" }).waitFor();
+    await expect(aView.locator(".identity .emoji-row").getAttribute("aria-label")).resolves.not.toBe(before);
+    expectNoErrors(a);
+    expectNoErrors(b);
+    await a.context.close();
+    await b.context.close();
+  }, 90_000);
+
+  it("saves screenshots of the build servers view in dark and phone width", async () => {
+    for (const variant of ["dark", "phone"] as const satisfies readonly Variant[]) {
+      setStandIn({ ...FAST });
+      const { a, b } = await pairThroughPanels(variant);
+      await b.screenshot("build-servers-receiver");
+      if (variant === "dark") {
+        // The build server switch: off unbinds the listener (no pairing window), on opens the window again.
+        const bView = b.page.locator("esphome-build-servers-view");
+        await bView.locator("md-switch.receiver-switch").click();
+        await bView.locator(".window").waitFor({ state: "detached" });
+        await bView.locator(".identity-label", { hasText: "Build server off" }).waitFor();
+        await bView.locator("md-switch.receiver-switch").click();
+        await bView.locator(".window.open").waitFor();
+        await bView.locator(".identity-label", { hasText: "Build server port" }).waitFor();
+      }
+      // Every other state a paired build server can be in, a builder found over mDNS and a
+      // changed fingerprint: events into A's store (the builder's own shapes).
+      await a.page.evaluate((pins) => {
+        const w = window as unknown as { esphomeBuilder: { store: { dispatch(action: unknown): void } } };
+        const send = (event: string, data: unknown): void => { w.esphomeBuilder.store.dispatch({ type: "event", event: { event, data } }); };
+        const pairing = (pin: string, label: string, extra: Record<string, unknown>): Record<string, unknown> => ({
+          pin_sha256: pin, label, receiver_hostname: "192.168.1.40", receiver_port: 6055, status: "approved", enabled: true,
+          connected: true, idle: true, last_connect_error: "", esphome_version: "2026.11.0", fingerprint_emoji: [], ...extra,
+        });
+        send("offloader_pairing_changed", { pairing: pairing(pins.busy, "Workstation", { idle: false }) });
+        send("offloader_queue_status_changed", { pin_sha256: pins.busy, idle: false, running: 1, queue_depth: 2 });
+        send("offloader_pairing_changed", { pairing: pairing(pins.moved, "Old laptop", { connected: false, idle: null, receiver_hostname: "192.168.1.41", last_connect_error: "pin mismatch: expected 5e5e…, got c3c3…" }) });
+        send("offloader_alert", { alert: { pin_sha256: pins.moved, kind: "pin_mismatch", label: "Old laptop", receiver_hostname: "192.168.1.41", receiver_port: 6055, observed_pin: pins.observed,
+          message: "Old laptop now presents a different key. If its identity was rotated, pair again after comparing the new fingerprint; otherwise something else is answering at 192.168.1.41:6055." } });
+        send("offloader_pairing_changed", { pairing: pairing(pins.off, "Media PC", { enabled: false, connected: false, idle: null }) });
+        send("remote_build_host_added", { host: { name: "esphome-builder-77aa01", hostname: "esphome-builder-77aa01.local", port: 6052, addresses: ["192.168.1.52"], server_version: "0.1.0", esphome_version: "2026.11.0", friendly_name: "Garage NUC", pin_sha256: pins.found, remote_build_port: 6055 } });
+      }, { busy: "d4".repeat(32), moved: "e5".repeat(32), off: "f6".repeat(32), observed: "c3".repeat(32), found: "77".repeat(32) });
+      const aView = a.page.locator("esphome-build-servers-view");
+      await aView.locator('.offloader-alert[data-kind="pin_mismatch"]').waitFor();
+      await expect(aView.locator('li.pairing[data-status="busy"]').textContent()).resolves.toContain("Busy · building 1, 2 waiting");
+      await a.page.evaluate(() => { window.scrollTo(0, 0); });
+      await a.screenshot("build-servers-offloader");
+      await a.page.setViewportSize({ width: variant === "phone" ? 390 : 1280, height: 2400 });
+      await a.page.evaluate(() => { window.scrollTo(0, 0); });
+      await a.screenshot("build-servers-offloader-full");
+      expectNoErrors(a);
+      expectNoErrors(b);
+      await a.context.close();
+      await b.context.close();
+    }
+  }, 120_000);
 });

@@ -202,6 +202,8 @@ describe("Connection", () => {
     socket().open();
     const first = socket().last();
     expect(first.command).toBe("subscribe_events");
+    // The store keeps no output: the per-line events are not asked for.
+    expect(first.args).toEqual({ job_output: false });
     socket().receive({ message_id: first.message_id, event: "initial_state", data: initialState() });
     socket().receive({ message_id: first.message_id, event: "job_queued", data: { job: job() } });
     socket().drop();

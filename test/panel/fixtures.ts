@@ -1,5 +1,13 @@
 /** Wire objects for the panel's unit tests. */
-import type { Device, FirmwareJob, InitialState } from "../../panel/src/data/types.ts";
+import type {
+  Device,
+  DiscoveredHost,
+  FirmwareJob,
+  InitialState,
+  Pairing,
+  ReceiverPeer,
+  RemoteBuildSnapshot,
+} from "../../panel/src/data/types.ts";
 
 export function job(overrides: Partial<FirmwareJob> = {}): FirmwareJob {
   return {
@@ -51,6 +59,73 @@ export function initialState(overrides: Partial<InitialState> = {}): InitialStat
     queue_status: { idle: true, running: 0, queue_depth: 0 },
     server: { server_version: "0.1.0", esphome_version: "2026.11.0", config_dir: "/config", label: "test" },
     problems: [],
+    ...overrides,
+  };
+}
+
+export const PIN_A = "a1".repeat(32);
+export const PIN_B = "b2".repeat(32);
+export const PIN_SELF = "5e".repeat(32);
+
+export function pairing(overrides: Partial<Pairing> = {}): Pairing {
+  return {
+    pin_sha256: PIN_B,
+    label: "Desktop",
+    receiver_hostname: "192.168.1.20",
+    receiver_port: 6055,
+    status: "approved",
+    enabled: true,
+    connected: false,
+    idle: null,
+    last_connect_error: "",
+    esphome_version: "2026.11.0",
+    fingerprint_emoji: [],
+    ...overrides,
+  };
+}
+
+export function receiverPeer(overrides: Partial<ReceiverPeer> = {}): ReceiverPeer {
+  return {
+    dashboard_id: "d".repeat(32),
+    pin_sha256: PIN_A,
+    label: "Attic Pi",
+    status: "pending",
+    peer_ip: "192.168.1.30",
+    connected: false,
+    ...overrides,
+  };
+}
+
+export function host(overrides: Partial<DiscoveredHost> = {}): DiscoveredHost {
+  return {
+    name: "esphome-builder-0123abcd",
+    hostname: "esphome-builder-0123abcd.local",
+    port: 6052,
+    addresses: ["fe80::1", "192.168.1.20"],
+    server_version: "0.1.0",
+    esphome_version: "2026.11.0",
+    friendly_name: "Desktop",
+    pin_sha256: PIN_B,
+    remote_build_port: 6055,
+    ...overrides,
+  };
+}
+
+export function remoteSnapshot(overrides: Partial<RemoteBuildSnapshot> = {}): RemoteBuildSnapshot {
+  return {
+    identity: {
+      dashboard_id: "s".repeat(32),
+      pin_sha256: PIN_SELF,
+      fingerprint_emoji: [],
+      fingerprint_hex: "",
+      label: "Home Assistant",
+      esphome_version: "2026.11.0",
+      listener_port: 6055,
+    },
+    receiver: { enabled: true, pairing_window_open: false, expires_in_seconds: null, peers: [] },
+    offloader: { remote_builds_enabled: true, pairings: [] },
+    alerts: [],
+    hosts: [],
     ...overrides,
   };
 }

@@ -10,6 +10,13 @@ import type {
   FirmwareJob,
   FollowJobEventMap,
   InitialState,
+  OffloaderSettings,
+  Pairing,
+  PairingWindow,
+  PairPreview,
+  ReceiverPeer,
+  ReceiverSettings,
+  RemoteIdentity,
   SerialPort,
   SubscribedEvent,
 } from "./types.ts";
@@ -131,11 +138,89 @@ export class BuilderApi {
     };
   }
 
-  /** The state snapshot, then every event; re-seeded from a fresh snapshot after a reconnect. */
+  // ---- remote builds: this builder as a build server (receiver) ----
+
+  getIdentity(): Promise<RemoteIdentity> {
+    return this.connection.request("remote_build/get_identity");
+  }
+
+  /** A new key: every paired builder must pair again. */
+  rotateIdentity(): Promise<RemoteIdentity> {
+    return this.connection.request("remote_build/rotate_identity");
+  }
+
+  getReceiverSettings(): Promise<ReceiverSettings> {
+    return this.connection.request("remote_build/get_settings");
+  }
+
+  /** The build server switch: binds or unbinds the peer-link listener at once. */
+  setReceiverEnabled(enabled: boolean): Promise<ReceiverSettings> {
+    return this.connection.request("remote_build/set_settings", { enabled });
+  }
+
+  /** Opens (or extends, 300 s for this client) or closes the pairing window; `unavailable` while the build server is off. */
+  setPairingWindow(open: boolean): Promise<PairingWindow> {
+    return this.connection.request("remote_build/set_pairing_window", { open });
+  }
+
+  approvePeer(dashboardId: string): Promise<ReceiverPeer> {
+    return this.connection.request("remote_build/approve_peer", { dashboard_id: dashboardId });
+  }
+
+  /** Rejects a pending request or removes an approved peer. */
+  removePeer(dashboardId: string): Promise<{ removed: true }> {
+    return this.connection.request("remote_build/remove_peer", { dashboard_id: dashboardId });
+  }
+
+  // ---- remote builds: sending builds to build servers (offloader) ----
+
+  /** Who answers at an address (its fingerprint); changes nothing anywhere. */
+  previewPair(hostname: string, port: number): Promise<PairPreview> {
+    return this.connection.request("remote_build/preview_pair", { hostname, port });
+  }
+
+  /** Asks to pair, pinned to the previewed key (a different key: `invalid_args`; no pairing window: `unavailable`). */
+  requestPair(hostname: string, port: number, pinSha256: string, label?: string): Promise<Pairing> {
+    const trimmed = label?.trim() ?? "";
+    return this.connection.request("remote_build/request_pair", {
+      hostname,
+      port,
+      pin_sha256: pinSha256,
+      ...(trimmed === "" ? {} : { label: trimmed.slice(0, 128) }),
+    });
+  }
+
+  getOffloaderSettings(): Promise<OffloaderSettings> {
+    return this.connection.request("remote_build/get_offloader_settings");
+  }
+
+  /** The master switch of transparent installs. */
+  setRemoteBuildsEnabled(enabled: boolean): Promise<OffloaderSettings> {
+    return this.connection.request("remote_build/set_offloader_settings", { remote_builds_enabled: enabled });
+  }
+
+  /** Off keeps the pairing but routes nothing to it. */
+  setPairingEnabled(pinSha256: string, enabled: boolean): Promise<Pairing> {
+    return this.connection.request("remote_build/set_pairing_enabled", { pin_sha256: pinSha256, enabled });
+  }
+
+  unpair(pinSha256: string): Promise<{ removed: true }> {
+    return this.connection.request("remote_build/unpair", { pin_sha256: pinSha256 });
+  }
+
+  /** Moves a pairing; the builder at the new address must present the same key (else `invalid_args`). */
+  editPairingEndpoint(pinSha256: string, hostname: string, port: number): Promise<Pairing> {
+    return this.connection.request("remote_build/edit_pairing_endpoint", { pin_sha256: pinSha256, hostname, port });
+  }
+
+  /**
+   * The state snapshot, then every event; re-seeded from a fresh snapshot after
+   * a reconnect. Per-line job output is left out: logs come from `followJob`.
+   */
   subscribeEvents(handlers: SubscribeHandlers): StreamHandle {
     return this.connection.stream(
       "subscribe_events",
-      undefined,
+      { job_output: false },
       {
         onEvent: (event, data) => {
           if (event === "initial_state") handlers.onInitialState(data as InitialState);

@@ -3,6 +3,7 @@
  * `initial_state`, then updated by each live event. Nothing here does I/O.
  */
 import type { ConnectionStatus } from "./connection.ts";
+import { applyRemoteEvent, seedRemoteBuild, withIdentity, type RemoteBuildState } from "./remote-build.ts";
 import {
   isTerminal,
   phasesOf,
@@ -11,6 +12,7 @@ import {
   type InitialState,
   type JobPhase,
   type QueueStatus,
+  type RemoteIdentity,
   type ServerInfo,
   type SubscribedEvent,
 } from "./types.ts";
@@ -26,12 +28,16 @@ export interface AppState {
   queueStatus: QueueStatus | null;
   server: ServerInfo | null;
   problems: readonly string[];
+  /** Build servers (both roles); null when the builder has no remote builds. */
+  remote: RemoteBuildState | null;
 }
 
 export type Action =
   | { type: "connection"; status: ConnectionStatus }
   | { type: "initial_state"; state: InitialState }
-  | { type: "event"; event: SubscribedEvent };
+  | { type: "event"; event: SubscribedEvent }
+  /** A command answered with this builder's identity (after a key rotation). */
+  | { type: "remote_identity"; identity: RemoteIdentity };
 
 export const INITIAL_STATE: AppState = {
   connection: "connecting",
@@ -41,6 +47,7 @@ export const INITIAL_STATE: AppState = {
   queueStatus: null,
   server: null,
   problems: [],
+  remote: null,
 };
 
 /** Jobs in the store carry no output: the log comes from `firmware/follow_job`. */
@@ -102,10 +109,13 @@ export function reducer(state: AppState, action: Action): AppState {
         queueStatus: action.state.queue_status,
         server: action.state.server,
         problems: action.state.problems,
+        remote: action.state.remote_build === undefined ? null : seedRemoteBuild(action.state.remote_build),
       };
     }
     case "event":
       return applyEvent(state, action.event);
+    case "remote_identity":
+      return state.remote === null ? state : { ...state, remote: withIdentity(state.remote, action.identity) };
   }
 }
 
@@ -139,6 +149,25 @@ export function applyEvent(state: AppState, e: SubscribedEvent): AppState {
     case "device_removed": {
       const devices = without(state.devices, e.data.configuration);
       return devices === state.devices ? state : { ...state, devices };
+    }
+    case "remote_build_receiver_changed":
+    case "remote_build_pairing_window_changed":
+    case "remote_build_pair_request_received":
+    case "remote_build_pair_status_changed":
+    case "remote_build_peer_session_changed":
+    case "remote_build_identity_rotated":
+    case "remote_build_host_added":
+    case "remote_build_host_removed":
+    case "offloader_peer_link_opened":
+    case "offloader_peer_link_closed":
+    case "offloader_queue_status_changed":
+    case "offloader_pairing_changed":
+    case "offloader_pairing_removed":
+    case "offloader_alert":
+    case "offloader_settings_changed": {
+      if (state.remote === null) return state;
+      const remote = applyRemoteEvent(state.remote, e);
+      return remote === state.remote ? state : { ...state, remote };
     }
   }
 }

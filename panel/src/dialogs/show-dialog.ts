@@ -51,3 +51,28 @@ declare global {
     "esphome-show-dialog": CustomEvent<ShowDialogDetail>;
   }
 }
+
+export interface PairDialogParams {
+  /** Prefilled address (a discovered builder, or "pair again" after an alert). */
+  hostname?: string;
+  port?: number;
+  /** The pin an mDNS announcement (or the old pairing) named, to compare with the preview. */
+  announcedPin?: string | null;
+  /** Preview at once instead of asking for the address first. */
+  preview?: boolean;
+}
+
+export function showPairDialog(origin: EventTarget, params: PairDialogParams = {}): void {
+  showDialog(origin, "esphome-pair-dialog", params);
+}
+
+export interface EndpointDialogParams {
+  pin_sha256: string;
+  label: string;
+  hostname: string;
+  port: number;
+}
+
+export function showEndpointDialog(origin: EventTarget, params: EndpointDialogParams): void {
+  showDialog(origin, "esphome-endpoint-dialog", params);
+}
