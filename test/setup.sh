@@ -14,7 +14,7 @@ fi
 if [ ! -x /usr/bin/chromium ]; then
   if [ "$(id -u)" = 0 ]; then
     export DEBIAN_FRONTEND=noninteractive
-    apt-get update && apt-get install -y chromium
+    apt-get update && apt-get install -y chromium fonts-noto-color-emoji
   else
     echo "test setup: /usr/bin/chromium is missing and this is not root; the panel's browser tests will be skipped" >&2
   fi

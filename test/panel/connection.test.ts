@@ -231,18 +231,18 @@ describe("Connection", () => {
       onResult: (r) => results.push(r.status),
     });
     const sub = socket().last();
-    expect(sub).toMatchObject({ command: "firmware/follow_job", args: { job_id: "0123456789ab" } });
+    expect(sub).toMatchObject({ command: "firmware/follow_job", args: { job_id: "0123456789ab", batch: true } });
     socket().receive({ message_id: sub.message_id, event: "output", data: { line: "a\n" } });
     socket().drop();
     timers.advance(500);
     socket().open();
     const again = socket().last();
     expect(again.command).toBe("firmware/follow_job");
-    socket().receive({ message_id: again.message_id, event: "output", data: { line: "a\n" } });
+    socket().receive({ message_id: again.message_id, event: "output_batch", data: { lines: ["a\n", "b\n"] } });
     socket().receive({ message_id: again.message_id, event: "progress", data: { progress: 20 } });
     socket().receive({ message_id: again.message_id, event: "result", data: { status: "completed", exit_code: 0, error: null } });
     socket().receive({ message_id: again.message_id, event: "output", data: { line: "late\n" } });
-    expect(log).toEqual(["a\n", "<reset>", "a\n", "20%"]);
+    expect(log).toEqual(["a\n", "<reset>", "a\n", "b\n", "20%"]);
     expect(results).toEqual(["completed"]);
     // The finished stream is not sent again on the next reconnect.
     const count = socket().sent.length;

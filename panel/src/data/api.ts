@@ -107,11 +107,14 @@ export class BuilderApi {
     let done = false;
     const handle = this.connection.stream(
       "firmware/follow_job",
-      { job_id: jobId },
+      // Batched: one frame per 25 ms or 500 lines instead of one per line.
+      { job_id: jobId, batch: true },
       {
         onEvent: (event, data) => {
           if (done) return;
-          if (event === "output") {
+          if (event === "output_batch") {
+            for (const line of (data as FollowJobEventMap["output_batch"]).lines) handlers.onOutput(line);
+          } else if (event === "output") {
             handlers.onOutput((data as FollowJobEventMap["output"]).line);
           } else if (event === "progress") {
             handlers.onProgress?.((data as FollowJobEventMap["progress"]).progress);

@@ -234,6 +234,7 @@ export type RemoteBuildEvent = Extract<SubscribedEvent, { event: `remote_build_$
 /** Events of a `firmware/follow_job` stream. */
 export interface FollowJobEventMap {
   output: { line: string };
+  output_batch: { lines: string[] };
   progress: { progress: number };
   result: { status: TerminalStatus; exit_code: number | null; error: string | null };
 }
