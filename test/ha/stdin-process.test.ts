@@ -14,7 +14,7 @@ import { waitFor } from "../helpers/tmp.ts";
 
 const children: ReturnType<typeof spawn>[] = [];
 afterEach(() => {
-  for (const child of children.splice(0)) if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
+  for (const child of children.splice(0)) if (child.exitCode === null && child.signalCode === null) child.kill("SIGTERM");
 });
 
 describe("automation commands on stdin", () => {

@@ -62,8 +62,14 @@ export async function spawnBuilder(args: string[], env: Record<string, string> =
     });
     void exited.then((code) => { reject(new Error(`builder exited with ${code}: ${stderr.join("")}`)); });
   });
-  onTestFinished(() => {
-    if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
+  onTestFinished(async () => {
+    // SIGTERM first: the builder cancels its jobs and their process groups go
+    // with them. A SIGKILL would leave a running ESPHome process behind.
+    if (child.exitCode !== null || child.signalCode !== null) return;
+    child.kill("SIGTERM");
+    const forced = setTimeout(() => child.kill("SIGKILL"), 8000);
+    await exited;
+    clearTimeout(forced);
   });
   return { child, port, stdout, stderr, exited };
 }
