@@ -14,6 +14,8 @@ export interface Paths {
   readonly stateDir: string;
   /** The job index (metadata only, never output). */
   readonly jobsFile: string;
+  /** Process groups of running jobs, so a restart can reap what a crash left. */
+  readonly processesFile: string;
   /** Per-job log files, one `<job_id>.log` each. */
   readonly jobLogsDir: string;
   jobLog(jobId: string): string;
@@ -52,6 +54,7 @@ export function resolvePaths(opts: { configDir: string; dataDir?: string | undef
     dataDir,
     stateDir,
     jobsFile: path.join(stateDir, "jobs.json"),
+    processesFile: path.join(stateDir, "processes.json"),
     jobLogsDir,
     jobLog: (jobId) => path.join(jobLogsDir, `${jobId}.log`),
     storageJson: (configuration) => path.join(dataDir, "storage", `${configuration}.json`),

@@ -84,3 +84,38 @@ describe("a job with a million output lines", () => {
     client.close();
   }, 180_000);
 });
+
+describe("a build left running by a killed builder", () => {
+  async function standIns(dir: string): Promise<number[]> {
+    const { readdir } = await import("node:fs/promises");
+    const pids: number[] = [];
+    for (const entry of await readdir("/proc")) {
+      if (!/^\d+$/.test(entry)) continue;
+      const cmdline = await readFile(`/proc/${entry}/cmdline`, "utf8").catch(() => "");
+      if (cmdline.includes("esphome-stand-in") && cmdline.includes(dir)) pids.push(Number(entry));
+    }
+    return pids;
+  }
+
+  it("is killed when the builder starts again, before the job runs again", async () => {
+    const dir = await configDir();
+    const env = { ESPHOME_STANDIN_COMPILE_SECONDS: "0", ESPHOME_STANDIN_FAIL: "hang" };
+    const first = await spawnBuilder(baseArgs(dir), env);
+    const client = await ApiClient.connect(first.port);
+    const job = await client.call<FirmwareJob>("firmware/compile", { configuration: "kitchen.yaml" });
+    await waitFor(async () => (await standIns(dir)).length > 0, 10_000, "the compile to start");
+    await new Promise((r) => setTimeout(r, 300)); // its process group is on record
+    client.close();
+    first.child.kill("SIGKILL");
+    await first.exited;
+    const orphans = await standIns(dir);
+    expect(orphans).toHaveLength(1); // the crash left it running
+
+    const second = await spawnBuilder(baseArgs(dir), { ...env, ESPHOME_STANDIN_FAIL: "" });
+    await waitFor(async () => !(await standIns(dir)).includes(orphans[0]!), 5000, "the orphan to be killed");
+    const again = await ApiClient.connect(second.port);
+    const result = await again.stream("firmware/follow_job", { job_id: job.job_id }).until((f) => f.event === "result", 30_000);
+    expect(result.data).toMatchObject({ status: "completed" });
+    again.close();
+  });
+});

@@ -56,8 +56,10 @@ export async function runEsphome(deps: LocalRunnerDeps, ctx: PhaseContext, args:
     signal: ctx.signal,
     onLine: ctx.onLine,
     killGraceMs: deps.killGraceMs ?? KILL_GRACE_MS,
+    onSpawn: (pid) => { ctx.onProcess?.(pid); },
     ...(deps.spawn === undefined ? {} : { spawn: deps.spawn }),
   });
+  ctx.onProcess?.(null);
   if (result.error !== null) return { exitCode: result.exitCode, error: result.error };
   if (result.exitCode === 0) return { exitCode: 0, error: null };
   const how = result.signal === null ? `exit code ${result.exitCode}` : `signal ${result.signal}`;

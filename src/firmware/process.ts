@@ -55,6 +55,8 @@ export interface TrackedRunOptions {
   spawn?: SpawnFn;
   /** Time between SIGTERM and SIGKILL on cancel. */
   killGraceMs?: number;
+  /** Told the process group's id right after the spawn. */
+  onSpawn?: (pid: number) => void;
 }
 
 export interface TrackedRunResult {
@@ -82,6 +84,7 @@ export async function runTracked(opts: TrackedRunOptions): Promise<TrackedRunRes
   const spawn = opts.spawn ?? execaSpawn;
   if (opts.signal.aborted) return { exitCode: null, signal: null, error: "cancelled before start" };
   const child = spawn(opts.file, opts.args, { cwd: opts.cwd, env: opts.env });
+  if (child.pid !== undefined) opts.onSpawn?.(child.pid);
   let errorPattern: string | null = null;
   const onLine = (line: string): void => {
     if (errorPattern === null) errorPattern = findErrorPattern(line);

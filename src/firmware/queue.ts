@@ -36,6 +36,7 @@ import {
 } from "./job.ts";
 import { isSerialPort } from "../esphome/port.ts";
 import { JobLogWriter, readJobLog } from "./job-log.ts";
+import { ProcessRegistry } from "./process-registry.ts";
 import { OUTPUT_LINES_RETAINED, OutputHistory, ProgressParser } from "./output.ts";
 import type { JobRunner, PhaseResult } from "./runner.ts";
 
@@ -123,6 +124,7 @@ export class FirmwareQueue {
   readonly #options: QueueOptions;
   readonly #now: () => Date;
   readonly #store: JsonStore<JobIndex>;
+  readonly #processes: ProcessRegistry;
   readonly #jobs = new Map<string, Entry>();
   readonly #lanes: Record<LaneName, Lane>;
   /** Compiles running on build servers: they take no local compile slot. */
@@ -144,6 +146,7 @@ export class FirmwareQueue {
     this.#options = { ...DEFAULT_QUEUE_OPTIONS, ...deps.options };
     this.#now = deps.now ?? (() => new Date());
     this.#store = new JsonStore({ file: deps.paths.jobsFile, schema: indexSchema, debounceMs: 50 });
+    this.#processes = new ProcessRegistry(deps.paths.processesFile);
     this.#lanes = {
       compile: { name: "compile", concurrency: this.#options.compileConcurrency, active: new Set(), waiting: [] },
       upload: { name: "upload", concurrency: this.#options.uploadConcurrency, active: new Set(), waiting: [] },
@@ -152,6 +155,8 @@ export class FirmwareQueue {
 
   /** Loads the job index, re-queues interrupted work and starts dispatching. */
   async start(): Promise<void> {
+    // Anything a killed builder left running goes first: its jobs are about to run again.
+    await this.#processes.reapStale();
     const loaded = await this.#store.load();
     if (loaded.kind === "corrupt") {
       this.loadProblems.push(`The job index was corrupt (${loaded.reason}); it was moved to ${loaded.movedTo}.`);
@@ -434,6 +439,9 @@ export class FirmwareQueue {
         signal: abort.signal,
         onLine: (line) => {
           this.#ingest(entry, line);
+        },
+        onProcess: (pid) => {
+          this.#track(pid === null ? this.#processes.remove(job.job_id) : this.#processes.add(job.job_id, pid));
         },
       });
     } catch (err) {

@@ -11,6 +11,8 @@ export interface PhaseContext {
   readonly signal: AbortSignal;
   /** One output chunk with its terminator; the queue stores it and fires `job_output`/`job_progress`. */
   readonly onLine: (line: string) => void;
+  /** A runner reports the process group it started (and null when it ended), so a restart can reap it. */
+  readonly onProcess?: (pid: number | null) => void;
 }
 
 export interface PhaseResult {
