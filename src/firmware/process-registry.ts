@@ -70,7 +70,7 @@ export class ProcessRegistry {
   remove(jobId: string): Promise<void> {
     return this.#then(async () => {
       if (!(jobId in this.#recorded)) return;
-      delete this.#recorded[jobId];
+      this.#recorded = Object.fromEntries(Object.entries(this.#recorded).filter(([id]) => id !== jobId));
       await this.#store.saveNow(() => ({ ...this.#recorded }));
     });
   }
