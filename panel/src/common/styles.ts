@@ -132,3 +132,42 @@ export const sharedStyles = css`
     height: 18px;
   }
 `;
+
+/** Icon buttons and the empty state of a list, as every view shows them. */
+export const emptyStateStyles = css`
+      md-icon-button {
+        --md-icon-button-icon-color: var(--secondary-text-color, #727272);
+        --md-icon-button-hover-icon-color: var(--primary-text-color, #212121);
+      }
+      .empty {
+        display: flex;
+        flex-direction: column;
+        align-items: center;
+        gap: 8px;
+        padding: 48px 24px;
+        text-align: center;
+        color: var(--secondary-text-color, #727272);
+      }
+      .empty .icon {
+        width: 48px;
+        height: 48px;
+        opacity: 0.6;
+      }
+`;
+
+/** A dialog headline: the title ellipsised, actions at the end. */
+export const dialogHeaderStyles = css`
+      .headline {
+        display: flex;
+        align-items: center;
+        justify-content: space-between;
+        gap: 8px;
+        padding-right: 12px !important;
+      }
+      .title {
+        overflow: hidden;
+        text-overflow: ellipsis;
+        white-space: nowrap;
+        min-width: 0;
+      }
+`;

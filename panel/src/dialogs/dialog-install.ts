@@ -34,7 +34,7 @@ import {
   mdiWifi,
 } from "../common/icons.ts";
 import { LogModel } from "../common/log-model.ts";
-import { sharedStyles } from "../common/styles.ts";
+import { dialogHeaderStyles, sharedStyles } from "../common/styles.ts";
 import { errorText } from "../data/api.ts";
 import type { StreamHandle } from "../data/connection.ts";
 import { downloadFirmware } from "../data/download.ts";
@@ -555,6 +555,7 @@ export class EsphomeInstallDialog extends LitElement implements DialogElement<In
 
   static override styles = [
     sharedStyles,
+    dialogHeaderStyles,
     css`
       md-dialog {
         width: min(560px, calc(100% - 32px));
@@ -569,19 +570,6 @@ export class EsphomeInstallDialog extends LitElement implements DialogElement<In
         width: min(960px, calc(100% - 32px));
         max-width: min(960px, calc(100% - 32px));
         height: min(820px, calc(100% - 32px));
-      }
-      .headline {
-        display: flex;
-        align-items: center;
-        justify-content: space-between;
-        gap: 8px;
-        padding-right: 12px !important;
-      }
-      .title {
-        overflow: hidden;
-        text-overflow: ellipsis;
-        white-space: nowrap;
-        min-width: 0;
       }
       .content {
         display: flex;

@@ -16,7 +16,7 @@ import { LitElement, css, html, nothing, type TemplateResult } from "lit";
 import { customElement, property, state } from "lit/decorators.js";
 import type { PanelContext } from "../common/context.ts";
 import { icon, mdiAlertCircle, mdiArrowLeft, mdiCheckCircle, mdiClose, mdiShieldAlert, mdiTimerOutline } from "../common/icons.ts";
-import { sharedStyles } from "../common/styles.ts";
+import { dialogHeaderStyles, sharedStyles } from "../common/styles.ts";
 import { fingerprint, fingerprintStyles } from "../components/fingerprint.ts";
 import { errorText } from "../data/api.ts";
 import { ApiError } from "../data/connection.ts";
@@ -350,6 +350,7 @@ export class EsphomePairDialog extends LitElement implements DialogElement<PairD
 
   static override styles = [
     sharedStyles,
+    dialogHeaderStyles,
     fingerprintStyles,
     css`
       md-dialog {
@@ -360,19 +361,6 @@ export class EsphomePairDialog extends LitElement implements DialogElement<PairD
         --md-dialog-headline-size: 22px;
         --md-dialog-headline-line-height: 28px;
         --md-dialog-supporting-text-color: var(--primary-text-color, #212121);
-      }
-      .headline {
-        display: flex;
-        align-items: center;
-        justify-content: space-between;
-        gap: 8px;
-        padding-right: 12px !important;
-      }
-      .title {
-        overflow: hidden;
-        text-overflow: ellipsis;
-        white-space: nowrap;
-        min-width: 0;
       }
       .content {
         display: flex;

@@ -28,7 +28,7 @@ import {
   mdiShieldAlert,
   mdiTimerOutline,
 } from "../common/icons.ts";
-import { sharedStyles } from "../common/styles.ts";
+import { emptyStateStyles, sharedStyles } from "../common/styles.ts";
 import { fingerprint, fingerprintStyles } from "../components/fingerprint.ts";
 import { errorText } from "../data/api.ts";
 import {
@@ -554,6 +554,7 @@ export class EsphomeBuildServersView extends LitElement {
 
   static override styles = [
     sharedStyles,
+    emptyStateStyles,
     fingerprintStyles,
     css`
       :host {
@@ -835,24 +836,6 @@ export class EsphomeBuildServersView extends LitElement {
         font-size: 13px;
         color: var(--esphome-error-text, var(--error-color, #db4437));
         overflow-wrap: anywhere;
-      }
-      md-icon-button {
-        --md-icon-button-icon-color: var(--secondary-text-color, #727272);
-        --md-icon-button-hover-icon-color: var(--primary-text-color, #212121);
-      }
-      .empty {
-        display: flex;
-        flex-direction: column;
-        align-items: center;
-        gap: 8px;
-        padding: 48px 24px;
-        text-align: center;
-        color: var(--secondary-text-color, #727272);
-      }
-      .empty .icon {
-        width: 48px;
-        height: 48px;
-        opacity: 0.6;
       }
       @media (max-width: 600px) {
         :host {

@@ -13,7 +13,7 @@ import { LitElement, css, html, nothing, type TemplateResult } from "lit";
 import { customElement, property, state } from "lit/decorators.js";
 import { fireToast, type PanelContext } from "../common/context.ts";
 import { icon, mdiAlertCircle, mdiBroom, mdiChip, mdiDownload, mdiFileDocumentOutline, mdiMagnify, mdiUpload } from "../common/icons.ts";
-import { sharedStyles } from "../common/styles.ts";
+import { emptyStateStyles, sharedStyles } from "../common/styles.ts";
 import { statusBadge } from "../components/job-status.ts";
 import { errorText } from "../data/api.ts";
 import { deviceTitle, filterDevices, selectDevices, selectLastJobs, type AppState } from "../data/state.ts";
@@ -234,6 +234,7 @@ export class EsphomeDevicesView extends LitElement {
 
   static override styles = [
     sharedStyles,
+    emptyStateStyles,
     css`
       :host {
         display: block;
@@ -385,24 +386,8 @@ export class EsphomeDevicesView extends LitElement {
         outline: 2px solid var(--primary-color, #03a9f4);
         outline-offset: 2px;
       }
-      md-icon-button {
-        --md-icon-button-icon-color: var(--secondary-text-color, #727272);
-        --md-icon-button-hover-icon-color: var(--primary-text-color, #212121);
-      }
       .empty {
-        display: flex;
-        flex-direction: column;
-        align-items: center;
-        gap: 8px;
-        padding: 48px 24px;
-        text-align: center;
-        color: var(--secondary-text-color, #727272);
         overflow-wrap: anywhere;
-      }
-      .empty .icon {
-        width: 48px;
-        height: 48px;
-        opacity: 0.6;
       }
       .empty.small {
         padding: 24px;

@@ -10,7 +10,7 @@ import { customElement, property, state } from "lit/decorators.js";
 import { fireToast, type PanelContext } from "../common/context.ts";
 import { formatDuration, formatTime } from "../common/format.ts";
 import { icon, mdiBroom, mdiCancel, mdiChip, mdiServerNetwork, mdiTextBoxOutline, mdiUpload } from "../common/icons.ts";
-import { sharedStyles } from "../common/styles.ts";
+import { emptyStateStyles, sharedStyles } from "../common/styles.ts";
 import { statusBadge } from "../components/job-status.ts";
 import { errorText } from "../data/api.ts";
 import { progressView, remoteBuildLabel, remotePeerLabel } from "../data/job-view.ts";
@@ -184,6 +184,7 @@ export class EsphomeJobsView extends LitElement {
 
   static override styles = [
     sharedStyles,
+    emptyStateStyles,
     css`
       :host {
         display: block;
@@ -279,24 +280,6 @@ export class EsphomeJobsView extends LitElement {
       .actions {
         display: flex;
         flex: none;
-      }
-      md-icon-button {
-        --md-icon-button-icon-color: var(--secondary-text-color, #727272);
-        --md-icon-button-hover-icon-color: var(--primary-text-color, #212121);
-      }
-      .empty {
-        display: flex;
-        flex-direction: column;
-        align-items: center;
-        gap: 8px;
-        padding: 48px 24px;
-        text-align: center;
-        color: var(--secondary-text-color, #727272);
-      }
-      .empty .icon {
-        width: 48px;
-        height: 48px;
-        opacity: 0.6;
       }
     `,
   ];
