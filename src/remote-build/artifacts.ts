@@ -192,33 +192,36 @@ async function pack(paths: Paths, configuration: string, maxBytes: number, only:
   candidates.push({ name: IDEDATA_NAME, file: idedataPath, required: false });
   candidates.push({ name: PLATFORMIO_INI_NAME, file: path.join(buildPath, PLATFORMIO_INI_NAME), required: false });
 
-  const members: { path: string; data: Buffer }[] = [];
+  const wanted = candidates.filter((c) => isFlatName(c.name) && (c.required || only === undefined || only.has(c.name)));
+  // Sizes first (all at once), so the caps are checked before anything is read.
+  const sizes = await Promise.all(wanted.map((c) => fileSize(c.file)));
+  const present: { name: string; file: string }[] = [];
   const seen = new Set<string>();
   let total = 0;
-  for (const candidate of candidates) {
-    if (only !== undefined && !candidate.required && !only.has(candidate.name)) continue;
-    // Duplicate basenames: the first wins.
-    if (seen.has(candidate.name) || !isFlatName(candidate.name)) continue;
-    const size = await fileSize(candidate.file);
+  for (const [i, candidate] of wanted.entries()) {
+    const size = sizes[i] ?? null;
     if (size === null) {
       if (candidate.required) {
         throw new ArtifactsError("build_dir_missing", `the build of ${configuration} has no ${candidate.name} (${candidate.file})`);
       }
       continue;
     }
+    // Duplicate basenames: the first file that exists wins.
+    if (seen.has(candidate.name)) continue;
     if (size > maxBytes) {
       throw new ArtifactsError("too_large", `${candidate.name} is ${size} bytes, over the limit of ${maxBytes}`);
     }
-    if (total + size > maxBytes) {
+    total += size;
+    if (total > maxBytes) {
       throw new ArtifactsError("too_large", `the build artifacts exceed the limit of ${maxBytes} bytes`);
     }
-    const data = await fs.readFile(candidate.file);
-    if (data.length > maxBytes || total + data.length > maxBytes) {
-      throw new ArtifactsError("too_large", `the build artifacts exceed the limit of ${maxBytes} bytes`);
-    }
-    total += data.length;
     seen.add(candidate.name);
-    members.push({ path: candidate.name, data });
+    present.push(candidate);
+  }
+  const members = await Promise.all(present.map(async (c) => ({ path: c.name, data: await fs.readFile(c.file) })));
+  // A file that grew between stat and read is held to the same caps.
+  if (members.reduce((n, m) => n + m.data.length, 0) > maxBytes) {
+    throw new ArtifactsError("too_large", `the build artifacts exceed the limit of ${maxBytes} bytes`);
   }
 
   const tarball = await createTarGz(members, "auto");

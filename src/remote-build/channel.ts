@@ -45,6 +45,11 @@ export class PeerLinkError extends Error {
   }
 }
 
+/** A sender waits (`drained`) while more than this is queued on the socket… */
+export const DRAIN_HIGH_WATER_BYTES = 2 * 1024 * 1024;
+/** …and goes on once it is down to this. */
+export const DRAIN_LOW_WATER_BYTES = 512 * 1024;
+
 const encoder = new TextEncoder();
 const decoder = new TextDecoder("utf-8", { fatal: true });
 
@@ -78,7 +83,7 @@ class Inbox {
 
   constructor(ws: WebSocket) {
     ws.on("message", (data: WebSocket.RawData, binary: boolean) => {
-      const buf = Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data as ArrayBuffer);
+      const buf = Buffer.isBuffer(data) ? data : Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data);
       if (this.#onFrame !== null) {
         this.#onFrame(buf, binary);
         return;
@@ -154,6 +159,8 @@ export class SecureChannel {
   #onMessage: ((msg: Record<string, unknown>) => void) | null = null;
   readonly #closeHandlers: ChannelCloseHandler[] = [];
   #closed = false;
+  #queued = 0;
+  readonly #drainWaiters: (() => void)[] = [];
   #closeReason = "peer_hung_up";
   #closeDetail = "";
 
@@ -195,9 +202,23 @@ export class SecureChannel {
 
   /** Encrypts and sends one message; false when the channel is closed or the send failed. */
   send(message: Record<string, unknown>): boolean {
+    return this.sendEncoded(encodeJson(message));
+  }
+
+  /**
+   * Encrypts and sends one message already encoded as a JSON object's UTF-8
+   * bytes (the chunk frames of big transfers are built without JSON.stringify).
+   */
+  sendEncoded(json: Uint8Array): boolean {
     if (this.#closed || this.#ws.readyState !== WebSocket.OPEN) return false;
     try {
-      this.#ws.send(this.#send.encrypt(encodeJson(message)));
+      const frame = this.#send.encrypt(json);
+      const size = frame.length;
+      this.#queued += size;
+      this.#ws.send(frame, () => {
+        this.#queued -= size;
+        if (this.#queued <= DRAIN_LOW_WATER_BYTES) this.#wakeDrainWaiters();
+      });
       return true;
     } catch (err) {
       log.debug(`send failed: ${String(err)}`);
@@ -205,9 +226,25 @@ export class SecureChannel {
     }
   }
 
-  /** Bytes queued on the socket and not yet sent (for flow control of big transfers). */
+  /** Bytes handed to the socket and not yet written to the kernel. */
   get bufferedAmount(): number {
-    return this.#ws.bufferedAmount;
+    return this.#queued;
+  }
+
+  /**
+   * Resolves at once while at most `DRAIN_HIGH_WATER_BYTES` wait to be
+   * written; otherwise once the socket has written them down to
+   * `DRAIN_LOW_WATER_BYTES`, or the channel closes. Big transfers await it
+   * before each chunk, so a sender holds a bounded amount in memory and goes
+   * on the moment the socket has room, without polling.
+   */
+  drained(): Promise<void> {
+    if (this.#closed || this.#queued <= DRAIN_HIGH_WATER_BYTES) return Promise.resolve();
+    return new Promise((resolve) => this.#drainWaiters.push(resolve));
+  }
+
+  #wakeDrainWaiters(): void {
+    for (const wake of this.#drainWaiters.splice(0)) wake();
   }
 
   /** Sends `terminate {reason}` (when it can) and closes. */
@@ -236,6 +273,7 @@ export class SecureChannel {
   #finish(): void {
     if (this.#closed) return;
     this.#closed = true;
+    this.#wakeDrainWaiters();
     for (const handler of this.#closeHandlers.splice(0)) {
       try {
         handler(this.#closeReason, this.#closeDetail);

@@ -23,6 +23,7 @@ import {
   createHmac,
   createPrivateKey,
   createPublicKey,
+  createSecretKey,
   diffieHellman,
   generateKeyPairSync,
   type KeyObject,
@@ -157,14 +158,15 @@ function hkdf2(chainingKey: Uint8Array, inputKeyMaterial: Uint8Array): [Buffer, 
  * after tampering there is no safe way to resynchronise.
  */
 export class CipherState {
-  #key: Buffer | null;
+  /** The key as a KeyObject: OpenSSL sets it up once, not per message. */
+  #key: KeyObject | null;
   #nonce: bigint;
 
   /** `nonce` exists for tests (exhaustion); real ciphers come from `NoiseHandshake.split()`. */
   constructor(key: Uint8Array, nonce = 0n) {
     if (key.length !== 32) throw new NoiseError("bad_key", `cipher key must be 32 bytes, got ${key.length}`);
     if (nonce < 0n || nonce > MAX_NONCE) throw new RangeError("nonce must be in 0..2^64-1");
-    this.#key = Buffer.from(key);
+    this.#key = createSecretKey(Buffer.from(key));
     this.#nonce = nonce;
   }
 
@@ -178,20 +180,25 @@ export class CipherState {
     return this.#key !== null;
   }
 
-  encrypt(plaintext: Uint8Array, ad: Uint8Array = EMPTY): Uint8Array {
+  /** Ciphertext followed by the 16-byte tag, in a Buffer of its own. */
+  encrypt(plaintext: Uint8Array, ad: Uint8Array = EMPTY): Buffer {
     const key = this.#usableKey();
     if (plaintext.length > NOISE_MAX_PLAINTEXT_BYTES) {
       throw new NoiseError("message_too_large", `plaintext of ${plaintext.length} bytes exceeds ${NOISE_MAX_PLAINTEXT_BYTES}`);
     }
     if (this.#nonce >= MAX_NONCE) throw new NoiseError("nonce_exhausted", "cipher nonces are used up");
     const cipher = createCipheriv("chacha20-poly1305", key, nonceBytes(this.#nonce), { authTagLength: NOISE_TAG_BYTES });
-    cipher.setAAD(ad, { plaintextLength: plaintext.length });
-    const out = Buffer.concat([cipher.update(plaintext), cipher.final(), cipher.getAuthTag()]);
+    if (ad.length > 0) cipher.setAAD(ad, { plaintextLength: plaintext.length });
+    // ChaCha20 is a stream cipher: update() returns every byte and final() none.
+    const body = cipher.update(plaintext);
+    const rest = cipher.final();
+    const out = Buffer.concat([body, rest, cipher.getAuthTag()], plaintext.length + NOISE_TAG_BYTES);
     this.#nonce += 1n;
-    return copyOut(out);
+    return out;
   }
 
-  decrypt(ciphertext: Uint8Array, ad: Uint8Array = EMPTY): Uint8Array {
+  /** The plaintext, in a Buffer of its own. */
+  decrypt(ciphertext: Uint8Array, ad: Uint8Array = EMPTY): Buffer {
     const key = this.#usableKey();
     try {
       if (ciphertext.length > NOISE_MAX_MESSAGE_BYTES) {
@@ -203,23 +210,24 @@ export class CipherState {
       const tag = asBuffer(ciphertext).subarray(ciphertext.length - NOISE_TAG_BYTES);
       const decipher = createDecipheriv("chacha20-poly1305", key, nonceBytes(this.#nonce), { authTagLength: NOISE_TAG_BYTES });
       decipher.setAuthTag(tag);
-      decipher.setAAD(ad, { plaintextLength: body.length });
+      if (ad.length > 0) decipher.setAAD(ad, { plaintextLength: body.length });
       let plaintext: Buffer;
       try {
-        plaintext = Buffer.concat([decipher.update(body), decipher.final()]);
+        plaintext = decipher.update(body);
+        const rest = decipher.final();
+        if (rest.length > 0) plaintext = Buffer.concat([plaintext, rest]);
       } catch (err) {
         throw new NoiseError("decrypt_failed", "message failed authentication", { cause: err });
       }
       this.#nonce += 1n;
-      return copyOut(plaintext);
+      return plaintext;
     } catch (err) {
-      key.fill(0);
       this.#key = null;
       throw err;
     }
   }
 
-  #usableKey(): Buffer {
+  #usableKey(): KeyObject {
     if (this.#key === null) throw new NoiseError("wrong_state", "cipher is unusable after a failed decrypt");
     return this.#key;
   }

@@ -16,7 +16,7 @@ import { getLogger } from "../logger.ts";
 import type { Paths } from "../paths.ts";
 import { JsonStore } from "../store.ts";
 import { initiate, PeerLinkError, type SecureChannel } from "./channel.ts";
-import { ARTIFACTS_MAX_BYTES, AssemblyError, ChunkAssembler, splitChunks } from "./chunks.ts";
+import { ARTIFACTS_MAX_BYTES, AssemblyError, ChunkAssembler, chunkCount, sendChunks } from "./chunks.ts";
 import { fingerprintEmoji, isPinSha256 } from "./fingerprint.ts";
 import type { Identity, IdentityStore } from "./identity.ts";
 import {
@@ -32,7 +32,6 @@ import {
 const log = getLogger("offloader");
 
 export const SUBMIT_ACK_TIMEOUT_MS = 60_000;
-const SENDER_BACKLOG_BYTES = 4 * 1024 * 1024;
 /** Reasons after which a session is not reopened: the pairing is dead until re-paired. */
 const ORPHAN_REASONS = new Set(["superseded", "pin_mismatch", "no_approved_peer", "revoked"]);
 
@@ -101,14 +100,6 @@ export interface OffloaderDeps {
   timings?: Partial<OffloaderTimings>;
 }
 
-/** Waits while too much is queued on the socket (big transfers stay bounded in memory). */
-export async function waitForDrain(channel: SecureChannel): Promise<void> {
-  while (channel.bufferedAmount > SENDER_BACKLOG_BYTES) {
-    if (channel.closed) return;
-    await new Promise((r) => setTimeout(r, 5));
-  }
-}
-
 /** A build server refused or failed a request: the message is for the user. */
 export class RemoteBuildError extends Error {
   readonly code: string;
@@ -149,7 +140,6 @@ export class PeerSession {
 
   /** Sends a bundle for `target` and waits for the build server's acknowledgement. */
   async submitJob(jobId: string, target: "compile" | "clean", configurationFilename: string, bundle: Buffer, deviceName = ""): Promise<AckResult> {
-    const chunks = splitChunks(bundle);
     const ack = new Promise<AckResult>((resolve, reject) => {
       const timer = setTimeout(() => {
         this.#acks.delete(jobId);
@@ -163,16 +153,12 @@ export class PeerSession {
       configuration_filename: configurationFilename,
       target,
       total_bundle_bytes: bundle.length,
-      num_chunks: chunks.length,
+      num_chunks: chunkCount(bundle.length),
       bundle_sha256: createHash("sha256").update(bundle).digest("hex"),
       device_name: deviceName.slice(0, 256),
     });
     if (!sent) this.#failAck(jobId, "the session closed before the job was sent");
-    for (const chunk of chunks) {
-      if (this.channel.closed) break;
-      await waitForDrain(this.channel);
-      this.channel.send({ type: "submit_job_chunk", job_id: jobId, ...chunk });
-    }
+    else await sendChunks(this.channel, "submit_job_chunk", jobId, bundle);
     return ack;
   }
 

@@ -23,8 +23,7 @@ import { JsonStore } from "../store.ts";
 import { packArtifacts } from "./artifacts.ts";
 import { bundleDirFor, cleanupRemoteBuilds, extractBundle } from "./bundle.ts";
 import { accept, type SecureChannel } from "./channel.ts";
-import { waitForDrain } from "./offloader.ts";
-import { AssemblyError, BUNDLE_MAX_BYTES, ChunkAssembler, splitChunks } from "./chunks.ts";
+import { AssemblyError, BUNDLE_MAX_BYTES, ChunkAssembler, chunkCount, sendChunks } from "./chunks.ts";
 import type { Identity, IdentityStore } from "./identity.ts";
 import {
   CONTROL_FRAME_MAX_BYTES,
@@ -782,21 +781,15 @@ export class Receiver {
         end(code === "build_dir_missing" ? "build_dir_missing" : "pack_failed");
         return;
       }
-      const chunks = splitChunks(packed.tarball);
       session.channel.send({
         type: "artifacts_start",
         job_id: remoteJobId,
         total_bytes: packed.tarball.length,
-        num_chunks: chunks.length,
+        num_chunks: chunkCount(packed.tarball.length),
         artifacts_sha256: packed.sha256,
         firmware_offset: packed.firmwareOffset,
       });
-      for (const chunk of chunks) {
-        if (session.channel.closed) return;
-        await waitForDrain(session.channel);
-        session.channel.send({ type: "artifacts_chunk", job_id: remoteJobId, ...chunk });
-      }
-      end();
+      if (await sendChunks(session.channel, "artifacts_chunk", remoteJobId, packed.tarball)) end();
     } finally {
       session.downloading = false;
     }

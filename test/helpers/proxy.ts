@@ -1,4 +1,7 @@
-/** A loopback TCP proxy a test can freeze, to make a live connection go silent. */
+/**
+ * A loopback TCP proxy a test can freeze (bytes are dropped: a live connection
+ * goes silent) or pause (bytes stay unread: TCP backpressure builds up).
+ */
 import net from "node:net";
 import { onTestFinished } from "vitest";
 
@@ -6,6 +9,9 @@ export interface Proxy {
   port: number;
   /** Stops forwarding in both directions (the connection stays open). */
   freeze(): void;
+  /** Stops reading from both sides until `resume`; nothing is lost. */
+  pause(): void;
+  resume(): void;
   close(): Promise<void>;
 }
 
@@ -28,6 +34,8 @@ export async function startProxy(targetPort: number): Promise<Proxy> {
   const proxy: Proxy = {
     port: (server.address() as net.AddressInfo).port,
     freeze: () => { frozen = true; },
+    pause: () => { for (const s of sockets) s.pause(); },
+    resume: () => { for (const s of sockets) s.resume(); },
     close: async () => {
       for (const s of sockets) s.destroy();
       await new Promise<void>((r) => server.close(() => { r(); }));

@@ -7,7 +7,8 @@ import { createHash, randomBytes } from "node:crypto";
 import { writeFile } from "node:fs/promises";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
-import { createTarGz } from "../../src/remote-build/tar-safety.ts";
+import { gunzipSync } from "node:zlib";
+import { createTarGz, storedGzipSize, writeStoredGzip } from "../../src/remote-build/tar-safety.ts";
 import { testPython } from "../helpers/python.ts";
 import { tempDir } from "../helpers/tmp.ts";
 
@@ -26,5 +27,20 @@ describe("tarballs with a gzip member per file", () => {
     const sha = (b: Buffer): string => createHash("sha256").update(b).digest("hex");
     expect(py).toBe(`firmware.bin:${firmware.length}:${sha(firmware)};firmware.elf:${elf.length}:${sha(elf)}`);
     expect(execFileSync("tar", ["-tzf", file], { encoding: "utf8" }).trim().split("\n")).toEqual(["firmware.bin", "firmware.elf"]);
+  });
+});
+
+describe("stored gzip members", () => {
+  it.each([0, 1, 65_534, 65_535, 65_536, 3 * 65_535, 200_001])("hold %i bytes that gunzip (Node, GNU gzip) back unchanged", async (size) => {
+    const data = randomBytes(size);
+    // Split across parts at odd places, as a tar member's header, data and padding are.
+    const parts = [data.subarray(0, Math.min(size, 7)), data.subarray(Math.min(size, 7), Math.floor(size / 2)), Buffer.alloc(0), data.subarray(Math.floor(size / 2))];
+    const out = Buffer.alloc(storedGzipSize(size) + 3, 0xee);
+    expect(writeStoredGzip(parts, size, out, 3)).toBe(out.length);
+    const member = out.subarray(3);
+    expect(gunzipSync(member).equals(data)).toBe(true);
+    const file = path.join(await tempDir(), "m.gz");
+    await writeFile(file, member);
+    execFileSync("gzip", ["-t", file]);
   });
 });
