@@ -1,6 +1,7 @@
 /**
- * A real mDNS round trip between two builders' Discovery instances, each in
- * its own network namespace (two LAN hosts joined by a veth pair). Nothing
+ * A real mDNS round trip between two builders' Discovery instances, and
+ * between two whole builder processes, each in its own network namespace
+ * (two LAN hosts joined by a veth pair). Nothing
  * is sent in the root namespace: each peer process binds inside its
  * namespace and multicasts only on its veth. Needs root and `ip netns`
  * (iproute2); skipped with the reason otherwise.
@@ -10,8 +11,13 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { AdvertiseInfo, DiscoveredHost, DiscoveryTxt } from "../../src/remote-build/discovery.ts";
 import { createLanPair, type LanPair, NODE_BIN, netnsUnavailableReason, spawnInNetns } from "../helpers/netns.ts";
 import type { ChildProcessWithoutNullStreams } from "node:child_process";
+import { mkdtemp } from "node:fs/promises";
+import os from "node:os";
+import { STAND_IN } from "../helpers/config.ts";
 
 const PEER_SCRIPT = path.resolve(import.meta.dirname, "../helpers/netns-discovery-peer.ts");
+const WATCH_SCRIPT = path.resolve(import.meta.dirname, "../helpers/netns-api-watch.ts");
+const MAIN = path.resolve(import.meta.dirname, "../../src/main.ts");
 const skipReason = netnsUnavailableReason();
 
 type PeerEvent =
@@ -230,5 +236,90 @@ if (skipReason !== null) {
       await b!.command({ op: "stop" });
       await a!.waitFor(isRemoved(NAME_B), "A to see B removed", from);
     });
+  });
+}
+
+/** JSON lines of a child's stdout, with a way to wait for one. */
+class Lines {
+  readonly items: Record<string, unknown>[] = [];
+  stderr = "";
+  readonly child: ChildProcessWithoutNullStreams;
+
+  constructor(child: ChildProcessWithoutNullStreams) {
+    this.child = child;
+    let buffered = "";
+    child.stdout.setEncoding("utf8");
+    child.stdout.on("data", (chunk: string) => {
+      buffered += chunk;
+      let nl: number;
+      while ((nl = buffered.indexOf("\n")) !== -1) {
+        const line = buffered.slice(0, nl).trim();
+        buffered = buffered.slice(nl + 1);
+        if (line.startsWith("{")) this.items.push(JSON.parse(line) as Record<string, unknown>);
+      }
+    });
+    child.stderr.setEncoding("utf8");
+    child.stderr.on("data", (chunk: string) => { this.stderr += chunk; });
+  }
+
+  async find(predicate: (item: Record<string, unknown>) => boolean, what: string, timeoutMs = 20_000): Promise<Record<string, unknown>> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const hit = this.items.find(predicate);
+      if (hit !== undefined) return hit;
+      if (this.child.exitCode !== null) throw new Error(`process exited while waiting for ${what}\n${this.stderr}`);
+      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}\n${this.stderr}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+}
+
+type Snapshot = { identity: { pin_sha256: string; listener_port: number | null }; hosts: DiscoveredHost[] };
+
+if (skipReason === null) {
+  describe("two whole builders, each in its own network namespace", () => {
+    it("discover each other over mDNS: name, address, pin and peer-link port", async () => {
+      const lan = createLanPair();
+      const children: ChildProcessWithoutNullStreams[] = [];
+      try {
+        const start = async (ns: string, addr: string, label: string): Promise<{ port: number; watch: Lines }> => {
+          const dir = await mkdtemp(path.join(os.tmpdir(), "netns-builder-"));
+          const builder = new Lines(
+            spawnInNetns(ns, [NODE_BIN, MAIN, "--config-dir", dir, "--host", addr, "--port", "0", "--peer-link-host", addr, "--peer-link-port", "0", "--esphome", STAND_IN, "--label", label]),
+          );
+          children.push(builder.child);
+          const listening = await builder.find((l) => l.event === "listening" || "peer_link_port" in l, `${label} to listen`);
+          const watch = new Lines(spawnInNetns(ns, [NODE_BIN, WATCH_SCRIPT, addr, String(listening.port)]));
+          children.push(watch.child);
+          return { port: listening.port as number, watch };
+        };
+        const a = await start(lan.nsA, lan.addrA, "Builder A");
+        const b = await start(lan.nsB, lan.addrB, "Builder B");
+        const snapshotOf = async (w: Lines): Promise<Snapshot> => {
+          const init = await w.find((f) => f.event === "initial_state", "initial_state");
+          return (init.data as { remote_build: Snapshot }).remote_build;
+        };
+        const aState = await snapshotOf(a.watch);
+        const bState = await snapshotOf(b.watch);
+        // From the initial state or a later remote_build_host_added event, whichever has it.
+        const hostsIn = (f: Record<string, unknown>): DiscoveredHost[] =>
+          f.event === "initial_state" ? (f.data as { remote_build: Snapshot }).remote_build.hosts : f.event === "remote_build_host_added" ? [(f.data as { host: DiscoveredHost }).host] : [];
+        const discovered = async (w: Lines, pin: string, what: string): Promise<DiscoveredHost> => {
+          const frame = await w.find((f) => hostsIn(f).some((h) => h.pin_sha256 === pin), what);
+          return hostsIn(frame).find((h) => h.pin_sha256 === pin)!;
+        };
+        const bByA = await discovered(a.watch, bState.identity.pin_sha256, "A to discover B");
+        const aByB = await discovered(b.watch, aState.identity.pin_sha256, "B to discover A");
+        expect(bByA).toMatchObject({ addresses: [lan.addrB], port: b.port, friendly_name: "Builder B", remote_build_port: bState.identity.listener_port });
+        expect(aByB).toMatchObject({ addresses: [lan.addrA], port: a.port, friendly_name: "Builder A", remote_build_port: aState.identity.listener_port });
+        // Neither lists itself.
+        expect(a.watch.items.flatMap(hostsIn).filter((h) => h.pin_sha256 === aState.identity.pin_sha256)).toEqual([]);
+        expect(b.watch.items.flatMap(hostsIn).filter((h) => h.pin_sha256 === bState.identity.pin_sha256)).toEqual([]);
+      } finally {
+        for (const c of children) c.kill("SIGTERM");
+        await new Promise((r) => setTimeout(r, 300));
+        lan.destroy();
+      }
+    }, 60_000);
   });
 }
