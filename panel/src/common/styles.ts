@@ -171,3 +171,59 @@ export const dialogHeaderStyles = css`
         min-width: 0;
       }
 `;
+
+/**
+ * The frame every form dialog shares: HA's dialog shape and type, a width of
+ * `--esphome-dialog-width` (560px unless a dialog sets it) that shrinks on
+ * phones, and a content column.
+ */
+export const dialogStyles = css`
+      md-dialog {
+        width: min(var(--esphome-dialog-width, 560px), calc(100% - 32px));
+        max-width: min(var(--esphome-dialog-width, 560px), calc(100% - 32px));
+        max-height: calc(100% - 32px);
+        --md-dialog-container-shape: var(--ha-dialog-border-radius, 24px);
+        --md-dialog-headline-size: 22px;
+        --md-dialog-headline-line-height: 28px;
+        --md-dialog-supporting-text-color: var(--primary-text-color, #212121);
+      }
+      .content {
+        display: flex;
+        flex-direction: column;
+        gap: 16px;
+      }
+      @media (max-width: 600px) {
+        md-dialog {
+          width: calc(100% - 16px);
+          max-width: calc(100% - 16px);
+        }
+      }
+`;
+
+/** A host field and a narrow port field side by side, stacked on phones. */
+export const endpointFieldStyles = css`
+      .fields {
+        display: flex;
+        gap: 12px;
+        align-items: flex-start;
+      }
+      md-outlined-text-field {
+        --md-outlined-text-field-container-shape: var(--ha-border-radius-md, 12px);
+      }
+      .fields .host {
+        flex: 1 1 auto;
+        min-width: 0;
+      }
+      .fields .port {
+        flex: 0 0 120px;
+      }
+      @media (max-width: 600px) {
+        .fields {
+          flex-direction: column;
+          align-items: stretch;
+        }
+        .fields .port {
+          flex-basis: auto;
+        }
+      }
+`;

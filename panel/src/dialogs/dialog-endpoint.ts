@@ -11,7 +11,7 @@ import { LitElement, css, html, nothing, type TemplateResult } from "lit";
 import { customElement, property, state } from "lit/decorators.js";
 import { fireToast, type PanelContext } from "../common/context.ts";
 import { icon, mdiAlertCircle, mdiShieldAlert } from "../common/icons.ts";
-import { sharedStyles } from "../common/styles.ts";
+import { dialogStyles, endpointFieldStyles, sharedStyles } from "../common/styles.ts";
 import { errorText } from "../data/api.ts";
 import { ApiError } from "../data/connection.ts";
 import { DEFAULT_PEER_LINK_PORT, parseEndpoint } from "../data/remote-build.ts";
@@ -126,18 +126,11 @@ export class EsphomeEndpointDialog extends LitElement implements DialogElement<E
 
   static override styles = [
     sharedStyles,
+    dialogStyles,
+    endpointFieldStyles,
     css`
       md-dialog {
-        width: min(520px, calc(100% - 32px));
-        max-width: min(520px, calc(100% - 32px));
-        --md-dialog-container-shape: var(--ha-dialog-border-radius, 24px);
-        --md-dialog-headline-size: 22px;
-        --md-dialog-supporting-text-color: var(--primary-text-color, #212121);
-      }
-      .content {
-        display: flex;
-        flex-direction: column;
-        gap: 16px;
+        --esphome-dialog-width: 520px;
       }
       .lead {
         margin: 0;
@@ -145,34 +138,6 @@ export class EsphomeEndpointDialog extends LitElement implements DialogElement<E
       }
       .alert-title {
         font-weight: 500;
-      }
-      .fields {
-        display: flex;
-        gap: 12px;
-        align-items: flex-start;
-      }
-      md-outlined-text-field {
-        --md-outlined-text-field-container-shape: var(--ha-border-radius-md, 12px);
-      }
-      .host {
-        flex: 1 1 auto;
-        min-width: 0;
-      }
-      .port {
-        flex: 0 0 120px;
-      }
-      @media (max-width: 600px) {
-        md-dialog {
-          width: calc(100% - 16px);
-          max-width: calc(100% - 16px);
-        }
-        .fields {
-          flex-direction: column;
-          align-items: stretch;
-        }
-        .port {
-          flex-basis: auto;
-        }
       }
     `,
   ];

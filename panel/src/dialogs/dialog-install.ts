@@ -34,7 +34,7 @@ import {
   mdiWifi,
 } from "../common/icons.ts";
 import { LogModel } from "../common/log-model.ts";
-import { dialogHeaderStyles, sharedStyles } from "../common/styles.ts";
+import { dialogHeaderStyles, dialogStyles, sharedStyles } from "../common/styles.ts";
 import { errorText } from "../data/api.ts";
 import type { StreamHandle } from "../data/connection.ts";
 import { downloadFirmware } from "../data/download.ts";
@@ -555,17 +555,9 @@ export class EsphomeInstallDialog extends LitElement implements DialogElement<In
 
   static override styles = [
     sharedStyles,
+    dialogStyles,
     dialogHeaderStyles,
     css`
-      md-dialog {
-        width: min(560px, calc(100% - 32px));
-        max-width: min(560px, calc(100% - 32px));
-        max-height: calc(100% - 32px);
-        --md-dialog-container-shape: var(--ha-dialog-border-radius, 24px);
-        --md-dialog-headline-size: 22px;
-        --md-dialog-headline-line-height: 28px;
-        --md-dialog-supporting-text-color: var(--primary-text-color, #212121);
-      }
       md-dialog.wide {
         width: min(960px, calc(100% - 32px));
         max-width: min(960px, calc(100% - 32px));
@@ -706,10 +698,6 @@ export class EsphomeInstallDialog extends LitElement implements DialogElement<In
         flex: 1;
       }
       @media (max-width: 600px) {
-        md-dialog {
-          width: calc(100% - 16px);
-          max-width: calc(100% - 16px);
-        }
         /* Following a job takes the whole phone screen. */
         md-dialog.wide {
           width: 100%;

@@ -16,7 +16,7 @@ import { LitElement, css, html, nothing, type TemplateResult } from "lit";
 import { customElement, property, state } from "lit/decorators.js";
 import type { PanelContext } from "../common/context.ts";
 import { icon, mdiAlertCircle, mdiArrowLeft, mdiCheckCircle, mdiClose, mdiShieldAlert, mdiTimerOutline } from "../common/icons.ts";
-import { dialogHeaderStyles, sharedStyles } from "../common/styles.ts";
+import { dialogHeaderStyles, dialogStyles, endpointFieldStyles, sharedStyles } from "../common/styles.ts";
 import { fingerprint, fingerprintStyles } from "../components/fingerprint.ts";
 import { errorText } from "../data/api.ts";
 import { ApiError } from "../data/connection.ts";
@@ -350,42 +350,15 @@ export class EsphomePairDialog extends LitElement implements DialogElement<PairD
 
   static override styles = [
     sharedStyles,
+    dialogStyles,
     dialogHeaderStyles,
+    endpointFieldStyles,
     fingerprintStyles,
     css`
-      md-dialog {
-        width: min(560px, calc(100% - 32px));
-        max-width: min(560px, calc(100% - 32px));
-        max-height: calc(100% - 32px);
-        --md-dialog-container-shape: var(--ha-dialog-border-radius, 24px);
-        --md-dialog-headline-size: 22px;
-        --md-dialog-headline-line-height: 28px;
-        --md-dialog-supporting-text-color: var(--primary-text-color, #212121);
-      }
-      .content {
-        display: flex;
-        flex-direction: column;
-        gap: 16px;
-      }
       .lead {
         margin: 0;
         font-size: 16px;
         line-height: 24px;
-      }
-      .fields {
-        display: flex;
-        gap: 12px;
-        align-items: flex-start;
-      }
-      md-outlined-text-field {
-        --md-outlined-text-field-container-shape: var(--ha-border-radius-md, 12px);
-      }
-      .fields .host {
-        flex: 1 1 auto;
-        min-width: 0;
-      }
-      .fields .port {
-        flex: 0 0 120px;
       }
       .placeholder,
       .waiting {
@@ -450,19 +423,6 @@ export class EsphomePairDialog extends LitElement implements DialogElement<PairD
       }
       [slot="actions"] .spacer {
         flex: 1;
-      }
-      @media (max-width: 600px) {
-        md-dialog {
-          width: calc(100% - 16px);
-          max-width: calc(100% - 16px);
-        }
-        .fields {
-          flex-direction: column;
-          align-items: stretch;
-        }
-        .fields .port {
-          flex-basis: auto;
-        }
       }
     `,
   ];
