@@ -70,7 +70,6 @@ export interface PeerSummary {
   status: "pending" | "approved";
   peer_ip: string;
   connected: boolean;
-  fingerprint_emoji?: string[];
 }
 
 export interface ReceiverSettings {

@@ -1,6 +1,8 @@
 /**
  * Wire shapes of the builder's panel API (docs/API.md). The panel keeps its
  * own copy: it is bundled for the browser and never imports backend code.
+ * test/api/wire-types.test.ts holds this copy to the backend's types at
+ * compile time, so the two cannot drift apart.
  */
 
 export type JobType = "compile" | "upload" | "install" | "clean";
@@ -217,7 +219,7 @@ export interface SubscribedEventMap {
   remote_build_host_removed: { name: string };
   offloader_peer_link_opened: { pin_sha256: string; receiver_hostname: string; receiver_port: number; esphome_version: string };
   offloader_peer_link_closed: { pin_sha256: string; receiver_hostname: string; receiver_port: number; reason: string; error_detail: string };
-  offloader_queue_status_changed: { pin_sha256: string } & QueueStatus;
+  offloader_queue_status_changed: { pin_sha256: string; idle: boolean; running: number; queue_depth: number };
   offloader_pairing_changed: { pairing: Pairing };
   offloader_pairing_removed: { pin_sha256: string; reason: string };
   offloader_alert: { alert: OffloaderAlert };
