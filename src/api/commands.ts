@@ -133,7 +133,8 @@ async function requireConfiguration(services: ApiServices, name: string): Promis
   throw notFound(`Configuration ${name} does not exist in ${services.paths.configDir}`);
 }
 
-function deviceName(services: ApiServices, configurationName: string): string {
+/** The device's name from its YAML, else the file stem (what downloads are named after). */
+export function deviceName(services: ApiServices, configurationName: string): string {
   return services.devices.get(configurationName)?.name ?? configurationName.replace(/\.ya?ml$/, "");
 }
 

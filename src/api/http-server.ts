@@ -11,11 +11,10 @@
 import { createReadStream, promises as fs } from "node:fs";
 import http from "node:http";
 import type { AddressInfo } from "node:net";
-import path from "node:path";
 import express, { type Request, type Response } from "express";
-import { firmwareFolder, listBinaries } from "../firmware/binaries.ts";
+import { locateBinaries } from "../firmware/binaries.ts";
 import { getLogger } from "../logger.ts";
-import type { ApiServices } from "./commands.ts";
+import { deviceName, type ApiServices } from "./commands.ts";
 import { LEGACY_HTTP_PATHS, LEGACY_WS_PATHS, type LegacyApi } from "./legacy-api.ts";
 import { WsApi } from "./ws-api.ts";
 
@@ -152,14 +151,13 @@ export class HttpServer {
       return;
     }
     const { services } = this.#opts;
-    const name = services.devices.get(grant.configuration)?.name ?? grant.configuration.replace(/\.ya?ml$/, "");
-    const binaries = await listBinaries(services.paths, grant.configuration, name);
-    const binary = binaries.find((b) => b.file === grant.file);
-    if (binary === undefined) {
+    const located = await locateBinaries(services.paths, grant.configuration, deviceName(services, grant.configuration));
+    const found = located.find((b) => b.binary.file === grant.file);
+    if (found === undefined) {
       res.status(404).type("text/plain").send(`${grant.file} no longer exists for ${grant.configuration}.\n`);
       return;
     }
-    const file = path.join(await firmwareFolder(services.paths, grant.configuration, name), binary.file);
+    const { binary, path: file } = found;
     try {
       const stat = await fs.stat(file);
       res.status(200);

@@ -52,19 +52,31 @@ export async function firmwareFolder(paths: Paths, configuration: string, device
   return paths.firmwareDir(storage.name ?? deviceName);
 }
 
-/** The images that exist for a configuration, most useful first. */
-export async function listBinaries(paths: Paths, configuration: string, deviceName: string): Promise<FirmwareBinary[]> {
+/** An image that exists, with where it is (the path stays on the server). */
+export interface LocatedBinary {
+  binary: FirmwareBinary;
+  path: string;
+}
+
+/** The images that exist for a configuration, most useful first, with their paths. */
+export async function locateBinaries(paths: Paths, configuration: string, deviceName: string): Promise<LocatedBinary[]> {
   const folder = await firmwareFolder(paths, configuration, deviceName);
-  const found: FirmwareBinary[] = [];
+  const found: LocatedBinary[] = [];
   for (const known of KNOWN) {
+    const file = path.join(folder, known.file);
     try {
-      const stat = await fs.stat(path.join(folder, known.file));
+      const stat = await fs.stat(file);
       if (stat.isFile()) {
-        found.push({ file: known.file, title: known.title, download_name: deviceName + known.suffix, size: stat.size });
+        found.push({ binary: { file: known.file, title: known.title, download_name: deviceName + known.suffix, size: stat.size }, path: file });
       }
     } catch {
       // not built
     }
   }
   return found;
+}
+
+/** The images that exist for a configuration, most useful first. */
+export async function listBinaries(paths: Paths, configuration: string, deviceName: string): Promise<FirmwareBinary[]> {
+  return (await locateBinaries(paths, configuration, deviceName)).map((b) => b.binary);
 }
