@@ -5,11 +5,12 @@
 import { promises as fs } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
+import { BasicAuth } from "./api/basic-auth.ts";
 import { DownloadTokens } from "./api/downloads.ts";
 import type { ApiServices, ServerInfo } from "./api/commands.ts";
 import { HttpServer } from "./api/http-server.ts";
 import { LegacyApi } from "./api/legacy-api.ts";
-import { SUPERVISOR_INGRESS_ADDRESS, type BuilderConfig } from "./config.ts";
+import { SUPERVISOR_INGRESS_ADDRESS, isLoopbackHost, type BuilderConfig } from "./config.ts";
 import { DeviceScanner } from "./esphome/device-scan.ts";
 import { listSerialPorts } from "./esphome/serial-ports.ts";
 import { probeEsphomeVersion } from "./esphome/version.ts";
@@ -161,7 +162,13 @@ export class Builder {
       panelDir: await panelDir(),
       legacy: new LegacyApi({ services, esphome: this.config.esphome }),
       ...(this.config.addon ? { access: { full: this.config.ingressAddresses ?? [SUPERVISOR_INGRESS_ADDRESS], legacy: ["127.0.0.1", "::1"] } } : {}),
+      ...(this.config.password !== undefined ? { auth: new BasicAuth({ credentials: { username: this.config.username ?? "esphome", password: this.config.password } }) } : {}),
     });
+    if (!this.config.addon && this.config.password === undefined && !isLoopbackHost(this.config.host)) {
+      log.warning(
+        `the panel listens on ${this.config.host} without a password: anyone who can reach it can run code on this machine (ESPHome YAML can); set ESPHOME_BUILDER_PASSWORD`,
+      );
+    }
     const port = await this.#http.start();
     await this.remote.startDiscovery(port);
     // Last: Home Assistant learns about a builder that is fully up (it starts in the background).

@@ -28,6 +28,9 @@ export interface BuilderConfig {
   /** How long a job that was building on a build server at restart waits for it to reconnect. */
   remoteRestoreGraceSeconds: number;
   addon: boolean;
+  /** Standalone: HTTP Basic credentials every request must carry (none = open to whoever can connect). */
+  username?: string | undefined;
+  password?: string | undefined;
   // ---- Home Assistant (optional so hand-built configs in tests stay short) ----
   /** Direct mode: Home Assistant's base URL (`http://host:8123`); needs `haToken`. */
   haUrl?: string | undefined;
@@ -70,7 +73,14 @@ export const ENV_NAMES = {
   "ha-token": "ESPHOME_BUILDER_HA_TOKEN",
   "ingress-address": "ESPHOME_BUILDER_INGRESS_ADDRESS",
   "stdin-commands": "ESPHOME_BUILDER_STDIN_COMMANDS",
+  username: "ESPHOME_BUILDER_USERNAME",
+  password: "ESPHOME_BUILDER_PASSWORD",
 } as const;
+
+/** Whether a listen address is only reachable from this machine. */
+export function isLoopbackHost(host: string): boolean {
+  return host === "localhost" || host === "::1" || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
+}
 
 /** The Supervisor's ingress proxy address (Home Assistant's add-on docs). */
 export const SUPERVISOR_INGRESS_ADDRESS = "172.30.32.2";
@@ -80,6 +90,9 @@ export const USAGE = `Usage: esphome-builder [options]
   --config-dir DIR           device YAML folder (default ./config; add-on: /config/esphome)
   --data-dir DIR             ESPHome data and builder state (default <config-dir>/.esphome; add-on: /data)
   --host H                   HTTP listen address (default 127.0.0.1)
+  --password P               ask browsers and clients for this password (HTTP Basic); prefer the
+                             ESPHOME_BUILDER_PASSWORD variable, which ps does not show
+  --username U               the user name that goes with it (default esphome)
   --port N                   HTTP port, 0 = any free port (default 6052)
   --peer-link-port N         peer-link port for build servers, 0 = any free (default 6055)
   --peer-link-host H         peer-link listen address (default 0.0.0.0: paired builders reach it over the LAN)
@@ -138,6 +151,8 @@ export function parseConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Bu
         "ha-token": { type: "string" },
         "ingress-address": { type: "string" },
         "stdin-commands": { type: "boolean" },
+        username: { type: "string" },
+        password: { type: "string" },
         help: { type: "boolean", short: "h" },
       },
     });
@@ -209,6 +224,14 @@ export function parseConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Bu
   const ingress = pick("ingress-address");
   const ingressAddresses = ingress === undefined ? [SUPERVISOR_INGRESS_ADDRESS] : ingress.split(",").map((a) => a.trim()).filter((a) => a !== "");
   for (const address of ingressAddresses) if (isIP(address) === 0) fail(`--ingress-address must list IP addresses, got '${address}'`);
+  const password = pick("password");
+  const username = pick("username");
+  if (password !== undefined) {
+    if (addon) fail("--password is for a builder on its own: in the add-on, Home Assistant signs users in");
+    if (password === "") fail("--password must not be empty");
+  }
+  if (username !== undefined && password === undefined) fail("--username needs --password");
+  if (username !== undefined && (username === "" || username.includes(":"))) fail("--username must be non-empty and without ':'");
   const stdinTty = isatty(0);
   return {
     configDir: pick("config-dir") ?? (addon ? "/config/esphome" : "./config"),
@@ -225,6 +248,8 @@ export function parseConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Bu
     uploadConcurrency: count("upload-concurrency", 4),
     remoteRestoreGraceSeconds: grace(),
     addon,
+    username: password === undefined ? undefined : (username ?? "esphome"),
+    password,
     haUrl: haUrl?.replace(/\/+$/, ""),
     haToken,
     supervisorToken: addon ? env.SUPERVISOR_TOKEN : undefined,

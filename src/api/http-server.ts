@@ -13,6 +13,7 @@ import http from "node:http";
 import type { AddressInfo } from "node:net";
 import express, { type Request, type Response } from "express";
 import { locateBinaries } from "../firmware/binaries.ts";
+import { refusal, type BasicAuth } from "./basic-auth.ts";
 import { getLogger } from "../logger.ts";
 import { deviceName, type ApiServices } from "./commands.ts";
 import { LEGACY_HTTP_PATHS, LEGACY_WS_PATHS, type LegacyApi } from "./legacy-api.ts";
@@ -31,6 +32,8 @@ export interface HttpServerOptions {
   legacy?: LegacyApi;
   /** Add-on mode: who may use the listener. Absent = everyone who can connect (standalone, loopback by default). */
   access?: PeerAccess;
+  /** Standalone with a password: every request and upgrade must carry it. */
+  auth?: BasicAuth;
 }
 
 export interface PeerAccess {
@@ -76,7 +79,19 @@ export class HttpServer {
     const { services } = this.#opts;
     const app = express();
     app.disable("x-powered-by");
-    const { access, legacy } = this.#opts;
+    const { access, legacy, auth } = this.#opts;
+    if (auth !== undefined) {
+      app.use((req, res, next) => {
+        const verdict = auth.checkRequest(req);
+        if (verdict === "ok") {
+          next();
+          return;
+        }
+        if (verdict === "too_many_attempts") log.warning(`too many wrong passwords from ${normalizePeer(req.socket.remoteAddress)}`);
+        const answer = refusal(verdict);
+        res.status(answer.status).set(answer.headers).type("text/plain").send(answer.body);
+      });
+    }
     if (access !== undefined) {
       app.use((req, res, next) => {
         const allowed = peerAccess(access, req.socket.remoteAddress);
@@ -111,6 +126,14 @@ export class HttpServer {
     const server = http.createServer(app);
     server.on("upgrade", (req, socket, head) => {
       const pathname = new URL(req.url ?? "/", "http://localhost").pathname;
+      const verdict = auth?.checkRequest(req) ?? "ok";
+      if (verdict !== "ok") {
+        const answer = refusal(verdict);
+        const headers = Object.entries(answer.headers).map(([k, v]) => `${k}: ${v}\r\n`).join("");
+        const reason = answer.status === 401 ? "Unauthorized" : "Too Many Requests";
+        socket.end(`HTTP/1.1 ${answer.status} ${reason}\r\n${headers}Connection: close\r\nContent-Type: text/plain\r\nContent-Length: ${Buffer.byteLength(answer.body)}\r\n\r\n${answer.body}`);
+        return;
+      }
       const allowed = peerAccess(access, req.socket.remoteAddress);
       const isLegacy = legacy !== undefined && LEGACY_WS_PATHS.includes(pathname);
       if (allowed === "none" || (allowed === "legacy" && !isLegacy)) {

@@ -46,9 +46,14 @@ export interface PanelPage {
 }
 
 /** A fresh context and page on the builder at `port`; only loopback requests are allowed. */
-export async function openPanel(browser: Browser, port: number, variant: Variant = "light"): Promise<PanelPage> {
+export async function openPanel(
+  browser: Browser,
+  port: number,
+  variant: Variant = "light",
+  httpCredentials?: { username: string; password: string },
+): Promise<PanelPage> {
   const { viewport, colorScheme } = VARIANTS[variant];
-  const context = await browser.newContext({ viewport, colorScheme, acceptDownloads: true, deviceScaleFactor: 1 });
+  const context = await browser.newContext({ viewport, colorScheme, acceptDownloads: true, deviceScaleFactor: 1, ...(httpCredentials === undefined ? {} : { httpCredentials }) });
   // Loopback only: anything but this builder is refused.
   await context.route((url) => !(url.protocol === "http:" && url.hostname === "127.0.0.1" && url.port === String(port)), (route) => route.abort());
   const page = await context.newPage();

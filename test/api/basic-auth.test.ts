@@ -1,0 +1,145 @@
+/**
+ * The optional password of a standalone builder: every HTTP request and
+ * WebSocket upgrade needs it, wrong guesses are slowed to a stop, and the
+ * clients users have (a browser, a script with credentials in the URL, Home
+ * Assistant's esphome-dashboard-api) get through with it.
+ */
+import { execFile, spawnSync } from "node:child_process";
+import http from "node:http";
+import path from "node:path";
+import { describe, expect, it } from "vitest";
+import WebSocket from "ws";
+import { BasicAuth, parseBasicAuth, refusal } from "../../src/api/basic-auth.ts";
+import { ROOT, configDir, startBuilder } from "../helpers/builder.ts";
+import { testPython } from "../helpers/python.ts";
+
+const basic = (user: string, password: string): string => `Basic ${Buffer.from(`${user}:${password}`).toString("base64")}`;
+
+describe("parseBasicAuth", () => {
+  it("reads user and password (the password may contain ':')", () => {
+    expect(parseBasicAuth(basic("esphome", "a:b:c"))).toEqual({ username: "esphome", password: "a:b:c" });
+    expect(parseBasicAuth(`basic ${Buffer.from("u:p").toString("base64")}`)).toEqual({ username: "u", password: "p" });
+  });
+
+  it.each([undefined, "", "Bearer abc", "Basic", "Basic !!!", `Basic ${Buffer.from("no-colon").toString("base64")}`])("answers null for %j", (header) => {
+    expect(parseBasicAuth(header)).toBeNull();
+  });
+});
+
+describe("BasicAuth", () => {
+  const make = (now: { t: number }) => new BasicAuth({ credentials: { username: "esphome", password: "right" }, maxFailures: 3, windowMs: 60_000, now: () => now.t });
+
+  it("lets the right user and password through and nothing else", () => {
+    const auth = make({ t: 0 });
+    expect(auth.check(basic("esphome", "right"), "10.0.0.2")).toBe("ok");
+    expect(auth.check(basic("esphome", "wrong"), "10.0.0.2")).toBe("unauthorized");
+    expect(auth.check(basic("admin", "right"), "10.0.0.2")).toBe("unauthorized");
+    expect(auth.check(undefined, "10.0.0.2")).toBe("unauthorized");
+  });
+
+  it("refuses a peer after too many wrong passwords, even the right one, until the window passes; others are not affected", () => {
+    const now = { t: 0 };
+    const auth = make(now);
+    for (let i = 0; i < 3; i++) expect(auth.check(basic("esphome", `guess${i}`), "10.0.0.9")).toBe("unauthorized");
+    expect(auth.check(basic("esphome", "right"), "10.0.0.9")).toBe("too_many_attempts");
+    expect(auth.check(basic("esphome", "right"), "10.0.0.2")).toBe("ok");
+    now.t = 59_999;
+    expect(auth.check(basic("esphome", "right"), "10.0.0.9")).toBe("too_many_attempts");
+    now.t = 60_000;
+    expect(auth.check(basic("esphome", "right"), "10.0.0.9")).toBe("ok");
+  });
+
+  it("does not count requests that carry no credentials (the browser has not asked yet)", () => {
+    const auth = make({ t: 0 });
+    for (let i = 0; i < 10; i++) auth.check(undefined, "10.0.0.3");
+    expect(auth.check(basic("esphome", "right"), "10.0.0.3")).toBe("ok");
+  });
+
+  it("refusals name what to do: 401 with a Basic challenge, 429 with Retry-After", () => {
+    expect(refusal("unauthorized")).toMatchObject({ status: 401, headers: { "WWW-Authenticate": 'Basic realm="ESPHome Builder", charset="UTF-8"' } });
+    expect(refusal("too_many_attempts")).toMatchObject({ status: 429, headers: { "Retry-After": "60" } });
+  });
+});
+
+function get(port: number, urlPath: string, authorization?: string): Promise<{ status: number; headers: http.IncomingHttpHeaders; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = http.get({ host: "127.0.0.1", port, path: urlPath, headers: authorization === undefined ? {} : { authorization } }, (res) => {
+      let body = "";
+      res.setEncoding("utf8");
+      res.on("data", (d: string) => (body += d));
+      res.on("end", () => { resolve({ status: res.statusCode ?? 0, headers: res.headers, body }); });
+    });
+    req.on("error", reject);
+  });
+}
+
+/** Opens /ws and resolves with the HTTP status of a refused upgrade, or 101 and a devices/list reply. */
+function openApi(url: string, headers: Record<string, string> = {}): Promise<{ status: number; devices?: unknown }> {
+  return new Promise((resolve, reject) => {
+    const ws = new WebSocket(url, { headers });
+    ws.once("unexpected-response", (_req, res) => { resolve({ status: res.statusCode ?? 0 }); });
+    ws.once("open", () => { ws.send(JSON.stringify({ command: "devices/list", message_id: 1 })); });
+    ws.once("message", (data: Buffer) => {
+      ws.close();
+      resolve({ status: 101, devices: (JSON.parse(data.toString()) as { result: unknown }).result });
+    });
+    ws.once("error", (err) => { if (!err.message.includes("Unexpected server response")) reject(err); });
+  });
+}
+
+describe("a builder started with a password", () => {
+  it("asks for it on the panel, the API socket and downloads, and serves them with it", async () => {
+    const { port } = await startBuilder({ username: "esphome", password: "hunter2" });
+    const refused = await get(port, "/");
+    expect(refused.status).toBe(401);
+    expect(refused.headers["www-authenticate"]).toBe('Basic realm="ESPHome Builder", charset="UTF-8"');
+    expect(refused.body).toContain("--password");
+    expect((await get(port, "/", basic("esphome", "nope"))).status).toBe(401);
+    const page = await get(port, "/", basic("esphome", "hunter2"));
+    expect(page.status).toBe(200);
+    expect(page.body).toContain("<title>ESPHome Builder</title>");
+    // The download route is behind it too, before any token is looked at.
+    expect((await get(port, "/api/firmware/download?token=x")).status).toBe(401);
+    expect((await get(port, "/api/firmware/download?token=x", basic("esphome", "hunter2"))).status).toBe(403);
+
+    expect((await openApi(`ws://127.0.0.1:${port}/ws`)).status).toBe(401);
+    expect((await openApi(`ws://127.0.0.1:${port}/ws`, { authorization: basic("esphome", "wrong") })).status).toBe(401);
+    const ok = await openApi(`ws://esphome:hunter2@127.0.0.1:${port}/ws`);
+    expect(ok.status).toBe(101);
+    expect(Array.isArray(ok.devices)).toBe(true);
+    // Legacy WebSockets too.
+    expect((await openApi(`ws://127.0.0.1:${port}/compile`)).status).toBe(401);
+  });
+
+  it("stops answering a guesser with 429 after ten wrong passwords", async () => {
+    const { port } = await startBuilder({ username: "esphome", password: "hunter2" });
+    for (let i = 0; i < 10; i++) expect((await get(port, "/devices", basic("esphome", `guess${i}`))).status).toBe(401);
+    const blocked = await get(port, "/devices", basic("esphome", "hunter2"));
+    expect(blocked.status).toBe(429);
+    expect(blocked.headers["retry-after"]).toBe("60");
+    expect((await openApi(`ws://esphome:hunter2@127.0.0.1:${port}/ws`)).status).toBe(429);
+  });
+
+  it("keeps the open behaviour without one", async () => {
+    const { port } = await startBuilder();
+    expect((await get(port, "/")).status).toBe(200);
+    expect((await openApi(`ws://127.0.0.1:${port}/ws`)).status).toBe(101);
+  });
+
+  const python = testPython();
+  const hasClient = spawnSync(python, ["-c", "import esphome_dashboard_api, aiohttp"]).status === 0;
+  it.skipIf(!hasClient)("lets the real esphome-dashboard-api client in with the credentials in its URL, and not without", { timeout: 60_000 }, async () => {
+    const { port } = await startBuilder({ username: "esphome", password: "hunter2" }, await configDir({ kitchen: "" }));
+    const run = (url: string): Promise<{ results: unknown[] }> =>
+      new Promise((resolve, reject) => {
+        execFile(python, [path.join(ROOT, "test", "ha", "dashboard_api_client.py"), url, JSON.stringify([{ do: "devices" }])], { timeout: 60_000 }, (err, stdout, stderr) => {
+          if (err !== null) reject(new Error(`${err.message}\n${stderr}`));
+          else resolve(JSON.parse(stdout) as { results: unknown[] });
+        });
+      });
+    const withCredentials = await run(`http://esphome:hunter2@127.0.0.1:${port}`);
+    expect(withCredentials.results[0]).toMatchObject({ configured: [{ name: "kitchen" }] });
+    const without = await run(`http://127.0.0.1:${port}`);
+    expect(JSON.stringify(without.results[0])).toMatch(/401|Unauthorized/);
+  });
+});

@@ -1,0 +1,95 @@
+/**
+ * Command-line flags and their environment variables: defaults, overrides,
+ * and a clear error naming the fix for every bad value.
+ */
+import { writeFile } from "node:fs/promises";
+import path from "node:path";
+import { describe, expect, it } from "vitest";
+import { isLoopbackHost, parseConfig, type BuilderConfig } from "../src/config.ts";
+import { BuilderError } from "../src/errors.ts";
+import { tempDir } from "./helpers/tmp.ts";
+
+function parse(argv: string[], env: Record<string, string> = {}): BuilderConfig {
+  const config = parseConfig(argv, env);
+  if (config === "help") throw new Error("unexpected help");
+  return config;
+}
+
+function errorOf(argv: string[], env: Record<string, string> = {}): string {
+  try {
+    parseConfig(argv, env);
+  } catch (err) {
+    expect(err).toBeInstanceOf(BuilderError);
+    return (err as Error).message;
+  }
+  throw new Error("expected an error");
+}
+
+describe("parseConfig", () => {
+  it("has loopback, ports 6052/6055, mDNS on and no password by default", () => {
+    const config = parse([]);
+    expect(config).toMatchObject({ host: "127.0.0.1", port: 6052, peerLinkPort: 6055, peerLinkHost: "0.0.0.0", mdns: true, configDir: "./config", addon: false });
+    expect(config.password).toBeUndefined();
+    expect(config.username).toBeUndefined();
+  });
+
+  it("takes flags over environment variables", () => {
+    expect(parse(["--port", "7000"], { ESPHOME_BUILDER_PORT: "8000" }).port).toBe(7000);
+    expect(parse([], { ESPHOME_BUILDER_PORT: "8000" }).port).toBe(8000);
+    expect(parse([], { ESPHOME_BUILDER_NO_MDNS: "1" }).mdns).toBe(false);
+    expect(parse(["--no-mdns"]).mdns).toBe(false);
+  });
+
+  it("answers help", () => {
+    expect(parseConfig(["--help"], {})).toBe("help");
+  });
+
+  it.each([
+    [["--port", "70000"], "--port must be a port number"],
+    [["--port", ""], "--port must be a port number"],
+    [["--log-level", "loud"], "--log-level must be debug, info, warning or error"],
+    [["--compile-concurrency", "0"], "--compile-concurrency must be a whole number"],
+    [["--remote-restore-grace=-1"], "--remote-restore-grace must be a number of seconds"],
+    [["--ha-url", "http://ha:8123"], "--ha-url and --ha-token go together"],
+    [["--ha-url", "ftp://ha", "--ha-token", "t"], "--ha-url must start with http:// or https://"],
+    [["--ingress-address", "not-an-ip"], "--ingress-address must list IP addresses"],
+    [["--bogus"], "Unknown option"],
+  ])("refuses %j with a message naming the fix", (argv, message) => {
+    expect(errorOf(argv)).toContain(message);
+  });
+
+  describe("password", () => {
+    it("comes from the flag or, better (ps does not show it), the environment; the user name defaults to esphome", () => {
+      expect(parse(["--password", "s3cret"])).toMatchObject({ username: "esphome", password: "s3cret" });
+      expect(parse([], { ESPHOME_BUILDER_PASSWORD: "s3cret", ESPHOME_BUILDER_USERNAME: "me" })).toMatchObject({ username: "me", password: "s3cret" });
+    });
+
+    it.each([
+      [["--password", ""], {}, "--password must not be empty"],
+      [["--username", "me"], {}, "--username needs --password"],
+      [["--username", "a:b", "--password", "x"], {}, "--username must be non-empty and without ':'"],
+    ])("refuses %j", (argv, env, message) => {
+      expect(errorOf(argv, env)).toContain(message);
+    });
+
+    it("is refused in the add-on, where Home Assistant signs users in", async () => {
+      const options = path.join(await tempDir(), "options.json");
+      await writeFile(options, "{}");
+      expect(errorOf(["--password", "x"], { SUPERVISOR_TOKEN: "t", ESPHOME_BUILDER_ADDON_OPTIONS: options })).toContain("in the add-on, Home Assistant signs users in");
+    });
+  });
+});
+
+describe("isLoopbackHost", () => {
+  it.each([
+    ["127.0.0.1", true],
+    ["127.1.2.3", true],
+    ["::1", true],
+    ["localhost", true],
+    ["0.0.0.0", false],
+    ["192.168.1.5", false],
+    ["::", false],
+  ])("%s -> %s", (host, expected) => {
+    expect(isLoopbackHost(host)).toBe(expected);
+  });
+});
