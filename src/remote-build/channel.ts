@@ -214,11 +214,17 @@ export class SecureChannel {
     try {
       const frame = this.#send.encrypt(json);
       const size = frame.length;
+      // Counted before the send: ws always calls back later, never from inside send().
       this.#queued += size;
-      this.#ws.send(frame, () => {
+      try {
+        this.#ws.send(frame, () => {
+          this.#queued -= size;
+          if (this.#queued <= DRAIN_LOW_WATER_BYTES) this.#wakeDrainWaiters();
+        });
+      } catch (err) {
         this.#queued -= size;
-        if (this.#queued <= DRAIN_LOW_WATER_BYTES) this.#wakeDrainWaiters();
-      });
+        throw err;
+      }
       return true;
     } catch (err) {
       log.debug(`send failed: ${String(err)}`);

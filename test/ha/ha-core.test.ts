@@ -216,8 +216,13 @@ describe.skipIf(!hassAvailable)(`a real Home Assistant (${HASS_BIN})`, () => {
     const restarted = await core.start();
     timings.push(`stop ${stopped.toFixed(1)} s, restart ${restarted.toFixed(1)} s`);
     recorder = await Recorder.open();
-    // Home Assistant lost every REST-set state; the builder puts them back, with the build that finished meanwhile.
-    await waitFor(async () => (await entityState(ENTITY_IDS.lastJob))?.state === "completed", 30_000, "the entities to be republished");
+    // Home Assistant lost every REST-set state; the builder puts them back (one POST each, the
+    // pairing-requests sensor last), with the build that finished meanwhile.
+    await waitFor(
+      async () => (await entityState(ENTITY_IDS.lastJob))?.state === "completed" && (await entityState(ENTITY_IDS.pairingRequests)) !== null,
+      30_000,
+      "the entities to be republished",
+    );
     expect((await entityState(ENTITY_IDS.lastJob))?.attributes).toMatchObject({ job_id: job.job_id, configuration: "office.yaml" });
     expect((await entityState(ENTITY_IDS.building))?.state).toBe("off");
     expect((await entityState(ENTITY_IDS.queue))?.state).toBe("0");
