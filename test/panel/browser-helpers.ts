@@ -6,6 +6,8 @@ import { existsSync } from "node:fs";
 import { mkdir } from "node:fs/promises";
 import path from "node:path";
 import { chromium, type Browser, type BrowserContext, type Page } from "playwright-core";
+import { afterAll, beforeAll } from "vitest";
+import { buildPanel, type PanelBuild } from "../../panel/build.ts";
 import { ROOT } from "../helpers/builder.ts";
 
 export const CHROMIUM = "/usr/bin/chromium";
@@ -27,6 +29,32 @@ export function launchChromium(): Promise<Browser> {
       "--font-render-hinting=none",
     ],
   });
+}
+
+/**
+ * For a describe block: builds the panel (when stale) and starts Chromium
+ * before its tests, closes Chromium after them.
+ */
+export function useChromium(): { browser(): Browser; build(): PanelBuild } {
+  let browser: Browser | undefined;
+  let build: PanelBuild | undefined;
+  beforeAll(async () => {
+    build = await buildPanel({ ifStale: true });
+    browser = await launchChromium();
+  }, 60_000);
+  afterAll(async () => {
+    await browser?.close();
+  });
+  return {
+    browser: () => {
+      if (browser === undefined) throw new Error("Chromium is not running (used outside a test?)");
+      return browser;
+    },
+    build: () => {
+      if (build === undefined) throw new Error("the panel was not built (used outside a test?)");
+      return build;
+    },
+  };
 }
 
 export type Variant = "light" | "dark" | "phone";

@@ -8,11 +8,11 @@
  */
 import { readFile, writeFile } from "node:fs/promises";
 import path from "node:path";
-import type { Browser, Page } from "playwright-core";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { buildPanel, DIST, type PanelBuild } from "../../panel/build.ts";
+import type { Page } from "playwright-core";
+import { describe, expect, it } from "vitest";
+import { DIST } from "../../panel/build.ts";
 import { configDir, DEVICE_YAML, startBuilder } from "../helpers/builder.ts";
-import { HAS_CHROMIUM, launchChromium, openPanel, setStandIn, SKIP_REASON, type PanelPage, type Variant } from "./browser-helpers.ts";
+import { HAS_CHROMIUM, openPanel, setStandIn, SKIP_REASON, useChromium, type PanelPage, type Variant } from "./browser-helpers.ts";
 
 const FAST = {
   ESPHOME_STANDIN_COMPILE_SECONDS: "0.8",
@@ -21,8 +21,6 @@ const FAST = {
   ESPHOME_STANDIN_FAIL: "",
 };
 
-let browser: Browser | undefined;
-let build: PanelBuild;
 
 async function waitForDevices(page: Page, count: number): Promise<void> {
   await page.locator("esphome-devices-view li.device").nth(count - 1).waitFor();
@@ -63,29 +61,22 @@ function expectNoErrors(p: PanelPage): void {
 }
 
 describe.skipIf(!HAS_CHROMIUM)(HAS_CHROMIUM ? "panel in Chromium" : `panel in Chromium (skipped: ${SKIP_REASON})`, () => {
-  beforeAll(async () => {
-    build = await buildPanel({ ifStale: true });
-    browser = await launchChromium();
-  }, 60_000);
-
-  afterAll(async () => {
-    await browser?.close();
-  });
+  const chromium = useChromium();
 
   it("builds a small panel with relative URLs only", async () => {
     const html = await readFile(path.join(DIST, "index.html"), "utf8");
-    expect(html).toContain(`<script type="module" src="./${build.script}"></script>`);
+    expect(html).toContain(`<script type="module" src="./${chromium.build().script}"></script>`);
     expect(html).not.toMatch(/(?:src|href)="\/(?!\/)/);
     expect(html).not.toContain("has not been built yet");
     // Goal from the issue: under 150 KB of JavaScript gzipped.
-    expect(build.gzipBytes).toBeLessThan(150 * 1024);
-    console.log(`panel bundle: ${(build.bytes / 1024).toFixed(1)} KB, ${(build.gzipBytes / 1024).toFixed(1)} KB gzipped`);
+    expect(chromium.build().gzipBytes).toBeLessThan(150 * 1024);
+    console.log(`panel bundle: ${(chromium.build().bytes / 1024).toFixed(1)} KB, ${(chromium.build().gzipBytes / 1024).toFixed(1)} KB gzipped`);
   });
 
   it("installs from click to success, following compile then upload, with live device updates", async () => {
     setStandIn({ ...FAST, ESPHOME_STANDIN_COMPILE_SECONDS: "1", ESPHOME_STANDIN_UPLOAD_SECONDS: "1" });
     const { port, dir } = await startBuilder({}, await configDir({ kitchen: "", "living-room": "" }));
-    const p = await openPanel(browser!, port);
+    const p = await openPanel(chromium.browser(), port);
     const { page } = p;
     const started = Date.now();
     await page.goto(`http://127.0.0.1:${port}/`);
@@ -166,7 +157,7 @@ describe.skipIf(!HAS_CHROMIUM)(HAS_CHROMIUM ? "panel in Chromium" : `panel in Ch
   it("stops a running build", async () => {
     setStandIn({ ...FAST, ESPHOME_STANDIN_FAIL: "hang" });
     const { port } = await startBuilder();
-    const p = await openPanel(browser!, port);
+    const p = await openPanel(chromium.browser(), port);
     const { page } = p;
     await page.goto(`http://127.0.0.1:${port}/`);
     await waitForDevices(page, 1);
@@ -188,7 +179,7 @@ describe.skipIf(!HAS_CHROMIUM)(HAS_CHROMIUM ? "panel in Chromium" : `panel in Ch
   it("shows a failing build with its error", async () => {
     setStandIn({ ...FAST, ESPHOME_STANDIN_FAIL: "compile" });
     const { port } = await startBuilder();
-    const p = await openPanel(browser!, port);
+    const p = await openPanel(chromium.browser(), port);
     const { page } = p;
     await page.goto(`http://127.0.0.1:${port}/`);
     await waitForDevices(page, 1);
@@ -208,7 +199,7 @@ describe.skipIf(!HAS_CHROMIUM)(HAS_CHROMIUM ? "panel in Chromium" : `panel in Ch
   it("renders a 50,000-line log without slowing down", async () => {
     setStandIn({ ...FAST, ESPHOME_STANDIN_COMPILE_SECONDS: "0", ESPHOME_STANDIN_EXTRA_LINES: "50000" });
     const { port } = await startBuilder();
-    const p = await openPanel(browser!, port);
+    const p = await openPanel(chromium.browser(), port);
     const { page } = p;
     await page.goto(`http://127.0.0.1:${port}/`);
     await waitForDevices(page, 1);
@@ -284,7 +275,7 @@ describe.skipIf(!HAS_CHROMIUM)(HAS_CHROMIUM ? "panel in Chromium" : `panel in Ch
   it("downloads the firmware binary through a single-use relative link", async () => {
     setStandIn(FAST);
     const { port } = await startBuilder();
-    const p = await openPanel(browser!, port);
+    const p = await openPanel(chromium.browser(), port);
     const { page } = p;
     await page.goto(`http://127.0.0.1:${port}/`);
     await waitForDevices(page, 1);
@@ -311,7 +302,7 @@ describe.skipIf(!HAS_CHROMIUM)(HAS_CHROMIUM ? "panel in Chromium" : `panel in Ch
     setStandIn({ ...FAST, ESPHOME_STANDIN_FAIL: "hang", ESPHOME_STANDIN_SERIAL_OK: "1" });
     // Two compiles at once: the garage job must not wait behind kitchen's hanging one.
     const { port } = await startBuilder({ compileConcurrency: 3 }, await configDir({ kitchen: "", garage: "" }));
-    const p = await openPanel(browser!, port);
+    const p = await openPanel(chromium.browser(), port);
     const { page } = p;
     const sent: { command: string; args?: Record<string, unknown> }[] = [];
     const portListIds = new Set<string>();
@@ -404,7 +395,7 @@ describe.skipIf(!HAS_CHROMIUM)(HAS_CHROMIUM ? "panel in Chromium" : `panel in Ch
         {},
         await configDir({ kitchen: "", "living-room": "", "garage-door": "", "bedroom-sensor": "", office: "" }),
       );
-      const p = await openPanel(browser!, port, variant);
+      const p = await openPanel(chromium.browser(), port, variant);
       const { page } = p;
       await page.goto(`http://127.0.0.1:${port}/`);
       await waitForDevices(page, 5);
@@ -462,8 +453,8 @@ describe.skipIf(!HAS_CHROMIUM)(HAS_CHROMIUM ? "panel in Chromium" : `panel in Ch
   async function pairThroughPanels(variant: Variant): Promise<{ a: PanelPage; b: PanelPage; aPort: number; bPort: number; aPeerPort: number; bPeerPort: number }> {
     const a = await startBuilder({ label: "Offloader A" });
     const b = await startBuilder({ label: "Build server B" });
-    const pb = await openPanel(browser!, b.port, variant);
-    const pa = await openPanel(browser!, a.port, variant);
+    const pb = await openPanel(chromium.browser(), b.port, variant);
+    const pa = await openPanel(chromium.browser(), a.port, variant);
     const bPeerPort = b.builder.remote.receiver.port!;
     await pb.page.goto(`http://127.0.0.1:${b.port}/`);
     await waitForDevices(pb.page, 1);

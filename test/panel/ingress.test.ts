@@ -7,11 +7,9 @@
 import http from "node:http";
 import net from "node:net";
 import type { AddressInfo } from "node:net";
-import type { Browser } from "playwright-core";
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { buildPanel } from "../../panel/build.ts";
+import { afterEach, describe, expect, it } from "vitest";
 import { startBuilder } from "../helpers/builder.ts";
-import { HAS_CHROMIUM, launchChromium, openPanel, setStandIn, SKIP_REASON } from "./browser-helpers.ts";
+import { HAS_CHROMIUM, openPanel, setStandIn, SKIP_REASON, useChromium } from "./browser-helpers.ts";
 
 const PREFIX = "/api/hassio_ingress/Xy12_token";
 
@@ -65,23 +63,14 @@ async function ingressProxy(builderPort: number): Promise<number> {
   return (server.address() as AddressInfo).port;
 }
 
-let browser: Browser | undefined;
-
 describe.skipIf(!HAS_CHROMIUM)(HAS_CHROMIUM ? "panel under ingress" : `panel under ingress (skipped: ${SKIP_REASON})`, () => {
-  beforeAll(async () => {
-    await buildPanel({ ifStale: true });
-    browser = await launchChromium();
-  }, 60_000);
-
-  afterAll(async () => {
-    await browser?.close();
-  });
+  const chromium = useChromium();
 
   it("works under an ingress path prefix inside HA's iframe and takes HA's theme from the parent", async () => {
     setStandIn({ ESPHOME_STANDIN_COMPILE_SECONDS: "0.2", ESPHOME_STANDIN_UPLOAD_SECONDS: "0.1", ESPHOME_STANDIN_FAIL: "", ESPHOME_STANDIN_EXTRA_LINES: "0" });
     const { port } = await startBuilder();
     const proxyPort = await ingressProxy(port);
-    const p = await openPanel(browser!, proxyPort);
+    const p = await openPanel(chromium.browser(), proxyPort);
     const requests: string[] = [];
     p.page.on("request", (r) => requests.push(new URL(r.url()).pathname));
     await p.page.goto(`http://127.0.0.1:${proxyPort}/`);
@@ -118,7 +107,7 @@ describe.skipIf(!HAS_CHROMIUM)(HAS_CHROMIUM ? "panel under ingress" : `panel und
 
   it("follows ?theme=dark without a parent page", async () => {
     const { port } = await startBuilder();
-    const p = await openPanel(browser!, port);
+    const p = await openPanel(chromium.browser(), port);
     await p.page.goto(`http://127.0.0.1:${port}/?theme=dark`);
     await p.page.locator("esphome-devices-view").waitFor();
     await expect(p.page.evaluate(() => document.documentElement.dataset.theme)).resolves.toBe("dark");

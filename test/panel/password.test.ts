@@ -3,27 +3,16 @@
  * the Basic challenge once and the panel, its API socket and its data all
  * work; without the password the page says what is needed and nothing loads.
  */
-import type { Browser } from "playwright-core";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { buildPanel } from "../../panel/build.ts";
+import { describe, expect, it } from "vitest";
 import { configDir, startBuilder } from "../helpers/builder.ts";
-import { HAS_CHROMIUM, launchChromium, openPanel, SKIP_REASON } from "./browser-helpers.ts";
-
-let browser: Browser | undefined;
+import { HAS_CHROMIUM, openPanel, SKIP_REASON, useChromium } from "./browser-helpers.ts";
 
 describe.skipIf(!HAS_CHROMIUM)(HAS_CHROMIUM ? "panel behind a password" : `panel behind a password (skipped: ${SKIP_REASON})`, () => {
-  beforeAll(async () => {
-    await buildPanel({ ifStale: true });
-    browser = await launchChromium();
-  }, 60_000);
-
-  afterAll(async () => {
-    await browser?.close();
-  });
+  const chromium = useChromium();
 
   it("loads with the right credentials, devices listed over the authenticated socket", async () => {
     const { port } = await startBuilder({ username: "esphome", password: "hunter2" }, await configDir({ kitchen: "", porch: "" }));
-    const p = await openPanel(browser!, port, "light", { username: "esphome", password: "hunter2" });
+    const p = await openPanel(chromium.browser(), port, "light", { username: "esphome", password: "hunter2" });
     await p.page.goto(`http://127.0.0.1:${port}/`);
     await p.page.locator("esphome-devices-view li.device").nth(1).waitFor({ timeout: 15_000 });
     expect(await p.page.locator("esphome-devices-view li.device").count()).toBe(2);
@@ -34,7 +23,7 @@ describe.skipIf(!HAS_CHROMIUM)(HAS_CHROMIUM ? "panel behind a password" : `panel
 
   it("shows the 401 text and loads nothing with a wrong password", async () => {
     const { port } = await startBuilder({ username: "esphome", password: "hunter2" });
-    const p = await openPanel(browser!, port, "light", { username: "esphome", password: "wrong" });
+    const p = await openPanel(chromium.browser(), port, "light", { username: "esphome", password: "wrong" });
     const response = await p.page.goto(`http://127.0.0.1:${port}/`);
     expect(response?.status()).toBe(401);
     expect(await p.page.textContent("body")).toContain("needs its user name and password");

@@ -6,15 +6,15 @@
 import "@material/web/button/filled-button.js";
 import "@material/web/button/text-button.js";
 import "@material/web/dialog/dialog.js";
-import "@material/web/textfield/outlined-text-field.js";
 import { LitElement, css, html, nothing, type TemplateResult } from "lit";
 import { customElement, property, state } from "lit/decorators.js";
 import { fireToast, type PanelContext } from "../common/context.ts";
 import { icon, mdiAlertCircle, mdiShieldAlert } from "../common/icons.ts";
+import { renderEndpointFields } from "../common/endpoint-fields.ts";
 import { dialogStyles, endpointFieldStyles, sharedStyles } from "../common/styles.ts";
 import { errorText } from "../data/api.ts";
 import { ApiError } from "../data/connection.ts";
-import { DEFAULT_PEER_LINK_PORT, parseEndpoint } from "../data/remote-build.ts";
+import { parseEndpoint } from "../data/remote-build.ts";
 import type { DialogElement, EndpointDialogParams } from "./show-dialog.ts";
 
 @customElement("esphome-endpoint-dialog")
@@ -89,30 +89,14 @@ export class EsphomeEndpointDialog extends LitElement implements DialogElement<E
                   <div>${this._error.message}</div>
                 </div>
               </div>`}
-          <div class="fields">
-            <md-outlined-text-field
-              class="host"
-              label=${localize("pair.host")}
-              autocomplete="off"
-              spellcheck="false"
-              .value=${this._hostname}
-              ?error=${this._fieldError === "host"}
-              error-text=${localize("pair.host_invalid")}
-              @input=${(e: Event) => { this._hostname = (e.target as HTMLInputElement).value; }}
-            ></md-outlined-text-field>
-            <md-outlined-text-field
-              class="port"
-              label=${localize("pair.port")}
-              type="number"
-              min="1"
-              max="65535"
-              placeholder=${String(DEFAULT_PEER_LINK_PORT)}
-              .value=${this._port}
-              ?error=${this._fieldError === "port"}
-              error-text=${localize("pair.port_invalid")}
-              @input=${(e: Event) => { this._port = (e.target as HTMLInputElement).value; }}
-            ></md-outlined-text-field>
-          </div>
+          ${renderEndpointFields({
+            localize,
+            hostname: this._hostname,
+            port: this._port,
+            fieldError: this._fieldError,
+            onHostname: (hostname) => { this._hostname = hostname; },
+            onPort: (port) => { this._port = port; },
+          })}
         </div>
         <div slot="actions">
           <md-text-button class="cancel" @click=${() => { this._open = false; }}>${localize("common.cancel")}</md-text-button>

@@ -16,6 +16,7 @@ import { LitElement, css, html, nothing, type TemplateResult } from "lit";
 import { customElement, property, state } from "lit/decorators.js";
 import type { PanelContext } from "../common/context.ts";
 import { icon, mdiAlertCircle, mdiArrowLeft, mdiCheckCircle, mdiClose, mdiShieldAlert, mdiTimerOutline } from "../common/icons.ts";
+import { renderEndpointFields } from "../common/endpoint-fields.ts";
 import { dialogHeaderStyles, dialogStyles, endpointFieldStyles, sharedStyles } from "../common/styles.ts";
 import { fingerprint, fingerprintStyles } from "../components/fingerprint.ts";
 import { errorText } from "../data/api.ts";
@@ -204,32 +205,15 @@ export class EsphomePairDialog extends LitElement implements DialogElement<PairD
     return html`
       <p class="lead">${localize("pair.address_text")}</p>
       ${this.#renderError()}
-      <div class="fields">
-        <md-outlined-text-field
-          class="host"
-          label=${localize("pair.host")}
-          supporting-text=${localize("pair.host_hint")}
-          autocomplete="off"
-          spellcheck="false"
-          required
-          .value=${this._flow.hostname}
-          ?error=${this._fieldError === "host"}
-          error-text=${localize("pair.host_invalid")}
-          @input=${(e: Event) => { this.#dispatch({ type: "edit", hostname: (e.target as HTMLInputElement).value }); }}
-        ></md-outlined-text-field>
-        <md-outlined-text-field
-          class="port"
-          label=${localize("pair.port")}
-          type="number"
-          min="1"
-          max="65535"
-          placeholder=${String(DEFAULT_PEER_LINK_PORT)}
-          .value=${this._flow.port}
-          ?error=${this._fieldError === "port"}
-          error-text=${localize("pair.port_invalid")}
-          @input=${(e: Event) => { this.#dispatch({ type: "edit", port: (e.target as HTMLInputElement).value }); }}
-        ></md-outlined-text-field>
-      </div>
+      ${renderEndpointFields({
+        localize,
+        hostname: this._flow.hostname,
+        port: this._flow.port,
+        fieldError: this._fieldError,
+        hostHint: true,
+        onHostname: (hostname) => { this.#dispatch({ type: "edit", hostname }); },
+        onPort: (port) => { this.#dispatch({ type: "edit", port }); },
+      })}
     `;
   }
 
