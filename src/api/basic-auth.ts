@@ -7,8 +7,10 @@
  * client does. In the add-on, Home Assistant signs users in instead.
  *
  * Credentials are compared as SHA-256 digests with a constant-time compare.
- * A peer that fails `maxFailures` times within `windowMs` is refused with 429
- * until the window has passed, so a password cannot be guessed at speed.
+ * A peer (an IPv4 address or an IPv6 /64) that fails `maxFailures` times
+ * within `windowMs` is refused with 429 until its window has passed, even with
+ * the right password, so a password cannot be guessed at speed. Everyone
+ * behind one address (a NAT, a proxy) shares its count.
  */
 import { createHash, timingSafeEqual } from "node:crypto";
 import type { IncomingMessage } from "node:http";
@@ -30,6 +32,23 @@ export interface BasicAuthOptions {
 export type AuthVerdict = "ok" | "unauthorized" | "too_many_attempts";
 
 export const AUTH_REALM = "ESPHome Builder";
+/** Peers whose failures are remembered at once. */
+export const MAX_TRACKED_PEERS = 4096;
+
+/**
+ * Whom failures are counted against: an IPv4 address (also when mapped into
+ * IPv6), or an IPv6 /64, since one host can use a whole /64.
+ */
+export function peerKey(address: string): string {
+  const peer = address.startsWith("::ffff:") && address.includes(".") ? address.slice(7) : address;
+  if (!peer.includes(":")) return peer;
+  // Expand "::" so the first four groups are the /64.
+  const [head = "", tail] = peer.split("::", 2);
+  const headGroups = head === "" ? [] : head.split(":");
+  const tailGroups = tail === undefined || tail === "" ? [] : tail.split(":");
+  const groups = tail === undefined ? headGroups : [...headGroups, ...Array<string>(Math.max(0, 8 - headGroups.length - tailGroups.length)).fill("0"), ...tailGroups];
+  return `${groups.slice(0, 4).map((g) => (g.replace(/^0+(?=.)/, "") || "0").toLowerCase()).join(":")}::/64`;
+}
 
 function digest(text: string): Buffer {
   return createHash("sha256").update(text, "utf8").digest();
@@ -52,7 +71,7 @@ export class BasicAuth {
   readonly #maxFailures: number;
   readonly #windowMs: number;
   readonly #now: () => number;
-  /** Per peer address: failures in the current window and when it started. */
+  /** Per peer key: failures in the current window and when it started. */
   readonly #failures = new Map<string, { count: number; since: number }>();
 
   constructor(opts: BasicAuthOptions) {
@@ -66,9 +85,10 @@ export class BasicAuth {
   /** Judges one request or upgrade from `peer` by its Authorization header. */
   check(header: string | undefined, peer: string): AuthVerdict {
     const now = this.#now();
-    const record = this.#failures.get(peer);
-    if (record !== undefined && now - record.since >= this.#windowMs) this.#failures.delete(peer);
-    const current = this.#failures.get(peer);
+    const key = peerKey(peer);
+    const record = this.#failures.get(key);
+    if (record !== undefined && now - record.since >= this.#windowMs) this.#failures.delete(key);
+    const current = this.#failures.get(key);
     if (current !== undefined && current.count >= this.#maxFailures) return "too_many_attempts";
     const given = parseBasicAuth(header);
     if (given === null) return "unauthorized"; // no attempt made: the browser has not asked the user yet
@@ -76,14 +96,36 @@ export class BasicAuth {
     const userOk = timingSafeEqual(digest(given.username), this.#user);
     const passwordOk = timingSafeEqual(digest(given.password), this.#password);
     if (userOk && passwordOk) return "ok";
-    if (current === undefined) this.#failures.set(peer, { count: 1, since: now });
-    else current.count++;
-    // Bounded: the oldest records go first when many peers fail.
-    if (this.#failures.size > 4096) {
-      const oldest = this.#failures.keys().next();
-      if (oldest.done !== true) this.#failures.delete(oldest.value);
-    }
+    if (current !== undefined) current.count++;
+    else if (this.#makeRoom(now)) this.#failures.set(key, { count: 1, since: now });
+    else return "too_many_attempts"; // every slot holds a locked-out peer: fail closed
     return "unauthorized";
+  }
+
+  /** Seconds until `peer` may try again (the rest of its window), at least 1. */
+  retryAfterSeconds(peer: string): number {
+    const record = this.#failures.get(peerKey(peer));
+    const left = record === undefined ? this.#windowMs : this.#windowMs - (this.#now() - record.since);
+    return Math.max(1, Math.ceil(left / 1000));
+  }
+
+  /**
+   * Keeps the table bounded: when it is full, expired records go, then the
+   * oldest record that is not locked out. A locked-out peer is never
+   * forgotten early (that would let many addresses unlock one). False when
+   * every record is a live lockout.
+   */
+  #makeRoom(now: number): boolean {
+    if (this.#failures.size < MAX_TRACKED_PEERS) return true;
+    for (const [key, record] of this.#failures) if (now - record.since >= this.#windowMs) this.#failures.delete(key);
+    if (this.#failures.size < MAX_TRACKED_PEERS) return true;
+    for (const [key, record] of this.#failures) {
+      if (record.count < this.#maxFailures) {
+        this.#failures.delete(key);
+        return true;
+      }
+    }
+    return false;
   }
 
   /** `check` for a Node request. */
@@ -93,9 +135,13 @@ export class BasicAuth {
 }
 
 /** The status line, headers and body a refused request gets. */
-export function refusal(verdict: Exclude<AuthVerdict, "ok">): { status: number; headers: Record<string, string>; body: string } {
+export function refusal(verdict: Exclude<AuthVerdict, "ok">, retryAfterSeconds = 60): { status: number; headers: Record<string, string>; body: string } {
   if (verdict === "too_many_attempts") {
-    return { status: 429, headers: { "Retry-After": "60" }, body: "Too many wrong passwords from this address; wait a minute and try again.\n" };
+    return {
+      status: 429,
+      headers: { "Retry-After": String(retryAfterSeconds) },
+      body: `Too many wrong passwords from this address; try again in ${retryAfterSeconds} s.\n`,
+    };
   }
   return {
     status: 401,

@@ -88,7 +88,7 @@ export class HttpServer {
           return;
         }
         if (verdict === "too_many_attempts") log.warning(`too many wrong passwords from ${normalizePeer(req.socket.remoteAddress)}`);
-        const answer = refusal(verdict);
+        const answer = refusal(verdict, auth.retryAfterSeconds(req.socket.remoteAddress ?? ""));
         res.status(answer.status).set(answer.headers).type("text/plain").send(answer.body);
       });
     }
@@ -128,7 +128,7 @@ export class HttpServer {
       const pathname = new URL(req.url ?? "/", "http://localhost").pathname;
       const verdict = auth?.checkRequest(req) ?? "ok";
       if (verdict !== "ok") {
-        const answer = refusal(verdict);
+        const answer = refusal(verdict, auth?.retryAfterSeconds(req.socket.remoteAddress ?? "") ?? 60);
         const headers = Object.entries(answer.headers).map(([k, v]) => `${k}: ${v}\r\n`).join("");
         const reason = answer.status === 401 ? "Unauthorized" : "Too Many Requests";
         socket.end(`HTTP/1.1 ${answer.status} ${reason}\r\n${headers}Connection: close\r\nContent-Type: text/plain\r\nContent-Length: ${Buffer.byteLength(answer.body)}\r\n\r\n${answer.body}`);

@@ -194,20 +194,22 @@ async function pack(paths: Paths, configuration: string, maxBytes: number, only:
 
   const wanted = candidates.filter((c) => isFlatName(c.name) && (c.required || only === undefined || only.has(c.name)));
   // Sizes first (all at once), so the caps are checked before anything is read.
-  const sizes = await Promise.all(wanted.map((c) => fileSize(c.file)));
+  const sizes = await Promise.all(wanted.map((c) => fileSize(c.file).then((size) => ({ size }), (error: unknown) => ({ error }))));
   const present: { name: string; file: string }[] = [];
   const seen = new Set<string>();
   let total = 0;
   for (const [i, candidate] of wanted.entries()) {
-    const size = sizes[i] ?? null;
+    const stat = sizes[i];
+    // Duplicate basenames: the first file that exists wins; later ones are not looked at.
+    if (stat === undefined || seen.has(candidate.name)) continue;
+    if ("error" in stat) throw stat.error;
+    const size = stat.size;
     if (size === null) {
       if (candidate.required) {
         throw new ArtifactsError("build_dir_missing", `the build of ${configuration} has no ${candidate.name} (${candidate.file})`);
       }
       continue;
     }
-    // Duplicate basenames: the first file that exists wins.
-    if (seen.has(candidate.name)) continue;
     if (size > maxBytes) {
       throw new ArtifactsError("too_large", `${candidate.name} is ${size} bytes, over the limit of ${maxBytes}`);
     }

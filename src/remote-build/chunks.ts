@@ -80,8 +80,9 @@ export function base64DecodedLength(text: string): number | null {
  * `base64DecodedLength(text)` bytes; returns that count, or null when the
  * text is not strict base64 (what was written then is garbage).
  *
- * Node's decoder skips characters outside the alphabet and also takes the
- * URL-safe one, so: a skipped character or an early '=' shows as fewer bytes
+ * Node's decoder skips characters outside the alphabet, takes the URL-safe
+ * one and reads only the low byte of each character, so: non-ASCII text is
+ * refused outright; a skipped character or an early '=' shows as fewer bytes
  * than the length promises; '-' and '_' are looked for; and the last quantum
  * (the only place non-zero padding bits can hide) is re-encoded and compared.
  * That is as strict as a full round trip, at about a third of its cost.
@@ -89,6 +90,8 @@ export function base64DecodedLength(text: string): number | null {
 export function decodeBase64Into(text: string, target: Buffer, offset: number): number | null {
   const expected = base64DecodedLength(text);
   if (expected === null) return null;
+  // Node keeps only the low byte of each UTF-16 unit ('Ł' reads as 'A'): ASCII only.
+  if (Buffer.byteLength(text, "utf8") !== text.length) return null;
   if (text.includes("-") || text.includes("_")) return null;
   if (target.write(text, offset, expected, "base64") !== expected) return null;
   if (text.length > 0) {
@@ -167,9 +170,9 @@ export class ChunkAssembler {
   readonly sha256Hex: string;
   /**
    * The assembled bytes, allocated on the first chunk at the announced size
-   * (capped by maxBytes). Uninitialised memory is only committed by the
-   * kernel as chunks are written, so a peer that announces much and sends
-   * little costs address space, not RAM.
+   * (capped by maxBytes). With Linux's default overcommit, uninitialised
+   * memory is only committed as chunks are written, so a peer that announces
+   * much and sends little costs address space rather than RAM.
    */
   #buffer: Buffer | null = null;
   readonly #hash: Hash = createHash("sha256");

@@ -180,7 +180,7 @@ export class CipherState {
     return this.#key !== null;
   }
 
-  /** Ciphertext followed by the 16-byte tag, in a Buffer of its own. */
+  /** Ciphertext followed by the 16-byte tag, in a new Buffer (a small one may share Node's pool). */
   encrypt(plaintext: Uint8Array, ad: Uint8Array = EMPTY): Buffer {
     const key = this.#usableKey();
     if (plaintext.length > NOISE_MAX_PLAINTEXT_BYTES) {
@@ -197,7 +197,7 @@ export class CipherState {
     return out;
   }
 
-  /** The plaintext, in a Buffer of its own. */
+  /** The plaintext, in a new Buffer (a small one may share Node's pool). */
   decrypt(ciphertext: Uint8Array, ad: Uint8Array = EMPTY): Buffer {
     const key = this.#usableKey();
     try {

@@ -9,7 +9,7 @@ import http from "node:http";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
 import WebSocket from "ws";
-import { BasicAuth, parseBasicAuth, refusal } from "../../src/api/basic-auth.ts";
+import { BasicAuth, MAX_TRACKED_PEERS, parseBasicAuth, peerKey, refusal } from "../../src/api/basic-auth.ts";
 import { ROOT, configDir, startBuilder } from "../helpers/builder.ts";
 import { testPython } from "../helpers/python.ts";
 
@@ -53,6 +53,45 @@ describe("BasicAuth", () => {
     const auth = make({ t: 0 });
     for (let i = 0; i < 10; i++) auth.check(undefined, "10.0.0.3");
     expect(auth.check(basic("esphome", "right"), "10.0.0.3")).toBe("ok");
+  });
+
+  it("counts an IPv6 /64 as one peer, and an IPv4-mapped address as its IPv4 address", () => {
+    expect(peerKey("2001:db8:1:2:aaaa::1")).toBe("2001:db8:1:2::/64");
+    expect(peerKey("2001:0db8:0001:0002:ffff:ffff:ffff:ffff")).toBe("2001:db8:1:2::/64");
+    expect(peerKey("fe80::1")).toBe("fe80:0:0:0::/64");
+    expect(peerKey("::1")).toBe("0:0:0:0::/64");
+    expect(peerKey("::ffff:10.0.0.7")).toBe("10.0.0.7");
+    expect(peerKey("10.0.0.7")).toBe("10.0.0.7");
+    const auth = make({ t: 0 });
+    for (let i = 0; i < 3; i++) auth.check(basic("esphome", "x"), `2001:db8:1:2::${i + 1}`);
+    expect(auth.check(basic("esphome", "right"), "2001:db8:1:2:ffff::9")).toBe("too_many_attempts");
+    expect(auth.check(basic("esphome", "right"), "2001:db8:1:3::1")).toBe("ok");
+  });
+
+  it("never forgets a lockout to make room, and fails closed when every slot is one", () => {
+    const now = { t: 0 };
+    const auth = make(now);
+    for (let i = 0; i < 3; i++) auth.check(basic("esphome", "x"), "10.9.9.9");
+    // Many other addresses fail once each: the table fills and evicts, but not the lockout.
+    for (let i = 0; i < MAX_TRACKED_PEERS + 10; i++) auth.check(basic("esphome", "x"), `10.1.${i >> 8}.${i & 255}`);
+    expect(auth.check(basic("esphome", "right"), "10.9.9.9")).toBe("too_many_attempts");
+    // A table of nothing but lockouts takes no new failures: a new address is refused outright.
+    const full = make(now);
+    for (let i = 0; i < MAX_TRACKED_PEERS; i++) for (let k = 0; k < 3; k++) full.check(basic("esphome", "x"), `10.2.${i >> 8}.${i & 255}`);
+    expect(full.check(basic("esphome", "wrong"), "10.3.0.1")).toBe("too_many_attempts");
+    expect(full.check(basic("esphome", "right"), "10.3.0.2")).toBe("ok");
+    // Once the window has passed, the table takes failures again.
+    now.t = 60_000;
+    expect(full.check(basic("esphome", "wrong"), "10.3.0.1")).toBe("unauthorized");
+  });
+
+  it("says how long a locked-out peer has left", () => {
+    const now = { t: 0 };
+    const auth = make(now);
+    for (let i = 0; i < 3; i++) auth.check(basic("esphome", "x"), "10.0.0.9");
+    now.t = 45_500;
+    expect(auth.retryAfterSeconds("10.0.0.9")).toBe(15);
+    expect(refusal("too_many_attempts", 15)).toMatchObject({ status: 429, headers: { "Retry-After": "15" } });
   });
 
   it("refusals name what to do: 401 with a Basic challenge, 429 with Retry-After", () => {

@@ -147,6 +147,8 @@ describe("ChunkAssembler", () => {
       ["missing padding", "QQ"],
       ["non-canonical padding bits", "QR=="],
       ["embedded whitespace", "QUFB\nQUFB"],
+      ["a non-ASCII character Node would read as 'A'", "\u0141AAAAAAA"],
+      ["a non-ASCII character Node would read as '-'", "A\u012dAAAAAA"],
       ["a non-string", 42 as unknown as string],
     ])("out_of_order: bad base64 (%s)", (_label, data) => {
       expect(codeOf(() => new ChunkAssembler(headerFor(bytes)).push({ ...c0, data_b64: data }))).toBe("out_of_order");
