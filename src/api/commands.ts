@@ -5,15 +5,16 @@
  */
 import { promises as fs } from "node:fs";
 import { z } from "zod";
+import { SUBSCRIBED_EVENTS, type InitialState, type ServerInfo } from "./wire.ts";
 import { invalidArgs, notFound } from "../errors.ts";
-import { JOB_LIFECYCLE_EVENTS, type EventBus, type EventMap, type EventName } from "../events.ts";
+import type { EventBus, EventMap, EventName } from "../events.ts";
 import { resolveConfigurationPath, validateConfigurationName } from "../esphome/configuration.ts";
-import type { Device, DeviceScanner } from "../esphome/device-scan.ts";
+import type { DeviceScanner } from "../esphome/device-scan.ts";
 import { isSerialPort, validatePort } from "../esphome/port.ts";
 import type { SerialPort } from "../esphome/serial-ports.ts";
 import { BINARY_FILES, listBinaries, type FirmwareBinary } from "../firmware/binaries.ts";
 import { JOB_STATUSES, isTerminal, type FirmwareJob, type JobType } from "../firmware/job.ts";
-import type { FirmwareQueue, QueueStatus } from "../firmware/queue.ts";
+import type { FirmwareQueue } from "../firmware/queue.ts";
 import type { Paths } from "../paths.ts";
 import type { DownloadTokens } from "./downloads.ts";
 import type { RemoteBuild } from "../remote-build/remote-build.ts";
@@ -21,12 +22,6 @@ import { isPinSha256 } from "../remote-build/fingerprint.ts";
 import { isValidDashboardId } from "../remote-build/identity.ts";
 import { classifyPort } from "../esphome/port.ts";
 
-export interface ServerInfo {
-  server_version: string;
-  esphome_version: string | null;
-  config_dir: string;
-  label: string;
-}
 
 /** What command handlers may use. */
 export interface ApiServices {
@@ -152,40 +147,7 @@ async function enqueue(
   });
 }
 
-export interface InitialState {
-  jobs: FirmwareJob[];
-  devices: Device[];
-  queue_status: QueueStatus;
-  server: ServerInfo;
-  problems: string[];
-  remote_build: ReturnType<RemoteBuild["snapshot"]>;
-}
 
-/** Events a `subscribe_events` stream forwards; output and progress may be dropped under backlog. */
-export const SUBSCRIBED_EVENTS = [
-  ...JOB_LIFECYCLE_EVENTS,
-  "job_output",
-  "job_progress",
-  "job_removed",
-  "queue_status_changed",
-  "device_updated",
-  "device_removed",
-  "remote_build_receiver_changed",
-  "remote_build_pairing_window_changed",
-  "remote_build_pair_request_received",
-  "remote_build_pair_status_changed",
-  "remote_build_peer_session_changed",
-  "remote_build_identity_rotated",
-  "remote_build_host_added",
-  "remote_build_host_removed",
-  "offloader_peer_link_opened",
-  "offloader_peer_link_closed",
-  "offloader_queue_status_changed",
-  "offloader_pairing_changed",
-  "offloader_pairing_removed",
-  "offloader_alert",
-  "offloader_settings_changed",
-] as const satisfies readonly EventName[];
 
 const DROPPABLE = new Set<EventName>(["job_output", "job_progress"]);
 

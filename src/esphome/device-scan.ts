@@ -19,27 +19,9 @@ import { isSecretsFileName } from "./configuration.ts";
 
 const log = getLogger("device-scan");
 
-export interface Device {
-  /** `esphome: name` with substitutions resolved, else the file stem. */
-  name: string;
-  friendly_name: string;
-  /** File name relative to the config dir (the device's key). */
-  configuration: string;
-  /** Absolute path of the YAML. */
-  path: string;
-  /** Lowercase platform key (esp32, esp8266, rp2040, bk72xx, rtl87xx, ln882x, host, nrf52, libretiny). */
-  platform: string | null;
-  board: string | null;
-  /** Where OTA/logs connect: `use_address`, a static IP, else `<name>.local`. */
-  address: string;
-  comment: string | null;
-  /** `web_server: port` (80 when omitted); null without a web server or when unreadable. */
-  web_port: number | null;
-  /** Sorted top-level component keys. */
-  loaded_integrations: string[];
-  /** Why the YAML could not be read; the device is still listed. */
-  error: string | null;
-}
+import type { Device } from "../api/wire.ts";
+
+export type { Device };
 
 /** Top-level keys naming the target platform, in no particular precedence (the first one in the file wins). */
 export const PLATFORM_KEYS: readonly string[] = [

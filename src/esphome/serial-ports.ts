@@ -9,16 +9,9 @@
 import fsp from "node:fs/promises";
 import path from "node:path";
 
-export interface SerialPort {
-  /** Path to pass as `--device` (`/dev/ttyUSB0`). */
-  port: string;
-  /** USB product string, else the port path. */
-  desc: string;
-  vid: number | null;
-  pid: number | null;
-  /** `esp`: Espressif native USB; `bridge`: a common USB-UART bridge chip; else null. */
-  hint: "esp" | "bridge" | null;
-}
+import type { SerialPort } from "../api/wire.ts";
+
+export type { SerialPort };
 
 /** tty names that can be real UARTs; virtual consoles and ptys are never offered. */
 const PORT_NAME_RE = /^tty(?:USB|ACM|AMA|S)\d+$/;

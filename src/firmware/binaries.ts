@@ -7,14 +7,9 @@ import { promises as fs } from "node:fs";
 import path from "node:path";
 import type { Paths } from "../paths.ts";
 
-export interface FirmwareBinary {
-  /** The image's file name in the build folder (what a download token names). */
-  file: string;
-  title: string;
-  /** The name a download gets: `<device>.factory.bin` and so on. */
-  download_name: string;
-  size: number;
-}
+import type { FirmwareBinary } from "../api/wire.ts";
+
+export type { FirmwareBinary };
 
 const KNOWN: readonly { file: string; title: string; suffix: string }[] = [
   { file: "firmware.factory.bin", title: "Factory format (for a first flash over USB)", suffix: ".factory.bin" },

@@ -5,19 +5,10 @@
 import { randomBytes } from "node:crypto";
 import { z } from "zod";
 
-export const JOB_TYPES = ["compile", "upload", "install", "clean"] as const;
-export type JobType = (typeof JOB_TYPES)[number];
+import { JOB_SOURCES, JOB_STATUSES, JOB_TYPES, type FirmwareJob, type JobPhase, type JobSource, type JobType, type TerminalStatus } from "../api/wire.ts";
 
-export const JOB_STATUSES = ["queued", "running", "completed", "failed", "cancelled"] as const;
-export type JobStatus = (typeof JOB_STATUSES)[number];
-export type TerminalStatus = "completed" | "failed" | "cancelled";
-
-/** Who compiles: this machine, or a paired build server. */
-export const JOB_SOURCES = ["local", "remote"] as const;
-export type JobSource = (typeof JOB_SOURCES)[number];
-
-/** The step an install (or any job) is in: installs compile, then upload. */
-export type JobPhase = "compile" | "upload" | "clean";
+export { JOB_SOURCES, JOB_STATUSES, JOB_TYPES, isTerminal, phasesOf } from "../api/wire.ts";
+export type { FirmwareJob, JobPhase, JobSource, JobStatus, JobType, TerminalStatus } from "../api/wire.ts";
 
 export const RESTART_MARKER =
   "*** builder restarted mid-build; the previous run's log is above, the rebuild begins below ***\n";
@@ -49,20 +40,15 @@ export const firmwareJobSchema = z.object({
   force_local: z.boolean().default(false),
 });
 
-/** The job as stored in the index (output lives in the job's log file). */
-export type StoredJob = z.infer<typeof firmwareJobSchema>;
-
-/** The job as sent to clients: stored fields plus its output lines. */
-export interface FirmwareJob extends StoredJob {
-  output: string[];
-}
+/**
+ * The job as stored in the index (output lives in the job's log file): the
+ * wire job without its output. test/api/wire-types.test.ts holds the schema
+ * to it.
+ */
+export type StoredJob = Omit<FirmwareJob, "output">;
 
 export function newJobId(): string {
   return randomBytes(6).toString("hex");
-}
-
-export function isTerminal(status: JobStatus): status is TerminalStatus {
-  return status === "completed" || status === "failed" || status === "cancelled";
 }
 
 export interface NewJobInput {
@@ -105,20 +91,6 @@ export function createJob(input: NewJobInput, now: Date, jobId: string = newJobI
 /** Parses one stored job; throws a ZodError naming the bad field. */
 export function parseStoredJob(raw: unknown): StoredJob {
   return firmwareJobSchema.parse(raw);
-}
-
-/** The phases a job runs through, in order. */
-export function phasesOf(jobType: JobType): readonly JobPhase[] {
-  switch (jobType) {
-    case "compile":
-      return ["compile"];
-    case "upload":
-      return ["upload"];
-    case "install":
-      return ["compile", "upload"];
-    case "clean":
-      return ["clean"];
-  }
 }
 
 export function markStarted(job: StoredJob, now: Date): void {

@@ -42,12 +42,9 @@ import type { JobRunner, PhaseResult } from "./runner.ts";
 
 const log = getLogger("queue");
 
-export interface QueueStatus {
-  /** True when the compile lane runs nothing and nothing waits for it. */
-  idle: boolean;
-  running: number;
-  queue_depth: number;
-}
+import type { QueueStatus } from "../api/wire.ts";
+
+export type { QueueStatus };
 
 export interface QueueOptions {
   /** Compiles (and cleans) at once. */

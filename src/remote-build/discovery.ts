@@ -96,17 +96,9 @@ export interface DecodedTxt {
   remote_build_port: number | null;
 }
 
-/** A builder seen on the LAN: a proposal, not a trusted peer (see the module comment). */
-export interface DiscoveredHost extends DecodedTxt {
-  /** mDNS instance name; the key of the host map (compared case-insensitively). */
-  name: string;
-  /** SRV target without the trailing dot, e.g. `esphome-builder-abcd1234.local`. */
-  hostname: string;
-  /** SRV port: the builder's HTTP port. */
-  port: number;
-  /** Usable unicast addresses (A/AAAA records, else the packet's source). */
-  addresses: string[];
-}
+import type { DiscoveredHost } from "../api/wire.ts";
+
+export type { DiscoveredHost };
 
 export type DiscoveryEvent = { type: "added"; host: DiscoveredHost } | { type: "removed"; name: string };
 

@@ -10,6 +10,7 @@
  */
 import { createHash } from "node:crypto";
 import { z } from "zod";
+import type { OffloaderAlert, OffloaderSettings, PairPreview, PairingSummary } from "../api/wire.ts";
 import { BuilderError, ErrorCode, errorMessage, invalidArgs, notFound } from "../errors.ts";
 import type { EventBus } from "../events.ts";
 import { getLogger } from "../logger.ts";
@@ -53,29 +54,7 @@ const offloaderFileSchema = z.object({
 });
 type OffloaderFile = z.infer<typeof offloaderFileSchema>;
 
-export interface PairingSummary {
-  pin_sha256: string;
-  label: string;
-  receiver_hostname: string;
-  receiver_port: number;
-  status: "pending" | "approved";
-  enabled: boolean;
-  connected: boolean;
-  idle: boolean | null;
-  last_connect_error: string;
-  esphome_version: string;
-  fingerprint_emoji: string[];
-}
 
-export interface OffloaderAlert {
-  pin_sha256: string;
-  kind: "pin_mismatch" | "peer_revoked";
-  label: string;
-  receiver_hostname: string;
-  receiver_port: number;
-  observed_pin: string | null;
-  message: string;
-}
 
 export interface PeerQueueStatus {
   idle: boolean;
@@ -343,7 +322,7 @@ export class Offloader {
     this.#deps.bus.emit("offloader_settings_changed", { remote_builds_enabled: enabled });
   }
 
-  settings(): { remote_builds_enabled: boolean; pairings: PairingSummary[] } {
+  settings(): OffloaderSettings {
     return { remote_builds_enabled: this.#enabled, pairings: this.pairings() };
   }
 
@@ -371,7 +350,7 @@ export class Offloader {
 
   // ---- pairing ----
 
-  async previewPair(hostname: string, port: number): Promise<{ pin_sha256: string; fingerprint_emoji: string[]; label: string; esphome_version: string }> {
+  async previewPair(hostname: string, port: number): Promise<PairPreview> {
     const identity = this.#requireIdentity();
     const { channel, response } = await this.#connect(() =>
       initiate({ host: hostname, port, staticPrivateKey: identity.privateKey, intent: "preview", payload: {}, stepTimeoutMs: this.#timings.stepTimeoutMs }),

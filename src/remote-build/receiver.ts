@@ -12,6 +12,7 @@ import type { AddressInfo } from "node:net";
 import path from "node:path";
 import { WebSocketServer, type WebSocket } from "ws";
 import { z } from "zod";
+import type { PeerSummary, ReceiverSettings } from "../api/wire.ts";
 import { BuilderError, ErrorCode, errorMessage, notFound } from "../errors.ts";
 import type { EventBus, Unsubscribe } from "../events.ts";
 import { validateConfigurationName } from "../esphome/configuration.ts";
@@ -63,21 +64,7 @@ const receiverFileSchema = z.object({
 });
 type ReceiverFile = z.infer<typeof receiverFileSchema>;
 
-export interface PeerSummary {
-  dashboard_id: string;
-  pin_sha256: string;
-  label: string;
-  status: "pending" | "approved";
-  peer_ip: string;
-  connected: boolean;
-}
 
-export interface ReceiverSettings {
-  enabled: boolean;
-  pairing_window_open: boolean;
-  expires_in_seconds: number | null;
-  peers: PeerSummary[];
-}
 
 export interface ReceiverTimings {
   pairingWindowMs: number;

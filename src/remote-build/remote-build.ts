@@ -2,6 +2,7 @@
  * Remote builds as one part of the composition root: this builder's identity,
  * its build-server role (receiver), its offloader role and mDNS discovery.
  */
+import type { IdentityView, RemoteBuildSnapshot } from "../api/wire.ts";
 import type { EventBus } from "../events.ts";
 import type { FirmwareQueue } from "../firmware/queue.ts";
 import { getLogger } from "../logger.ts";
@@ -30,15 +31,6 @@ export interface RemoteBuildDeps {
   serverVersion: string;
 }
 
-export interface IdentityView {
-  dashboard_id: string;
-  pin_sha256: string;
-  fingerprint_emoji: string[];
-  fingerprint_hex: string;
-  label: string;
-  esphome_version: string | null;
-  listener_port: number | null;
-}
 
 export class RemoteBuild {
   readonly identity: IdentityStore;
@@ -158,13 +150,7 @@ export class RemoteBuild {
   }
 
   /** What a panel needs to draw the build-server screens. */
-  snapshot(): {
-    identity: IdentityView;
-    receiver: ReturnType<Receiver["settings"]>;
-    offloader: ReturnType<Offloader["settings"]>;
-    alerts: ReturnType<Offloader["alerts"]>;
-    hosts: DiscoveredHost[];
-  } {
+  snapshot(): RemoteBuildSnapshot {
     return {
       identity: this.identityView(),
       receiver: this.receiver.settings(),

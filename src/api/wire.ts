@@ -1,0 +1,340 @@
+/**
+ * The panel API's wire shapes: what `/ws` sends and the event map the bus
+ * carries (`subscribe_events` forwards part of it). Plain types and a few
+ * pure helpers, with no imports, so the browser panel shares this very file
+ * with the backend (type-only, plus the helpers) instead of keeping a copy.
+ */
+
+// ---- jobs ----
+
+export const JOB_TYPES = ["compile", "upload", "install", "clean"] as const;
+export type JobType = (typeof JOB_TYPES)[number];
+
+export const JOB_STATUSES = ["queued", "running", "completed", "failed", "cancelled"] as const;
+export type JobStatus = (typeof JOB_STATUSES)[number];
+export type TerminalStatus = "completed" | "failed" | "cancelled";
+
+/** Who compiles: this machine, or a paired build server. */
+export const JOB_SOURCES = ["local", "remote"] as const;
+export type JobSource = (typeof JOB_SOURCES)[number];
+
+/** The step an install (or any job) is in: installs compile, then upload. */
+export type JobPhase = "compile" | "upload" | "clean";
+
+/** A job as clients see it (the disk schema is `firmwareJobSchema` in src/firmware/job.ts, held to this by a test). */
+export interface FirmwareJob {
+  job_id: string;
+  configuration: string;
+  job_type: JobType;
+  status: JobStatus;
+  port: string;
+  created_at: string;
+  started_at: string | null;
+  completed_at: string | null;
+  exit_code: number | null;
+  error: string | null;
+  progress: number | null;
+  phase: JobPhase | null;
+  source: JobSource;
+  source_pin_sha256: string;
+  source_label: string;
+  remote_peer: string;
+  remote_job_id: string;
+  remote_peer_label: string;
+  force_local: boolean;
+  /** Its output lines (the retained tail). */
+  output: string[];
+}
+
+export function isTerminal(status: JobStatus): status is TerminalStatus {
+  return status === "completed" || status === "failed" || status === "cancelled";
+}
+
+/** The phases a job runs through, in order. */
+export function phasesOf(jobType: JobType): readonly JobPhase[] {
+  switch (jobType) {
+    case "compile":
+      return ["compile"];
+    case "upload":
+      return ["upload"];
+    case "install":
+      return ["compile", "upload"];
+    case "clean":
+      return ["clean"];
+  }
+}
+
+export interface QueueStatus {
+  /** True when the compile lane runs nothing and nothing waits for it. */
+  idle: boolean;
+  running: number;
+  queue_depth: number;
+}
+
+// ---- devices, the server, this machine ----
+
+export interface Device {
+  /** `esphome: name` with substitutions resolved, else the file stem. */
+  name: string;
+  friendly_name: string;
+  /** File name relative to the config dir (the device's key). */
+  configuration: string;
+  /** Absolute path of the YAML. */
+  path: string;
+  /** Lowercase platform key (esp32, esp8266, rp2040, bk72xx, rtl87xx, ln882x, host, nrf52, libretiny). */
+  platform: string | null;
+  board: string | null;
+  /** Where OTA/logs connect: `use_address`, a static IP, else `<name>.local`. */
+  address: string;
+  comment: string | null;
+  /** `web_server: port` (80 when omitted); null without a web server or when unreadable. */
+  web_port: number | null;
+  /** Sorted top-level component keys. */
+  loaded_integrations: string[];
+  /** Why the YAML could not be read; the device is still listed. */
+  error: string | null;
+}
+
+export interface ServerInfo {
+  server_version: string;
+  esphome_version: string | null;
+  config_dir: string;
+  label: string;
+}
+
+export interface SerialPort {
+  /** Path to pass as `--device` (`/dev/ttyUSB0`). */
+  port: string;
+  /** USB product string, else the port path. */
+  desc: string;
+  vid: number | null;
+  pid: number | null;
+  /** `esp`: Espressif native USB; `bridge`: a common USB-UART bridge chip; else null. */
+  hint: "esp" | "bridge" | null;
+}
+
+export interface FirmwareBinary {
+  /** The image's file name in the build folder (what a download token names). */
+  file: string;
+  title: string;
+  /** The name a download gets: `<device>.factory.bin` and so on. */
+  download_name: string;
+  size: number;
+}
+
+// ---- remote builds ----
+
+/** This builder's peer-link identity (`remote_build/get_identity`). */
+export interface IdentityView {
+  dashboard_id: string;
+  /** Lowercase hex SHA-256 of the X25519 public key. */
+  pin_sha256: string;
+  fingerprint_emoji: string[];
+  /** "ab cd ef …" */
+  fingerprint_hex: string;
+  label: string;
+  esphome_version: string | null;
+  /** The peer-link listener's port, or null while the build server is off. */
+  listener_port: number | null;
+}
+
+/** Build server side: an offloader that asked to (or may) compile here. */
+export interface PeerSummary {
+  dashboard_id: string;
+  pin_sha256: string;
+  label: string;
+  status: "pending" | "approved";
+  peer_ip: string;
+  connected: boolean;
+}
+
+export interface ReceiverSettings {
+  enabled: boolean;
+  pairing_window_open: boolean;
+  expires_in_seconds: number | null;
+  peers: PeerSummary[];
+}
+
+/** Offloader side: a build server this builder is paired with (or waiting for). */
+export interface PairingSummary {
+  pin_sha256: string;
+  label: string;
+  receiver_hostname: string;
+  receiver_port: number;
+  status: "pending" | "approved";
+  enabled: boolean;
+  connected: boolean;
+  /** From the build server's last queue status; null before one arrived. */
+  idle: boolean | null;
+  last_connect_error: string;
+  esphome_version: string;
+  fingerprint_emoji: string[];
+}
+
+export interface OffloaderSettings {
+  remote_builds_enabled: boolean;
+  pairings: PairingSummary[];
+}
+
+export type OffloaderAlertKind = "pin_mismatch" | "peer_revoked";
+
+export interface OffloaderAlert {
+  pin_sha256: string;
+  kind: OffloaderAlertKind;
+  label: string;
+  receiver_hostname: string;
+  receiver_port: number;
+  observed_pin: string | null;
+  message: string;
+}
+
+/** A builder seen on the LAN over mDNS: a proposal, not a trusted peer. */
+export interface DiscoveredHost {
+  /** mDNS instance name; the key of the host map (compared case-insensitively). */
+  name: string;
+  /** SRV target without the trailing dot, e.g. `esphome-builder-abcd1234.local`. */
+  hostname: string;
+  /** SRV port: the builder's HTTP port. */
+  port: number;
+  /** Usable unicast addresses (A/AAAA records, else the packet's source). */
+  addresses: string[];
+  server_version: string;
+  esphome_version: string;
+  friendly_name: string;
+  /** 64 lowercase hex digits, else null. */
+  pin_sha256: string | null;
+  /** Its peer-link port (where pairing happens), null when its build server is off. */
+  remote_build_port: number | null;
+}
+
+/** `remote_build/preview_pair`: who answers at an address; changes nothing. */
+export interface PairPreview {
+  pin_sha256: string;
+  fingerprint_emoji: string[];
+  label: string;
+  esphome_version: string;
+}
+
+/** What a panel needs to draw the build-server screens. */
+export interface RemoteBuildSnapshot {
+  identity: IdentityView;
+  receiver: ReceiverSettings;
+  offloader: OffloaderSettings;
+  alerts: OffloaderAlert[];
+  hosts: DiscoveredHost[];
+}
+
+// ---- subscribe_events ----
+
+export interface InitialState {
+  jobs: FirmwareJob[];
+  devices: Device[];
+  queue_status: QueueStatus;
+  server: ServerInfo;
+  problems: string[];
+  remote_build: RemoteBuildSnapshot;
+}
+
+/** The builder's events (the bus in src/events.ts); `SUBSCRIBED_EVENTS` go to panels. */
+export interface EventMap {
+  /** A job entered the queue (payload: the whole job). */
+  job_queued: { job: FirmwareJob };
+  /** A job began running (again, after a restart re-queue). */
+  job_started: { job: FirmwareJob };
+  /** Terminal: the job succeeded. Exactly one terminal event per job. */
+  job_completed: { job: FirmwareJob };
+  /** Terminal: the job failed; `job.error` says why. */
+  job_failed: { job: FirmwareJob };
+  /** Terminal: the job was cancelled (by a user, a supersede or a shutdown). */
+  job_cancelled: { job: FirmwareJob };
+  /** One output chunk, terminator included (`\n`, `\r` or `\r\n`). */
+  job_output: { job_id: string; line: string };
+  /** Progress 0-100 of the job's current phase. */
+  job_progress: { job_id: string; progress: number };
+  /** A finished job left the history (pruned or cleared). */
+  job_removed: { job_id: string };
+  /** The compile lane changed: what a build server advertises to its peers. */
+  queue_status_changed: QueueStatus;
+  // ---- build server (receiver) ----
+  /** The build-server switch changed; the listener is bound (port) or not (null). */
+  remote_build_receiver_changed: { enabled: boolean; peer_link_port: number | null };
+  /** The pairing window opened, was extended, or closed (expires_in_seconds null). */
+  remote_build_pairing_window_changed: { open: boolean; expires_in_seconds: number | null };
+  /** An offloader asks to pair; compare its fingerprint, then approve or remove. */
+  remote_build_pair_request_received: { dashboard_id: string; pin_sha256: string; label: string; peer_ip: string };
+  /** A peer was approved, or a pending/approved peer was removed. */
+  remote_build_pair_status_changed: { dashboard_id: string; status: "approved" | "removed" };
+  /** An approved offloader's session opened or closed. */
+  remote_build_peer_session_changed: { dashboard_id: string; connected: boolean; reason: string };
+  /** This builder's peer-link key was replaced; every peer must pair again. */
+  remote_build_identity_rotated: { dashboard_id: string; pin_sha256: string };
+  /** mDNS found (or updated) another builder. */
+  remote_build_host_added: { host: DiscoveredHost };
+  /** A discovered builder went away. */
+  remote_build_host_removed: { name: string };
+
+  // ---- offloader ----
+  /** A session with a paired build server opened. */
+  offloader_peer_link_opened: { pin_sha256: string; receiver_hostname: string; receiver_port: number; esphome_version: string };
+  /** A session ended; `reason` is the terminate reason or a local one (transport_error, heartbeat_timeout, …). */
+  offloader_peer_link_closed: { pin_sha256: string; receiver_hostname: string; receiver_port: number; reason: string; error_detail: string };
+  /** A build server's compile lane changed. */
+  offloader_queue_status_changed: { pin_sha256: string; idle: boolean; running: number; queue_depth: number };
+  /** One output line of a job running on a build server. */
+  offloader_job_output: { pin_sha256: string; job_id: string; stream: string; line: string };
+  /** A job on a build server changed state. */
+  offloader_job_state_changed: { pin_sha256: string; job_id: string; status: string; error_message: string };
+  /** A pairing was added, approved, changed or its connection state moved. */
+  offloader_pairing_changed: { pairing: PairingSummary };
+  /** A pairing was removed (unpaired, or refused by the build server). */
+  offloader_pairing_removed: { pin_sha256: string; reason: string };
+  /** Something needs the user: the build server's key changed, or it revoked us. */
+  offloader_alert: { alert: OffloaderAlert };
+  /** The offloader's master switch changed. */
+  offloader_settings_changed: { remote_builds_enabled: boolean };
+
+  /** A device YAML appeared or changed. */
+  device_updated: { device: Device };
+  /** A device YAML disappeared. */
+  device_removed: { configuration: string };
+}
+
+export type EventName = keyof EventMap;
+
+export const JOB_LIFECYCLE_EVENTS = [
+  "job_queued",
+  "job_started",
+  "job_completed",
+  "job_failed",
+  "job_cancelled",
+] as const satisfies readonly EventName[];
+
+/** Events a `subscribe_events` stream forwards; output and progress may be dropped under backlog. */
+export const SUBSCRIBED_EVENTS = [
+  ...JOB_LIFECYCLE_EVENTS,
+  "job_output",
+  "job_progress",
+  "job_removed",
+  "queue_status_changed",
+  "device_updated",
+  "device_removed",
+  "remote_build_receiver_changed",
+  "remote_build_pairing_window_changed",
+  "remote_build_pair_request_received",
+  "remote_build_pair_status_changed",
+  "remote_build_peer_session_changed",
+  "remote_build_identity_rotated",
+  "remote_build_host_added",
+  "remote_build_host_removed",
+  "offloader_peer_link_opened",
+  "offloader_peer_link_closed",
+  "offloader_queue_status_changed",
+  "offloader_pairing_changed",
+  "offloader_pairing_removed",
+  "offloader_alert",
+  "offloader_settings_changed",
+] as const satisfies readonly EventName[];
+
+export type SubscribedEventName = (typeof SUBSCRIBED_EVENTS)[number];
+/** The payloads a panel's `subscribe_events` stream carries after `initial_state`. */
+export type SubscribedEventMap = Pick<EventMap, SubscribedEventName>;
