@@ -63,6 +63,15 @@ function expectNoErrors(p: PanelPage): void {
 describe.skipIf(!HAS_CHROMIUM)(HAS_CHROMIUM ? "panel in Chromium" : `panel in Chromium (skipped: ${SKIP_REASON})`, () => {
   const chromium = useChromium();
 
+  /** A builder with the one default device (kitchen), its panel open and listed. */
+  async function kitchenPanel(): Promise<PanelPage & { port: number }> {
+    const { port } = await startBuilder();
+    const p = await openPanel(chromium.browser(), port);
+    await p.page.goto(`http://127.0.0.1:${port}/`);
+    await waitForDevices(p.page, 1);
+    return { ...p, port };
+  }
+
   it("builds a small panel with relative URLs only", async () => {
     const html = await readFile(path.join(DIST, "index.html"), "utf8");
     expect(html).toContain(`<script type="module" src="./${chromium.build().script}"></script>`);
@@ -156,11 +165,8 @@ describe.skipIf(!HAS_CHROMIUM)(HAS_CHROMIUM ? "panel in Chromium" : `panel in Ch
 
   it("stops a running build", async () => {
     setStandIn({ ...FAST, ESPHOME_STANDIN_FAIL: "hang" });
-    const { port } = await startBuilder();
-    const p = await openPanel(chromium.browser(), port);
+    const p = await kitchenPanel();
     const { page } = p;
-    await page.goto(`http://127.0.0.1:${port}/`);
-    await waitForDevices(page, 1);
     await installOverNetwork(page, "kitchen");
     await dialog(page).locator("esphome-log-viewer .line").nth(5).waitFor();
     await expect(dialog(page).locator(".progress-row").textContent()).resolves.toContain("Compiling");
@@ -178,11 +184,8 @@ describe.skipIf(!HAS_CHROMIUM)(HAS_CHROMIUM ? "panel in Chromium" : `panel in Ch
 
   it("shows a failing build with its error", async () => {
     setStandIn({ ...FAST, ESPHOME_STANDIN_FAIL: "compile" });
-    const { port } = await startBuilder();
-    const p = await openPanel(chromium.browser(), port);
+    const p = await kitchenPanel();
     const { page } = p;
-    await page.goto(`http://127.0.0.1:${port}/`);
-    await waitForDevices(page, 1);
     await installOverNetwork(page, "kitchen");
     const result = dialog(page).locator('[data-result="failed"]');
     await result.waitFor({ timeout: 15_000 });
@@ -198,11 +201,8 @@ describe.skipIf(!HAS_CHROMIUM)(HAS_CHROMIUM ? "panel in Chromium" : `panel in Ch
 
   it("renders a 50,000-line log without slowing down", async () => {
     setStandIn({ ...FAST, ESPHOME_STANDIN_COMPILE_SECONDS: "0", ESPHOME_STANDIN_EXTRA_LINES: "50000" });
-    const { port } = await startBuilder();
-    const p = await openPanel(chromium.browser(), port);
+    const p = await kitchenPanel();
     const { page } = p;
-    await page.goto(`http://127.0.0.1:${port}/`);
-    await waitForDevices(page, 1);
     await page.evaluate(() => {
       const w = window as unknown as { maxGap: number; frames: number };
       w.maxGap = 0;
@@ -274,11 +274,8 @@ describe.skipIf(!HAS_CHROMIUM)(HAS_CHROMIUM ? "panel in Chromium" : `panel in Ch
 
   it("downloads the firmware binary through a single-use relative link", async () => {
     setStandIn(FAST);
-    const { port } = await startBuilder();
-    const p = await openPanel(chromium.browser(), port);
-    const { page } = p;
-    await page.goto(`http://127.0.0.1:${port}/`);
-    await waitForDevices(page, 1);
+    const p = await kitchenPanel();
+    const { page, port } = p;
     await page.getByRole("button", { name: "Install kitchen", exact: true }).click();
     await dialog(page).locator('md-list-item[data-method="download"]').click();
     await dialog(page).locator('[data-result="success"]').waitFor({ timeout: 20_000 });
