@@ -227,3 +227,15 @@ export const endpointFieldStyles = css`
         }
       }
 `;
+
+/** A progress bar in the theme's primary colour, `--esphome-progress-height` tall (4px unless set). */
+export const progressStyles = css`
+      md-linear-progress {
+        width: 100%;
+        --md-linear-progress-active-indicator-color: var(--primary-color, #03a9f4);
+        --md-linear-progress-track-color: color-mix(in srgb, var(--primary-color, #03a9f4) 18%, transparent);
+        --md-linear-progress-track-shape: 4px;
+        --md-linear-progress-track-height: var(--esphome-progress-height, 4px);
+        --md-linear-progress-active-indicator-height: var(--esphome-progress-height, 4px);
+      }
+`;

@@ -34,7 +34,7 @@ import {
   mdiWifi,
 } from "../common/icons.ts";
 import { LogModel } from "../common/log-model.ts";
-import { dialogHeaderStyles, dialogStyles, sharedStyles } from "../common/styles.ts";
+import { dialogHeaderStyles, dialogStyles, progressStyles, sharedStyles } from "../common/styles.ts";
 import { errorText } from "../data/api.ts";
 import type { StreamHandle } from "../data/connection.ts";
 import { downloadFirmware } from "../data/download.ts";
@@ -557,6 +557,7 @@ export class EsphomeInstallDialog extends LitElement implements DialogElement<In
     sharedStyles,
     dialogStyles,
     dialogHeaderStyles,
+    progressStyles,
     css`
       md-dialog.wide {
         width: min(960px, calc(100% - 32px));
@@ -627,12 +628,7 @@ export class EsphomeInstallDialog extends LitElement implements DialogElement<In
         color: var(--secondary-text-color, #727272);
       }
       md-linear-progress {
-        width: 100%;
-        --md-linear-progress-active-indicator-color: var(--primary-color, #03a9f4);
-        --md-linear-progress-track-color: color-mix(in srgb, var(--primary-color, #03a9f4) 18%, transparent);
-        --md-linear-progress-track-shape: 4px;
-        --md-linear-progress-track-height: 6px;
-        --md-linear-progress-active-indicator-height: 6px;
+        --esphome-progress-height: 6px;
       }
       .remote {
         display: flex;

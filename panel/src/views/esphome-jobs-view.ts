@@ -10,7 +10,7 @@ import { customElement, property, state } from "lit/decorators.js";
 import { fireToast, type PanelContext } from "../common/context.ts";
 import { formatDuration, formatTime } from "../common/format.ts";
 import { icon, mdiBroom, mdiCancel, mdiChip, mdiServerNetwork, mdiTextBoxOutline, mdiUpload } from "../common/icons.ts";
-import { emptyStateStyles, sharedStyles } from "../common/styles.ts";
+import { emptyStateStyles, progressStyles, sharedStyles } from "../common/styles.ts";
 import { statusBadge } from "../components/job-status.ts";
 import { errorText } from "../data/api.ts";
 import { progressView, remoteBuildLabel, remotePeerLabel } from "../data/job-view.ts";
@@ -185,6 +185,7 @@ export class EsphomeJobsView extends LitElement {
   static override styles = [
     sharedStyles,
     emptyStateStyles,
+    progressStyles,
     css`
       :host {
         display: block;
@@ -270,12 +271,6 @@ export class EsphomeJobsView extends LitElement {
       }
       md-linear-progress {
         margin-top: 6px;
-        width: 100%;
-        --md-linear-progress-active-indicator-color: var(--primary-color, #03a9f4);
-        --md-linear-progress-track-color: color-mix(in srgb, var(--primary-color, #03a9f4) 18%, transparent);
-        --md-linear-progress-track-shape: 4px;
-        --md-linear-progress-track-height: 4px;
-        --md-linear-progress-active-indicator-height: 4px;
       }
       .actions {
         display: flex;
