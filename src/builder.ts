@@ -3,12 +3,14 @@
  * does the I/O in dependency order and `stop()` undoes it in reverse.
  */
 import { promises as fs } from "node:fs";
+import { isIP } from "node:net";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { BasicAuth } from "./api/basic-auth.ts";
 import { DownloadTokens } from "./api/downloads.ts";
 import type { ApiServices } from "./api/commands.ts";
 import type { ServerInfo } from "./api/wire.ts";
+import { HostPolicy } from "./api/host-guard.ts";
 import { HttpServer } from "./api/http-server.ts";
 import { LegacyApi } from "./api/legacy-api.ts";
 import { SUPERVISOR_INGRESS_ADDRESS, isLoopbackHost, type BuilderConfig } from "./config.ts";
@@ -161,6 +163,7 @@ export class Builder {
       host: this.config.host,
       port: listenPort,
       panelDir: await panelDir(),
+      hosts: this.#hostPolicy(),
       legacy: new LegacyApi({ services, esphome: this.config.esphome }),
       ...(this.config.addon ? { access: { full: this.config.ingressAddresses ?? [SUPERVISOR_INGRESS_ADDRESS], legacy: ["127.0.0.1", "::1"] } } : {}),
       ...(this.config.password !== undefined ? { auth: new BasicAuth({ credentials: { username: this.config.username ?? "esphome", password: this.config.password } }) } : {}),
@@ -175,6 +178,17 @@ export class Builder {
     // Last: Home Assistant learns about a builder that is fully up (it starts in the background).
     this.ha.start({ services, port });
     return { port, peer_link_port: this.remote.receiver.port };
+  }
+
+  /** The DNS-rebinding guard: the names the user gave, the listen address when it is a name, the ingress proxy in the add-on. */
+  #hostPolicy(): HostPolicy {
+    const { host, allowedHosts, trustedProxies, addon, ingressAddresses } = this.config;
+    const listenName = isIP(host) === 0 ? [host] : [];
+    return new HostPolicy({
+      allowedHosts: [...allowedHosts, ...listenName],
+      trustedProxies,
+      ingressProxies: addon ? (ingressAddresses ?? [SUPERVISOR_INGRESS_ADDRESS]) : [],
+    });
   }
 
   info(): ServerInfo {

@@ -9,6 +9,7 @@ import os from "node:os";
 import { isatty } from "node:tty";
 import { parseArgs } from "node:util";
 import { z } from "zod";
+import { normaliseAllowedHost } from "./api/host-guard.ts";
 import { BuilderError, ErrorCode } from "./errors.ts";
 
 export interface BuilderConfig {
@@ -28,6 +29,10 @@ export interface BuilderConfig {
   /** How long a job that was building on a build server at restart waits for it to reconnect. */
   remoteRestoreGraceSeconds: number;
   addon: boolean;
+  /** Host names browsers may use for this builder besides IP addresses, localhost and this machine's name (DNS-rebinding guard). */
+  allowedHosts: readonly string[];
+  /** Reverse proxies whose X-Forwarded-Host is believed. */
+  trustedProxies: readonly string[];
   /** Standalone: HTTP Basic credentials every request must carry (none = open to whoever can connect). */
   username?: string | undefined;
   password?: string | undefined;
@@ -75,6 +80,8 @@ export const ENV_NAMES = {
   "stdin-commands": "ESPHOME_BUILDER_STDIN_COMMANDS",
   username: "ESPHOME_BUILDER_USERNAME",
   password: "ESPHOME_BUILDER_PASSWORD",
+  "allowed-hosts": "ESPHOME_BUILDER_ALLOWED_HOSTS",
+  "trusted-proxies": "ESPHOME_BUILDER_TRUSTED_PROXIES",
 } as const;
 
 /** Whether a listen address is only reachable from this machine. */
@@ -93,6 +100,9 @@ export const USAGE = `Usage: esphome-builder [options]
   --password P               ask browsers and clients for this password (HTTP Basic); prefer the
                              ESPHOME_BUILDER_PASSWORD variable, which ps does not show
   --username U               the user name that goes with it (default esphome)
+  --allowed-hosts N[,N]      names browsers may open the panel by besides IP addresses, localhost and
+                             this machine's name (e.g. builder.lan or *.lan); others are refused
+  --trusted-proxies A[,B]    reverse proxies (IP addresses) whose X-Forwarded-Host is believed
   --port N                   HTTP port, 0 = any free port (default 6052)
   --peer-link-port N         peer-link port for build servers, 0 = any free (default 6055)
   --peer-link-host H         peer-link listen address (default 0.0.0.0: paired builders reach it over the LAN)
@@ -153,6 +163,8 @@ export function parseConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Bu
         "stdin-commands": { type: "boolean" },
         username: { type: "string" },
         password: { type: "string" },
+        "allowed-hosts": { type: "string" },
+        "trusted-proxies": { type: "string" },
         help: { type: "boolean", short: "h" },
       },
     });
@@ -224,6 +236,15 @@ export function parseConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Bu
   const ingress = pick("ingress-address");
   const ingressAddresses = ingress === undefined ? [SUPERVISOR_INGRESS_ADDRESS] : ingress.split(",").map((a) => a.trim()).filter((a) => a !== "");
   for (const address of ingressAddresses) if (isIP(address) === 0) fail(`--ingress-address must list IP addresses, got '${address}'`);
+  const list = (name: "allowed-hosts" | "trusted-proxies"): string[] =>
+    (pick(name) ?? "").split(",").map((a) => a.trim()).filter((a) => a !== "");
+  const allowedHosts = list("allowed-hosts").map((entry) => {
+    const normal = normaliseAllowedHost(entry);
+    if (normal === null) fail(`--allowed-hosts must list host names such as builder.lan or *.lan, got '${entry}'`);
+    return normal;
+  });
+  const trustedProxies = list("trusted-proxies");
+  for (const address of trustedProxies) if (isIP(address) === 0) fail(`--trusted-proxies must list IP addresses, got '${address}'`);
   const password = pick("password");
   const username = pick("username");
   if (password !== undefined) {
@@ -248,6 +269,8 @@ export function parseConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Bu
     uploadConcurrency: count("upload-concurrency", 4),
     remoteRestoreGraceSeconds: grace(),
     addon,
+    allowedHosts,
+    trustedProxies,
     username: password === undefined ? undefined : (username ?? "esphome"),
     password,
     haUrl: haUrl?.replace(/\/+$/, ""),

@@ -11,9 +11,16 @@
  * within `windowMs` is refused with 429 until its window has passed, even with
  * the right password, so a password cannot be guessed at speed. Everyone
  * behind one address (a NAT, a proxy) shares its count.
+ *
+ * Many addresses (a /8 of loopback, a botnet) could each stay under their own
+ * count, so there is also a budget for the whole listener: past
+ * `maxGlobalFailures` wrong passwords in one window, only peers that signed in
+ * successfully before (the owner's browser keeps working) may try; everyone
+ * else is refused with 429 until the window ends.
  */
 import { createHash, timingSafeEqual } from "node:crypto";
 import type { IncomingMessage } from "node:http";
+import { normalizePeer } from "./peers.ts";
 
 export interface Credentials {
   username: string;
@@ -24,6 +31,8 @@ export interface BasicAuthOptions {
   credentials: Credentials;
   /** Failed attempts a peer may make per window. Default 10. */
   maxFailures?: number;
+  /** Failed attempts all peers together may make per window before only known peers may try. Default 100. */
+  maxGlobalFailures?: number;
   /** Default 60 s. */
   windowMs?: number;
   now?: () => number;
@@ -34,13 +43,17 @@ export type AuthVerdict = "ok" | "unauthorized" | "too_many_attempts";
 export const AUTH_REALM = "ESPHome Builder";
 /** Peers whose failures are remembered at once. */
 export const MAX_TRACKED_PEERS = 4096;
+/** Peers remembered as having signed in (they may still try while the global budget is spent). */
+export const MAX_KNOWN_PEERS = 256;
+/** How long a successful sign-in keeps a peer known. */
+const KNOWN_PEER_MS = 24 * 60 * 60 * 1000;
 
 /**
  * Whom failures are counted against: an IPv4 address (also when mapped into
  * IPv6), or an IPv6 /64, since one host can use a whole /64.
  */
 export function peerKey(address: string): string {
-  const peer = address.startsWith("::ffff:") && address.includes(".") ? address.slice(7) : address;
+  const peer = normalizePeer(address);
   if (!peer.includes(":")) return peer;
   // Expand "::" so the first four groups are the /64.
   const [head = "", tail] = peer.split("::", 2);
@@ -69,15 +82,21 @@ export class BasicAuth {
   readonly #user: Buffer;
   readonly #password: Buffer;
   readonly #maxFailures: number;
+  readonly #maxGlobalFailures: number;
   readonly #windowMs: number;
   readonly #now: () => number;
   /** Per peer key: failures in the current window and when it started. */
   readonly #failures = new Map<string, { count: number; since: number }>();
+  /** Failures of all peers in the current global window. */
+  #global = { count: 0, since: 0 };
+  /** Peer keys that signed in successfully, and when last (insertion order = least recent first). */
+  readonly #known = new Map<string, number>();
 
   constructor(opts: BasicAuthOptions) {
     this.#user = digest(opts.credentials.username);
     this.#password = digest(opts.credentials.password);
     this.#maxFailures = opts.maxFailures ?? 10;
+    this.#maxGlobalFailures = opts.maxGlobalFailures ?? 100;
     this.#windowMs = opts.windowMs ?? 60_000;
     this.#now = opts.now ?? Date.now;
   }
@@ -90,23 +109,44 @@ export class BasicAuth {
     if (record !== undefined && now - record.since >= this.#windowMs) this.#failures.delete(key);
     const current = this.#failures.get(key);
     if (current !== undefined && current.count >= this.#maxFailures) return "too_many_attempts";
+    if (now - this.#global.since >= this.#windowMs) this.#global = { count: 0, since: now };
+    const knownAt = this.#known.get(key);
+    const known = knownAt !== undefined && now - knownAt < KNOWN_PEER_MS;
+    if (!known && this.#global.count >= this.#maxGlobalFailures) return "too_many_attempts";
     const given = parseBasicAuth(header);
     if (given === null) return "unauthorized"; // no attempt made: the browser has not asked the user yet
     // Both compares always run, so the time taken says nothing about which part was wrong.
     const userOk = timingSafeEqual(digest(given.username), this.#user);
     const passwordOk = timingSafeEqual(digest(given.password), this.#password);
-    if (userOk && passwordOk) return "ok";
+    if (userOk && passwordOk) {
+      this.#remember(key, now);
+      return "ok";
+    }
+    this.#global.count++;
     if (current !== undefined) current.count++;
     else if (this.#makeRoom(now)) this.#failures.set(key, { count: 1, since: now });
     else return "too_many_attempts"; // every slot holds a locked-out peer: fail closed
     return "unauthorized";
   }
 
-  /** Seconds until `peer` may try again (the rest of its window), at least 1. */
+  /** Seconds until `peer` may try again (the rest of its window, or of the global one), at least 1. */
   retryAfterSeconds(peer: string): number {
+    const now = this.#now();
     const record = this.#failures.get(peerKey(peer));
-    const left = record === undefined ? this.#windowMs : this.#windowMs - (this.#now() - record.since);
-    return Math.max(1, Math.ceil(left / 1000));
+    const own = record === undefined || record.count < this.#maxFailures ? 0 : this.#windowMs - (now - record.since);
+    const global = this.#global.count >= this.#maxGlobalFailures ? this.#windowMs - (now - this.#global.since) : 0;
+    const left = Math.max(own, global);
+    return Math.max(1, Math.ceil((left > 0 ? left : this.#windowMs) / 1000));
+  }
+
+  /** Marks `key` as a peer that signed in; the least recently seen is forgotten when the table is full. */
+  #remember(key: string, now: number): void {
+    this.#known.delete(key);
+    this.#known.set(key, now);
+    if (this.#known.size > MAX_KNOWN_PEERS) {
+      const oldest = this.#known.keys().next();
+      if (oldest.done !== true) this.#known.delete(oldest.value);
+    }
   }
 
   /**

@@ -7,6 +7,10 @@
  * Supervisor's ingress proxy gets the panel and its API (Home Assistant has
  * authenticated the user); Home Assistant Core on the host's loopback gets the
  * legacy dashboard API its ESPHome integration uses; everyone else gets 403.
+ *
+ * In both modes every request and upgrade first passes the DNS-rebinding guard
+ * (`HostPolicy`): a Host this builder answers to, and a browser's Origin that
+ * matches it.
  */
 import { createReadStream, promises as fs } from "node:fs";
 import http from "node:http";
@@ -14,6 +18,8 @@ import type { AddressInfo } from "node:net";
 import express, { type Request, type Response } from "express";
 import { locateBinaries } from "../firmware/binaries.ts";
 import { refusal, type BasicAuth } from "./basic-auth.ts";
+import type { HostPolicy } from "./host-guard.ts";
+import { normalizePeer } from "./peers.ts";
 import { getLogger } from "../logger.ts";
 import { deviceName, type ApiServices } from "./commands.ts";
 import { LEGACY_HTTP_PATHS, LEGACY_WS_PATHS, type LegacyApi } from "./legacy-api.ts";
@@ -27,7 +33,8 @@ export interface HttpServerOptions {
   port: number;
   /** Folder with the built panel (index.html and assets). */
   panelDir: string;
-  trustedOrigins?: readonly string[];
+  /** The DNS-rebinding guard: the Host names and Origins this builder answers. */
+  hosts: HostPolicy;
   /** The legacy dashboard API (`/devices`, `/json-config`, `/ping`, `/compile`, `/upload`). */
   legacy?: LegacyApi;
   /** Add-on mode: who may use the listener. Absent = everyone who can connect (standalone, loopback by default). */
@@ -46,12 +53,6 @@ export interface PeerAccess {
 /** Home Assistant's ingress prefix, `/api/hassio_ingress/<token>`; anything else in the header is ignored. */
 const INGRESS_PATH_RE = /^\/api\/hassio_ingress\/[A-Za-z0-9_-]{1,256}$/;
 
-/** `::ffff:172.30.32.2` -> `172.30.32.2`. */
-export function normalizePeer(address: string | undefined): string {
-  if (address === undefined) return "";
-  return address.startsWith("::ffff:") && address.includes(".") ? address.slice(7) : address;
-}
-
 /** What a peer may reach: everything, the legacy API only, or nothing. */
 export function peerAccess(access: PeerAccess | undefined, address: string | undefined): "full" | "legacy" | "none" {
   if (access === undefined) return "full";
@@ -59,6 +60,28 @@ export function peerAccess(access: PeerAccess | undefined, address: string | und
   if (access.full.includes(peer)) return "full";
   if (access.legacy.includes(peer)) return "legacy";
   return "none";
+}
+
+/** Logs a refusal once a minute per reason, so a flood cannot flood the log. */
+class RefusalLog {
+  readonly #last = new Map<string, number>();
+
+  warn(message: string): void {
+    const now = Date.now();
+    const last = this.#last.get(message);
+    if (last !== undefined && now - last < 60_000) return;
+    if (this.#last.size >= 256) this.#last.clear();
+    this.#last.set(message, now);
+    log.warning(message);
+  }
+}
+
+/** The rebinding guard's verdict on one request: null to go on, or why it is refused. */
+function guard(hosts: HostPolicy, req: http.IncomingMessage): string | null {
+  const host = hosts.checkHost(req);
+  if (!host.ok) return host.reason;
+  const origin = hosts.checkOrigin(req);
+  return origin.ok ? null : origin.reason;
 }
 
 function refuse(peer: string): string {
@@ -79,7 +102,18 @@ export class HttpServer {
     const { services } = this.#opts;
     const app = express();
     app.disable("x-powered-by");
-    const { access, legacy, auth } = this.#opts;
+    const { access, legacy, auth, hosts } = this.#opts;
+    const refusals = new RefusalLog();
+    // First of all: a page that rebound its own name to this builder gets nothing, not even a password prompt.
+    app.use((req, res, next) => {
+      const reason = guard(hosts, req);
+      if (reason === null) {
+        next();
+        return;
+      }
+      refusals.warn(`refused ${req.method} from ${normalizePeer(req.socket.remoteAddress)}: ${reason}`);
+      res.status(403).type("text/plain").send(`Forbidden: ${reason}.\n`);
+    });
     if (auth !== undefined) {
       app.use((req, res, next) => {
         const verdict = auth.checkRequest(req);
@@ -122,10 +156,17 @@ export class HttpServer {
       void this.#download(req, res);
     });
     app.use(express.static(this.#opts.panelDir, { index: "index.html", fallthrough: true }));
-    const ws = new WsApi({ services, ...(this.#opts.trustedOrigins ? { trustedOrigins: this.#opts.trustedOrigins } : {}) });
+    const ws = new WsApi({ services });
     const server = http.createServer(app);
     server.on("upgrade", (req, socket, head) => {
       const pathname = new URL(req.url ?? "/", "http://localhost").pathname;
+      const refused = guard(hosts, req);
+      if (refused !== null) {
+        refusals.warn(`refused a WebSocket to ${pathname} from ${normalizePeer(req.socket.remoteAddress)}: ${refused}`);
+        const body = `Forbidden: ${refused}.\n`;
+        socket.end(`HTTP/1.1 403 Forbidden\r\nConnection: close\r\nContent-Type: text/plain\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
+        return;
+      }
       const verdict = auth?.checkRequest(req) ?? "ok";
       if (verdict !== "ok") {
         const answer = refusal(verdict, auth?.retryAfterSeconds(req.socket.remoteAddress ?? "") ?? 60);

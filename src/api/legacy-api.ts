@@ -27,13 +27,12 @@ import express, { type Request, type Response, type Router } from "express";
 import { WebSocketServer, type RawData, type WebSocket } from "ws";
 import { parse as parseYaml } from "yaml";
 import { z } from "zod";
-import { ESPHOME_ENV, resolveExecutable } from "../esphome/cli.ts";
+import { ESPHOME_ENV, resolveExecutable, subprocessEnv } from "../esphome/cli.ts";
 import { resolveConfigurationPath, validateConfigurationName } from "../esphome/configuration.ts";
 import { BuilderError, errorMessage } from "../errors.ts";
 import { isTerminal, type FirmwareJob } from "../firmware/job.ts";
 import { getLogger } from "../logger.ts";
 import { COMMANDS, type ApiServices, type ClientContext } from "./commands.ts";
-import { originAllowed } from "./ws-api.ts";
 
 const log = getLogger("legacy-api");
 
@@ -91,13 +90,11 @@ export interface LegacyApiOptions {
   services: ApiServices;
   /** The ESPHome executable (for `/json-config`). */
   esphome: string;
-  trustedOrigins?: readonly string[];
 }
 
 export class LegacyApi {
   readonly #services: ApiServices;
   readonly #esphome: string;
-  readonly #trustedOrigins: readonly string[];
   readonly #wss = new WebSocketServer({ noServer: true, maxPayload: 64 * 1024 });
   readonly #sockets = new Set<WebSocket>();
   #configRuns = 0;
@@ -105,7 +102,6 @@ export class LegacyApi {
   constructor(opts: LegacyApiOptions) {
     this.#services = opts.services;
     this.#esphome = opts.esphome;
-    this.#trustedOrigins = opts.trustedOrigins ?? [];
   }
 
   /** The HTTP routes, mounted before the panel's static files. */
@@ -189,7 +185,8 @@ export class LegacyApi {
     this.#configRuns++;
     try {
       const { code, stdout, stderr } = await new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
-        const env: NodeJS.ProcessEnv = { ...process.env, PYTHONUNBUFFERED: "1", PYTHONUTF8: "1", PYTHONIOENCODING: ESPHOME_ENV.PYTHONIOENCODING, ESPHOME_DATA_DIR: this.#services.paths.dataDir };
+        // Plain output (no colour variables): it is parsed as YAML.
+        const env = { ...subprocessEnv("own"), PYTHONUNBUFFERED: "1", PYTHONUTF8: "1", PYTHONIOENCODING: ESPHOME_ENV.PYTHONIOENCODING, ESPHOME_DATA_DIR: this.#services.paths.dataDir };
         execFile(
           executable,
           ["config", file, "--show-secrets"],
@@ -215,11 +212,8 @@ export class LegacyApi {
 
   // ---- WebSocket spawn protocol ----
 
+  /** An upgrade for `/compile` or `/upload` (the HTTP server has checked its Host and Origin). */
   handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer, pathname: string): void {
-    if (!originAllowed(req, this.#trustedOrigins)) {
-      socket.end("HTTP/1.1 403 Forbidden\r\nConnection: close\r\nContent-Length: 0\r\n\r\n");
-      return;
-    }
     const kind = pathname === "/compile" ? "compile" : "upload";
     this.#wss.handleUpgrade(req, socket, head, (ws) => { this.#attach(ws, kind); });
   }

@@ -37,48 +37,21 @@ function describeIssues(error: z.ZodError): string {
     .join("; ");
 }
 
-/**
- * The origin check: a browser always sends Origin on a WebSocket; it must name
- * the host the page was loaded from (or a trusted one). Clients without a
- * browser send none and pass.
- */
-export function originAllowed(req: IncomingMessage, trustedOrigins: readonly string[] = []): boolean {
-  const origin = req.headers.origin;
-  if (origin === undefined) return true;
-  if (trustedOrigins.includes(origin)) return true;
-  let originHost: string;
-  try {
-    originHost = new URL(origin).host;
-  } catch {
-    return false;
-  }
-  const forwarded = req.headers["x-forwarded-host"];
-  const host = typeof forwarded === "string" ? forwarded : req.headers.host;
-  return host !== undefined && originHost.toLowerCase() === host.toLowerCase();
-}
-
 export interface WsApiOptions {
   services: ApiServices;
-  trustedOrigins?: readonly string[];
 }
 
 export class WsApi {
   readonly #services: ApiServices;
-  readonly #trustedOrigins: readonly string[];
   readonly #wss = new WebSocketServer({ noServer: true, maxPayload: HARD_MAX_PAYLOAD });
   readonly #clients = new Set<WebSocket>();
 
   constructor(opts: WsApiOptions) {
     this.#services = opts.services;
-    this.#trustedOrigins = opts.trustedOrigins ?? [];
   }
 
-  /** Handles an HTTP upgrade for `/ws`; rejects a foreign Origin with 403. */
+  /** Handles an HTTP upgrade for `/ws` (the HTTP server has checked its Host and Origin). */
   handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
-    if (!originAllowed(req, this.#trustedOrigins)) {
-      socket.end("HTTP/1.1 403 Forbidden\r\nConnection: close\r\nContent-Length: 0\r\n\r\n");
-      return;
-    }
     this.#wss.handleUpgrade(req, socket, head, (ws) => {
       this.#attach(ws);
     });

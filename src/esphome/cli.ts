@@ -17,8 +17,53 @@ export const ESPHOME_ENV: Readonly<Record<string, string>> = {
   PYTHONIOENCODING: "utf-8",
 };
 
-export function esphomeEnv(dataDir: string): Record<string, string> {
-  return { ...ESPHOME_ENV, ESPHOME_DATA_DIR: dataDir };
+/**
+ * The builder's own settings (its password, Home Assistant token, ...) and the
+ * Supervisor's credentials. No ESPHome process sees them: a YAML can read any
+ * variable with `!env_var`, and a build server compiles YAML its peers wrote.
+ */
+export function isBuilderSecret(name: string): boolean {
+  return name.startsWith("ESPHOME_BUILDER_") || name === "SUPERVISOR_TOKEN" || name === "HASSIO_TOKEN";
+}
+
+/**
+ * What a build of a paired peer's YAML sees of this machine's environment:
+ * what finding programs, certificates and caches, locales and proxies need,
+ * and ESPHome's own settings (ESPHOME_*, never the builder's). The owner's
+ * other variables stay with the owner's builds.
+ */
+const PEER_ENV_NAMES: ReadonlySet<string> = new Set([
+  "PATH", "HOME", "USER", "LOGNAME", "SHELL", "LANG", "LANGUAGE", "TZ", "TMPDIR", "TERM",
+  "PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV", "LD_LIBRARY_PATH",
+  "SSL_CERT_FILE", "SSL_CERT_DIR", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE",
+  "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "no_proxy",
+  "PLATFORMIO_CORE_DIR", "PLATFORMIO_CACHE_DIR", "XDG_CACHE_HOME", "CCACHE_DIR",
+]);
+
+function peerMaySee(name: string): boolean {
+  return PEER_ENV_NAMES.has(name) || name.startsWith("LC_") || name.startsWith("ESPHOME_");
+}
+
+/** Whose YAML a process works on: the owner's, or a paired peer's (a build server's remote jobs). */
+export type EnvScope = "own" | "peer";
+
+/** `base` (the builder's environment) without the builder's secrets, narrowed further for a peer's YAML. */
+export function subprocessEnv(scope: EnvScope = "own", base: NodeJS.ProcessEnv = process.env): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const [name, value] of Object.entries(base)) {
+    if (value === undefined || isBuilderSecret(name)) continue;
+    if (scope === "peer" && !peerMaySee(name)) continue;
+    env[name] = value;
+  }
+  return env;
+}
+
+/**
+ * The whole environment of a job's ESPHome process (it is not merged with the
+ * builder's): `subprocessEnv`, ESPHome's output settings and `ESPHOME_DATA_DIR`.
+ */
+export function esphomeEnv(dataDir: string, scope: EnvScope = "own", base: NodeJS.ProcessEnv = process.env): Record<string, string> {
+  return { ...subprocessEnv(scope, base), ...ESPHOME_ENV, ESPHOME_DATA_DIR: dataDir };
 }
 
 export function compileArgs(yaml: string): string[] {

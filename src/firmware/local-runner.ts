@@ -52,7 +52,8 @@ export async function runEsphome(deps: LocalRunnerDeps, ctx: PhaseContext, args:
     file: executable,
     args,
     cwd: path.dirname(deps.paths.jobYaml(ctx.job)),
-    env: esphomeEnv(deps.paths.jobDataDir(ctx.job)),
+    // A build server's jobs for its peers compile YAML those peers wrote.
+    env: esphomeEnv(deps.paths.jobDataDir(ctx.job), ctx.job.remote_peer === "" ? "own" : "peer"),
     signal: ctx.signal,
     onLine: ctx.onLine,
     killGraceMs: deps.killGraceMs ?? KILL_GRACE_MS,

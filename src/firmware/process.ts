@@ -17,6 +17,7 @@ export interface ChildHandle {
 
 export interface SpawnOptions {
   cwd: string;
+  /** The child's whole environment (not merged with the builder's: see esphomeEnv). */
   env: Record<string, string>;
 }
 
@@ -27,7 +28,7 @@ export const execaSpawn: SpawnFn = (file, args, opts) => {
   const child = execa(file, args, {
     cwd: opts.cwd,
     env: opts.env,
-    extendEnv: true,
+    extendEnv: false,
     detached: true,
     stdin: "ignore",
     buffer: false,

@@ -27,7 +27,8 @@ describe("parseBasicAuth", () => {
 });
 
 describe("BasicAuth", () => {
-  const make = (now: { t: number }) => new BasicAuth({ credentials: { username: "esphome", password: "right" }, maxFailures: 3, windowMs: 60_000, now: () => now.t });
+  const make = (now: { t: number }, maxGlobalFailures = Number.POSITIVE_INFINITY) =>
+    new BasicAuth({ credentials: { username: "esphome", password: "right" }, maxFailures: 3, maxGlobalFailures, windowMs: 60_000, now: () => now.t });
 
   it("lets the right user and password through and nothing else", () => {
     const auth = make({ t: 0 });
@@ -85,6 +86,30 @@ describe("BasicAuth", () => {
     expect(full.check(basic("esphome", "wrong"), "10.3.0.1")).toBe("unauthorized");
   });
 
+  it("spends a global budget: past it, only peers that signed in before may try, until the window ends", () => {
+    const now = { t: 0 };
+    const auth = make(now, 20);
+    expect(auth.check(basic("esphome", "right"), "10.0.0.1")).toBe("ok");
+    // Twenty addresses, each well under its own limit of 3.
+    for (let i = 0; i < 20; i++) expect(auth.check(basic("esphome", "guess"), `10.5.0.${i}`)).toBe("unauthorized");
+    expect(auth.check(basic("esphome", "right"), "10.5.1.1")).toBe("too_many_attempts");
+    expect(auth.check(basic("esphome", "guess"), "10.5.1.2")).toBe("too_many_attempts");
+    expect(auth.retryAfterSeconds("10.5.1.2")).toBe(60);
+    // The owner's browser, which signed in before, keeps working.
+    expect(auth.check(basic("esphome", "right"), "10.0.0.1")).toBe("ok");
+    now.t = 30_000;
+    expect(auth.retryAfterSeconds("10.5.1.2")).toBe(30);
+    now.t = 60_000;
+    expect(auth.check(basic("esphome", "right"), "10.5.1.1")).toBe("ok");
+  });
+
+  it("a known peer that guesses wrong is still held to its own limit", () => {
+    const auth = make({ t: 0 }, 5);
+    expect(auth.check(basic("esphome", "right"), "10.0.0.1")).toBe("ok");
+    for (let i = 0; i < 3; i++) auth.check(basic("esphome", "x"), "10.0.0.1");
+    expect(auth.check(basic("esphome", "right"), "10.0.0.1")).toBe("too_many_attempts");
+  });
+
   it("says how long a locked-out peer has left", () => {
     const now = { t: 0 };
     const auth = make(now);
@@ -100,9 +125,10 @@ describe("BasicAuth", () => {
   });
 });
 
-function get(port: number, urlPath: string, authorization?: string): Promise<{ status: number; headers: http.IncomingHttpHeaders; body: string }> {
+function get(port: number, urlPath: string, authorization?: string, localAddress?: string): Promise<{ status: number; headers: http.IncomingHttpHeaders; body: string }> {
   return new Promise((resolve, reject) => {
-    const req = http.get({ host: "127.0.0.1", port, path: urlPath, headers: authorization === undefined ? {} : { authorization } }, (res) => {
+    const options = { host: "127.0.0.1", port, path: urlPath, headers: authorization === undefined ? {} : { authorization }, ...(localAddress === undefined ? {} : { localAddress }) };
+    const req = http.get(options, (res) => {
       let body = "";
       res.setEncoding("utf8");
       res.on("data", (d: string) => (body += d));
@@ -157,6 +183,22 @@ describe("a builder started with a password", () => {
     expect(blocked.status).toBe(429);
     expect(blocked.headers["retry-after"]).toBe("60");
     expect((await openApi(`ws://esphome:hunter2@127.0.0.1:${port}/ws`)).status).toBe(429);
+  });
+
+  it("closes to new addresses once 100 wrong passwords came from many addresses, while the owner's signed-in browser keeps working", async () => {
+    const { port } = await startBuilder({ username: "esphome", password: "hunter2" });
+    expect((await get(port, "/devices", basic("esphome", "hunter2"))).status).toBe(200);
+    // 120 loopback addresses (all of 127/8 is this machine), two guesses each: none reaches its own limit of ten.
+    const statuses: number[] = [];
+    for (let i = 0; i < 120; i++) {
+      for (let k = 0; k < 2; k++) statuses.push((await get(port, "/devices", basic("esphome", `guess${i}-${k}`), `127.0.${1 + (i >> 8)}.${(i & 255) + 1}`)).status);
+    }
+    expect(statuses.filter((s) => s === 401)).toHaveLength(100);
+    expect(statuses.slice(100).every((s) => s === 429)).toBe(true);
+    const stranger = await get(port, "/devices", basic("esphome", "hunter2"), "127.0.9.9");
+    expect(stranger.status).toBe(429);
+    expect(Number(stranger.headers["retry-after"])).toBeGreaterThan(0);
+    expect((await get(port, "/devices", basic("esphome", "hunter2"))).status).toBe(200);
   });
 
   it("keeps the open behaviour without one", async () => {

@@ -15,6 +15,7 @@ import { afterEach, beforeEach, describe, expect, it, onTestFinished, vi } from 
 import WebSocket from "ws";
 import type { ApiServices } from "../../src/api/commands.ts";
 import { HttpServer } from "../../src/api/http-server.ts";
+import { HostPolicy } from "../../src/api/host-guard.ts";
 import { Builder } from "../../src/builder.ts";
 import type { BuilderConfig } from "../../src/config.ts";
 import { isTerminal } from "../../src/firmware/job.ts";
@@ -73,9 +74,9 @@ function request(port: number, opts: { path: string; from: string; headers?: Rec
   });
 }
 
-function upgrade(port: number, urlPath: string, from: string): Promise<number> {
+function upgrade(port: number, urlPath: string, from: string, headers: Record<string, string> = {}): Promise<number> {
   return new Promise((resolve) => {
-    const ws = new WebSocket(`ws://127.0.0.1:${port}${urlPath}`, { localAddress: from });
+    const ws = new WebSocket(`ws://127.0.0.1:${port}${urlPath}`, { localAddress: from, headers });
     ws.on("open", () => {
       ws.close();
       resolve(101);
@@ -190,6 +191,18 @@ describe("ingress security in add-on mode", () => {
     expect(await upgrade(port, "/ws", "127.0.0.1")).toBe(403);
   });
 
+  it("holds the loopback legacy API to the rebinding guard, and the ingress proxy's Origin to its forwarded Host", async () => {
+    const { port } = await addonBuilder();
+    // A browser on the Home Assistant host, on a page whose name was rebound to the loopback.
+    const rebound = await request(port, { path: "/json-config?configuration=kitchen.yaml", from: "127.0.0.1", headers: { host: `evil.example:${port}` } });
+    expect(rebound.status).toBe(403);
+    expect(await upgrade(port, "/compile", "127.0.0.1", { host: `evil.example:${port}`, origin: `http://evil.example:${port}` })).toBe(403);
+    // Home Assistant's ingress forwards the user's own Host and Origin, with X-Forwarded-Host.
+    const ha = { host: "homeassistant.local:8123", "x-forwarded-host": "homeassistant.local:8123" };
+    expect(await upgrade(port, "/ws", INGRESS, { ...ha, origin: "http://homeassistant.local:8123" })).toBe(101);
+    expect(await upgrade(port, "/ws", INGRESS, { ...ha, origin: "http://evil.example" })).toBe(403);
+  });
+
   it("serves the legacy dashboard API to Home Assistant Core on the loopback, and to nobody else", async () => {
     const { port } = await addonBuilder();
     const devices = await request(port, { path: "/devices", from: "127.0.0.1" });
@@ -206,7 +219,7 @@ describe("ingress security in add-on mode", () => {
     await mkdir(path.join(panelDir, "assets"));
     await writeFile(path.join(panelDir, "index.html"), "<!doctype html><title>x</title>");
     await writeFile(path.join(panelDir, "assets", "index.html"), "asset");
-    const server = new HttpServer({ services: {} as ApiServices, host: "127.0.0.1", port: 0, panelDir, access: { full: [INGRESS], legacy: [] } });
+    const server = new HttpServer({ services: {} as ApiServices, host: "127.0.0.1", port: 0, panelDir, access: { full: [INGRESS], legacy: [] }, hosts: new HostPolicy({ ingressProxies: [INGRESS] }) });
     const port = await server.start();
     onTestFinished(async () => { await server.stop(); });
     const behindIngress = await request(port, { path: "/assets", from: INGRESS, headers: { "X-Ingress-Path": "/api/hassio_ingress/tok123" } });

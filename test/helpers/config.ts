@@ -21,6 +21,8 @@ export function testConfig(dir: string, overrides: Partial<BuilderConfig> = {}):
     uploadConcurrency: 4,
     remoteRestoreGraceSeconds: 30,
     addon: false,
+    allowedHosts: [],
+    trustedProxies: [],
     ...overrides,
   };
 }

@@ -125,6 +125,26 @@ describe("a build server process and an offloader", () => {
     await o.offloader.stop();
   });
 
+  it("builds a peer's YAML without the build server's secrets or its owner's variables", async () => {
+    const r = await startReceiver(undefined, undefined, {
+      ESPHOME_BUILDER_HA_URL: "http://127.0.0.1:9",
+      ESPHOME_BUILDER_HA_TOKEN: "ha-token",
+      HASSIO_TOKEN: "old-sv-token",
+      OWNER_SECRET: "the owner's",
+    });
+    const o = await startOffloader();
+    const pin = await pair(r, o);
+    const session = o.offloader.session(pin)!;
+    expect(await session.submitJob("job000000009", "compile", "kitchen.yaml", await bundleOf(r.dir), "kitchen")).toEqual({ accepted: true });
+    await waitFor(() => o.events.some((e) => e.name === "offloader_job_state_changed" && (e.payload as { status: string }).status === "completed"), 20_000, "the compile");
+    const runs = (await readFile(r.record, "utf8")).trim().split("\n").map((l) => JSON.parse(l) as { command: string; configuration: string; env_names: string[] });
+    const compile = runs.find((run) => run.command === "compile" && run.configuration.includes(".remote_builds"));
+    expect(compile?.env_names).toContain("PATH");
+    expect(compile?.env_names).toContain("ESPHOME_DATA_DIR");
+    for (const name of ["ESPHOME_BUILDER_HA_TOKEN", "ESPHOME_BUILDER_HA_URL", "HASSIO_TOKEN", "OWNER_SECRET"]) expect(compile?.env_names).not.toContain(name);
+    await o.offloader.stop();
+  });
+
   it("reports a killed build server within seconds and reconnects when it is back", async () => {
     const r = await startReceiver();
     const o = await startOffloader();
