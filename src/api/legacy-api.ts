@@ -294,7 +294,8 @@ export class LegacyApi {
         fail(args.error.issues.map((i) => i.message).join("; "));
         return;
       }
-      void (command.run as (a: unknown, s: ApiServices, c: ClientContext) => Promise<FirmwareJob>)(args.data, this.#services, LEGACY_CLIENT).then(
+      const run = command.run as (a: unknown, s: ApiServices, c: ClientContext) => Promise<FirmwareJob>;
+      void run(args.data, this.#services, LEGACY_CLIENT).then(
         (created) => {
           job = created;
           log.info(`legacy ${kind} of ${created.configuration}: job ${created.job_id}`);
@@ -307,25 +308,44 @@ export class LegacyApi {
             }
             return;
           }
-          this.#follow(created.job_id, send, exit, cleanups);
+          // #follow never rejects: a failure to read the job's log is told to the client.
+          return this.#follow(created.job_id, send, exit, cleanups);
         },
         (err: unknown) => { fail(err instanceof BuilderError ? err.message : `Internal error: ${errorMessage(err)}`); },
-      );
+      ).catch((err: unknown) => {
+        log.error(`legacy ${kind}: following the job failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
+        if (!finished) exit(1);
+      });
     });
   }
 
-  /** Streams a job's output, then its exit code; listeners attach in the same step as the snapshot. */
-  #follow(jobId: string, send: (frame: object, droppable?: boolean) => void, exit: (code: number) => void, cleanups: (() => void)[]): void {
+  /**
+   * Streams a job's output, then its exit code; listeners attach in the same
+   * step as the snapshot. A job that ended before this (superseded while it was
+   * being queued, say) is replayed from its log. When it has left the history
+   * already, or its log cannot be read, the client is told so in a line and
+   * gets exit code 1 (or the job's own code, when it is known).
+   */
+  async #follow(jobId: string, send: (frame: object, droppable?: boolean) => void, exit: (code: number) => void, cleanups: (() => void)[]): Promise<void> {
     const { queue, bus } = this.#services;
     const exitCode = (j: FirmwareJob): number => (j.status === "completed" ? 0 : j.exit_code !== null && j.exit_code !== 0 ? j.exit_code : 1);
     const current = queue.get(jobId);
     const live = queue.liveOutput(jobId);
     if (current === undefined || isTerminal(current.status) || live === null) {
-      void queue.output(jobId).then((lines) => {
-        for (const line of lines) send({ event: "line", data: line }, true);
-        const final = queue.get(jobId) ?? current;
-        exit(final === undefined ? 1 : exitCode(final));
-      });
+      let lines: string[];
+      if (current === undefined) {
+        lines = [`*** Job ${jobId} ended and left the history before it could be followed ***\n`];
+      } else {
+        try {
+          lines = await queue.output(jobId);
+        } catch (err) {
+          log.warning(`legacy: the log of job ${jobId} could not be read: ${errorMessage(err)}`);
+          lines = [`*** The job's log could not be read: ${errorMessage(err)} ***\n`];
+        }
+      }
+      for (const line of lines) send({ event: "line", data: line }, true);
+      const final = queue.get(jobId) ?? current;
+      exit(final === undefined ? 1 : exitCode(final));
       return;
     }
     for (const line of live) send({ event: "line", data: line }, true);
