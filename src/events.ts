@@ -59,7 +59,7 @@ export class EventBus {
       set = new Listeners();
       this.#listeners.set(name, set);
     }
-    return set.add(listener as (payload: never) => void);
+    return set.add(listener);
   }
 
   /** Subscribe to every event; the listener gets the name and payload. */

@@ -37,7 +37,12 @@ export interface ApiServices {
 
 /** A stream sends frames `{message_id, event, data}` until it ends or the socket closes. */
 export interface StreamSink {
-  send(event: string, data: unknown, opts?: { droppable?: boolean }): void;
+  /**
+   * `droppable`: skipped while the client is backlogged. `paced`: never
+   * skipped here because the sender itself checks `backlogged()` (job output,
+   * which notes its gaps); neither kind holds back the client's requests.
+   */
+  send(event: string, data: unknown, opts?: { droppable?: boolean; paced?: boolean }): void;
   /** True while the client is far behind (its socket holds too much unsent data). */
   backlogged(): boolean;
   /** Ends the stream (detaches its listeners). */
@@ -374,7 +379,7 @@ class OutputForwarder {
       this.line(notice);
     }
     if (!this.#batch) {
-      this.#sink.send("output", { line });
+      this.#sink.send("output", { line }, { paced: true });
       return;
     }
     this.#pending.push(line);
@@ -386,7 +391,7 @@ class OutputForwarder {
     if (this.#timer !== undefined) clearTimeout(this.#timer);
     this.#timer = undefined;
     if (this.#pending.length === 0) return;
-    this.#sink.send("output_batch", { lines: this.#pending });
+    this.#sink.send("output_batch", { lines: this.#pending }, { paced: true });
     this.#pending = [];
   }
 

@@ -17,7 +17,9 @@
  * (Home Assistant's update entity calls one, then the other), so they show in
  * the panel, respect the lanes and supersede rules, and use build servers.
  * Closing the socket before the end cancels the job, like the old dashboard
- * killing its subprocess.
+ * killing its subprocess. One socket follows one job; output lines a slow
+ * client has not read are dropped past the Outbox's limits (the job is
+ * unaffected), and a client that reads nothing at all is closed with 1008.
  */
 import { execFile } from "node:child_process";
 import { promises as fs } from "node:fs";
@@ -33,6 +35,7 @@ import { BuilderError, errorMessage } from "../errors.ts";
 import { isTerminal, type FirmwareJob } from "../firmware/job.ts";
 import { getLogger } from "../logger.ts";
 import { COMMANDS, type ApiServices, type ClientContext } from "./commands.ts";
+import { CLOSE_NOT_READING, CLOSE_NOT_READING_REASON, Outbox } from "./outbox.ts";
 import { originAllowed } from "./ws-api.ts";
 
 const log = getLogger("legacy-api");
@@ -45,8 +48,6 @@ export const LEGACY_WS_PATHS: readonly string[] = ["/compile", "/upload"];
 const SPAWN_TIMEOUT_MS = 30_000;
 /** `esphome config` may take a while on a cold cache, but not forever. */
 const CONFIG_TIMEOUT_MS = 120_000;
-/** Unsent output past this is dropped for a slow client (the job itself is unaffected). */
-const BACKLOG_LIMIT = 8 * 1024 * 1024;
 const MAX_CONFIG_OUTPUT = 16 * 1024 * 1024;
 
 export interface LegacyDevice {
@@ -98,7 +99,7 @@ export class LegacyApi {
   readonly #services: ApiServices;
   readonly #esphome: string;
   readonly #trustedOrigins: readonly string[];
-  readonly #wss = new WebSocketServer({ noServer: true, maxPayload: 64 * 1024 });
+  readonly #wss = new WebSocketServer({ noServer: true, maxPayload: 64 * 1024, autoPong: false });
   readonly #sockets = new Set<WebSocket>();
   #configRuns = 0;
 
@@ -236,10 +237,13 @@ export class LegacyApi {
     let started = false;
     let finished = false;
     const timer = setTimeout(() => { if (!started) ws.close(1008, "no spawn message"); }, SPAWN_TIMEOUT_MS);
+    const outbox = new Outbox(ws, (detail) => {
+      log.warning(`closing the legacy ${kind} connection (${CLOSE_NOT_READING} ${CLOSE_NOT_READING_REASON}): ${detail}`);
+      ws.close(CLOSE_NOT_READING, CLOSE_NOT_READING_REASON);
+    });
     const send = (frame: object, droppable = false): void => {
-      if (ws.readyState !== ws.OPEN) return;
-      if (droppable && ws.bufferedAmount > BACKLOG_LIMIT) return;
-      ws.send(JSON.stringify(frame));
+      if (droppable && outbox.backlogged()) return;
+      outbox.send(JSON.stringify(frame), droppable ? "droppable" : "event");
     };
     const exit = (code: number): void => {
       finished = true;
@@ -247,6 +251,7 @@ export class LegacyApi {
       ws.close(1000);
     };
     ws.on("error", (err) => { log.debug(`legacy ${kind} socket error: ${err.message}`); });
+    ws.on("ping", (data: Buffer) => { outbox.pong(data); });
     ws.on("close", () => {
       clearTimeout(timer);
       this.#sockets.delete(ws);
@@ -294,8 +299,7 @@ export class LegacyApi {
         fail(args.error.issues.map((i) => i.message).join("; "));
         return;
       }
-      const run = command.run as (a: unknown, s: ApiServices, c: ClientContext) => Promise<FirmwareJob>;
-      void run(args.data, this.#services, LEGACY_CLIENT).then(
+      void (command.run as (a: unknown, s: ApiServices, c: ClientContext) => Promise<FirmwareJob>)(args.data, this.#services, LEGACY_CLIENT).then(
         (created) => {
           job = created;
           log.info(`legacy ${kind} of ${created.configuration}: job ${created.job_id}`);
