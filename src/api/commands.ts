@@ -55,8 +55,8 @@ export interface StreamSink {
 export interface ClientContext {
   /** Unique per WebSocket connection. */
   readonly clientId: string;
-  /** Runs `fn` when the connection closes. */
-  onClose(fn: () => void): void;
+  /** Runs `fn` when the connection closes; a later `fn` for the same `key` replaces the earlier one, so repeated calls hold one. */
+  onClose(key: string, fn: () => void): void;
 }
 
 interface Reply<S extends z.ZodType> {
@@ -275,7 +275,7 @@ export const COMMANDS = {
 
   "remote_build/set_pairing_window": reply(z.strictObject({ open: z.boolean() }), (args, s, client) => {
     const result = s.remote.receiver.setPairingWindow(client.clientId, args.open);
-    if (args.open) client.onClose(() => { s.remote.receiver.clientGone(client.clientId); });
+    if (args.open) client.onClose("pairing_window", () => { s.remote.receiver.clientGone(client.clientId); });
     return result;
   }),
 

@@ -91,7 +91,7 @@ interface Connection {
   readonly client: ClientContext;
   /** The `end` of each open stream. */
   readonly streams: Set<() => void>;
-  readonly onClose: (() => void)[];
+  readonly onClose: Map<string, () => void>;
   /** Requests received and not yet started, oldest first (at most what the socket had read when it was paused). */
   readonly waiting: [RawData, boolean][];
   inFlight: number;
@@ -136,7 +136,7 @@ export class WsApi {
 
   #attach(ws: WebSocket, socket: Duplex, peer: string): void {
     this.#clients.add(ws);
-    const onClose: (() => void)[] = [];
+    const onClose = new Map<string, () => void>();
     const conn: Connection = {
       ws,
       socket,
@@ -150,7 +150,7 @@ export class WsApi {
       }),
       client: {
         clientId: randomBytes(8).toString("hex"),
-        onClose: (fn) => { onClose.push(fn); },
+        onClose: (key, fn) => { onClose.set(key, fn); },
       },
       streams: new Set(),
       onClose,
@@ -249,7 +249,9 @@ export class WsApi {
     conn.poll = undefined;
     conn.waiting.length = 0;
     for (const end of [...conn.streams]) end();
-    for (const fn of conn.onClose.splice(0)) fn();
+    const onClose = [...conn.onClose.values()];
+    conn.onClose.clear();
+    for (const fn of onClose) fn();
   }
 
   #send(conn: Connection, frame: object, kind: FrameKind = "reply"): void {

@@ -208,6 +208,24 @@ describe("streams per connection (in process, to see the listeners)", () => {
   });
 });
 
+describe("what a connection leaves for its close", () => {
+  it("closes the pairing window a connection opened (200 times) when it closes, and not while another panel still wants it open", async () => {
+    const { builder, port } = await startBuilder();
+    const client = await ApiClient.connect(port);
+    await client.call("remote_build/set_settings", { enabled: true });
+    for (let i = 0; i < 200; i++) await client.call("remote_build/set_pairing_window", { open: true });
+    expect(builder.remote.receiver.settings().pairing_window_open).toBe(true);
+    const other = await ApiClient.connect(port);
+    await other.call("remote_build/set_pairing_window", { open: true });
+    client.close();
+    // Still open: the other panel asked for it too.
+    await sleep(200);
+    expect(builder.remote.receiver.settings().pairing_window_open).toBe(true);
+    other.close();
+    await waitFor(() => !builder.remote.receiver.settings().pairing_window_open, 5000, "the window to close");
+  });
+});
+
 describe("a client that sends requests and never reads the replies", () => {
   it(`stops reading it (memory bounded, pings answered, 95 % under ${PING_BOUND_MS} ms), then answers all 400,000 requests in order once it reads`, { timeout: 300_000 }, async () => {
     const builder = await builderProcess();
