@@ -145,8 +145,8 @@ export class Outbox {
       head++;
     }
     if (head === ends.length) {
-      this.#ends = [];
-      this.#sizes = [];
+      ends.length = 0;
+      this.#sizes.length = 0;
       head = 0;
     } else if (head > 4096 && head * 2 > ends.length) {
       this.#ends = ends.slice(head);
