@@ -12,6 +12,7 @@ export const ErrorCode = {
   InternalError: "internal_error",
   NotAuthenticated: "not_authenticated",
   Unavailable: "unavailable",
+  TooManyStreams: "too_many_streams",
 } as const;
 
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];

@@ -37,7 +37,12 @@ export interface ApiServices {
 
 /** A stream sends frames `{message_id, event, data}` until it ends or the socket closes. */
 export interface StreamSink {
-  send(event: string, data: unknown, opts?: { droppable?: boolean }): void;
+  /**
+   * `droppable`: skipped while the client is backlogged. `paced`: never
+   * skipped here because the sender itself checks `backlogged()` (job output,
+   * which notes its gaps); neither kind holds back the client's requests.
+   */
+  send(event: string, data: unknown, opts?: { droppable?: boolean; paced?: boolean }): void;
   /** True while the client is far behind (its socket holds too much unsent data). */
   backlogged(): boolean;
   /** Ends the stream (detaches its listeners). */
@@ -50,8 +55,8 @@ export interface StreamSink {
 export interface ClientContext {
   /** Unique per WebSocket connection. */
   readonly clientId: string;
-  /** Runs `fn` when the connection closes. */
-  onClose(fn: () => void): void;
+  /** Runs `fn` when the connection closes; a later `fn` for the same `key` replaces the earlier one, so repeated calls hold one. */
+  onClose(key: string, fn: () => void): void;
 }
 
 interface Reply<S extends z.ZodType> {
@@ -270,7 +275,7 @@ export const COMMANDS = {
 
   "remote_build/set_pairing_window": reply(z.strictObject({ open: z.boolean() }), (args, s, client) => {
     const result = s.remote.receiver.setPairingWindow(client.clientId, args.open);
-    if (args.open) client.onClose(() => { s.remote.receiver.clientGone(client.clientId); });
+    if (args.open) client.onClose("pairing_window", () => { s.remote.receiver.clientGone(client.clientId); });
     return result;
   }),
 
@@ -374,7 +379,7 @@ class OutputForwarder {
       this.line(notice);
     }
     if (!this.#batch) {
-      this.#sink.send("output", { line });
+      this.#sink.send("output", { line }, { paced: true });
       return;
     }
     this.#pending.push(line);
@@ -386,7 +391,7 @@ class OutputForwarder {
     if (this.#timer !== undefined) clearTimeout(this.#timer);
     this.#timer = undefined;
     if (this.#pending.length === 0) return;
-    this.#sink.send("output_batch", { lines: this.#pending });
+    this.#sink.send("output_batch", { lines: this.#pending }, { paced: true });
     this.#pending = [];
   }
 

@@ -307,9 +307,16 @@ export class FirmwareQueue {
     this.#store.scheduleSave(() => this.#index());
   }
 
+  /** Background work `stop` waits for. A failure is logged: a rejection here must not crash the builder. */
   #track<T>(promise: Promise<T>): void {
     this.#inflight.add(promise);
-    void promise.finally(() => this.#inflight.delete(promise));
+    promise.then(
+      () => { this.#inflight.delete(promise); },
+      (err: unknown) => {
+        this.#inflight.delete(promise);
+        log.error(`background work failed: ${errorMessage(err)}`);
+      },
+    );
   }
 
   #place(entry: Entry): void {
