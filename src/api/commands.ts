@@ -18,7 +18,7 @@ import type { FirmwareQueue } from "../firmware/queue.ts";
 import type { Paths } from "../paths.ts";
 import type { DownloadTokens } from "./downloads.ts";
 import type { RemoteBuild } from "../remote-build/remote-build.ts";
-import { isPinSha256 } from "../remote-build/fingerprint.ts";
+import { pinSchema } from "../remote-build/fingerprint.ts";
 import { isValidDashboardId } from "../remote-build/identity.ts";
 import { classifyPort } from "../esphome/port.ts";
 
@@ -111,7 +111,8 @@ const hostname = z.string().min(1).max(253).transform((value, ctx) => {
   return value;
 });
 const tcpPort = z.number().int().min(1).max(65535);
-const pin = z.string().refine((v) => isPinSha256(v), "pin_sha256 must be 64 lowercase hex characters");
+/** Either case in, canonical (lowercase) out: the rule of src/remote-build/pin.ts. */
+const pin = pinSchema;
 const dashboardId = z.string().refine((v) => isValidDashboardId(v), "dashboard_id must be 1-64 base64url characters");
 
 const jobId = z.string().regex(/^[0-9a-f]{12}$/, "job_id must be 12 lowercase hex characters");

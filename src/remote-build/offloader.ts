@@ -18,8 +18,9 @@ import type { Paths } from "../paths.ts";
 import { JsonStore } from "../store.ts";
 import { initiate, PeerLinkError, type SecureChannel } from "./channel.ts";
 import { ARTIFACTS_MAX_BYTES, AssemblyError, ChunkAssembler, chunkCount, sendChunks } from "./chunks.ts";
-import { fingerprintEmoji, isPinSha256 } from "./fingerprint.ts";
+import { fingerprintEmoji, pinSchema } from "./fingerprint.ts";
 import type { Identity, IdentityStore } from "./identity.ts";
+import { PIN_RULE, parsePin } from "./pin.ts";
 import {
   HANDSHAKE_STEP_MS,
   HEARTBEAT_INTERVAL_MS,
@@ -37,7 +38,7 @@ export const SUBMIT_ACK_TIMEOUT_MS = 60_000;
 const ORPHAN_REASONS = new Set(["superseded", "pin_mismatch", "no_approved_peer", "revoked"]);
 
 const storedPairingSchema = z.object({
-  pin_sha256: z.string().regex(/^[0-9a-f]{64}$/),
+  pin_sha256: pinSchema,
   label: z.string().max(128),
   receiver_hostname: z.string().min(1).max(255),
   receiver_port: z.number().int().min(1).max(65535),
@@ -361,8 +362,9 @@ export class Offloader {
   }
 
   /** Asks a build server to pair, pinned to the key the user compared. */
-  async requestPair(hostname: string, port: number, pin: string, label?: string): Promise<PairingSummary> {
-    if (!isPinSha256(pin)) throw invalidArgs("pin_sha256 must be 64 lowercase hex characters");
+  async requestPair(hostname: string, port: number, pinSha256: string, label?: string): Promise<PairingSummary> {
+    const pin = parsePin(pinSha256);
+    if (pin === null) throw invalidArgs(PIN_RULE);
     const identity = this.#requireIdentity();
     const { channel, response } = await this.#connect(() =>
       initiate({
