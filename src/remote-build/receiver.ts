@@ -23,8 +23,9 @@ import { resolvePaths, type Paths } from "../paths.ts";
 import { JsonStore } from "../store.ts";
 import { packArtifacts } from "./artifacts.ts";
 import { bundleDirFor, cleanupRemoteBuilds, extractBundle } from "./bundle.ts";
-import { accept, type SecureChannel } from "./channel.ts";
+import { accept, hangUp, type SecureChannel } from "./channel.ts";
 import { AssemblyError, BUNDLE_MAX_BYTES, ChunkAssembler, chunkCount, sendChunks } from "./chunks.ts";
+import { pinSchema } from "./fingerprint.ts";
 import type { Identity, IdentityStore } from "./identity.ts";
 import {
   CONTROL_FRAME_MAX_BYTES,
@@ -46,10 +47,18 @@ export const REMOTE_BUILDS_TTL_MS = 24 * 60 * 60 * 1000;
 const CLEANUP_INTERVAL_MS = 60 * 60 * 1000;
 /** Pending pairing requests kept at most (oldest dropped first). */
 export const MAX_PENDING = 16;
+/**
+ * A `pair_status` long poll waits at most this long, then the connection is
+ * closed without an answer (as when a handshake read times out); offloaders
+ * simply ask again.
+ */
+export const PAIR_STATUS_MAX_WAIT_MS = PAIRING_WINDOW_MS;
+/** Long polls waiting on one pending request at most; a newer one hangs up the oldest. */
+export const MAX_STATUS_WAITERS_PER_REQUEST = 4;
 
 const storedPeerSchema = z.object({
   dashboard_id: z.string().max(64),
-  pin_sha256: z.string().regex(/^[0-9a-f]{64}$/),
+  pin_sha256: pinSchema,
   public_key: z.string().max(64),
   label: z.string().max(128),
   friendly_name: z.string().max(128).default(""),
@@ -72,6 +81,7 @@ export interface ReceiverTimings {
   heartbeatTimeoutMs: number;
   stepTimeoutMs: number;
   remoteBuildsTtlMs: number;
+  pairStatusMaxWaitMs: number;
 }
 
 export interface ReceiverDeps {
@@ -135,8 +145,8 @@ export class Receiver {
   #port: number | null = null;
   #cleanupTimer: NodeJS.Timeout | undefined;
   readonly #unsubscribe: Unsubscribe[] = [];
-  /** Long polls waiting on a dashboard_id's status. */
-  readonly #statusWaiters = new Map<string, Set<() => void>>();
+  /** Long polls waiting on a dashboard_id's status: wake-up, and how to end that poll's connection. */
+  readonly #statusWaiters = new Map<string, Map<() => void, () => void>>();
 
   constructor(deps: ReceiverDeps) {
     this.#deps = deps;
@@ -146,6 +156,7 @@ export class Receiver {
       heartbeatTimeoutMs: HEARTBEAT_TIMEOUT_MS,
       stepTimeoutMs: 10_000,
       remoteBuildsTtlMs: REMOTE_BUILDS_TTL_MS,
+      pairStatusMaxWaitMs: PAIR_STATUS_MAX_WAIT_MS,
       ...deps.timings,
     };
     this.#now = deps.now ?? Date.now;
@@ -313,7 +324,7 @@ export class Receiver {
   #statusChanged(dashboardId: string, status: "approved" | "removed"): void {
     this.#deps.bus.emit("remote_build_pair_status_changed", { dashboard_id: dashboardId, status });
     const waiters = this.#statusWaiters.get(dashboardId);
-    if (waiters !== undefined) for (const wake of [...waiters]) wake();
+    if (waiters !== undefined) for (const wake of [...waiters.keys()]) wake();
   }
 
   // ---- approve / remove ----
@@ -443,7 +454,9 @@ export class Receiver {
           return;
         }
         const response = await this.#pairStatus(parsed.data.dashboard_id, accepted.remotePin, ws);
-        if (ws.readyState === ws.OPEN) done(response);
+        if (ws.readyState !== ws.OPEN) return;
+        if (response === null) accepted.hangUp("pair_status time limit");
+        else done(response);
         return;
       }
       case "peer_link": {
@@ -508,8 +521,15 @@ export class Receiver {
     return { intent_response: "pending" };
   }
 
-  /** Answers at once unless the request is pending; then waits until it is approved or removed. */
-  async #pairStatus(dashboardId: string, pin: string, ws: WebSocket): Promise<Record<string, unknown>> {
+  /**
+   * Answers at once unless the request is pending; then waits until it is
+   * approved or removed, or the connection closes, or the time limit passes
+   * (null: hang up without an answer). At most
+   * `MAX_STATUS_WAITERS_PER_REQUEST` polls wait on one request: a newer one
+   * ends the oldest.
+   */
+  async #pairStatus(dashboardId: string, pin: string, ws: WebSocket): Promise<Record<string, unknown> | null> {
+    const deadline = this.#now() + this.#timings.pairStatusMaxWaitMs;
     for (;;) {
       const approved = this.#approved.get(dashboardId);
       if (approved !== undefined) {
@@ -518,19 +538,30 @@ export class Receiver {
       const pending = this.#pending.get(dashboardId);
       if (pending === undefined) return { intent_response: "rejected", reason: "no_approved_peer" };
       if (pending.pin_sha256 !== pin) return { intent_response: "rejected", reason: "pin_mismatch" };
-      await new Promise<void>((resolve) => {
-        const waiters = this.#statusWaiters.get(dashboardId) ?? new Set<() => void>();
+      const left = deadline - this.#now();
+      if (left <= 0) return null;
+      const timedOut = await new Promise<boolean>((resolve) => {
+        const waiters = this.#statusWaiters.get(dashboardId) ?? new Map<() => void, () => void>();
         this.#statusWaiters.set(dashboardId, waiters);
-        const wake = (): void => {
+        const finish = (expired: boolean): void => {
+          clearTimeout(timer);
           waiters.delete(wake);
           if (waiters.size === 0) this.#statusWaiters.delete(dashboardId);
           ws.off("close", wake);
-          resolve();
+          resolve(expired);
         };
-        waiters.add(wake);
+        const wake = (): void => { finish(false); };
+        const timer = setTimeout(() => { finish(true); }, left);
+        waiters.set(wake, () => { hangUp(ws, "a newer pair_status poll"); });
         ws.once("close", wake);
+        if (waiters.size > MAX_STATUS_WAITERS_PER_REQUEST) {
+          const [oldestWake, endOldest] = waiters.entries().next().value as [() => void, () => void];
+          endOldest();
+          oldestWake();
+        }
       });
       if (ws.readyState !== ws.OPEN) return { intent_response: "rejected" };
+      if (timedOut) return null;
     }
   }
 
