@@ -180,7 +180,7 @@ export class Receiver {
       bus.on("job_output", ({ job_id, line }) => {
         const job = this.#deps.queue.get(job_id);
         if (job === undefined || job.remote_peer === "") return;
-        this.#sessions.get(job.remote_peer)?.channel.send({ type: "job_output", job_id: job.remote_job_id, stream: "stdout", line });
+        for (const session of this.#sessionsOf(job.remote_peer)) session.channel.send({ type: "job_output", job_id: job.remote_job_id, stream: "stdout", line });
       }),
     );
     if (this.#enabled) await this.#bind();
@@ -716,20 +716,22 @@ export class Receiver {
     };
     try {
       const stem = header.configuration_filename.replace(/\.ya?ml$/i, "");
-      const dir = bundleDirFor(this.#deps.paths.remoteBuildsDir, session.peer.dashboard_id, stem);
+      const dir = bundleDirFor(this.#deps.paths.remoteBuildsDir, session.peer.pin_sha256, stem);
       const extracted = await extractBundle(bundle, dir);
       if (state.cancelled) {
         session.channel.send({ type: "job_state_changed", job_id: header.job_id, status: "cancelled", error_message: "cancelled before the build started" });
         return;
       }
       const configuration = path.relative(this.#deps.paths.remoteBuildsDir, path.join(dir, extracted.configuration)).split(path.sep).join("/");
-      await this.#deps.queue.enqueue({
+      const job = await this.#deps.queue.enqueue({
         configuration,
         job_type: header.target === "clean" ? "clean" : "compile",
-        remote_peer: session.peer.dashboard_id,
+        remote_peer: session.peer.pin_sha256,
         remote_job_id: header.job_id,
         remote_peer_label: session.peer.label,
       });
+      // A cancel that came while the job was being written down applies now.
+      if (state.cancelled) this.#cancelQueued(job.job_id, header.job_id);
     } catch (err) {
       fail(`receiver could not process the bundle: ${errorMessage(err)}`);
     } finally {
@@ -737,8 +739,18 @@ export class Receiver {
     }
   }
 
-  #findRemoteJob(dashboardId: string, remoteJobId: string): FirmwareJob | undefined {
-    return this.#deps.queue.list().find((j) => j.remote_peer === dashboardId && j.remote_job_id === remoteJobId);
+  /**
+   * A peer's job by its own job id. Jobs belong to the pin that sent them
+   * (never to a dashboard_id, which a peer chooses and which a later peer
+   * may be approved under), so no peer can see, cancel or download another's.
+   */
+  #findRemoteJob(peerPin: string, remoteJobId: string): FirmwareJob | undefined {
+    return this.#deps.queue.list().find((j) => j.remote_peer === peerPin && j.remote_job_id === remoteJobId);
+  }
+
+  /** The open sessions of one peer (one per dashboard_id it is approved under). */
+  #sessionsOf(peerPin: string): Session[] {
+    return [...this.#sessions.values()].filter((s) => s.peer.pin_sha256 === peerPin);
   }
 
   #cancel(session: Session, remoteJobId: string): void {
@@ -752,10 +764,14 @@ export class Receiver {
       session.channel.send({ type: "job_state_changed", job_id: remoteJobId, status: "cancelled", error_message: "cancelled before the build started" });
       return;
     }
-    const job = this.#findRemoteJob(session.peer.dashboard_id, remoteJobId);
+    const job = this.#findRemoteJob(session.peer.pin_sha256, remoteJobId);
     if (job === undefined || job.status === "completed" || job.status === "failed" || job.status === "cancelled") return;
+    this.#cancelQueued(job.job_id, remoteJobId);
+  }
+
+  #cancelQueued(jobId: string, remoteJobId: string): void {
     try {
-      this.#deps.queue.cancel(job.job_id);
+      this.#deps.queue.cancel(jobId);
     } catch (err) {
       log.debug(`cancel of ${remoteJobId} ignored: ${errorMessage(err)}`);
     }
@@ -763,10 +779,8 @@ export class Receiver {
 
   #fanOut(job: FirmwareJob, status: "running" | "completed" | "failed" | "cancelled"): void {
     if (job.remote_peer === "") return;
-    const session = this.#sessions.get(job.remote_peer);
-    if (session === undefined) return;
     const error = status === "failed" || status === "cancelled" ? (job.error ?? "") : "";
-    session.channel.send({ type: "job_state_changed", job_id: job.remote_job_id, status, error_message: error });
+    for (const session of this.#sessionsOf(job.remote_peer)) session.channel.send({ type: "job_state_changed", job_id: job.remote_job_id, status, error_message: error });
   }
 
   async #download(session: Session, remoteJobId: string, only: ReadonlySet<string> | undefined): Promise<void> {
@@ -777,7 +791,7 @@ export class Receiver {
       end("duplicate_download");
       return;
     }
-    const job = this.#findRemoteJob(session.peer.dashboard_id, remoteJobId);
+    const job = this.#findRemoteJob(session.peer.pin_sha256, remoteJobId);
     if (job === undefined) {
       end("unknown_job");
       return;
