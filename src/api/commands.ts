@@ -287,6 +287,11 @@ export const COMMANDS = {
     return { removed: true };
   }),
 
+  "remote_build/dismiss_problem": reply(z.strictObject({ id: z.string().min(1).max(64) }), (args, s) => {
+    s.remote.dismissProblem(args.id);
+    return { dismissed: true };
+  }),
+
   "remote_build/preview_pair": reply(z.strictObject({ hostname, port: tcpPort }), (args, s) => s.remote.offloader.previewPair(args.hostname, args.port)),
 
   "remote_build/request_pair": reply(

@@ -12,7 +12,7 @@ import type { AddressInfo } from "node:net";
 import path from "node:path";
 import { WebSocketServer, type WebSocket } from "ws";
 import { z } from "zod";
-import type { PeerSummary, ReceiverSettings } from "../api/wire.ts";
+import type { PeerSummary, ReceiverSettings, RemoteBuildProblem } from "../api/wire.ts";
 import { BuilderError, ErrorCode, errorMessage, notFound } from "../errors.ts";
 import type { EventBus, Unsubscribe } from "../events.ts";
 import { validateConfigurationName } from "../esphome/configuration.ts";
@@ -27,6 +27,7 @@ import { accept, hangUp, type SecureChannel } from "./channel.ts";
 import { AssemblyError, BUNDLE_MAX_BYTES, ChunkAssembler, chunkCount, sendChunks } from "./chunks.ts";
 import { pinSchema } from "./fingerprint.ts";
 import type { Identity, IdentityStore } from "./identity.ts";
+import { looseFileSchema, rowName, StateFileReport, type LooseFile } from "./state-files.ts";
 import {
   CONTROL_FRAME_MAX_BYTES,
   HEARTBEAT_INTERVAL_MS,
@@ -66,12 +67,6 @@ const storedPeerSchema = z.object({
   paired_at: z.string(),
 });
 export type StoredPeer = z.infer<typeof storedPeerSchema>;
-
-const receiverFileSchema = z.object({
-  enabled: z.boolean(),
-  peers: z.array(storedPeerSchema),
-});
-type ReceiverFile = z.infer<typeof receiverFileSchema>;
 
 
 
@@ -132,7 +127,9 @@ export class Receiver {
   readonly #deps: ReceiverDeps;
   readonly #timings: ReceiverTimings;
   readonly #now: () => number;
-  readonly #store: JsonStore<ReceiverFile>;
+  readonly #store: JsonStore<LooseFile>;
+  /** What could not be read of receiver.json at start-up. */
+  readonly problems: RemoteBuildProblem[] = [];
   #enabled = false;
   readonly #approved = new Map<string, StoredPeer>();
   readonly #pending = new Map<string, PendingPeer>();
@@ -160,13 +157,11 @@ export class Receiver {
       ...deps.timings,
     };
     this.#now = deps.now ?? Date.now;
-    this.#store = new JsonStore({ file: deps.paths.receiverFile, schema: receiverFileSchema, mode: 0o600, debounceMs: 50 });
+    this.#store = new JsonStore({ file: deps.paths.receiverFile, schema: looseFileSchema, mode: 0o600, debounceMs: 50 });
   }
 
   async start(): Promise<void> {
-    const loaded = await this.#store.load();
-    this.#enabled = loaded.kind === "ok" ? loaded.value.enabled : this.#deps.defaultEnabled;
-    if (loaded.kind === "ok") for (const peer of loaded.value.peers) this.#approved.set(peer.dashboard_id, peer);
+    await this.#load();
     this.#identity = await this.#deps.identity.load();
     const { bus } = this.#deps;
     this.#unsubscribe.push(
@@ -187,6 +182,52 @@ export class Receiver {
     await this.cleanup();
     this.#cleanupTimer = setInterval(() => { void this.cleanup(); }, CLEANUP_INTERVAL_MS);
     this.#cleanupTimer.unref();
+  }
+
+  /**
+   * Reads receiver.json. Missing: the default switch, nobody approved. Not a
+   * JSON object: moved aside, and the build server stays off. Otherwise each
+   * approved peer is read on its own (a bad one is skipped, the others kept)
+   * and a switch that is not true or false counts as off. Whatever could not
+   * be read is reported (`problems`), and the file is rewritten at once with
+   * what was kept (the original copied aside first), so a restart does not
+   * turn the build server on again.
+   */
+  async #load(): Promise<void> {
+    const file = this.#deps.paths.receiverFile;
+    const report = new StateFileReport(file);
+    const loaded = await this.#store.load();
+    if (loaded.kind === "missing") {
+      this.#enabled = this.#deps.defaultEnabled;
+      return;
+    }
+    if (loaded.kind === "corrupt") {
+      this.#enabled = false;
+      report.movedAside(
+        "receiver_file",
+        loaded,
+        "The build server was left off and no builder is approved here: turn the build server on under Build servers and pair the other builders again, or put back a repaired copy and restart.",
+      );
+    } else {
+      this.#enabled = report.flag(loaded.value, "enabled", {
+        kind: "receiver_file",
+        fallback: false,
+        consequence: "the build server was left off. Turn it on under Build servers if it should compile for other builders.",
+      });
+      const peers = report.rows(loaded.value, "peers", {
+        schema: storedPeerSchema,
+        key: (peer) => peer.dashboard_id,
+        kind: "receiver_peer",
+        name: (raw, index) => rowName("Approved builder", raw, index, ["label", "dashboard_id"]),
+        remedy: "it can no longer build here until it pairs again (open Build servers here, then pair from that builder).",
+        whenUnreadable: "no builder is approved here now; pair the other builders again.",
+      });
+      for (const peer of peers) this.#approved.set(peer.dashboard_id, peer);
+    }
+    const rewrite = loaded.kind === "corrupt" || report.needsRewrite;
+    await report.finish(this.#now);
+    this.problems.push(...report.problems);
+    if (rewrite) await this.#store.saveNow(() => this.#fileData());
   }
 
   /** Deletes peers' bundle folders not used for a day, except those of jobs still active. */
@@ -358,8 +399,12 @@ export class Receiver {
     this.#statusChanged(dashboardId, "removed");
   }
 
+  #fileData(): LooseFile {
+    return { enabled: this.#enabled, peers: [...this.#approved.values()] };
+  }
+
   #save(): void {
-    this.#store.scheduleSave(() => ({ enabled: this.#enabled, peers: [...this.#approved.values()] }));
+    this.#store.scheduleSave(() => this.#fileData());
   }
 
   /** Writes pending state now (approvals must be on disk before a peer is told). */
@@ -714,11 +759,13 @@ export class Receiver {
     const fail = (message: string): void => {
       session.channel.send({ type: "job_state_changed", job_id: header.job_id, status: "failed", error_message: message });
     };
+    // Read through a call: a cancel_job may set it while this awaits.
+    const cancelled = (): boolean => state.cancelled;
     try {
       const stem = header.configuration_filename.replace(/\.ya?ml$/i, "");
       const dir = bundleDirFor(this.#deps.paths.remoteBuildsDir, session.peer.pin_sha256, stem);
       const extracted = await extractBundle(bundle, dir);
-      if (state.cancelled) {
+      if (cancelled()) {
         session.channel.send({ type: "job_state_changed", job_id: header.job_id, status: "cancelled", error_message: "cancelled before the build started" });
         return;
       }
@@ -731,7 +778,7 @@ export class Receiver {
         remote_peer_label: session.peer.label,
       });
       // A cancel that came while the job was being written down applies now.
-      if (state.cancelled) this.#cancelQueued(job.job_id, header.job_id);
+      if (cancelled()) this.#cancelQueued(job.job_id, header.job_id);
     } catch (err) {
       fail(`receiver could not process the bundle: ${errorMessage(err)}`);
     } finally {

@@ -149,7 +149,7 @@ describe("through a builder and the Supervisor's Core proxy", () => {
 
     const created = () => supervisor.requests.find((r) => r.path === "/core/api/services/persistent_notification/create");
     await waitFor(() => created() !== undefined, 10_000, "the notification");
-    const message = String((created()!.body as { message: string }).message);
+    const message = (created()!.body as { message: string }).message;
     const { hrefs, tags, text } = inspect(render([message])[0]!);
     // At most the builder's own link (the add-on's panel address, when known).
     expect(hrefs.filter((h) => h.includes("evil"))).toEqual([]);

@@ -94,11 +94,11 @@ describe("a flood on an open pairing window", () => {
         else resolve(JSON.parse(stdout.trim()) as { sent: number; connections: number; replies: Record<string, number> });
       });
     });
-    let done = false;
-    void flooder.finally(() => { done = true; });
+    const flooding = { done: false };
+    void flooder.finally(() => { flooding.done = true; });
     const latencies: number[] = [];
     let peak = baseline;
-    while (!done) {
+    while (!flooding.done) {
       latencies.push(await ping(proc.port));
       peak = Math.max(peak, await rssBytes(pid));
       await new Promise((r) => setTimeout(r, 25));
