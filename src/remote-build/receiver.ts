@@ -1,7 +1,8 @@
 /**
  * The build-server role ("receiver"): the peer-link listener, pairing with
- * human approval, and compiling for approved offloaders on this builder's own
- * queue. The receiver only ever compiles; flashing is always the offloader's.
+ * human approval, sessions with approved offloaders, and (through
+ * `PeerJobs`) compiling for them on this builder's own queue. The receiver
+ * only ever compiles; flashing is always the offloader's.
  *
  * Trust: a peer is identified by its Noise static key (its pin). Pending
  * requests live in memory only, bounded; only approved peers are written down.
@@ -15,19 +16,14 @@ import { z } from "zod";
 import type { PeerSummary, ReceiverSettings, RemoteBuildProblem } from "../api/wire.ts";
 import { BuilderError, ErrorCode, errorMessage, notFound } from "../errors.ts";
 import type { EventBus, Unsubscribe } from "../events.ts";
-import { validateConfigurationName } from "../esphome/configuration.ts";
-import type { FirmwareJob } from "../firmware/job.ts";
 import type { FirmwareQueue } from "../firmware/queue.ts";
 import { getLogger } from "../logger.ts";
-import { resolvePaths, type Paths } from "../paths.ts";
+import type { Paths } from "../paths.ts";
 import { JsonStore } from "../store.ts";
-import { packArtifacts } from "./artifacts.ts";
-import { bundleDirFor, cleanupRemoteBuilds, extractBundle } from "./bundle.ts";
+import { cleanupRemoteBuilds } from "./bundle.ts";
 import { accept, hangUp, type SecureChannel } from "./channel.ts";
-import { AssemblyError, BUNDLE_MAX_BYTES, ChunkAssembler, chunkCount, sendChunks } from "./chunks.ts";
 import { pinSchema } from "./fingerprint.ts";
 import type { Identity, IdentityStore } from "./identity.ts";
-import { looseFileSchema, rowName, StateFileReport, type LooseFile } from "./state-files.ts";
 import {
   CONTROL_FRAME_MAX_BYTES,
   HEARTBEAT_INTERVAL_MS,
@@ -39,6 +35,8 @@ import {
   receiverInbound,
   type ReceiverInbound,
 } from "./messages.ts";
+import { newJobSession, PeerJobs, type JobSession } from "./peer-jobs.ts";
+import { looseFileSchema, rowName, StateFileReport, type LooseFile } from "./state-files.ts";
 
 const log = getLogger("receiver");
 
@@ -104,23 +102,11 @@ interface PendingPeer {
   requested_at: number;
 }
 
-interface InflightSubmit {
-  header: ReceiverInbound["submit_job"];
-  assembler: ChunkAssembler;
-}
-
-interface Session {
+interface Session extends JobSession {
   readonly peer: StoredPeer;
-  readonly channel: SecureChannel;
-  submit: InflightSubmit | null;
-  downloading: boolean;
   lastPong: number;
   nonce: number;
   heartbeat: NodeJS.Timeout | undefined;
-  /** Extractions run one at a time per peer. */
-  extracting: Promise<void>;
-  /** Offloader job ids whose bundle is still being extracted, and whether a cancel came for them. */
-  readonly pendingJobs: Map<string, { cancelled: boolean }>;
 }
 
 export class Receiver {
@@ -128,6 +114,7 @@ export class Receiver {
   readonly #timings: ReceiverTimings;
   readonly #now: () => number;
   readonly #store: JsonStore<LooseFile>;
+  readonly #jobs: PeerJobs;
   /** What could not be read of receiver.json at start-up. */
   readonly problems: RemoteBuildProblem[] = [];
   #enabled = false;
@@ -158,6 +145,7 @@ export class Receiver {
     };
     this.#now = deps.now ?? Date.now;
     this.#store = new JsonStore({ file: deps.paths.receiverFile, schema: looseFileSchema, mode: 0o600, debounceMs: 50 });
+    this.#jobs = new PeerJobs({ queue: deps.queue, paths: deps.paths, sessionsOf: (pin) => this.#sessionsOf(pin) });
   }
 
   async start(): Promise<void> {
@@ -168,15 +156,11 @@ export class Receiver {
       bus.on("queue_status_changed", (status) => {
         for (const session of this.#sessions.values()) session.channel.send({ type: "queue_status", ...status });
       }),
-      bus.on("job_started", ({ job }) => { this.#fanOut(job, "running"); }),
-      bus.on("job_completed", ({ job }) => { this.#fanOut(job, "completed"); }),
-      bus.on("job_failed", ({ job }) => { this.#fanOut(job, "failed"); }),
-      bus.on("job_cancelled", ({ job }) => { this.#fanOut(job, "cancelled"); }),
-      bus.on("job_output", ({ job_id, line }) => {
-        const job = this.#deps.queue.get(job_id);
-        if (job === undefined || job.remote_peer === "") return;
-        for (const session of this.#sessionsOf(job.remote_peer)) session.channel.send({ type: "job_output", job_id: job.remote_job_id, stream: "stdout", line });
-      }),
+      bus.on("job_started", ({ job }) => { this.#jobs.jobStateChanged(job, "running"); }),
+      bus.on("job_completed", ({ job }) => { this.#jobs.jobStateChanged(job, "completed"); }),
+      bus.on("job_failed", ({ job }) => { this.#jobs.jobStateChanged(job, "failed"); }),
+      bus.on("job_cancelled", ({ job }) => { this.#jobs.jobStateChanged(job, "cancelled"); }),
+      bus.on("job_output", ({ job_id, line }) => { this.#jobs.jobOutput(job_id, line); }),
     );
     if (this.#enabled) await this.#bind();
     await this.cleanup();
@@ -617,13 +601,10 @@ export class Receiver {
     const session: Session = {
       peer,
       channel,
-      submit: null,
-      downloading: false,
+      ...newJobSession(),
       lastPong: this.#now(),
       nonce: 0,
       heartbeat: undefined,
-      extracting: Promise.resolve(),
-      pendingJobs: new Map(),
     };
     this.#sessions.set(peer.dashboard_id, session);
     previous?.channel.terminate("superseded");
@@ -672,204 +653,24 @@ export class Receiver {
         channel.peerTerminated((parsed.message as ReceiverInbound["terminate"]).reason);
         return;
       case "submit_job":
-        this.#submitHeader(session, parsed.message as ReceiverInbound["submit_job"]);
+        this.#jobs.submitHeader(session, parsed.message as ReceiverInbound["submit_job"]);
         return;
       case "submit_job_chunk":
-        this.#submitChunk(session, parsed.message as ReceiverInbound["submit_job_chunk"]);
+        this.#jobs.submitChunk(session, parsed.message as ReceiverInbound["submit_job_chunk"]);
         return;
       case "cancel_job":
-        this.#cancel(session, (parsed.message as ReceiverInbound["cancel_job"]).job_id);
+        this.#jobs.cancel(session, (parsed.message as ReceiverInbound["cancel_job"]).job_id);
         return;
       case "download_artifacts": {
         const m = parsed.message as ReceiverInbound["download_artifacts"];
-        void this.#download(session, m.job_id, m.files === undefined ? undefined : new Set(m.files));
+        void this.#jobs.download(session, m.job_id, m.files === undefined ? undefined : new Set(m.files));
         return;
       }
     }
-  }
-
-  #ack(session: Session, jobId: string, reason?: string): void {
-    session.channel.send(reason === undefined ? { type: "submit_job_ack", job_id: jobId, accepted: true } : { type: "submit_job_ack", job_id: jobId, accepted: false, reason });
-  }
-
-  #submitHeader(session: Session, header: ReceiverInbound["submit_job"]): void {
-    if (session.submit !== null || session.pendingJobs.has(header.job_id)) {
-      this.#ack(session, header.job_id, "duplicate_submit");
-      return;
-    }
-    if (header.target === "upload") {
-      this.#ack(session, header.job_id, "upload_unsupported");
-      return;
-    }
-    if (header.target !== "compile" && header.target !== "clean") {
-      this.#ack(session, header.job_id, "invalid_header");
-      return;
-    }
-    try {
-      validateConfigurationName(header.configuration_filename);
-    } catch {
-      this.#ack(session, header.job_id, "invalid_header");
-      return;
-    }
-    try {
-      const assembler = new ChunkAssembler({
-        totalBytes: header.total_bundle_bytes,
-        numChunks: header.num_chunks,
-        sha256Hex: header.bundle_sha256,
-        maxBytes: BUNDLE_MAX_BYTES,
-      });
-      session.submit = { header, assembler };
-    } catch (err) {
-      this.#ack(session, header.job_id, err instanceof AssemblyError ? err.code : "invalid_header");
-    }
-  }
-
-  #submitChunk(session: Session, chunk: ReceiverInbound["submit_job_chunk"]): void {
-    const inflight = session.submit;
-    if (inflight === null) {
-      this.#ack(session, chunk.job_id, "no_inflight_submit");
-      return;
-    }
-    if (inflight.header.job_id !== chunk.job_id) {
-      this.#ack(session, chunk.job_id, "job_id_mismatch");
-      return;
-    }
-    let bundle: Buffer | null;
-    try {
-      bundle = inflight.assembler.push(chunk);
-    } catch (err) {
-      session.submit = null;
-      const code = err instanceof AssemblyError ? err.code : "invalid_header";
-      this.#ack(session, chunk.job_id, code);
-      if (code === "out_of_order" || code === "post_completion" || code === "chunk_count_mismatch") {
-        session.channel.terminate("malformed_frame", `bundle chunk: ${code}`);
-      }
-      return;
-    }
-    if (bundle === null) return;
-    session.submit = null;
-    const { header } = inflight;
-    this.#ack(session, header.job_id);
-    const state = { cancelled: false };
-    session.pendingJobs.set(header.job_id, state);
-    session.extracting = session.extracting.then(() => this.#startRemoteJob(session, header, bundle, state));
-  }
-
-  async #startRemoteJob(session: Session, header: ReceiverInbound["submit_job"], bundle: Buffer, state: { cancelled: boolean }): Promise<void> {
-    const fail = (message: string): void => {
-      session.channel.send({ type: "job_state_changed", job_id: header.job_id, status: "failed", error_message: message });
-    };
-    // Read through a call: a cancel_job may set it while this awaits.
-    const cancelled = (): boolean => state.cancelled;
-    try {
-      const stem = header.configuration_filename.replace(/\.ya?ml$/i, "");
-      const dir = bundleDirFor(this.#deps.paths.remoteBuildsDir, session.peer.pin_sha256, stem);
-      const extracted = await extractBundle(bundle, dir);
-      if (cancelled()) {
-        session.channel.send({ type: "job_state_changed", job_id: header.job_id, status: "cancelled", error_message: "cancelled before the build started" });
-        return;
-      }
-      const configuration = path.relative(this.#deps.paths.remoteBuildsDir, path.join(dir, extracted.configuration)).split(path.sep).join("/");
-      const job = await this.#deps.queue.enqueue({
-        configuration,
-        job_type: header.target === "clean" ? "clean" : "compile",
-        remote_peer: session.peer.pin_sha256,
-        remote_job_id: header.job_id,
-        remote_peer_label: session.peer.label,
-      });
-      // A cancel that came while the job was being written down applies now.
-      if (cancelled()) this.#cancelQueued(job.job_id, header.job_id);
-    } catch (err) {
-      fail(`receiver could not process the bundle: ${errorMessage(err)}`);
-    } finally {
-      session.pendingJobs.delete(header.job_id);
-    }
-  }
-
-  /**
-   * A peer's job by its own job id. Jobs belong to the pin that sent them
-   * (never to a dashboard_id, which a peer chooses and which a later peer
-   * may be approved under), so no peer can see, cancel or download another's.
-   */
-  #findRemoteJob(peerPin: string, remoteJobId: string): FirmwareJob | undefined {
-    return this.#deps.queue.list().find((j) => j.remote_peer === peerPin && j.remote_job_id === remoteJobId);
   }
 
   /** The open sessions of one peer (one per dashboard_id it is approved under). */
   #sessionsOf(peerPin: string): Session[] {
     return [...this.#sessions.values()].filter((s) => s.peer.pin_sha256 === peerPin);
-  }
-
-  #cancel(session: Session, remoteJobId: string): void {
-    const pending = session.pendingJobs.get(remoteJobId);
-    if (pending !== undefined) {
-      pending.cancelled = true;
-      return;
-    }
-    if (session.submit?.header.job_id === remoteJobId) {
-      session.submit = null;
-      session.channel.send({ type: "job_state_changed", job_id: remoteJobId, status: "cancelled", error_message: "cancelled before the build started" });
-      return;
-    }
-    const job = this.#findRemoteJob(session.peer.pin_sha256, remoteJobId);
-    if (job === undefined || job.status === "completed" || job.status === "failed" || job.status === "cancelled") return;
-    this.#cancelQueued(job.job_id, remoteJobId);
-  }
-
-  #cancelQueued(jobId: string, remoteJobId: string): void {
-    try {
-      this.#deps.queue.cancel(jobId);
-    } catch (err) {
-      log.debug(`cancel of ${remoteJobId} ignored: ${errorMessage(err)}`);
-    }
-  }
-
-  #fanOut(job: FirmwareJob, status: "running" | "completed" | "failed" | "cancelled"): void {
-    if (job.remote_peer === "") return;
-    const error = status === "failed" || status === "cancelled" ? (job.error ?? "") : "";
-    for (const session of this.#sessionsOf(job.remote_peer)) session.channel.send({ type: "job_state_changed", job_id: job.remote_job_id, status, error_message: error });
-  }
-
-  async #download(session: Session, remoteJobId: string, only: ReadonlySet<string> | undefined): Promise<void> {
-    const end = (reason?: string): void => {
-      session.channel.send(reason === undefined ? { type: "artifacts_end", job_id: remoteJobId, accepted: true } : { type: "artifacts_end", job_id: remoteJobId, accepted: false, reason });
-    };
-    if (session.downloading) {
-      end("duplicate_download");
-      return;
-    }
-    const job = this.#findRemoteJob(session.peer.pin_sha256, remoteJobId);
-    if (job === undefined) {
-      end("unknown_job");
-      return;
-    }
-    if (job.status !== "completed" || job.job_type !== "compile") {
-      end("job_not_completed");
-      return;
-    }
-    session.downloading = true;
-    try {
-      const yaml = this.#deps.paths.jobYaml(job);
-      const jobPaths = resolvePaths({ configDir: path.dirname(yaml), dataDir: this.#deps.paths.jobDataDir(job) });
-      let packed;
-      try {
-        packed = await packArtifacts(jobPaths, path.basename(yaml), only === undefined ? {} : { only });
-      } catch (err) {
-        const code = (err as { code?: unknown }).code;
-        end(code === "build_dir_missing" ? "build_dir_missing" : "pack_failed");
-        return;
-      }
-      session.channel.send({
-        type: "artifacts_start",
-        job_id: remoteJobId,
-        total_bytes: packed.tarball.length,
-        num_chunks: chunkCount(packed.tarball.length),
-        artifacts_sha256: packed.sha256,
-        firmware_offset: packed.firmwareOffset,
-      });
-      if (await sendChunks(session.channel, "artifacts_chunk", remoteJobId, packed.tarball)) end();
-    } finally {
-      session.downloading = false;
-    }
   }
 }
