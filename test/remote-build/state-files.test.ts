@@ -13,8 +13,10 @@ import type { InitialState, RemoteBuildProblem } from "../../src/api/wire.ts";
 import { resolvePaths, type Paths } from "../../src/paths.ts";
 import { pinSha256 } from "../../src/remote-build/fingerprint.ts";
 import { generateStaticKey, NoiseHandshake, publicKeyOf } from "../../src/remote-build/noise.ts";
+import { keepCopy } from "../../src/remote-build/state-files.ts";
 import { ApiClient } from "../helpers/api-client.ts";
 import { configDir, spawnBuilder, STAND_IN, type BuilderProcess } from "../helpers/builder.ts";
+import { tempDir } from "../helpers/tmp.ts";
 
 interface Running {
   proc: BuilderProcess;
@@ -215,5 +217,18 @@ describe("dismissing a problem", () => {
     expect(JSON.parse(await readFile(paths.receiverFile, "utf8"))).toEqual({ enabled: false, peers: [] });
     other.close();
     await stop(r);
+  });
+});
+
+describe("keepCopy", () => {
+  it("copies the original beside the file, never over an earlier copy, and leaves the file in place", async () => {
+    const file = `${await tempDir()}/receiver.json`;
+    await writeFile(file, "first");
+    expect(await keepCopy(file, () => 1)).toBe(`${file}.corrupt`);
+    await writeFile(file, "second");
+    expect(await keepCopy(file, () => 1234)).toBe(`${file}.1234.corrupt`);
+    expect(await readFile(`${file}.corrupt`, "utf8")).toBe("first");
+    expect(await readFile(`${file}.1234.corrupt`, "utf8")).toBe("second");
+    expect(await readFile(file, "utf8")).toBe("second");
   });
 });
