@@ -25,6 +25,7 @@ import { FirmwareQueue } from "./firmware/queue.ts";
 import { HomeAssistant, type HomeAssistantDeps } from "./ha/home-assistant.ts";
 import { getLogger } from "./logger.ts";
 import { resolvePaths, type Paths } from "./paths.ts";
+import type { ReceiverTimings } from "./remote-build/receiver.ts";
 import { RemoteBuild } from "./remote-build/remote-build.ts";
 
 const log = getLogger("builder");
@@ -57,6 +58,8 @@ export interface BuilderHooks {
   stdin?: HomeAssistantDeps["stdin"];
   /** Home Assistant client timings (tests shorten retries and debounces). */
   haTimings?: HomeAssistantDeps["timings"];
+  /** Build-server timings (tests shorten the pair_status time limit). */
+  receiverTimings?: Partial<ReceiverTimings>;
 }
 
 export class Builder {
@@ -103,6 +106,7 @@ export class Builder {
       receiverDefaultEnabled: !config.addon,
       mdns: config.mdns,
       serverVersion: SERVER_VERSION,
+      ...(hooks.receiverTimings === undefined ? {} : { receiverTimings: hooks.receiverTimings }),
     });
     this.#router = new BuildRouter({
       offloader: this.remote.offloader,

@@ -135,11 +135,13 @@ export class EsphomeBuilderApp extends LitElement {
     if (ctx === undefined || st === undefined) return nothing;
     const { localize } = ctx;
     const running = Object.values(st.jobs).filter((j) => j.status === "running").length;
-    // Pairing requests waiting for an answer and alerts about build servers.
+    // Pairing requests waiting for an answer, alerts about build servers and problems with their files.
     const attention =
       st.remote === null
         ? 0
-        : Object.values(st.remote.receiver.peers).filter((p) => p.status === "pending").length + Object.keys(st.remote.alerts).length;
+        : Object.values(st.remote.receiver.peers).filter((p) => p.status === "pending").length +
+          Object.keys(st.remote.alerts).length +
+          Object.keys(st.remote.problems).length;
     return html`
       <header class="top-bar">
         <div class="title-row">

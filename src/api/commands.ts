@@ -18,7 +18,7 @@ import type { FirmwareQueue } from "../firmware/queue.ts";
 import type { Paths } from "../paths.ts";
 import type { DownloadTokens } from "./downloads.ts";
 import type { RemoteBuild } from "../remote-build/remote-build.ts";
-import { isPinSha256 } from "../remote-build/fingerprint.ts";
+import { pinSchema } from "../remote-build/fingerprint.ts";
 import { isValidDashboardId } from "../remote-build/identity.ts";
 import { classifyPort } from "../esphome/port.ts";
 
@@ -116,7 +116,8 @@ const hostname = z.string().min(1).max(253).transform((value, ctx) => {
   return value;
 });
 const tcpPort = z.number().int().min(1).max(65535);
-const pin = z.string().refine((v) => isPinSha256(v), "pin_sha256 must be 64 lowercase hex characters");
+/** Either case in, canonical (lowercase) out: the rule of src/remote-build/pin.ts. */
+const pin = pinSchema;
 const dashboardId = z.string().refine((v) => isValidDashboardId(v), "dashboard_id must be 1-64 base64url characters");
 
 const jobId = z.string().regex(/^[0-9a-f]{12}$/, "job_id must be 12 lowercase hex characters");
@@ -289,6 +290,11 @@ export const COMMANDS = {
     s.remote.receiver.remove(args.dashboard_id);
     await s.remote.receiver.flush();
     return { removed: true };
+  }),
+
+  "remote_build/dismiss_problem": reply(z.strictObject({ id: z.string().min(1).max(64) }), (args, s) => {
+    s.remote.dismissProblem(args.id);
+    return { dismissed: true };
   }),
 
   "remote_build/preview_pair": reply(z.strictObject({ hostname, port: tcpPort }), (args, s) => s.remote.offloader.previewPair(args.hostname, args.port)),

@@ -188,6 +188,25 @@ export interface OffloaderAlert {
   message: string;
 }
 
+export type RemoteBuildProblemKind = "receiver_file" | "receiver_peer" | "offloader_file" | "offloader_pairing" | "identity_file" | "key_file";
+
+/**
+ * A remote-build state file (settings, approved builders, pairings, identity,
+ * key) that could not be read as it was at start-up, and what was done about
+ * it. Shown in Build servers until dismissed.
+ */
+export interface RemoteBuildProblem {
+  /** Stable key of the problem (e.g. `receiver_peer:2`), used to dismiss it. */
+  id: string;
+  kind: RemoteBuildProblemKind;
+  /** The file it is about. */
+  file: string;
+  /** Where the unreadable original was kept, or null when nothing needed keeping. */
+  kept_at: string | null;
+  /** What happened, what it means now, and what to do (English). */
+  message: string;
+}
+
 /** A builder seen on the LAN over mDNS: a proposal, not a trusted peer. */
 export interface DiscoveredHost {
   /** mDNS instance name; the key of the host map (compared case-insensitively). */
@@ -221,6 +240,8 @@ export interface RemoteBuildSnapshot {
   receiver: ReceiverSettings;
   offloader: OffloaderSettings;
   alerts: OffloaderAlert[];
+  /** State files that could not be read at start-up (not yet dismissed). */
+  problems: RemoteBuildProblem[];
   hosts: DiscoveredHost[];
 }
 
@@ -268,6 +289,8 @@ export interface EventMap {
   remote_build_peer_session_changed: { dashboard_id: string; connected: boolean; reason: string };
   /** This builder's peer-link key was replaced; every peer must pair again. */
   remote_build_identity_rotated: { dashboard_id: string; pin_sha256: string };
+  /** A remote-build problem (`RemoteBuildSnapshot.problems`) was dismissed. */
+  remote_build_problem_dismissed: { id: string };
   /** mDNS found (or updated) another builder. */
   remote_build_host_added: { host: DiscoveredHost };
   /** A discovered builder went away. */
@@ -324,6 +347,7 @@ export const SUBSCRIBED_EVENTS = [
   "remote_build_pair_status_changed",
   "remote_build_peer_session_changed",
   "remote_build_identity_rotated",
+  "remote_build_problem_dismissed",
   "remote_build_host_added",
   "remote_build_host_removed",
   "offloader_peer_link_opened",

@@ -125,6 +125,7 @@ export function remoteSnapshot(overrides: Partial<RemoteBuildSnapshot> = {}): Re
     receiver: { enabled: true, pairing_window_open: false, expires_in_seconds: null, peers: [] },
     offloader: { remote_builds_enabled: true, pairings: [] },
     alerts: [],
+    problems: [],
     hosts: [],
     ...overrides,
   };

@@ -166,6 +166,11 @@ export class BuilderApi {
     return this.connection.request("remote_build/set_pairing_window", { open });
   }
 
+  /** Hides a start-up problem of the remote-build files from every panel (`remote_build_problem_dismissed` follows). */
+  dismissRemoteBuildProblem(id: string): Promise<{ dismissed: true }> {
+    return this.connection.request("remote_build/dismiss_problem", { id });
+  }
+
   approvePeer(dashboardId: string): Promise<ReceiverPeer> {
     return this.connection.request("remote_build/approve_peer", { dashboard_id: dashboardId });
   }

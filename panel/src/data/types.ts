@@ -22,6 +22,8 @@ export type {
   PairPreview,
   QueueStatus,
   ReceiverSettings,
+  RemoteBuildProblem,
+  RemoteBuildProblemKind,
   RemoteBuildSnapshot,
   SerialPort,
   ServerInfo,
