@@ -5,19 +5,18 @@
  * must get `ping` answered within 100 ms, and the builder's resident memory
  * must stay within the bound docs/THREAT_MODEL.md states.
  */
-import { spawn } from "node:child_process";
 import { readFile, writeFile } from "node:fs/promises";
 import path from "node:path";
-import { describe, expect, it, onTestFinished } from "vitest";
+import { describe, expect, it } from "vitest";
 import WebSocket from "ws";
 import { MAX_IN_FLIGHT, MAX_STREAMS_PER_CONNECTION } from "../../src/api/ws-api.ts";
 import { CLOSE_NOT_READING, CLOSE_NOT_READING_REASON, OUTBOX_LIMITS } from "../../src/api/outbox.ts";
 import { ApiClient, type Frame } from "../helpers/api-client.ts";
-import { ROOT, STAND_IN, configDir, spawnBuilder, startBuilder, type BuilderProcess } from "../helpers/builder.ts";
+import { STAND_IN, configDir, spawnBuilder, startBuilder, type BuilderProcess } from "../helpers/builder.ts";
+import { PING_BOUND_MS, describeRtts, expectResponsive, pinger } from "../helpers/ping.ts";
 import { waitFor } from "../helpers/tmp.ts";
 
 const MiB = 1024 * 1024;
-const PING_BOUND_MS = 100;
 
 async function builderProcess(dir?: string): Promise<BuilderProcess> {
   const config = dir ?? (await configDir());
@@ -46,47 +45,6 @@ function rssSampler(pid: number): { stop: () => Promise<number> } {
       return Math.max(peak, await rssBytes(pid));
     },
   };
-}
-
-/** A second client, in its own process, calling `ping` every 20 ms until stopped; resolves with every round trip in ms. */
-async function pinger(port: number): Promise<{ stop: () => Promise<number[]> }> {
-  const child = spawn(process.execPath, [path.join(ROOT, "test", "helpers", "ws-pinger.ts"), String(port)], { stdio: ["pipe", "pipe", "inherit"] });
-  let out = "";
-  child.stdout.setEncoding("utf8").on("data", (d: string) => (out += d));
-  const exited = new Promise<void>((resolve) => child.once("exit", () => { resolve(); }));
-  onTestFinished(() => { if (child.exitCode === null) child.kill("SIGKILL"); });
-  await waitFor(() => out.startsWith("ready\n"), 10_000, "the pinger to connect");
-  return {
-    stop: async () => {
-      child.kill("SIGTERM");
-      await exited;
-      return JSON.parse(out.slice("ready\n".length)) as number[];
-    },
-  };
-}
-
-function quantile(rtts: readonly number[], q: number): number {
-  const sorted = [...rtts].sort((a, b) => a - b);
-  return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? Number.NaN;
-}
-
-/** "n pings: p50 a ms, p95 b ms, max c ms". */
-function describeRtts(rtts: readonly number[]): string {
-  return `${rtts.length} pings: p50 ${quantile(rtts, 0.5).toFixed(1)} ms, p95 ${quantile(rtts, 0.95).toFixed(1)} ms, max ${quantile(rtts, 1).toFixed(1)} ms`;
-}
-
-/**
- * The builder kept answering: pings went on all along, 95 % of them within
- * PING_BOUND_MS and none slower than a second. (The 95th percentile, not the
- * maximum: on the shared two-core test machine, at a load average of 10, the
- * scheduler alone now and then holds a busy process for 100-400 ms; an idle
- * builder's pings there stay under 30 ms. Before these bounds the floods froze
- * the builder for seconds to minutes.)
- */
-function expectResponsive(rtts: readonly number[], atLeast: number): void {
-  expect(rtts.length).toBeGreaterThanOrEqual(atLeast);
-  expect(quantile(rtts, 0.95)).toBeLessThan(PING_BOUND_MS);
-  expect(quantile(rtts, 1)).toBeLessThan(1000);
 }
 
 function sleep(ms: number): Promise<void> {

@@ -3,14 +3,16 @@
  * times each round trip, so the measurement is not delayed by whatever the
  * test process itself is busy with (a flood, say).
  *
- * Usage: node ws-pinger.ts <port>. Prints `ready` once connected; on SIGTERM
- * (or its stdin closing) prints the round trips in ms as one JSON array and
- * exits.
+ * Usage: node ws-pinger.ts <port>, with PINGER_AUTHORIZATION (an
+ * Authorization header) for a builder with a password. Prints `ready` once
+ * connected; on SIGTERM (or its stdin closing) prints the round trips in ms as
+ * one JSON array and exits. test/helpers/ping.ts runs it.
  */
 import WebSocket from "ws";
 
 const port = Number(process.argv[2]);
-const ws = new WebSocket(`ws://127.0.0.1:${port}/ws`);
+const authorization = process.env.PINGER_AUTHORIZATION;
+const ws = new WebSocket(`ws://127.0.0.1:${port}/ws`, authorization === undefined ? {} : { headers: { authorization } });
 const rtts: number[] = [];
 let running = true;
 let next = 0;
