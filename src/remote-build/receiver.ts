@@ -24,6 +24,7 @@ import { JsonStore } from "../store.ts";
 import { packArtifacts } from "./artifacts.ts";
 import { bundleDirFor, cleanupRemoteBuilds, extractBundle } from "./bundle.ts";
 import { accept, type SecureChannel } from "./channel.ts";
+import { OutputRelay } from "./output-relay.ts";
 import { AssemblyError, BUNDLE_MAX_BYTES, ChunkAssembler, chunkCount, sendChunks } from "./chunks.ts";
 import type { Identity, IdentityStore } from "./identity.ts";
 import {
@@ -135,6 +136,14 @@ export class Receiver {
   #port: number | null = null;
   #cleanupTimer: NodeJS.Timeout | undefined;
   readonly #unsubscribe: Unsubscribe[] = [];
+  /** Output of peers' jobs, back to them with a bounded backlog. */
+  readonly #output = new OutputRelay({
+    target: (jobId) => {
+      const job = this.#deps.queue.get(jobId);
+      return job === undefined || job.remote_peer === "" ? null : { peer: job.remote_peer, remoteJobId: job.remote_job_id };
+    },
+    channel: (peer) => this.#sessions.get(peer)?.channel,
+  });
   /** Long polls waiting on a dashboard_id's status. */
   readonly #statusWaiters = new Map<string, Set<() => void>>();
 
@@ -166,11 +175,7 @@ export class Receiver {
       bus.on("job_completed", ({ job }) => { this.#fanOut(job, "completed"); }),
       bus.on("job_failed", ({ job }) => { this.#fanOut(job, "failed"); }),
       bus.on("job_cancelled", ({ job }) => { this.#fanOut(job, "cancelled"); }),
-      bus.on("job_output", ({ job_id, line }) => {
-        const job = this.#deps.queue.get(job_id);
-        if (job === undefined || job.remote_peer === "") return;
-        this.#sessions.get(job.remote_peer)?.channel.send({ type: "job_output", job_id: job.remote_job_id, stream: "stdout", line });
-      }),
+      bus.on("job_output", ({ job_id, line }) => { this.#output.line(job_id, line); }),
     );
     if (this.#enabled) await this.#bind();
     await this.cleanup();
@@ -198,6 +203,7 @@ export class Receiver {
   async stop(): Promise<void> {
     if (this.#cleanupTimer !== undefined) clearInterval(this.#cleanupTimer);
     for (const off of this.#unsubscribe.splice(0)) off();
+    this.#output.clear();
     this.#closeWindowNow();
     await this.#unbind("server_shutting_down");
     await this.#store.flush();
@@ -731,6 +737,7 @@ export class Receiver {
   }
 
   #fanOut(job: FirmwareJob, status: "running" | "completed" | "failed" | "cancelled"): void {
+    if (status !== "running") this.#output.end(job.job_id);
     if (job.remote_peer === "") return;
     const session = this.#sessions.get(job.remote_peer);
     if (session === undefined) return;
