@@ -65,7 +65,7 @@ function unfinishedCharBytes(b: Uint8Array): number {
  * characters, and a multi-byte character split across chunks stays whole.
  *
  * Bounded and linear: a line longer than the cap (OUTPUT_LINE_MAX_BYTES)
- * keeps its first bytes up to the cap (whole characters) and gets a
+ * keeps its first OUTPUT_LINE_KEPT_BYTES (whole characters) and gets a
  * `lineCutNotice` before its terminator; the rest of it is only counted,
  * never decoded or stored, so the splitter holds at most one capped line
  * whatever it is fed, and each byte is looked at a fixed number of times.
@@ -74,12 +74,13 @@ export class LineSplitter {
   readonly #max: number;
   /** The start of a character the previous chunk ended inside (at most 3 bytes). */
   #carry: Buffer | null = null;
-  /** The unfinished line's kept text, its length in bytes, and the bytes past the cap. */
+  /** The unfinished line's text so far and its length in bytes. */
   #head = "";
   #headBytes = 0;
   /** Bytes past what a cut line keeps, held until the line proves longer than the cap (or not). */
   #spill: Buffer[] = [];
   #spillBytes = 0;
+  /** Bytes of the unfinished line past the cap, counted and not kept (0: not cut). */
   #dropped = 0;
   /** The unfinished line ended in `\r` at the end of what was read: `\r\n` if a `\n` comes next. */
   #cr = false;

@@ -6,8 +6,8 @@
  * frames that wait sit in memory. So a line is sent only while the session
  * has at most RELAY_BACKLOG_BYTES queued; past that it is counted instead,
  * and the peer gets a notice with the count before the next line that goes
- * out (or before the job's final state). The full output stays in the job's
- * own log here.
+ * out (or before the job's final state). The job's own log here is
+ * unaffected.
  */
 import { DRAIN_HIGH_WATER_BYTES, type SecureChannel } from "./channel.ts";
 
