@@ -192,8 +192,8 @@ export class FirmwareQueue {
     }
     entry.history = history;
     if (history.length > 0) {
-      entry.log = new JobLogWriter(this.#paths.jobLog(job.job_id));
-      entry.log.replace(history.lines);
+      entry.log = this.#logWriter(job.job_id, history);
+      entry.log.replace();
     }
     this.#place(entry);
   }
@@ -293,6 +293,11 @@ export class FirmwareQueue {
       cancelRequested: false,
       cancelReason: "",
     };
+  }
+
+  /** The job's log file, rewritten from this history. */
+  #logWriter(jobId: string, history: OutputHistory): JobLogWriter {
+    return new JobLogWriter(this.#paths.jobLog(jobId), { source: () => history.lines });
   }
 
   #wire(entry: Entry): FirmwareJob {
@@ -429,7 +434,7 @@ export class FirmwareQueue {
     entry.abort = abort;
     if (job.status === "queued") {
       markStarted(job, this.#now());
-      entry.log ??= new JobLogWriter(this.#paths.jobLog(job.job_id));
+      entry.log ??= this.#logWriter(job.job_id, entry.history ??= new OutputHistory());
       this.#persist();
       this.#bus.emit("job_started", { job: this.#wire(entry) });
     }
@@ -479,8 +484,8 @@ export class FirmwareQueue {
     const history = entry.history ?? (entry.history = new OutputHistory());
     const trims = history.trims;
     history.append(line);
-    entry.log ??= new JobLogWriter(this.#paths.jobLog(job.job_id));
-    if (history.trims !== trims) entry.log.replace(history.lines);
+    entry.log ??= this.#logWriter(job.job_id, history);
+    if (history.trims !== trims) entry.log.replace();
     else entry.log.append(line);
     this.#bus.emit("job_output", { job_id: job.job_id, line });
     const progress = entry.progress.feed(line);
@@ -497,8 +502,8 @@ export class FirmwareQueue {
     const history = entry.history;
     if (history !== null && history.length > 0) {
       history.trim(OUTPUT_LINES_RETAINED);
-      entry.log ??= new JobLogWriter(this.#paths.jobLog(job.job_id));
-      entry.log.replace(history.lines);
+      entry.log ??= this.#logWriter(job.job_id, history);
+      entry.log.replace();
     }
     const writer = entry.log;
     if (writer !== null) {

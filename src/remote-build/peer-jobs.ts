@@ -20,6 +20,7 @@ import { packArtifacts } from "./artifacts.ts";
 import { bundleDirFor, extractBundle } from "./bundle.ts";
 import type { SecureChannel } from "./channel.ts";
 import { AssemblyError, BUNDLE_MAX_BYTES, ChunkAssembler, chunkCount, sendChunks } from "./chunks.ts";
+import { OutputRelay } from "./output-relay.ts";
 import type { ReceiverInbound } from "./messages.ts";
 
 const log = getLogger("receiver");
@@ -56,15 +57,28 @@ export interface PeerJobsDeps {
 export class PeerJobs {
   readonly #deps: PeerJobsDeps;
 
+  /** Output of peers' jobs, back to them with a bounded backlog. */
+  readonly #output: OutputRelay;
+
   constructor(deps: PeerJobsDeps) {
     this.#deps = deps;
+    this.#output = new OutputRelay({
+      target: (jobId) => {
+        const job = deps.queue.get(jobId);
+        return job === undefined || job.remote_peer === "" ? null : { peer: job.remote_peer, remoteJobId: job.remote_job_id };
+      },
+      channels: (pin) => [...deps.sessionsOf(pin)].map((s) => s.channel),
+    });
   }
 
-  /** One line of a peer's job: to that peer's sessions. */
+  /** One line of a peer's job: to that peer's sessions, skipped (and counted) while they fall behind. */
   jobOutput(jobId: string, line: string): void {
-    const job = this.#deps.queue.get(jobId);
-    if (job === undefined || job.remote_peer === "") return;
-    for (const session of this.#deps.sessionsOf(job.remote_peer)) session.channel.send({ type: "job_output", job_id: job.remote_job_id, stream: "stdout", line });
+    this.#output.line(jobId, line);
+  }
+
+  /** Forgets per-job output state (the receiver stops). */
+  clear(): void {
+    this.#output.clear();
   }
 
   #ack(session: JobSession, jobId: string, reason?: string): void {
@@ -204,6 +218,8 @@ export class PeerJobs {
 
   /** A peer's job changed state: tell that peer's sessions. */
   jobStateChanged(job: FirmwareJob, status: "running" | "completed" | "failed" | "cancelled"): void {
+    // The peer hears of output lines it missed before the final state.
+    if (status !== "running") this.#output.end(job.job_id);
     if (job.remote_peer === "") return;
     const error = status === "failed" || status === "cancelled" ? (job.error ?? "") : "";
     for (const session of this.#deps.sessionsOf(job.remote_peer)) session.channel.send({ type: "job_state_changed", job_id: job.remote_job_id, status, error_message: error });

@@ -234,6 +234,7 @@ export class Receiver {
   async stop(): Promise<void> {
     if (this.#cleanupTimer !== undefined) clearInterval(this.#cleanupTimer);
     for (const off of this.#unsubscribe.splice(0)) off();
+    this.#jobs.clear();
     this.#closeWindowNow();
     await this.#unbind("server_shutting_down");
     await this.#store.flush();
