@@ -23,6 +23,7 @@ import { FirmwareQueue } from "./firmware/queue.ts";
 import { HomeAssistant, type HomeAssistantDeps } from "./ha/home-assistant.ts";
 import { getLogger } from "./logger.ts";
 import { resolvePaths, type Paths } from "./paths.ts";
+import { Problems } from "./problems.ts";
 import { RemoteBuild } from "./remote-build/remote-build.ts";
 
 const log = getLogger("builder");
@@ -61,6 +62,8 @@ export class Builder {
   readonly config: BuilderConfig;
   readonly paths: Paths;
   readonly bus = new EventBus();
+  /** What a person should know about: state files moved aside, writes that fail (shown by the panel). */
+  readonly problems = new Problems({ bus: this.bus });
   readonly queue: FirmwareQueue;
   readonly devices: DeviceScanner;
   readonly downloads = new DownloadTokens();
@@ -87,6 +90,7 @@ export class Builder {
       paths: this.paths,
       runner: new SourceRoutedRunner(new LocalRunner({ esphome: config.esphome, paths: this.paths }), this.#remoteRunner),
       options: { compileConcurrency: config.compileConcurrency, uploadConcurrency: config.uploadConcurrency },
+      problems: this.problems,
     });
     this.devices = new DeviceScanner({ configDir: this.paths.configDir, bus: this.bus });
     this.remote = new RemoteBuild({
@@ -148,6 +152,7 @@ export class Builder {
       queue: this.queue,
       devices: this.devices,
       paths: this.paths,
+      problems: this.problems,
       downloads: this.downloads,
       serialPorts: () => listSerialPorts(),
       remote: this.remote,

@@ -16,6 +16,7 @@ import { BINARY_FILES, listBinaries, type FirmwareBinary } from "../firmware/bin
 import { JOB_STATUSES, isTerminal, type FirmwareJob, type JobType } from "../firmware/job.ts";
 import type { FirmwareQueue } from "../firmware/queue.ts";
 import type { Paths } from "../paths.ts";
+import type { Problems } from "../problems.ts";
 import type { DownloadTokens } from "./downloads.ts";
 import type { RemoteBuild } from "../remote-build/remote-build.ts";
 import { isPinSha256 } from "../remote-build/fingerprint.ts";
@@ -30,6 +31,8 @@ export interface ApiServices {
   queue: FirmwareQueue;
   devices: DeviceScanner;
   paths: Paths;
+  /** The builder's current problems (corrupt state moved aside, a full disk). */
+  problems: Problems;
   downloads: DownloadTokens;
   serialPorts: () => Promise<SerialPort[]>;
   info: () => ServerInfo;
@@ -159,6 +162,10 @@ export const COMMANDS = {
   "config/serial_ports": reply(none, (_args, s) => s.serialPorts()),
 
   "devices/list": reply(none, (_args, s) => s.devices.list()),
+
+  "problems/list": reply(none, (_args, s) => s.problems.list()),
+
+  "problems/dismiss": reply(z.strictObject({ id: z.string().min(1).max(8192) }), (args, s) => ({ dismissed: s.problems.dismiss(args.id) })),
 
   "firmware/compile": reply(
     z.strictObject({ configuration, force_local: z.boolean().optional() }),
@@ -331,7 +338,7 @@ export const COMMANDS = {
       devices: s.devices.list(),
       queue_status: s.queue.status(),
       server: s.info(),
-      problems: [...s.queue.loadProblems],
+      problems: s.problems.list(),
       remote_build: s.remote.snapshot(),
     };
     sink.send("initial_state", state);

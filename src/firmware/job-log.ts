@@ -3,11 +3,18 @@
  * one write per line); when the in-memory history is trimmed, the file is
  * rewritten atomically to match, so it stays bounded too. When the job ends the
  * file holds exactly its retained output.
+ *
+ * A write that fails (the disk is full) loses nothing the job still needs: the
+ * queue keeps the output in memory and the final rewrite writes all of it. The
+ * failure is reported once per log folder and cleared by the next write that
+ * succeeds; no temp file is left behind.
  */
 import { promises as fs } from "node:fs";
 import path from "node:path";
 import { getLogger } from "../logger.ts";
-import { atomicWrite } from "../store.ts";
+import { errorMessage } from "../errors.ts";
+import type { ProblemSink } from "../problems.ts";
+import { atomicWrite, storageError, storageProblemCode } from "../store.ts";
 import { splitStoredLog } from "./output.ts";
 
 const log = getLogger("job-log");
@@ -21,10 +28,13 @@ export class JobLogWriter {
   #rewrite = false;
   #timer: NodeJS.Timeout | undefined;
   #urgent = false;
-  #chain: Promise<void> = Promise.resolve();
+  readonly #problems: ProblemSink | undefined;
+  /** Resolves to whether the last write landed. */
+  #chain: Promise<boolean> = Promise.resolve(true);
 
-  constructor(file: string) {
+  constructor(file: string, problems?: ProblemSink) {
     this.#file = file;
+    this.#problems = problems;
   }
 
   append(line: string): void {
@@ -55,8 +65,11 @@ export class JobLogWriter {
     }, ms);
   }
 
-  /** Writes what is pending and waits for it. Never rejects (a failed write is logged). */
-  flush(): Promise<void> {
+  /**
+   * Writes what is pending and waits for it. Never rejects: resolves to
+   * whether the last write landed (a failed one is logged and reported).
+   */
+  flush(): Promise<boolean> {
     if (this.#timer !== undefined) {
       clearTimeout(this.#timer);
       this.#timer = undefined;
@@ -69,16 +82,29 @@ export class JobLogWriter {
     this.#rewrite = false;
     if (data === "" && !rewrite) return this.#chain;
     this.#chain = this.#chain.then(async () => {
+      const dir = path.dirname(this.#file);
       try {
         if (rewrite) {
           await atomicWrite(this.#file, data);
         } else {
-          await fs.mkdir(path.dirname(this.#file), { recursive: true });
+          await fs.mkdir(dir, { recursive: true });
           await fs.appendFile(this.#file, data);
         }
       } catch (err) {
-        log.error(`writing ${this.#file} failed: ${String(err)}`);
+        const failure = storageError(err, this.#file);
+        log.error(`writing ${this.#file} failed: ${errorMessage(failure)}`);
+        const code = storageProblemCode(failure);
+        this.#problems?.clear(code === "disk_full" ? "storage_error" : "disk_full", dir);
+        this.#problems?.report({
+          code,
+          subject: dir,
+          message: `Job logs could not be written: ${failure.message}. Running jobs keep their output in memory; a log written while this lasts may miss lines.`,
+        });
+        return false;
       }
+      this.#problems?.clear("disk_full", dir);
+      this.#problems?.clear("storage_error", dir);
+      return true;
     });
     return this.#chain;
   }

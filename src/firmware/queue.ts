@@ -17,7 +17,8 @@ import { BuilderError, ErrorCode, errorMessage, invalidArgs, notFound } from "..
 import type { EventBus } from "../events.ts";
 import { getLogger } from "../logger.ts";
 import type { Paths } from "../paths.ts";
-import { JsonStore } from "../store.ts";
+import type { ProblemSink } from "../problems.ts";
+import { JsonStore, keepSkippedRows } from "../store.ts";
 import {
   RESTART_MARKER,
   createJob,
@@ -83,6 +84,8 @@ export interface FirmwareQueueDeps {
   router?: JobRouter;
   options?: Partial<QueueOptions>;
   now?: () => Date;
+  /** Where a corrupt index, skipped rows and failing writes are reported. */
+  problems?: ProblemSink;
 }
 
 type LaneName = "compile" | "upload";
@@ -132,8 +135,7 @@ export class FirmwareQueue {
   #started = false;
   #stopping = false;
   #lastStatus = "";
-  /** Problems found while loading (a corrupt index, skipped rows); shown to clients. */
-  readonly loadProblems: string[] = [];
+  readonly #problems: ProblemSink | undefined;
 
   constructor(deps: FirmwareQueueDeps) {
     this.#bus = deps.bus;
@@ -142,8 +144,10 @@ export class FirmwareQueue {
     this.#router = deps.router;
     this.#options = { ...DEFAULT_QUEUE_OPTIONS, ...deps.options };
     this.#now = deps.now ?? (() => new Date());
-    this.#store = new JsonStore({ file: deps.paths.jobsFile, schema: indexSchema, debounceMs: 50 });
-    this.#processes = new ProcessRegistry(deps.paths.processesFile);
+    this.#problems = deps.problems;
+    const problems = deps.problems === undefined ? {} : { problems: deps.problems };
+    this.#store = new JsonStore({ file: deps.paths.jobsFile, schema: indexSchema, debounceMs: 50, title: "The job index", ...problems });
+    this.#processes = new ProcessRegistry(deps.paths.processesFile, deps.problems);
     this.#lanes = {
       compile: { name: "compile", concurrency: this.#options.compileConcurrency, active: new Set(), waiting: [] },
       upload: { name: "upload", concurrency: this.#options.uploadConcurrency, active: new Set(), waiting: [] },
@@ -154,28 +158,47 @@ export class FirmwareQueue {
   async start(): Promise<void> {
     // Anything a killed builder left running goes first: its jobs are about to run again.
     await this.#processes.reapStale();
+    // A corrupt or unreadable index is moved aside and reported by the store; the queue starts empty.
     const loaded = await this.#store.load();
-    if (loaded.kind === "corrupt") {
-      this.loadProblems.push(`The job index was corrupt (${loaded.reason}); it was moved to ${loaded.movedTo}.`);
-    }
     const rows = loaded.kind === "ok" ? loaded.value.jobs : [];
+    const skipped: string[] = [];
+    const skippedRows: unknown[] = [];
     for (const raw of rows) {
       let job: StoredJob;
       try {
         job = parseStoredJob(raw);
+        if (this.#jobs.has(job.job_id)) throw new Error("a second row with this job_id");
       } catch (err) {
-        const id = typeof raw === "object" && raw !== null && "job_id" in raw ? String(raw.job_id) : "?";
+        const id = typeof raw === "object" && raw !== null && "job_id" in raw ? JSON.stringify(raw.job_id).slice(0, 40) : "?";
         const reason = err instanceof z.ZodError ? err.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ") : errorMessage(err);
         log.error(`skipping job ${id} from ${this.#paths.jobsFile}: ${reason}`);
-        this.loadProblems.push(`Job ${id} could not be loaded (${reason}) and was skipped.`);
+        skipped.push(`job ${id} (${reason})`);
+        skippedRows.push(raw);
         continue;
       }
       await this.#restore(job);
     }
+    if (skipped.length > 0) await this.#reportSkipped(skipped, skippedRows);
     this.#started = true;
     this.#prune();
-    await this.#store.saveNow(() => this.#index());
+    try {
+      await this.#store.saveNow(() => this.#index());
+    } catch (err) {
+      // Reported by the store, which writes the index again once it can; the builder starts either way.
+      log.error(`saving the job index failed: ${errorMessage(err)}`);
+      this.#persist();
+    }
     this.#pump();
+  }
+
+  async #reportSkipped(skipped: readonly string[], rows: readonly unknown[]): Promise<void> {
+    const file = this.#paths.jobsFile;
+    const keptAt = await keepSkippedRows(file, rows);
+    const message =
+      `${skipped.length} job(s) in ${file} could not be loaded and were skipped: ` +
+      `${skipped.slice(0, 5).join("; ")}${skipped.length > 5 ? `; and ${skipped.length - 5} more (see the log)` : ""}. ` +
+      (keptAt === null ? "They could not be kept aside (see the log)." : `They were kept in ${keptAt}; delete it once you have looked.`);
+    this.#problems?.report({ code: "state_rows_skipped", subject: file, message });
   }
 
   async #restore(job: StoredJob): Promise<void> {
@@ -192,7 +215,7 @@ export class FirmwareQueue {
     }
     entry.history = history;
     if (history.length > 0) {
-      entry.log = new JobLogWriter(this.#paths.jobLog(job.job_id));
+      entry.log = this.#logWriter(job.job_id);
       entry.log.replace(history.lines);
     }
     this.#place(entry);
@@ -208,10 +231,16 @@ export class FirmwareQueue {
     await this.#store.flush();
   }
 
-  /** Adds a job; an older active job of the same configuration is superseded (cancelled). */
+  /**
+   * Adds a job; an older active job of the same configuration is superseded
+   * (cancelled). The job is on disk before anything else happens: when the
+   * index cannot be written (`disk_full`, `storage_error`) nothing changed,
+   * no event was sent, and the error says what to do.
+   */
   async enqueue(input: NewJobInput): Promise<FirmwareJob> {
     if (this.#stopping) throw new BuilderError(ErrorCode.Unavailable, "The builder is shutting down");
     const job = createJob(input, this.#now());
+    await this.#store.saveNow(() => this.#index(job));
     const entry = this.#newEntry(job);
     entry.history = new OutputHistory();
     this.#jobs.set(job.job_id, entry);
@@ -222,7 +251,7 @@ export class FirmwareQueue {
       }
     }
     this.#place(entry);
-    await this.#store.saveNow(() => this.#index());
+    this.#persist();
     this.#pump();
     return this.#wire(entry);
   }
@@ -299,8 +328,15 @@ export class FirmwareQueue {
     return { ...entry.job, output: [] };
   }
 
-  #index(): JobIndex {
-    return { version: 1, jobs: [...this.#jobs.values()].map((e) => e.job) };
+  /** The index to write; `adding` is a job about to be added. */
+  #index(adding?: StoredJob): JobIndex {
+    const jobs: StoredJob[] = [...this.#jobs.values()].map((e) => e.job);
+    if (adding !== undefined && !this.#jobs.has(adding.job_id)) jobs.push(adding);
+    return { version: 1, jobs };
+  }
+
+  #logWriter(jobId: string): JobLogWriter {
+    return new JobLogWriter(this.#paths.jobLog(jobId), this.#problems);
   }
 
   #persist(): void {
@@ -422,7 +458,7 @@ export class FirmwareQueue {
     entry.abort = abort;
     if (job.status === "queued") {
       markStarted(job, this.#now());
-      entry.log ??= new JobLogWriter(this.#paths.jobLog(job.job_id));
+      entry.log ??= this.#logWriter(job.job_id);
       this.#persist();
       this.#bus.emit("job_started", { job: this.#wire(entry) });
     }
@@ -472,7 +508,7 @@ export class FirmwareQueue {
     const history = entry.history ?? (entry.history = new OutputHistory());
     const trims = history.trims;
     history.append(line);
-    entry.log ??= new JobLogWriter(this.#paths.jobLog(job.job_id));
+    entry.log ??= this.#logWriter(job.job_id);
     if (history.trims !== trims) entry.log.replace(history.lines);
     else entry.log.append(line);
     this.#bus.emit("job_output", { job_id: job.job_id, line });
@@ -490,15 +526,16 @@ export class FirmwareQueue {
     const history = entry.history;
     if (history !== null && history.length > 0) {
       history.trim(OUTPUT_LINES_RETAINED);
-      entry.log ??= new JobLogWriter(this.#paths.jobLog(job.job_id));
+      entry.log ??= this.#logWriter(job.job_id);
       entry.log.replace(history.lines);
     }
     const writer = entry.log;
     if (writer !== null) {
       // Memory holds the output until the log file has it, so a reader never finds neither.
+      // A log that could not be written (disk full) leaves the output in memory, where readers find it.
       this.#track(
-        writer.flush().then(() => {
-          entry.history = null;
+        writer.flush().then((written) => {
+          if (written) entry.history = null;
         }),
       );
     } else {

@@ -5,6 +5,7 @@ import { RESTART_MARKER } from "../../src/firmware/job.ts";
 import { trimNotice } from "../../src/firmware/output.ts";
 import { FirmwareQueue, type QueueOptions } from "../../src/firmware/queue.ts";
 import { resolvePaths, type Paths } from "../../src/paths.ts";
+import { Problems } from "../../src/problems.ts";
 import { ScriptedRunner } from "../helpers/scripted-runner.ts";
 import { tempDir, waitFor } from "../helpers/tmp.ts";
 
@@ -19,12 +20,14 @@ async function setup(options: Partial<QueueOptions> = {}, paths?: Paths) {
   const events: Recorded[] = [];
   bus.onAny((name, payload) => events.push({ name, payload }));
   const runner = new ScriptedRunner();
+  const problems = new Problems({ bus });
   let tick = 0;
   const queue = new FirmwareQueue({
     bus,
     paths: p,
     runner,
     options,
+    problems,
     // Strictly increasing timestamps keep "newest first" deterministic.
     now: () => new Date(Date.UTC(2026, 10, 23, 10, 0, 0, tick++)),
   });
@@ -34,7 +37,7 @@ async function setup(options: Partial<QueueOptions> = {}, paths?: Paths) {
       .filter((e) => e.name.startsWith("job_") && e.name !== "job_output" && e.name !== "job_progress" && e.name !== "job_removed")
       .filter((e) => (e.payload as { job: { job_id: string } }).job.job_id === jobId)
       .map((e) => e.name);
-  return { queue, runner, bus, events, paths: p, lifecycle };
+  return { queue, runner, bus, events, paths: p, lifecycle, problems };
 }
 
 describe("FirmwareQueue: running jobs", () => {
@@ -322,9 +325,9 @@ describe("FirmwareQueue: persistence and recovery", () => {
   });
 
   it("starts with an empty queue when there is no index", async () => {
-    const { queue } = await setup();
+    const { queue, problems } = await setup();
     expect(queue.list()).toEqual([]);
-    expect(queue.loadProblems).toEqual([]);
+    expect(problems.list()).toEqual([]);
     await queue.stop();
   });
 
@@ -332,9 +335,10 @@ describe("FirmwareQueue: persistence and recovery", () => {
     const paths = resolvePaths({ configDir: await tempDir() });
     await mkdir(paths.stateDir, { recursive: true });
     await writeFile(paths.jobsFile, "{\"version\": 1, \"jobs\": [tru");
-    const { queue } = await setup({}, paths);
+    const { queue, problems } = await setup({}, paths);
     expect(queue.list()).toEqual([]);
-    expect(queue.loadProblems[0]).toMatch(/corrupt.*moved to .*jobs\.json\.corrupt/);
+    expect(problems.list()).toMatchObject([{ code: "state_file_corrupt", subject: paths.jobsFile }]);
+    expect(problems.list()[0]?.message).toMatch(/not valid JSON.*moved to .*jobs\.json\.corrupt/);
     expect(await readFile(`${paths.jobsFile}.corrupt`, "utf8")).toContain("[tru");
     await queue.stop();
   });
@@ -345,9 +349,10 @@ describe("FirmwareQueue: persistence and recovery", () => {
     const good = { job_id: "aaaaaaaaaaaa", configuration: "a.yaml", job_type: "compile", status: "completed", created_at: "2026-01-01T00:00:00.000Z" };
     const bad = { ...good, job_id: "bbbbbbbbbbbb", configuration: "b.yaml", source: "intergalactic" };
     await writeFile(paths.jobsFile, JSON.stringify({ version: 1, jobs: [good, bad] }));
-    const { queue } = await setup({}, paths);
+    const { queue, problems } = await setup({}, paths);
     expect(queue.list().map((j) => j.job_id)).toEqual(["aaaaaaaaaaaa"]);
-    expect(queue.loadProblems.join("\n")).toMatch(/bbbbbbbbbbbb.*source/);
+    expect(problems.list()).toMatchObject([{ code: "state_rows_skipped", subject: paths.jobsFile }]);
+    expect(problems.list()[0]?.message).toMatch(/bbbbbbbbbbbb.*source/);
     await queue.stop();
   });
 });
