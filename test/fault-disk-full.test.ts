@@ -1,0 +1,83 @@
+/**
+ * A real builder process whose data folder is a real 3 MiB disk (a tmpfs in a
+ * mount namespace the test makes) that fills up: while a job with a lot of
+ * output runs, and when a compile is asked for. Nothing leaks, nothing is
+ * announced that did not happen, the error names the fix, and once space is
+ * back everything works again.
+ */
+import path from "node:path";
+import { describe, expect, it } from "vitest";
+import type { BuilderProblem, FirmwareJob } from "../src/api/wire.ts";
+import { resolvePaths } from "../src/paths.ts";
+import { ApiClient, type Frame } from "./helpers/api-client.ts";
+import { STAND_IN, configDir, spawnBuilder } from "./helpers/builder.ts";
+import { smallDisk, tmpfsUnavailableReason } from "./helpers/tmpfs.ts";
+import { waitFor } from "./helpers/tmp.ts";
+
+const NO_TMPFS = tmpfsUnavailableReason();
+
+const args = (config: string, data: string): string[] => [
+  "--config-dir", config, "--data-dir", data, "--port", "0", "--peer-link-port", "0", "--peer-link-host", "127.0.0.1",
+  "--esphome", STAND_IN, "--no-mdns", "--log-level", "error",
+];
+
+describe.skipIf(NO_TMPFS !== null)(`a builder whose disk fills up${NO_TMPFS === null ? "" : ` (skipped: ${NO_TMPFS})`}`, () => {
+  it("leaks no temp file, refuses a compile with disk_full and no ghost job, and works again once space is back", async () => {
+    const disk = await smallDisk(3 * 1024);
+    const config = await configDir();
+    const data = path.join(disk.root, "data");
+    const paths = resolvePaths({ configDir: config, dataDir: data });
+    const builder = await spawnBuilder(args(config, data), {
+      ESPHOME_STANDIN_COMPILE_SECONDS: "3",
+      ESPHOME_STANDIN_EXTRA_LINES: "30000",
+      ESPHOME_STANDIN_FIRMWARE_BYTES: "1024",
+      ESPHOME_STANDIN_FAIL: "",
+    });
+    const client = await ApiClient.connect(builder.port);
+    const events = client.stream("subscribe_events", { job_output: false });
+    await events.until((f) => f.event === "initial_state");
+    const queued = (): string[] => events.frames.filter((f) => f.event === "job_queued").map((f) => (f.data as { job: FirmwareJob }).job.job_id);
+
+    // 1. The disk fills while a job prints 30,000 lines (its log is rewritten at every trim).
+    const first = await client.call<FirmwareJob>("firmware/compile", { configuration: "kitchen.yaml" });
+    const follow = client.stream("firmware/follow_job", { job_id: first.job_id, batch: true });
+    await follow.until((f) => f.event === "output_batch");
+    await disk.fill();
+    expect(await disk.available()).toBe(0);
+    const result = await follow.until((f) => f.event === "result", 60_000);
+    // The stand-in CLI writes its build on the same disk, so the job itself may fail; either way it ends.
+    expect(["completed", "failed"]).toContain((result.data as { status: string }).status);
+    await waitFor(async () => (await client.call<BuilderProblem[]>("problems/list")).some((p) => p.code === "disk_full" && p.subject === paths.jobLogsDir), 10_000, "the job-log problem");
+    expect(await disk.tempFiles()).toEqual([]);
+    // The builder kept the job's retained output (in memory, since the disk would not take it).
+    const full = await client.call<FirmwareJob>("firmware/get_job", { job_id: first.job_id });
+    expect(full.output.length).toBeGreaterThan(100);
+    expect(full.output[0]).toMatch(/^\.\.\. \[output trimmed: \d+ earlier line\(s\) elided\]\n$/);
+
+    // 2. A compile asked for while the disk is full: a clear error, no job, no event.
+    const refused = await client.request("firmware/compile", { configuration: "kitchen.yaml" });
+    expect(refused.error_code).toBe("disk_full");
+    expect(refused.details).toBe(`No space left on ${paths.stateDir} (ENOSPC writing jobs.json): free some space and try again`);
+    expect((await client.call<FirmwareJob[]>("firmware/get_jobs")).map((j) => j.job_id)).toEqual([first.job_id]);
+    await new Promise((r) => setTimeout(r, 300));
+    expect(queued()).toEqual([first.job_id]);
+    const problems = await client.call<BuilderProblem[]>("problems/list");
+    expect(problems.map((p) => p.code)).toContain("disk_full");
+    expect(events.frames.some((f: Frame) => f.event === "builder_problem_added" && (f.data as { problem: BuilderProblem }).problem.code === "disk_full")).toBe(true);
+    expect(await disk.tempFiles()).toEqual([]);
+
+    // 3. Space comes back: the next compile is queued, runs, is logged, and the problems clear.
+    await disk.free();
+    const again = await client.call<FirmwareJob>("firmware/compile", { configuration: "kitchen.yaml" });
+    const done = await client.stream("firmware/follow_job", { job_id: again.job_id }).until((f) => f.event === "result", 60_000);
+    expect(done.data).toMatchObject({ status: "completed" });
+    await waitFor(async () => (await client.call<BuilderProblem[]>("problems/list")).length === 0, 15_000, "the problems to clear");
+    expect(events.frames.filter((f) => f.event === "builder_problem_cleared").length).toBeGreaterThan(0);
+    const log = await client.call<FirmwareJob>("firmware/get_job", { job_id: again.job_id });
+    expect(log.output.join("")).toContain("Successfully compiled program.");
+    expect(await disk.tempFiles()).toEqual([]);
+    client.close();
+    builder.child.kill("SIGTERM");
+    expect(await builder.exited).toBe(0);
+  }, 120_000);
+});
