@@ -7,6 +7,7 @@ import { FirmwareQueue, type QueueOptions } from "../../src/firmware/queue.ts";
 import { resolvePaths, type Paths } from "../../src/paths.ts";
 import { Problems } from "../../src/problems.ts";
 import { ScriptedRunner } from "../helpers/scripted-runner.ts";
+import { smallDisk, tmpfsUnavailableReason } from "../helpers/tmpfs.ts";
 import { tempDir, waitFor } from "../helpers/tmp.ts";
 
 interface Recorded {
@@ -354,6 +355,35 @@ describe("FirmwareQueue: persistence and recovery", () => {
     expect(problems.list()).toMatchObject([{ code: "state_rows_skipped", subject: paths.jobsFile }]);
     expect(problems.list()[0]?.message).toMatch(/bbbbbbbbbbbb.*source/);
     await queue.stop();
+  });
+});
+
+describe.skipIf(tmpfsUnavailableReason() !== null)("FirmwareQueue: a full disk (a real tmpfs)", () => {
+  it("refuses a job it cannot write down: disk_full, no event, the older job of that configuration untouched", async () => {
+    const disk = await smallDisk(512);
+    const { queue, runner, events, paths, problems } = await setup({}, resolvePaths({ configDir: disk.root }));
+    const older = await queue.enqueue({ configuration: "a.yaml", job_type: "compile" });
+    await runner.next();
+    await disk.fill();
+    const before = events.length;
+    await expect(queue.enqueue({ configuration: "a.yaml", job_type: "compile" })).rejects.toMatchObject({
+      code: "disk_full",
+      message: `No space left on ${paths.stateDir} (ENOSPC writing jobs.json): free some space and try again`,
+    });
+    expect(events.slice(before).map((e) => e.name)).toEqual(["builder_problem_added"]);
+    expect(queue.list().map((j) => [j.job_id, j.status])).toEqual([[older.job_id, "running"]]);
+    expect(queue.status()).toMatchObject({ running: 1, queue_depth: 0 });
+    expect(problems.list()).toMatchObject([{ code: "disk_full", subject: paths.jobsFile }]);
+
+    await disk.free();
+    const newer = await queue.enqueue({ configuration: "a.yaml", job_type: "compile" });
+    expect(problems.list()).toEqual([]);
+    await waitFor(() => queue.get(older.job_id)?.status === "cancelled");
+    expect(queue.get(older.job_id)?.error).toBe(`superseded by job ${newer.job_id}`);
+    (await runner.next()).succeed();
+    await waitFor(() => queue.get(newer.job_id)?.status === "completed");
+    await queue.stop();
+    expect(await disk.tempFiles()).toEqual([]);
   });
 });
 
