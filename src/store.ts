@@ -65,16 +65,17 @@ export async function atomicWrite(file: string, data: string | Uint8Array, mode 
   try {
     await fs.mkdir(dir, { recursive: true });
     const handle = await fs.open(tmp, "wx", mode);
-    let failure: unknown = undefined;
+    let failure: Error | undefined;
+    const asError = (err: unknown): Error => (err instanceof Error ? err : new Error(String(err)));
     try {
       await handle.writeFile(data);
       await handle.sync();
     } catch (err) {
-      failure = err;
+      failure = asError(err);
     }
     // Closed either way; the first error is the one that counts.
     await handle.close().catch((err: unknown) => {
-      failure ??= err;
+      failure ??= asError(err);
     });
     if (failure !== undefined) throw failure;
     await fs.chmod(tmp, mode);
@@ -235,7 +236,7 @@ export class JsonStore<T> {
     try {
       await this.flush();
     } catch (err) {
-      if (absorbed !== undefined && this.#pending === undefined) {
+      if (absorbed !== undefined && !this.#hasPending()) {
         this.#pending = absorbed;
         this.#armRetry();
       }
@@ -286,6 +287,11 @@ export class JsonStore<T> {
       if (data !== undefined && this.#pending === undefined) this.#pending = data;
       this.#armRetry();
     });
+  }
+
+  /** Whether a write waits (a method: TypeScript keeps `#pending` narrowed across an await). */
+  #hasPending(): boolean {
+    return this.#pending !== undefined;
   }
 
   #armRetry(): void {
