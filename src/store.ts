@@ -88,6 +88,36 @@ export async function atomicWrite(file: string, data: string | Uint8Array, mode 
   }
 }
 
+const TEMP_RE = /^\.(.+)\.[0-9a-f]{12}\.tmp$/;
+
+/**
+ * Removes the temp files `atomicWrite` left in `dir` when the process died in
+ * the middle of a write (a failed write removes its own). Only for targets
+ * named in `targets` (every target when left out): call it before anything
+ * writes to them. Returns how many were removed; never throws.
+ */
+export async function removeStaleTempFiles(dir: string, targets?: readonly string[]): Promise<number> {
+  let names: string[];
+  try {
+    names = await fs.readdir(dir);
+  } catch {
+    return 0;
+  }
+  let removed = 0;
+  for (const name of names) {
+    const target = TEMP_RE.exec(name)?.[1];
+    if (target === undefined || (targets !== undefined && !targets.includes(target))) continue;
+    try {
+      await fs.rm(path.join(dir, name), { force: true });
+      removed++;
+    } catch (err) {
+      log.warning(`could not remove the stale temp file ${path.join(dir, name)}: ${errorMessage(err)}`);
+    }
+  }
+  if (removed > 0) log.info(`removed ${removed} temp file(s) an interrupted write left in ${dir}`);
+  return removed;
+}
+
 export type LoadResult<T> =
   | { kind: "missing" }
   | { kind: "ok"; value: T }

@@ -11,10 +11,17 @@ import type { BuilderProblem, FirmwareJob } from "../src/api/wire.ts";
 import { resolvePaths } from "../src/paths.ts";
 import { ApiClient, type Frame } from "./helpers/api-client.ts";
 import { STAND_IN, configDir, spawnBuilder } from "./helpers/builder.ts";
-import { smallDisk, tmpfsUnavailableReason } from "./helpers/tmpfs.ts";
+import { smallDisk, tmpfsUnavailableReason, type SmallDisk } from "./helpers/tmpfs.ts";
 import { waitFor } from "./helpers/tmp.ts";
 
 const NO_TMPFS = tmpfsUnavailableReason();
+
+/** A write in progress has its temp file; a leak is one that stays once the writes settle. */
+async function noTempFilesLeft(disk: SmallDisk): Promise<void> {
+  let left: string[] = [];
+  await waitFor(async () => (left = await disk.tempFiles()).length === 0, 5000, "temp files to go").catch(() => undefined);
+  expect(left).toEqual([]);
+}
 
 const args = (config: string, data: string): string[] => [
   "--config-dir", config, "--data-dir", data, "--port", "0", "--peer-link-port", "0", "--peer-link-host", "127.0.0.1",
@@ -41,14 +48,16 @@ describe.skipIf(NO_TMPFS !== null)(`a builder whose disk fills up${NO_TMPFS === 
     // 1. The disk fills while a job prints 30,000 lines (its log is rewritten at every trim).
     const first = await client.call<FirmwareJob>("firmware/compile", { configuration: "kitchen.yaml" });
     const follow = client.stream("firmware/follow_job", { job_id: first.job_id, batch: true });
-    await follow.until((f) => f.event === "output_batch");
+    // Past the first trims (4,000 lines) before the disk fills, so rewrites happen on both sides of it.
+    let seen = 0;
+    await follow.until((f) => f.event === "output_batch" && (seen += (f.data as { lines: string[] }).lines.length) > 5000, 30_000);
     await disk.fill();
     expect(await disk.available()).toBe(0);
     const result = await follow.until((f) => f.event === "result", 60_000);
     // The stand-in CLI writes its build on the same disk, so the job itself may fail; either way it ends.
     expect(["completed", "failed"]).toContain((result.data as { status: string }).status);
     await waitFor(async () => (await client.call<BuilderProblem[]>("problems/list")).some((p) => p.code === "disk_full" && p.subject === paths.jobLogsDir), 10_000, "the job-log problem");
-    expect(await disk.tempFiles()).toEqual([]);
+    await noTempFilesLeft(disk);
     // The builder kept the job's retained output (in memory, since the disk would not take it).
     const full = await client.call<FirmwareJob>("firmware/get_job", { job_id: first.job_id });
     expect(full.output.length).toBeGreaterThan(100);
@@ -64,7 +73,7 @@ describe.skipIf(NO_TMPFS !== null)(`a builder whose disk fills up${NO_TMPFS === 
     const problems = await client.call<BuilderProblem[]>("problems/list");
     expect(problems.map((p) => p.code)).toContain("disk_full");
     expect(events.frames.some((f: Frame) => f.event === "builder_problem_added" && (f.data as { problem: BuilderProblem }).problem.code === "disk_full")).toBe(true);
-    expect(await disk.tempFiles()).toEqual([]);
+    await noTempFilesLeft(disk);
 
     // 3. Space comes back: the next compile is queued, runs, is logged, and the problems clear.
     await disk.free();
@@ -75,9 +84,24 @@ describe.skipIf(NO_TMPFS !== null)(`a builder whose disk fills up${NO_TMPFS === 
     expect(events.frames.filter((f) => f.event === "builder_problem_cleared").length).toBeGreaterThan(0);
     const log = await client.call<FirmwareJob>("firmware/get_job", { job_id: again.job_id });
     expect(log.output.join("")).toContain("Successfully compiled program.");
-    expect(await disk.tempFiles()).toEqual([]);
+    await noTempFilesLeft(disk);
     client.close();
     builder.child.kill("SIGTERM");
     expect(await builder.exited).toBe(0);
+
+    // 4. A builder started on a disk that is already full still starts and says why it cannot save.
+    await disk.fill();
+    const second = await spawnBuilder(args(config, data), { ESPHOME_STANDIN_COMPILE_SECONDS: "0", ESPHOME_STANDIN_FAIL: "" });
+    const late = await ApiClient.connect(second.port);
+    const found = await late.call<BuilderProblem[]>("problems/list");
+    expect(found.map((p) => `${p.code} ${path.basename(p.subject)}`).sort()).toEqual(["disk_full jobs.json", "disk_full processes.json"]);
+    expect((await late.call<FirmwareJob[]>("firmware/get_jobs")).map((j) => j.job_id)).toEqual([again.job_id]);
+    expect((await late.request("firmware/compile", { configuration: "kitchen.yaml" })).error_code).toBe("disk_full");
+    await disk.free();
+    const last = await late.call<FirmwareJob>("firmware/compile", { configuration: "kitchen.yaml" });
+    await late.stream("firmware/follow_job", { job_id: last.job_id }).until((f) => f.event === "result", 30_000);
+    await waitFor(async () => (await late.call<BuilderProblem[]>("problems/list")).length === 0, 15_000, "the problems to clear");
+    await noTempFilesLeft(disk);
+    late.close();
   }, 120_000);
 });

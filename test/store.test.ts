@@ -10,7 +10,7 @@ import { z } from "zod";
 import { BuilderError } from "../src/errors.ts";
 import { EventBus } from "../src/events.ts";
 import { Problems } from "../src/problems.ts";
-import { JsonStore, atomicWrite } from "../src/store.ts";
+import { JsonStore, atomicWrite, removeStaleTempFiles } from "../src/store.ts";
 import { smallDisk, tmpfsUnavailableReason } from "./helpers/tmpfs.ts";
 import { tempDir, waitFor } from "./helpers/tmp.ts";
 
@@ -87,6 +87,18 @@ describe("atomicWrite when the rename fails", () => {
     expect(err.code).toBe("storage_error");
     expect(err.message).toContain(file);
     expect((await readdir(dir)).sort()).toEqual(["jobs.json"]);
+  });
+});
+
+describe("removeStaleTempFiles", () => {
+  it("removes what an interrupted atomicWrite left, for the named targets only", async () => {
+    const dir = await tempDir();
+    const names = [".jobs.json.0123456789ab.tmp", ".processes.json.ba9876543210.tmp", ".receiver.json.0123456789ab.tmp", "jobs.json", "notes.tmp", ".jobs.json.xyz.tmp"];
+    for (const name of names) await writeFile(path.join(dir, name), "x");
+    expect(await removeStaleTempFiles(dir, ["jobs.json", "processes.json"])).toBe(2);
+    expect((await readdir(dir)).sort()).toEqual([".jobs.json.xyz.tmp", ".receiver.json.0123456789ab.tmp", "jobs.json", "notes.tmp"]);
+    expect(await removeStaleTempFiles(dir)).toBe(1);
+    expect(await removeStaleTempFiles(path.join(dir, "missing"))).toBe(0);
   });
 });
 

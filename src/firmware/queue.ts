@@ -12,13 +12,14 @@
  * always wins over a failure (or success) that races it.
  */
 import { promises as fs } from "node:fs";
+import path from "node:path";
 import { z } from "zod";
 import { BuilderError, ErrorCode, errorMessage, invalidArgs, notFound } from "../errors.ts";
 import type { EventBus } from "../events.ts";
 import { getLogger } from "../logger.ts";
 import type { Paths } from "../paths.ts";
 import type { ProblemSink } from "../problems.ts";
-import { JsonStore, keepSkippedRows } from "../store.ts";
+import { JsonStore, keepSkippedRows, removeStaleTempFiles } from "../store.ts";
 import {
   RESTART_MARKER,
   createJob,
@@ -156,6 +157,9 @@ export class FirmwareQueue {
 
   /** Loads the job index, re-queues interrupted work and starts dispatching. */
   async start(): Promise<void> {
+    // Temp files of writes a killed builder did not finish (only the queue's own files: nothing writes them yet).
+    await removeStaleTempFiles(this.#paths.stateDir, [path.basename(this.#paths.jobsFile), path.basename(this.#paths.processesFile)]);
+    await removeStaleTempFiles(this.#paths.jobLogsDir);
     // Anything a killed builder left running goes first: its jobs are about to run again.
     await this.#processes.reapStale();
     // A corrupt or unreadable index is moved aside and reported by the store; the queue starts empty.

@@ -1,4 +1,5 @@
-import { readFile, stat, writeFile, mkdir } from "node:fs/promises";
+import { mkdir, readFile, readdir, stat, writeFile } from "node:fs/promises";
+import path from "node:path";
 import { describe, expect, it } from "vitest";
 import { EventBus, type EventMap, type EventName } from "../../src/events.ts";
 import { RESTART_MARKER } from "../../src/firmware/job.ts";
@@ -323,6 +324,23 @@ describe("FirmwareQueue: persistence and recovery", () => {
     expect(second.runner.runs).toHaveLength(1);
     rerun.succeed();
     await second.queue.stop();
+  });
+
+  it("removes the temp files of writes a killed builder did not finish", async () => {
+    const paths = resolvePaths({ configDir: await tempDir() });
+    await mkdir(paths.jobLogsDir, { recursive: true });
+    const left = [
+      path.join(paths.stateDir, ".jobs.json.0123456789ab.tmp"),
+      path.join(paths.stateDir, ".processes.json.0123456789ab.tmp"),
+      path.join(paths.jobLogsDir, ".aaaaaaaaaaaa.log.0123456789ab.tmp"),
+    ];
+    for (const file of left) await writeFile(file, "half");
+    // Another part's file in the same folder is not the queue's to touch.
+    await writeFile(path.join(paths.stateDir, ".receiver.json.0123456789ab.tmp"), "in flight");
+    const { queue } = await setup({}, paths);
+    expect((await readdir(paths.stateDir)).filter((f) => f.endsWith(".tmp"))).toEqual([".receiver.json.0123456789ab.tmp"]);
+    expect(await readdir(paths.jobLogsDir)).toEqual([]);
+    await queue.stop();
   });
 
   it("starts with an empty queue when there is no index", async () => {
