@@ -19,7 +19,7 @@ import type { EventBus } from "../events.ts";
 import { getLogger } from "../logger.ts";
 import type { Paths } from "../paths.ts";
 import type { ProblemSink } from "../problems.ts";
-import { JsonStore, keepSkippedRows, removeStaleTempFiles } from "../store.ts";
+import { JsonStore, keepSkippedRows, quarantine, removeStaleTempFiles } from "../store.ts";
 import {
   RESTART_MARKER,
   createJob,
@@ -209,8 +209,7 @@ export class FirmwareQueue {
     const entry = this.#newEntry(job);
     this.#jobs.set(job.job_id, entry);
     if (isTerminal(job.status)) return;
-    const lines = await readJobLog(this.#paths.jobLog(job.job_id));
-    const history = new OutputHistory(lines);
+    const history = new OutputHistory(await this.#readLogForRestore(job.job_id));
     if (job.status === "running") {
       resetForRestart(job);
       if (history.endsOpen) history.append("\n");
@@ -223,6 +222,25 @@ export class FirmwareQueue {
       entry.log.replace(history.lines);
     }
     this.#place(entry);
+  }
+
+  /** A job's earlier output; a log that cannot be read is moved aside and reported, and the job runs on without it. */
+  async #readLogForRestore(jobId: string): Promise<string[]> {
+    const file = this.#paths.jobLog(jobId);
+    try {
+      return await readJobLog(file);
+    } catch (err) {
+      let done: string;
+      try {
+        done = `it was moved to ${await quarantine(file)}`;
+      } catch (moveErr) {
+        done = `it could not be moved aside either (${errorMessage(moveErr)}); remove it`;
+      }
+      const message = `The log of job ${jobId} (${file}) could not be read (${errorMessage(err)}); ${done}, and the job runs again without its earlier output.`;
+      log.error(message);
+      this.#problems?.report({ code: "state_file_unreadable", subject: file, message });
+      return [];
+    }
   }
 
   /** Cancels running jobs, waits for them and writes everything down. Queued jobs stay queued. */

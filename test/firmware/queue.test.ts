@@ -343,6 +343,20 @@ describe("FirmwareQueue: persistence and recovery", () => {
     await queue.stop();
   });
 
+  it("runs a queued job again when its log cannot be read: the log is moved aside and reported", async () => {
+    const paths = resolvePaths({ configDir: await tempDir() });
+    const row = { job_id: "aaaaaaaaaaaa", configuration: "a.yaml", job_type: "compile", status: "running", created_at: "2026-01-01T00:00:00.000Z" };
+    await mkdir(paths.jobLog("aaaaaaaaaaaa"), { recursive: true });
+    await writeFile(paths.jobsFile, JSON.stringify({ version: 1, jobs: [row] }));
+    const { queue, runner, problems } = await setup({}, paths);
+    expect(problems.list()).toMatchObject([{ code: "state_file_unreadable", subject: paths.jobLog("aaaaaaaaaaaa") }]);
+    expect(problems.list()[0]?.message).toMatch(/could not be read \(EISDIR.*\); it was moved to .*aaaaaaaaaaaa\.log\.corrupt, and the job runs again/);
+    (await runner.next()).line("again\n").succeed();
+    await waitFor(() => queue.get("aaaaaaaaaaaa")?.status === "completed");
+    expect(await queue.output("aaaaaaaaaaaa")).toEqual(["*** builder restarted mid-build; the previous run's log is above, the rebuild begins below ***\n", "again\n"]);
+    await queue.stop();
+  });
+
   it("starts with an empty queue when there is no index", async () => {
     const { queue, problems } = await setup();
     expect(queue.list()).toEqual([]);
