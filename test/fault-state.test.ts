@@ -85,8 +85,9 @@ describe("a builder started on job rows that do not pass the API's rules", () =>
     const client = await ApiClient.connect(builder.port);
     await waitFor(async () => (await client.call<FirmwareJob[]>("firmware/get_jobs")).every((j) => j.status === "completed"), 30_000, "the good job");
     expect((await client.call<FirmwareJob[]>("firmware/get_jobs")).map((j) => j.job_id)).toEqual(["dddddddddddd"]);
-    const runs = (await readFile(record, "utf8")).trim().split("\n").map((l) => JSON.parse(l) as { configuration: string });
-    expect(runs.map((r) => path.basename(r.configuration))).toEqual(["kitchen.yaml"]);
+    // Every run that read a YAML (the version probe reads none).
+    const runs = (await readFile(record, "utf8")).trim().split("\n").map((l) => JSON.parse(l) as { command: string; configuration: string | null });
+    expect(runs.filter((r) => r.configuration !== null).map((r) => [r.command, path.basename(r.configuration ?? "")])).toEqual([["compile", "kitchen.yaml"]]);
 
     const [problem] = await client.call<BuilderProblem[]>("problems/list");
     expect(problem).toMatchObject({ code: "state_rows_skipped", subject: paths.jobsFile });
