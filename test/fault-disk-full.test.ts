@@ -104,4 +104,28 @@ describe.skipIf(NO_TMPFS !== null)(`a builder whose disk fills up${NO_TMPFS === 
     await noTempFilesLeft(disk);
     late.close();
   }, 120_000);
+
+  it("says which installs of a bulk install were queued when the disk fills part-way", async () => {
+    const disk = await smallDisk(1024);
+    const names = Array.from({ length: 12 }, (_, i) => `device-${i}`);
+    const config = await configDir(Object.fromEntries(names.map((n) => [n, ""])));
+    const data = path.join(disk.root, "data");
+    const builder = await spawnBuilder(args(config, data), { ESPHOME_STANDIN_COMPILE_SECONDS: "0", ESPHOME_STANDIN_FAIL: "hang" });
+    const client = await ApiClient.connect(builder.port);
+    await disk.fill();
+    // One 4 KiB page: the index fits in it while it is small, then it does not.
+    await disk.release(4096);
+    const reply = await client.request("firmware/install_bulk", { configurations: names.map((n) => `${n}.yaml`) });
+    expect(reply.error_code).toBe("disk_full");
+    const match = /^No space left on .*: free some space and try again\. Queued before this: (.+); not queued: (.+)$/.exec(reply.details ?? "");
+    expect(match, reply.details).not.toBeNull();
+    const queued = match![1]!.split(", ");
+    const notQueued = match![2]!.split(", ");
+    expect(queued.length).toBeGreaterThan(0);
+    expect([...queued, ...notQueued]).toEqual(names.map((n) => `${n}.yaml`));
+    const jobs = await client.call<FirmwareJob[]>("firmware/get_jobs");
+    expect(jobs.map((j) => j.configuration).sort()).toEqual([...queued].sort());
+    await noTempFilesLeft(disk);
+    client.close();
+  }, 60_000);
 });

@@ -6,7 +6,7 @@
 import { promises as fs } from "node:fs";
 import { z } from "zod";
 import { SUBSCRIBED_EVENTS, type InitialState, type ServerInfo } from "./wire.ts";
-import { invalidArgs, notFound } from "../errors.ts";
+import { BuilderError, invalidArgs, notFound } from "../errors.ts";
 import type { EventBus, EventMap, EventName } from "../events.ts";
 import { resolveConfigurationPath, validateConfigurationName } from "../esphome/configuration.ts";
 import type { DeviceScanner } from "../esphome/device-scan.ts";
@@ -194,7 +194,16 @@ export const COMMANDS = {
       const names = args.configurations === "all" ? s.devices.list().map((d) => d.configuration) : [...new Set(args.configurations)];
       for (const name of names) await requireConfiguration(s, name);
       const jobs: FirmwareJob[] = [];
-      for (const name of names) jobs.push(await enqueue(s, "install", { configuration: name, port: args.port }));
+      for (const name of names) {
+        try {
+          jobs.push(await enqueue(s, "install", { configuration: name, port: args.port }));
+        } catch (err) {
+          // A failure part-way (the disk filled up): say which installs are queued and which are not.
+          if (!(err instanceof BuilderError) || jobs.length === 0) throw err;
+          const queued = jobs.map((j) => j.configuration).join(", ");
+          throw new BuilderError(err.code, `${err.message}. Queued before this: ${queued}; not queued: ${names.slice(jobs.length).join(", ")}`, { cause: err });
+        }
+      }
       return jobs;
     },
   ),

@@ -8,7 +8,7 @@
  */
 import { spawn, execFileSync } from "node:child_process";
 import { existsSync } from "node:fs";
-import { open, readdir, rm, statfs } from "node:fs/promises";
+import { open, readdir, rm, stat, statfs, truncate } from "node:fs/promises";
 import path from "node:path";
 import { onTestFinished } from "vitest";
 import { tempDir } from "./tmp.ts";
@@ -30,6 +30,8 @@ export interface SmallDisk {
   fill(): Promise<void>;
   /** Deletes the filler: space is back. */
   free(): Promise<void>;
+  /** Gives back this many bytes of the filler (whole pages: tmpfs counts 4 KiB pages). */
+  release(bytes: number): Promise<void>;
   /** Remounts the tmpfs read-only (or back to read-write). */
   setReadOnly(readOnly: boolean): void;
   /** Bytes still free. */
@@ -95,6 +97,10 @@ export async function smallDisk(sizeKiB: number): Promise<SmallDisk> {
     },
     free: async () => {
       await rm(filler, { force: true });
+    },
+    release: async (bytes) => {
+      const { size } = await stat(filler);
+      await truncate(filler, Math.max(0, size - bytes));
     },
     setReadOnly: (readOnly) => {
       execFileSync("nsenter", ["--target", String(pid), "--mount", "mount", "-o", `remount,${readOnly ? "ro" : "rw"}`, dir], { stdio: "pipe" });
