@@ -14,7 +14,7 @@ import path from "node:path";
 import { getLogger } from "../logger.ts";
 import { errorMessage } from "../errors.ts";
 import type { ProblemSink } from "../problems.ts";
-import { atomicWrite, storageError, storageProblemCode } from "../store.ts";
+import { atomicWrite, quarantine, storageError, storageProblemCode } from "../store.ts";
 import { splitStoredLog } from "./output.ts";
 
 const log = getLogger("job-log");
@@ -117,5 +117,27 @@ export async function readJobLog(file: string): Promise<string[]> {
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === "ENOENT") return [];
     throw err;
+  }
+}
+
+/**
+ * A log read back for a job that runs again after a restart. One that cannot
+ * be read (a folder in its place) is moved aside and reported, and the job
+ * runs on without its earlier output.
+ */
+export async function readJobLogForRestore(file: string, problems?: ProblemSink): Promise<string[]> {
+  try {
+    return await readJobLog(file);
+  } catch (err) {
+    let done: string;
+    try {
+      done = `it was moved to ${await quarantine(file)}`;
+    } catch (moveErr) {
+      done = `it could not be moved aside either (${errorMessage(moveErr)}); remove it`;
+    }
+    const message = `The job log ${file} could not be read (${errorMessage(err)}); ${done}, and the job runs again without its earlier output.`;
+    log.error(message);
+    problems?.report({ code: "state_file_unreadable", subject: file, message });
+    return [];
   }
 }

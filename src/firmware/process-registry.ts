@@ -10,11 +10,12 @@
  * group, as every job's process does. Bad rows are skipped and reported.
  */
 import { promises as fs } from "node:fs";
+import path from "node:path";
 import { z } from "zod";
 import { errorMessage } from "../errors.ts";
 import { getLogger } from "../logger.ts";
 import type { ProblemSink } from "../problems.ts";
-import { JsonStore, keepSkippedRows } from "../store.ts";
+import { JsonStore, keepSkippedRows, removeStaleTempFiles } from "../store.ts";
 
 const log = getLogger("processes");
 
@@ -63,6 +64,8 @@ export class ProcessRegistry {
 
   /** Kills process groups left by a previous run of the builder; returns how many. */
   async reapStale(): Promise<number> {
+    // Temp files of a write a killed builder did not finish (nothing writes this file yet).
+    await removeStaleTempFiles(path.dirname(this.#store.file), [path.basename(this.#store.file)]);
     const loaded = await this.#store.load();
     let killed = 0;
     const skipped: string[] = [];

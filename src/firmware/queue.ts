@@ -12,14 +12,12 @@
  * always wins over a failure (or success) that races it.
  */
 import { promises as fs } from "node:fs";
-import path from "node:path";
-import { z } from "zod";
 import { BuilderError, ErrorCode, errorMessage, invalidArgs, notFound } from "../errors.ts";
 import type { EventBus } from "../events.ts";
 import { getLogger } from "../logger.ts";
 import type { Paths } from "../paths.ts";
 import type { ProblemSink } from "../problems.ts";
-import { JsonStore, keepSkippedRows, quarantine, removeStaleTempFiles } from "../store.ts";
+import { removeStaleTempFiles } from "../store.ts";
 import {
   RESTART_MARKER,
   createJob,
@@ -27,7 +25,6 @@ import {
   isTerminal,
   markStarted,
   markTerminal,
-  parseStoredJob,
   phasesOf,
   resetForRestart,
   type FirmwareJob,
@@ -37,7 +34,8 @@ import {
   type TerminalStatus,
 } from "./job.ts";
 import { isSerialPort } from "../esphome/port.ts";
-import { JobLogWriter, readJobLog } from "./job-log.ts";
+import { JobIndex } from "./job-index.ts";
+import { JobLogWriter, readJobLog, readJobLogForRestore } from "./job-log.ts";
 import { ProcessRegistry } from "./process-registry.ts";
 import { OUTPUT_LINES_RETAINED, OutputHistory, ProgressParser } from "./output.ts";
 import type { JobRunner, PhaseResult } from "./runner.ts";
@@ -111,8 +109,6 @@ interface Entry {
   cancelReason: string;
 }
 
-const indexSchema = z.object({ version: z.literal(1), jobs: z.array(z.unknown()) });
-type JobIndex = z.infer<typeof indexSchema>;
 
 function laneFor(phase: JobPhase): LaneName {
   return phase === "upload" ? "upload" : "compile";
@@ -124,7 +120,7 @@ export class FirmwareQueue {
   readonly #runner: JobRunner;
   readonly #options: QueueOptions;
   readonly #now: () => Date;
-  readonly #store: JsonStore<JobIndex>;
+  readonly #index: JobIndex;
   readonly #processes: ProcessRegistry;
   readonly #jobs = new Map<string, Entry>();
   readonly #lanes: Record<LaneName, Lane>;
@@ -146,8 +142,7 @@ export class FirmwareQueue {
     this.#options = { ...DEFAULT_QUEUE_OPTIONS, ...deps.options };
     this.#now = deps.now ?? (() => new Date());
     this.#problems = deps.problems;
-    const problems = deps.problems === undefined ? {} : { problems: deps.problems };
-    this.#store = new JsonStore({ file: deps.paths.jobsFile, schema: indexSchema, debounceMs: 50, title: "The job index", ...problems });
+    this.#index = new JobIndex(deps.paths.jobsFile, deps.problems);
     this.#processes = new ProcessRegistry(deps.paths.processesFile, deps.problems);
     this.#lanes = {
       compile: { name: "compile", concurrency: this.#options.compileConcurrency, active: new Set(), waiting: [] },
@@ -157,36 +152,15 @@ export class FirmwareQueue {
 
   /** Loads the job index, re-queues interrupted work and starts dispatching. */
   async start(): Promise<void> {
-    // Temp files of writes a killed builder did not finish (only the queue's own files: nothing writes them yet).
-    await removeStaleTempFiles(this.#paths.stateDir, [path.basename(this.#paths.jobsFile), path.basename(this.#paths.processesFile)]);
+    // Temp files of log writes a killed builder did not finish (nothing writes logs yet).
     await removeStaleTempFiles(this.#paths.jobLogsDir);
     // Anything a killed builder left running goes first: its jobs are about to run again.
     await this.#processes.reapStale();
-    // A corrupt or unreadable index is moved aside and reported by the store; the queue starts empty.
-    const loaded = await this.#store.load();
-    const rows = loaded.kind === "ok" ? loaded.value.jobs : [];
-    const skipped: string[] = [];
-    const skippedRows: unknown[] = [];
-    for (const raw of rows) {
-      let job: StoredJob;
-      try {
-        job = parseStoredJob(raw);
-        if (this.#jobs.has(job.job_id)) throw new Error("a second row with this job_id");
-      } catch (err) {
-        const id = typeof raw === "object" && raw !== null && "job_id" in raw ? JSON.stringify(raw.job_id).slice(0, 40) : "?";
-        const reason = err instanceof z.ZodError ? err.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ") : errorMessage(err);
-        log.error(`skipping job ${id} from ${this.#paths.jobsFile}: ${reason}`);
-        skipped.push(`job ${id} (${reason})`);
-        skippedRows.push(raw);
-        continue;
-      }
-      await this.#restore(job);
-    }
-    if (skipped.length > 0) await this.#reportSkipped(skipped, skippedRows);
+    for (const job of await this.#index.load()) await this.#restore(job);
     this.#started = true;
     this.#prune();
     try {
-      await this.#store.saveNow(() => this.#index());
+      await this.#index.saveNow(() => this.#jobList());
     } catch (err) {
       // Reported by the store, which writes the index again once it can; the builder starts either way.
       log.error(`saving the job index failed: ${errorMessage(err)}`);
@@ -195,21 +169,11 @@ export class FirmwareQueue {
     this.#pump();
   }
 
-  async #reportSkipped(skipped: readonly string[], rows: readonly unknown[]): Promise<void> {
-    const file = this.#paths.jobsFile;
-    const keptAt = await keepSkippedRows(file, rows);
-    const message =
-      `${skipped.length} job(s) in ${file} could not be loaded and were skipped: ` +
-      `${skipped.slice(0, 5).join("; ")}${skipped.length > 5 ? `; and ${skipped.length - 5} more (see the log)` : ""}. ` +
-      (keptAt === null ? "They could not be kept aside (see the log)." : `They were kept in ${keptAt}; delete it once you have looked.`);
-    this.#problems?.report({ code: "state_rows_skipped", subject: file, message });
-  }
-
   async #restore(job: StoredJob): Promise<void> {
     const entry = this.#newEntry(job);
     this.#jobs.set(job.job_id, entry);
     if (isTerminal(job.status)) return;
-    const history = new OutputHistory(await this.#readLogForRestore(job.job_id));
+    const history = new OutputHistory(await readJobLogForRestore(this.#paths.jobLog(job.job_id), this.#problems));
     if (job.status === "running") {
       resetForRestart(job);
       if (history.endsOpen) history.append("\n");
@@ -224,25 +188,6 @@ export class FirmwareQueue {
     this.#place(entry);
   }
 
-  /** A job's earlier output; a log that cannot be read is moved aside and reported, and the job runs on without it. */
-  async #readLogForRestore(jobId: string): Promise<string[]> {
-    const file = this.#paths.jobLog(jobId);
-    try {
-      return await readJobLog(file);
-    } catch (err) {
-      let done: string;
-      try {
-        done = `it was moved to ${await quarantine(file)}`;
-      } catch (moveErr) {
-        done = `it could not be moved aside either (${errorMessage(moveErr)}); remove it`;
-      }
-      const message = `The log of job ${jobId} (${file}) could not be read (${errorMessage(err)}); ${done}, and the job runs again without its earlier output.`;
-      log.error(message);
-      this.#problems?.report({ code: "state_file_unreadable", subject: file, message });
-      return [];
-    }
-  }
-
   /** Cancels running jobs, waits for them and writes everything down. Queued jobs stay queued. */
   async stop(): Promise<void> {
     this.#stopping = true;
@@ -250,7 +195,7 @@ export class FirmwareQueue {
       if (entry.abort !== null) this.#requestCancel(entry, "the builder was stopped");
     }
     while (this.#inflight.size > 0) await Promise.allSettled([...this.#inflight]);
-    await this.#store.flush();
+    await this.#index.flush();
   }
 
   /**
@@ -262,7 +207,7 @@ export class FirmwareQueue {
   async enqueue(input: NewJobInput): Promise<FirmwareJob> {
     if (this.#stopping) throw new BuilderError(ErrorCode.Unavailable, "The builder is shutting down");
     const job = createJob(input, this.#now());
-    await this.#store.saveNow(() => this.#index(job));
+    await this.#index.saveNow(() => this.#jobList(job));
     const entry = this.#newEntry(job);
     entry.history = new OutputHistory();
     this.#jobs.set(job.job_id, entry);
@@ -294,7 +239,7 @@ export class FirmwareQueue {
   async clearHistory(): Promise<number> {
     const removed = [...this.#jobs.values()].filter((e) => isTerminal(e.job.status));
     for (const entry of removed) this.#remove(entry);
-    await this.#store.saveNow(() => this.#index());
+    await this.#index.saveNow(() => this.#jobList());
     return removed.length;
   }
 
@@ -350,11 +295,11 @@ export class FirmwareQueue {
     return { ...entry.job, output: [] };
   }
 
-  /** The index to write; `adding` is a job about to be added. */
-  #index(adding?: StoredJob): JobIndex {
+  /** The jobs to write down; `adding` is a job about to be added. */
+  #jobList(adding?: StoredJob): StoredJob[] {
     const jobs: StoredJob[] = [...this.#jobs.values()].map((e) => e.job);
     if (adding !== undefined && !this.#jobs.has(adding.job_id)) jobs.push(adding);
-    return { version: 1, jobs };
+    return jobs;
   }
 
   #logWriter(jobId: string): JobLogWriter {
@@ -362,7 +307,7 @@ export class FirmwareQueue {
   }
 
   #persist(): void {
-    this.#store.scheduleSave(() => this.#index());
+    this.#index.scheduleSave(() => this.#jobList());
   }
 
   #track<T>(promise: Promise<T>): void {
