@@ -14,7 +14,7 @@ import type { ProblemSink } from "../problems.ts";
 import { JsonStore, keepSkippedRows, removeStaleTempFiles } from "../store.ts";
 import { parseStoredJob, type StoredJob } from "./job.ts";
 
-const log = getLogger("queue");
+const log = getLogger("job-index");
 
 const indexSchema = z.object({ version: z.literal(1), jobs: z.array(z.unknown()) });
 type IndexFile = z.infer<typeof indexSchema>;

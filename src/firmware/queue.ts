@@ -109,7 +109,6 @@ interface Entry {
   cancelReason: string;
 }
 
-
 function laneFor(phase: JobPhase): LaneName {
   return phase === "upload" ? "upload" : "compile";
 }
