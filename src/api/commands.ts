@@ -6,7 +6,7 @@
 import { promises as fs } from "node:fs";
 import { z } from "zod";
 import { SUBSCRIBED_EVENTS, type InitialState, type ServerInfo } from "./wire.ts";
-import { invalidArgs, notFound } from "../errors.ts";
+import { BuilderError, invalidArgs, notFound } from "../errors.ts";
 import type { EventBus, EventMap, EventName } from "../events.ts";
 import { resolveConfigurationPath, validateConfigurationName } from "../esphome/configuration.ts";
 import type { DeviceScanner } from "../esphome/device-scan.ts";
@@ -16,6 +16,7 @@ import { BINARY_FILES, listBinaries, type FirmwareBinary } from "../firmware/bin
 import { JOB_STATUSES, isTerminal, type FirmwareJob, type JobType } from "../firmware/job.ts";
 import type { FirmwareQueue } from "../firmware/queue.ts";
 import type { Paths } from "../paths.ts";
+import type { Problems } from "../problems.ts";
 import type { DownloadTokens } from "./downloads.ts";
 import type { RemoteBuild } from "../remote-build/remote-build.ts";
 import { pinSchema } from "../remote-build/fingerprint.ts";
@@ -30,6 +31,8 @@ export interface ApiServices {
   queue: FirmwareQueue;
   devices: DeviceScanner;
   paths: Paths;
+  /** The builder's current problems (corrupt state moved aside, a full disk). */
+  problems: Problems;
   downloads: DownloadTokens;
   serialPorts: () => Promise<SerialPort[]>;
   info: () => ServerInfo;
@@ -166,6 +169,10 @@ export const COMMANDS = {
 
   "devices/list": reply(none, (_args, s) => s.devices.list()),
 
+  "problems/list": reply(none, (_args, s) => s.problems.list()),
+
+  "problems/dismiss": reply(z.strictObject({ id: z.string().min(1).max(8192) }), (args, s) => ({ dismissed: s.problems.dismiss(args.id) })),
+
   "firmware/compile": reply(
     z.strictObject({ configuration, force_local: z.boolean().optional() }),
     (args, s) => enqueue(s, "compile", args),
@@ -193,7 +200,16 @@ export const COMMANDS = {
       const names = args.configurations === "all" ? s.devices.list().map((d) => d.configuration) : [...new Set(args.configurations)];
       for (const name of names) await requireConfiguration(s, name);
       const jobs: FirmwareJob[] = [];
-      for (const name of names) jobs.push(await enqueue(s, "install", { configuration: name, port: args.port }));
+      for (const name of names) {
+        try {
+          jobs.push(await enqueue(s, "install", { configuration: name, port: args.port }));
+        } catch (err) {
+          // A failure part-way (the disk filled up): say which installs are queued and which are not.
+          if (!(err instanceof BuilderError) || jobs.length === 0) throw err;
+          const queued = jobs.map((j) => j.configuration).join(", ");
+          throw new BuilderError(err.code, `${err.message}. Queued before this: ${queued}; not queued: ${names.slice(jobs.length).join(", ")}`, { cause: err });
+        }
+      }
       return jobs;
     },
   ),
@@ -342,7 +358,7 @@ export const COMMANDS = {
       devices: s.devices.list(),
       queue_status: s.queue.status(),
       server: s.info(),
-      problems: [...s.queue.loadProblems],
+      problems: s.problems.list(),
       remote_build: s.remote.snapshot(),
     };
     sink.send("initial_state", state);

@@ -10,11 +10,18 @@
  * cost one rewrite; and rewrites are spaced REWRITE_INTERVAL_MS apart while
  * the job runs. What waits is at most the lines since the last trim, which
  * the history's own limits bound.
+ *
+ * A write that fails (the disk is full) loses nothing the job still needs: the
+ * queue keeps the output in memory and the final rewrite writes all of it. The
+ * failure is reported once per log folder and cleared by the next write that
+ * succeeds; no temp file is left behind.
  */
 import { promises as fs } from "node:fs";
 import path from "node:path";
+import { errorMessage } from "../errors.ts";
 import { getLogger } from "../logger.ts";
-import { atomicWrite } from "../store.ts";
+import type { ProblemSink } from "../problems.ts";
+import { atomicWrite, quarantine, storageError, storageProblemCode } from "../store.ts";
 import { splitStoredLog } from "./output.ts";
 
 const log = getLogger("job-log");
@@ -28,12 +35,15 @@ export interface JobLogWriterOptions {
   /** The lines a rewrite writes: the job's retained output at that moment. */
   source: () => readonly string[];
   now?: () => number;
+  /** Where a failed write is reported (and cleared by the next good one). */
+  problems?: ProblemSink | undefined;
 }
 
 export class JobLogWriter {
   readonly #file: string;
   readonly #source: () => readonly string[];
   readonly #now: () => number;
+  readonly #problems: ProblemSink | undefined;
   #pending: string[] = [];
   #pendingChars = 0;
   /** The file must be replaced by the source's lines; pending appends are part of them. */
@@ -42,7 +52,9 @@ export class JobLogWriter {
   #firstPendingAt = 0;
   #timer: NodeJS.Timeout | undefined;
   #timerDue = Infinity;
-  #writing: Promise<void> | null = null;
+  #writing: Promise<boolean> | null = null;
+  /** Whether the last write landed. */
+  #lastOk = true;
   #writes = 0;
   #rewrites = 0;
 
@@ -50,6 +62,7 @@ export class JobLogWriter {
     this.#file = file;
     this.#source = opts.source;
     this.#now = opts.now ?? Date.now;
+    this.#problems = opts.problems;
   }
 
   append(line: string): void {
@@ -80,12 +93,14 @@ export class JobLogWriter {
 
   /**
    * Writes what is pending now (a due rewrite does not wait for its interval)
-   * and resolves once the file holds it. Never rejects (a failed write is logged).
+   * and resolves once the file holds it. Never rejects: resolves to whether the
+   * last write landed (a failed one is logged and reported).
    */
-  async flush(): Promise<void> {
+  async flush(): Promise<boolean> {
     this.#clearTimer();
     while (this.#writing !== null) await this.#writing;
-    if (this.#rewrite || this.#pending.length > 0) await this.#start();
+    if (this.#rewrite || this.#pending.length > 0) return this.#start();
+    return this.#lastOk;
   }
 
   #clearTimer(): void {
@@ -112,7 +127,7 @@ export class JobLogWriter {
     }, Math.max(0, due - this.#now()));
   }
 
-  #start(): Promise<void> {
+  #start(): Promise<boolean> {
     this.#clearTimer();
     const rewrite = this.#rewrite;
     const data = rewrite ? this.#source().join("") : this.#pending.join("");
@@ -124,25 +139,40 @@ export class JobLogWriter {
       this.#rewrites += 1;
       this.#lastRewrite = this.#now();
     }
-    const writing = this.#write(rewrite, data).finally(() => {
+    const writing = this.#write(rewrite, data).then((ok) => {
+      this.#lastOk = ok;
       this.#writing = null;
       this.#schedule();
+      return ok;
     });
     this.#writing = writing;
     return writing;
   }
 
-  async #write(rewrite: boolean, data: string): Promise<void> {
+  async #write(rewrite: boolean, data: string): Promise<boolean> {
+    const dir = path.dirname(this.#file);
     try {
       if (rewrite) {
         await atomicWrite(this.#file, data);
       } else {
-        await fs.mkdir(path.dirname(this.#file), { recursive: true });
+        await fs.mkdir(dir, { recursive: true });
         await fs.appendFile(this.#file, data);
       }
     } catch (err) {
-      log.error(`writing ${this.#file} failed: ${String(err)}`);
+      const failure = storageError(err, this.#file);
+      log.error(`writing ${this.#file} failed: ${errorMessage(failure)}`);
+      const code = storageProblemCode(failure);
+      this.#problems?.clear(code === "disk_full" ? "storage_error" : "disk_full", dir);
+      this.#problems?.report({
+        code,
+        subject: dir,
+        message: `Job logs could not be written: ${failure.message}. Running jobs keep their output in memory; a log written while this lasts may miss lines.`,
+      });
+      return false;
     }
+    this.#problems?.clear("disk_full", dir);
+    this.#problems?.clear("storage_error", dir);
+    return true;
   }
 }
 
@@ -153,5 +183,27 @@ export async function readJobLog(file: string): Promise<string[]> {
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === "ENOENT") return [];
     throw err;
+  }
+}
+
+/**
+ * A log read back for a job that runs again after a restart. One that cannot
+ * be read (a folder in its place) is moved aside and reported, and the job
+ * runs on without its earlier output.
+ */
+export async function readJobLogForRestore(file: string, problems?: ProblemSink): Promise<string[]> {
+  try {
+    return await readJobLog(file);
+  } catch (err) {
+    let done: string;
+    try {
+      done = `it was moved to ${await quarantine(file)}`;
+    } catch (moveErr) {
+      done = `it could not be moved aside either (${errorMessage(moveErr)}); remove it`;
+    }
+    const message = `The job log ${file} could not be read (${errorMessage(err)}); ${done}, and the job runs again without its earlier output.`;
+    log.error(message);
+    problems?.report({ code: "state_file_unreadable", subject: file, message });
+    return [];
   }
 }

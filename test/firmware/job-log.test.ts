@@ -1,13 +1,21 @@
 /**
  * The job log writer against real files: batched appends, rewrites that
- * coalesce and keep their distance, and a failed write that is logged.
+ * coalesce and keep their distance, a failed write that is logged, and a real
+ * disk that fills up (a tmpfs in a mount namespace of its own): writes fail
+ * without a crash or a leaked temp file, the failure is reported once and
+ * cleared when a write lands again.
  */
-import { readFile, writeFile } from "node:fs/promises";
+import { readFile, readdir, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { FLUSH_CHARS, JobLogWriter, REWRITE_INTERVAL_MS, readJobLog } from "../../src/firmware/job-log.ts";
+import { EventBus } from "../../src/events.ts";
 import { setLogSink } from "../../src/logger.ts";
+import { Problems } from "../../src/problems.ts";
+import { smallDisk, tmpfsUnavailableReason } from "../helpers/tmpfs.ts";
 import { tempDir } from "../helpers/tmp.ts";
+
+const NO_TMPFS = tmpfsUnavailableReason();
 
 afterEach(() => {
   vi.useRealTimers();
@@ -84,5 +92,38 @@ describe("JobLogWriter", () => {
       restore();
     }
     expect(logged.filter((l) => l.includes("not-a-dir/job.log failed"))).toHaveLength(2);
+  });
+
+  it.skipIf(NO_TMPFS !== null)("on a full disk: flush says false, nothing leaks, one problem per log folder, cleared once a write lands", async () => {
+    const disk = await smallDisk(256);
+    const bus = new EventBus();
+    const problems = new Problems({ bus });
+    const dir = path.join(disk.root, "job-logs");
+    let aLines: readonly string[] = ["start\n"];
+    const a = new JobLogWriter(path.join(dir, "aaaaaaaaaaaa.log"), { source: () => aLines, problems });
+    const b = new JobLogWriter(path.join(dir, "bbbbbbbbbbbb.log"), { source: () => [], problems });
+    a.append("start\n");
+    expect(await a.flush()).toBe(true);
+    await disk.fill();
+    const lines = Array.from({ length: 4000 }, (_, i) => `Compiling file_${i}.cpp.o\n`);
+    aLines = lines;
+    for (let i = 0; i < 50; i++) {
+      a.replace();
+      expect(await a.flush()).toBe(false);
+    }
+    for (const line of lines) b.append(line);
+    expect(await b.flush()).toBe(false);
+    expect(problems.list()).toHaveLength(1);
+    expect(problems.list()[0]).toMatchObject({ code: "disk_full", subject: dir });
+    expect(problems.list()[0]?.message).toMatch(/^Job logs could not be written: No space left on .*job-logs.*free some space and try again\./);
+    expect(await disk.tempFiles()).toEqual([]);
+    expect(await readFile(path.join(dir, "aaaaaaaaaaaa.log"), "utf8")).toBe("start\n");
+
+    await disk.free();
+    a.replace();
+    expect(await a.flush()).toBe(true);
+    expect(await readJobLog(path.join(dir, "aaaaaaaaaaaa.log"))).toEqual(lines);
+    expect(problems.list()).toEqual([]);
+    expect((await readdir(dir)).filter((f) => f.endsWith(".tmp"))).toEqual([]);
   });
 });

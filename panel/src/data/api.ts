@@ -87,6 +87,11 @@ export class BuilderApi {
     return this.connection.request("firmware/cancel", { job_id: jobId });
   }
 
+  /** Hides a builder problem for every panel (it comes back if it happens again). */
+  dismissProblem(id: string): Promise<{ dismissed: boolean }> {
+    return this.connection.request("problems/dismiss", { id });
+  }
+
   clearHistory(): Promise<{ removed: number }> {
     return this.connection.request("firmware/clear_history");
   }

@@ -8,6 +8,7 @@ import type { EventMap, IdentityView, InitialState as FullInitialState, PairingS
 
 export { isTerminal, phasesOf } from "../../../src/api/wire.ts";
 export type {
+  BuilderProblem,
   Device,
   DiscoveredHost,
   FirmwareBinary,
@@ -20,6 +21,7 @@ export type {
   OffloaderAlertKind,
   OffloaderSettings,
   PairPreview,
+  ProblemCode,
   QueueStatus,
   ReceiverSettings,
   RemoteBuildProblem,
