@@ -36,8 +36,9 @@ NETNS="esb-image-$$"
 cleanup() {
   ip netns del "$NETNS" 2>/dev/null || true
   if [ "${CI:-}" = "true" ]; then
-    "${PODMAN[@]}" system reset --force >/dev/null 2>&1 || true
-    rm -rf "$IMAGE_CHECK_DIR"
+    "${PODMAN[@]}" rm --all --force >/dev/null 2>&1 || true
+    "${PODMAN[@]}" rmi --all --force >/dev/null 2>&1 || true
+    rm -rf "$IMAGE_CHECK_DIR" 2>/dev/null || echo "image check: could not remove all of $IMAGE_CHECK_DIR" >&2
   fi
 }
 trap cleanup EXIT
