@@ -198,6 +198,26 @@ describe("the repository as the Supervisor's add-on store reads it", () => {
   });
 });
 
+describe("the ESPHome the image installs", () => {
+  it("is pinned in one place, addon/requirements.txt, which the image, the lock and the tests use", () => {
+    const requirementLines = (file: string): string[] => readFileSync(path.join(ROOT, file), "utf8").split("\n").map((l) => l.trim()).filter((l) => l !== "" && !l.startsWith("#"));
+    const pins = requirementLines("addon/requirements.txt");
+    expect(pins).toHaveLength(1);
+    expect(pins[0]).toMatch(/^esphome==\d+\.\d+\.\d+$/);
+    // The lock of everything else was made for that ESPHome and does not pin ESPHome itself.
+    const lockText = readFileSync(path.join(ROOT, "addon", "constraints.txt"), "utf8");
+    expect(lockText, "addon/constraints.txt is stale: run bash addon/lock-requirements.sh").toContain(`addon/lock-requirements.sh from ${pins[0] ?? ""}\n`);
+    expect(requirementLines("addon/constraints.txt").every((l) => /^[A-Za-z0-9._-]+==\S+$/.test(l))).toBe(true);
+    expect(requirementLines("addon/constraints.txt").some((l) => l.toLowerCase().startsWith("esphome=="))).toBe(false);
+    // The tests install the same file; nothing else names an ESPHome version.
+    const tests = requirementLines("test/requirements.txt");
+    expect(tests).toContain("-r ../addon/requirements.txt");
+    expect(tests.filter((l) => /^esphome\s*([=<>!~;\[]|$)/i.test(l))).toEqual([]);
+    expect(dockerfile).toContain("-r /tmp/esphome/requirements.txt -c /tmp/esphome/constraints.txt");
+    expect(dockerfile).not.toMatch(/esphome==/i);
+  });
+});
+
 describe("the Dockerfile helpers of this test", () => {
   it("read instructions, stages, copies and imports as written", () => {
     const text = "ARG X=1\nFROM a AS one\n# c\nCOPY --chown=1 x y /z/\nRUN a \\\n  b\nFROM b AS two\nCOPY --from=one /a /b\nCOPY src/ ./src\n";

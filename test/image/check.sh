@@ -105,7 +105,11 @@ log "running the image as the Supervisor does (test/image/image.test.ts)"
 # nsenter --net, not `ip netns exec`: that also remounts /sys, which hides the cgroup mounts runc needs.
 nsenter --net="/run/netns/$NETNS" env \
   PATH="$REPO/node_modules/.bin:$PATH" \
-  IMAGE_CHECK_IMAGE="$IMAGE" IMAGE_CHECK_DIR="$IMAGE_CHECK_DIR" IMAGE_CHECK_NETNS="$NETNS" \
+  IMAGE_CHECK_IMAGE="$IMAGE" IMAGE_CHECK_ARCH="$ARCH" IMAGE_CHECK_DIR="$IMAGE_CHECK_DIR" \
   IMAGE_CHECK_PODMAN="${PODMAN[*]}" IMAGE_CHECK_ULIMITS="${ULIMITS[*]}" \
-  vitest run --config test/image/vitest.config.ts
+  vitest run --config test/image/vitest.config.ts || {
+  echo "image check: the add-on's own log, last lines ($IMAGE_CHECK_DIR/addon.log):" >&2
+  tail -n 40 "$IMAGE_CHECK_DIR/addon.log" >&2 || true
+  exit 1
+}
 log "done in $(($(date +%s) - started)) s (build $((built - build_started)) s, run $(($(date +%s) - built)) s)"
