@@ -37,7 +37,6 @@ cleanup() {
   ip netns del "$NETNS" 2>/dev/null || true
   if [ "${CI:-}" = "true" ]; then
     "${PODMAN[@]}" rm --all --force >/dev/null 2>&1 || true
-    "${PODMAN[@]}" rmi --all --force >/dev/null 2>&1 || true
     rm -rf "$IMAGE_CHECK_DIR" 2>/dev/null || echo "image check: could not remove all of $IMAGE_CHECK_DIR" >&2
   fi
 }
@@ -102,6 +101,8 @@ ip -n "$NETNS" link set hassio up
 ip -n "$NETNS" route add 224.0.0.0/4 dev hassio
 
 log "running the image as the Supervisor does (test/image/image.test.ts)"
+# A container left by an interrupted run would hold the add-on's container name.
+"${PODMAN[@]}" rm --force --ignore "addon_$SLUG" >/dev/null 2>&1 || true
 # nsenter --net, not `ip netns exec`: that also remounts /sys, which hides the cgroup mounts runc needs.
 nsenter --net="/run/netns/$NETNS" env \
   PATH="$REPO/node_modules/.bin:$PATH" \
