@@ -1,8 +1,8 @@
 # Shared settings of the image check (test/image/check.sh) and the Python lock
-# (addon/lock-requirements.sh); sourced, not run. Everything lives under
-# IMAGE_CHECK_DIR in its own container storage, so nothing here touches other
-# containers or images on the machine, and `rm -rf "$IMAGE_CHECK_DIR"` (or
-# `bash test/image/check.sh --clean`) removes it all.
+# (addon/lock-requirements.sh); sourced, not run. What they build lives under
+# IMAGE_CHECK_DIR, in container storage of its own (other containers and images on
+# the machine are left alone), and `rm -rf "$IMAGE_CHECK_DIR"` (or
+# `bash test/image/check.sh --clean`) removes it.
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 IMAGE_CHECK_DIR="${IMAGE_CHECK_DIR:-/var/tmp/esphome-builder-image-check}"
