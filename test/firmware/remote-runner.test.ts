@@ -187,7 +187,7 @@ describe("an install built on a build server", () => {
       server.build(run);
       run.succeed();
       await o.done(queued.job_id);
-      expect(o.job(queued.job_id)).toMatchObject({ status: "failed", error: "esphome upload failed (exit code 1)", exit_code: 1 });
+      expect(o.job(queued.job_id)).toMatchObject({ status: "failed", error: expect.stringMatching(/^esphome upload failed \(exit code 1\): \S/) as unknown, exit_code: 1 });
     } finally {
       process.env.ESPHOME_STANDIN_FAIL = "";
     }
