@@ -106,3 +106,19 @@ export async function runJob(api: ApiClient, command: string, args: Record<strin
 export function outputText(run: Pick<JobRun, "streamed">): string {
   return run.streamed.map((s) => (s.kind === "output" ? s.line : "")).join("");
 }
+
+/** Pairs offloader `a` with build server `b` through both panels' API and waits until `a` sees `b` connected and idle; returns b's pin. */
+export async function pairBuilders(a: RealBuilder, b: RealBuilder): Promise<string> {
+  await b.api.call("remote_build/set_pairing_window", { open: true });
+  const preview = await a.api.call<{ pin_sha256: string }>("remote_build/preview_pair", { hostname: "127.0.0.1", port: b.peerLinkPort });
+  await a.api.call("remote_build/request_pair", { hostname: "127.0.0.1", port: b.peerLinkPort, pin_sha256: preview.pin_sha256 });
+  const id = (await a.api.call<{ dashboard_id: string }>("remote_build/get_identity")).dashboard_id;
+  await b.api.call("remote_build/approve_peer", { dashboard_id: id });
+  const deadline = Date.now() + 20_000;
+  for (;;) {
+    const s = await a.api.call<{ pairings: { connected: boolean; idle: boolean | null }[] }>("remote_build/get_offloader_settings");
+    if (s.pairings[0]?.connected === true && s.pairings[0].idle === true) return preview.pin_sha256;
+    if (Date.now() > deadline) throw new Error("the offloader did not see the build server connected and idle");
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
