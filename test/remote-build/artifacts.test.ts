@@ -218,22 +218,27 @@ describe("packArtifacts -> readArtifacts", () => {
     expect(packed.names).toContain("platformio.ini");
   });
 
-  it.skipIf(!existsSync(STAND_IN))("packs a build made by the stand-in `esphome compile`", async () => {
+  it.skipIf(!existsSync(STAND_IN)).each([
+    ["PlatformIO", "esp32:\n  board: esp32dev\n", {}, ".pioenvs/kitchen/firmware.bin", "0x10000"],
+    ["native ESP-IDF", "esp32:\n  board: esp32dev\n", { ESPHOME_STANDIN_TOOLCHAIN: "esp-idf" }, "build/kitchen.bin", "0x10000"],
+    ["host", "host:\n", {}, ".pioenvs/kitchen/program", "0x0"],
+  ] as const)("packs a %s build made by the stand-in `esphome compile`", async (_label, platform, extraEnv, firmware, offset) => {
     const root = await tempDir();
     const paths = resolvePaths({ configDir: path.join(root, "config"), dataDir: path.join(root, "data") });
     await fs.mkdir(paths.configDir, { recursive: true });
-    await fs.writeFile(path.join(paths.configDir, "kitchen.yaml"), "esphome:\n  name: kitchen\nesp32:\n  board: esp32dev\n");
+    await fs.writeFile(path.join(paths.configDir, "kitchen.yaml"), `esphome:\n  name: kitchen\n${platform}`);
     await run(STAND_IN, ["--dashboard", "compile", "kitchen.yaml"], {
       cwd: paths.configDir,
-      env: { ...process.env, ESPHOME_DATA_DIR: paths.dataDir, ESPHOME_STANDIN_COMPILE_SECONDS: "0" },
+      env: { ...process.env, ESPHOME_DATA_DIR: paths.dataDir, ESPHOME_STANDIN_COMPILE_SECONDS: "0", ...extraEnv },
     });
     const packed = await packArtifacts(paths, "kitchen.yaml");
-    expect(packed.firmwareOffset).toBe("0x10000");
+    expect(packed.firmwareOffset).toBe(offset);
+    expect(packed.firmware).toBe(firmware);
     const read = await readArtifacts(packed.tarball);
     const storage = JSON.parse(await fs.readFile(paths.storageJson("kitchen.yaml"), "utf8")) as { firmware_bin_path: string; build_path: string };
     expect(read.firmwareName).toBe(buildRelative(storage.build_path, storage.firmware_bin_path));
     expect(read.firmware).toEqual(await fs.readFile(storage.firmware_bin_path));
-    expect(packed.names).toEqual(expect.arrayContaining(["storage.json", "idedata.json", "platformio.ini", "build_info.json"]));
+    expect(packed.names).toEqual(expect.arrayContaining(["storage.json", "idedata.json", "build_info.json"]));
     for (const name of packed.names.filter((n) => n.includes("/"))) {
       expect(read.files.get(name), name).toEqual(await fs.readFile(path.join(storage.build_path, name)));
     }
