@@ -25,6 +25,8 @@ import { FirmwareQueue } from "./firmware/queue.ts";
 import { HomeAssistant, type HomeAssistantDeps } from "./ha/home-assistant.ts";
 import { getLogger } from "./logger.ts";
 import { resolvePaths, type Paths } from "./paths.ts";
+import type { ReceiverTimings } from "./remote-build/receiver.ts";
+import { Problems } from "./problems.ts";
 import { RemoteBuild } from "./remote-build/remote-build.ts";
 
 const log = getLogger("builder");
@@ -57,12 +59,16 @@ export interface BuilderHooks {
   stdin?: HomeAssistantDeps["stdin"];
   /** Home Assistant client timings (tests shorten retries and debounces). */
   haTimings?: HomeAssistantDeps["timings"];
+  /** Build-server timings (tests shorten the pair_status time limit). */
+  receiverTimings?: Partial<ReceiverTimings>;
 }
 
 export class Builder {
   readonly config: BuilderConfig;
   readonly paths: Paths;
   readonly bus = new EventBus();
+  /** What a person should know about: state files moved aside, writes that fail (shown by the panel). */
+  readonly problems = new Problems({ bus: this.bus });
   readonly queue: FirmwareQueue;
   readonly devices: DeviceScanner;
   readonly downloads = new DownloadTokens();
@@ -89,6 +95,7 @@ export class Builder {
       paths: this.paths,
       runner: new SourceRoutedRunner(new LocalRunner({ esphome: config.esphome, paths: this.paths }), this.#remoteRunner),
       options: { compileConcurrency: config.compileConcurrency, uploadConcurrency: config.uploadConcurrency },
+      problems: this.problems,
     });
     this.devices = new DeviceScanner({ configDir: this.paths.configDir, bus: this.bus });
     this.remote = new RemoteBuild({
@@ -103,6 +110,7 @@ export class Builder {
       receiverDefaultEnabled: !config.addon,
       mdns: config.mdns,
       serverVersion: SERVER_VERSION,
+      ...(hooks.receiverTimings === undefined ? {} : { receiverTimings: hooks.receiverTimings }),
     });
     this.#router = new BuildRouter({
       offloader: this.remote.offloader,
@@ -150,6 +158,7 @@ export class Builder {
       queue: this.queue,
       devices: this.devices,
       paths: this.paths,
+      problems: this.problems,
       downloads: this.downloads,
       serialPorts: () => listSerialPorts(),
       remote: this.remote,

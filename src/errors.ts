@@ -12,6 +12,11 @@ export const ErrorCode = {
   InternalError: "internal_error",
   NotAuthenticated: "not_authenticated",
   Unavailable: "unavailable",
+  TooManyStreams: "too_many_streams",
+  /** A write failed because the disk (or the user's quota) is full; nothing was changed. */
+  DiskFull: "disk_full",
+  /** A write failed for another reason (read-only file system, permissions, I/O error); nothing was changed. */
+  StorageError: "storage_error",
 } as const;
 
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];

@@ -20,38 +20,55 @@ export type Unsubscribe = () => void;
 
 type AnyListener = <K extends EventName>(name: K, payload: EventMap[K]) => void;
 
+/**
+ * One event's listeners: O(1) to add and to remove (a Set of entries, one per
+ * `on` call, so the same function subscribed twice is two entries). Emit
+ * iterates a frozen snapshot, rebuilt on the first emit after a change: an
+ * emit in progress keeps the listeners it started with, whatever they add or
+ * remove meanwhile.
+ */
+class Listeners<F> {
+  readonly #entries = new Set<{ readonly fn: F }>();
+  #snapshot: readonly F[] | null = [];
+
+  add(fn: F): Unsubscribe {
+    const entry = { fn };
+    this.#entries.add(entry);
+    this.#snapshot = null;
+    return () => {
+      if (this.#entries.delete(entry)) this.#snapshot = null;
+    };
+  }
+
+  get size(): number {
+    return this.#entries.size;
+  }
+
+  snapshot(): readonly F[] {
+    return (this.#snapshot ??= Array.from(this.#entries, (e) => e.fn));
+  }
+}
+
 export class EventBus {
-  // Listener lists are replaced, never mutated, on (un)subscribe: an emit in
-  // progress keeps iterating the list it started with, and emit needs no copy.
-  readonly #listeners = new Map<EventName, readonly ((payload: never) => void)[]>();
-  #any: readonly AnyListener[] = [];
+  readonly #listeners = new Map<EventName, Listeners<(payload: never) => void>>();
+  readonly #any = new Listeners<AnyListener>();
 
   on<K extends EventName>(name: K, listener: Listener<K>): Unsubscribe {
-    const entry = listener as (payload: never) => void;
-    this.#listeners.set(name, [...(this.#listeners.get(name) ?? []), entry]);
-    let subscribed = true;
-    return () => {
-      if (!subscribed) return;
-      subscribed = false;
-      const list = this.#listeners.get(name) ?? [];
-      const i = list.indexOf(entry);
-      if (i !== -1) this.#listeners.set(name, [...list.slice(0, i), ...list.slice(i + 1)]);
-    };
+    let set = this.#listeners.get(name);
+    if (set === undefined) {
+      set = new Listeners();
+      this.#listeners.set(name, set);
+    }
+    return set.add(listener);
   }
 
   /** Subscribe to every event; the listener gets the name and payload. */
   onAny(listener: AnyListener): Unsubscribe {
-    this.#any = [...this.#any, listener];
-    let subscribed = true;
-    return () => {
-      if (!subscribed) return;
-      subscribed = false;
-      this.#any = this.#any.filter((l) => l !== listener);
-    };
+    return this.#any.add(listener);
   }
 
   emit<K extends EventName>(name: K, payload: EventMap[K]): void {
-    const list = this.#listeners.get(name) as readonly Listener<K>[] | undefined;
+    const list = this.#listeners.get(name)?.snapshot() as readonly Listener<K>[] | undefined;
     if (list !== undefined) {
       // One try around the loop (not one per call); after a throw the loop resumes past it.
       let i = 0;
@@ -64,7 +81,7 @@ export class EventBus {
         }
       }
     }
-    const any = this.#any;
+    const any = this.#any.snapshot();
     for (let i = 0; i < any.length; i++) {
       try {
         (any[i] as AnyListener)(name, payload);
@@ -75,6 +92,6 @@ export class EventBus {
   }
 
   listenerCount(name: EventName): number {
-    return this.#listeners.get(name)?.length ?? 0;
+    return this.#listeners.get(name)?.size ?? 0;
   }
 }

@@ -27,7 +27,7 @@ export interface Paths {
   firmwareDir(deviceName: string): string;
   /** Temporary files of the builder (staging, downloads). */
   readonly tmpDir: string;
-  /** On a build server: bundles extracted for paired offloaders, `<id8>/<device>/`. */
+  /** On a build server: bundles extracted for paired offloaders, `<pin>/<device>/` (the peer's pin, never its chosen id). */
   readonly remoteBuildsDir: string;
   /** Identity: the X25519 private key (secret, 0600). */
   readonly peerLinkKeyFile: string;

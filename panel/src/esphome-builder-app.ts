@@ -10,6 +10,7 @@ import type { PanelContext, ToastDetail } from "./common/context.ts";
 import { icon, mdiAlertCircle, mdiClose } from "./common/icons.ts";
 import { sharedStyles } from "./common/styles.ts";
 import type { AppState } from "./data/state.ts";
+import "./components/esphome-problems.ts";
 import "./dialogs/dialog-confirm.ts";
 import "./dialogs/dialog-endpoint.ts";
 import "./dialogs/dialog-install.ts";
@@ -135,11 +136,13 @@ export class EsphomeBuilderApp extends LitElement {
     if (ctx === undefined || st === undefined) return nothing;
     const { localize } = ctx;
     const running = Object.values(st.jobs).filter((j) => j.status === "running").length;
-    // Pairing requests waiting for an answer and alerts about build servers.
+    // Pairing requests waiting for an answer, alerts about build servers and problems with their files.
     const attention =
       st.remote === null
         ? 0
-        : Object.values(st.remote.receiver.peers).filter((p) => p.status === "pending").length + Object.keys(st.remote.alerts).length;
+        : Object.values(st.remote.receiver.peers).filter((p) => p.status === "pending").length +
+          Object.keys(st.remote.alerts).length +
+          Object.keys(st.remote.problems).length;
     return html`
       <header class="top-bar">
         <div class="title-row">
@@ -181,15 +184,10 @@ export class EsphomeBuilderApp extends LitElement {
             <span class="dot"></span>${localize(st.connection === "reconnecting" ? "app.connection.lost" : "app.connection.connecting")}
           </div>`}
       <main id="panel-${this._tab}" role="tabpanel" aria-labelledby="tab-${this._tab}">
+        <esphome-problems .ctx=${ctx} .problems=${st.problems}></esphome-problems>
         ${st.seeded && st.server !== null && st.server.esphome_version === null
           ? html`<div class="alert warning notice" role="alert">${icon(mdiAlertCircle)}<span>${localize("app.esphome_missing")}</span></div>`
           : nothing}
-        ${st.problems.length === 0
-          ? nothing
-          : html`<div class="alert warning notice" role="alert">
-              ${icon(mdiAlertCircle)}
-              <div>${localize("app.problems")}<ul>${st.problems.map((p) => html`<li>${p}</li>`)}</ul></div>
-            </div>`}
         ${!st.seeded
           ? html`<div class="loading" aria-busy="true"></div>`
           : this.#renderView(ctx, st)}
@@ -323,10 +321,6 @@ export class EsphomeBuilderApp extends LitElement {
       }
       .notice {
         margin-bottom: 16px;
-      }
-      .notice ul {
-        margin: 4px 0 0;
-        padding-left: 20px;
       }
       .connection {
         display: flex;

@@ -6,7 +6,7 @@
 import { promises as fs } from "node:fs";
 import { z } from "zod";
 import { SUBSCRIBED_EVENTS, type InitialState, type ServerInfo } from "./wire.ts";
-import { invalidArgs, notFound } from "../errors.ts";
+import { BuilderError, invalidArgs, notFound } from "../errors.ts";
 import type { EventBus, EventMap, EventName } from "../events.ts";
 import { resolveConfigurationPath, validateConfigurationName } from "../esphome/configuration.ts";
 import type { DeviceScanner } from "../esphome/device-scan.ts";
@@ -16,9 +16,10 @@ import { BINARY_FILES, listBinaries, type FirmwareBinary } from "../firmware/bin
 import { JOB_STATUSES, isTerminal, type FirmwareJob, type JobType } from "../firmware/job.ts";
 import type { FirmwareQueue } from "../firmware/queue.ts";
 import type { Paths } from "../paths.ts";
+import type { Problems } from "../problems.ts";
 import type { DownloadTokens } from "./downloads.ts";
 import type { RemoteBuild } from "../remote-build/remote-build.ts";
-import { isPinSha256 } from "../remote-build/fingerprint.ts";
+import { pinSchema } from "../remote-build/fingerprint.ts";
 import { isValidDashboardId } from "../remote-build/identity.ts";
 import { classifyPort } from "../esphome/port.ts";
 
@@ -30,6 +31,8 @@ export interface ApiServices {
   queue: FirmwareQueue;
   devices: DeviceScanner;
   paths: Paths;
+  /** The builder's current problems (corrupt state moved aside, a full disk). */
+  problems: Problems;
   downloads: DownloadTokens;
   serialPorts: () => Promise<SerialPort[]>;
   info: () => ServerInfo;
@@ -37,7 +40,12 @@ export interface ApiServices {
 
 /** A stream sends frames `{message_id, event, data}` until it ends or the socket closes. */
 export interface StreamSink {
-  send(event: string, data: unknown, opts?: { droppable?: boolean }): void;
+  /**
+   * `droppable`: skipped while the client is backlogged. `paced`: never
+   * skipped here because the sender itself checks `backlogged()` (job output,
+   * which notes its gaps); neither kind holds back the client's requests.
+   */
+  send(event: string, data: unknown, opts?: { droppable?: boolean; paced?: boolean }): void;
   /** True while the client is far behind (its socket holds too much unsent data). */
   backlogged(): boolean;
   /** Ends the stream (detaches its listeners). */
@@ -50,8 +58,8 @@ export interface StreamSink {
 export interface ClientContext {
   /** Unique per WebSocket connection. */
   readonly clientId: string;
-  /** Runs `fn` when the connection closes. */
-  onClose(fn: () => void): void;
+  /** Runs `fn` when the connection closes; a later `fn` for the same `key` replaces the earlier one, so repeated calls hold one. */
+  onClose(key: string, fn: () => void): void;
 }
 
 interface Reply<S extends z.ZodType> {
@@ -111,7 +119,8 @@ const hostname = z.string().min(1).max(253).transform((value, ctx) => {
   return value;
 });
 const tcpPort = z.number().int().min(1).max(65535);
-const pin = z.string().refine((v) => isPinSha256(v), "pin_sha256 must be 64 lowercase hex characters");
+/** Either case in, canonical (lowercase) out: the rule of src/remote-build/pin.ts. */
+const pin = pinSchema;
 const dashboardId = z.string().refine((v) => isValidDashboardId(v), "dashboard_id must be 1-64 base64url characters");
 
 const jobId = z.string().regex(/^[0-9a-f]{12}$/, "job_id must be 12 lowercase hex characters");
@@ -160,6 +169,10 @@ export const COMMANDS = {
 
   "devices/list": reply(none, (_args, s) => s.devices.list()),
 
+  "problems/list": reply(none, (_args, s) => s.problems.list()),
+
+  "problems/dismiss": reply(z.strictObject({ id: z.string().min(1).max(8192) }), (args, s) => ({ dismissed: s.problems.dismiss(args.id) })),
+
   "firmware/compile": reply(
     z.strictObject({ configuration, force_local: z.boolean().optional() }),
     (args, s) => enqueue(s, "compile", args),
@@ -187,7 +200,16 @@ export const COMMANDS = {
       const names = args.configurations === "all" ? s.devices.list().map((d) => d.configuration) : [...new Set(args.configurations)];
       for (const name of names) await requireConfiguration(s, name);
       const jobs: FirmwareJob[] = [];
-      for (const name of names) jobs.push(await enqueue(s, "install", { configuration: name, port: args.port }));
+      for (const name of names) {
+        try {
+          jobs.push(await enqueue(s, "install", { configuration: name, port: args.port }));
+        } catch (err) {
+          // A failure part-way (the disk filled up): say which installs are queued and which are not.
+          if (!(err instanceof BuilderError) || jobs.length === 0) throw err;
+          const queued = jobs.map((j) => j.configuration).join(", ");
+          throw new BuilderError(err.code, `${err.message}. Queued before this: ${queued}; not queued: ${names.slice(jobs.length).join(", ")}`, { cause: err });
+        }
+      }
       return jobs;
     },
   ),
@@ -270,7 +292,7 @@ export const COMMANDS = {
 
   "remote_build/set_pairing_window": reply(z.strictObject({ open: z.boolean() }), (args, s, client) => {
     const result = s.remote.receiver.setPairingWindow(client.clientId, args.open);
-    if (args.open) client.onClose(() => { s.remote.receiver.clientGone(client.clientId); });
+    if (args.open) client.onClose("pairing_window", () => { s.remote.receiver.clientGone(client.clientId); });
     return result;
   }),
 
@@ -284,6 +306,11 @@ export const COMMANDS = {
     s.remote.receiver.remove(args.dashboard_id);
     await s.remote.receiver.flush();
     return { removed: true };
+  }),
+
+  "remote_build/dismiss_problem": reply(z.strictObject({ id: z.string().min(1).max(64) }), (args, s) => {
+    s.remote.dismissProblem(args.id);
+    return { dismissed: true };
   }),
 
   "remote_build/preview_pair": reply(z.strictObject({ hostname, port: tcpPort }), (args, s) => s.remote.offloader.previewPair(args.hostname, args.port)),
@@ -331,7 +358,7 @@ export const COMMANDS = {
       devices: s.devices.list(),
       queue_status: s.queue.status(),
       server: s.info(),
-      problems: [...s.queue.loadProblems],
+      problems: s.problems.list(),
       remote_build: s.remote.snapshot(),
     };
     sink.send("initial_state", state);
@@ -374,7 +401,7 @@ class OutputForwarder {
       this.line(notice);
     }
     if (!this.#batch) {
-      this.#sink.send("output", { line });
+      this.#sink.send("output", { line }, { paced: true });
       return;
     }
     this.#pending.push(line);
@@ -386,7 +413,7 @@ class OutputForwarder {
     if (this.#timer !== undefined) clearTimeout(this.#timer);
     this.#timer = undefined;
     if (this.#pending.length === 0) return;
-    this.#sink.send("output_batch", { lines: this.#pending });
+    this.#sink.send("output_batch", { lines: this.#pending }, { paced: true });
     this.#pending = [];
   }
 

@@ -17,7 +17,9 @@
  * (Home Assistant's update entity calls one, then the other), so they show in
  * the panel, respect the lanes and supersede rules, and use build servers.
  * Closing the socket before the end cancels the job, like the old dashboard
- * killing its subprocess.
+ * killing its subprocess. One socket follows one job; output lines a slow
+ * client has not read are dropped past the Outbox's limits (the job is
+ * unaffected), and a client that reads nothing at all is closed with 1008.
  */
 import { execFile } from "node:child_process";
 import { promises as fs } from "node:fs";
@@ -33,6 +35,7 @@ import { BuilderError, errorMessage } from "../errors.ts";
 import { isTerminal, type FirmwareJob } from "../firmware/job.ts";
 import { getLogger } from "../logger.ts";
 import { COMMANDS, type ApiServices, type ClientContext } from "./commands.ts";
+import { CLOSE_NOT_READING, CLOSE_NOT_READING_REASON, Outbox } from "./outbox.ts";
 
 const log = getLogger("legacy-api");
 
@@ -44,8 +47,6 @@ export const LEGACY_WS_PATHS: readonly string[] = ["/compile", "/upload"];
 const SPAWN_TIMEOUT_MS = 30_000;
 /** `esphome config` may take a while on a cold cache, but not forever. */
 const CONFIG_TIMEOUT_MS = 120_000;
-/** Unsent output past this is dropped for a slow client (the job itself is unaffected). */
-const BACKLOG_LIMIT = 8 * 1024 * 1024;
 const MAX_CONFIG_OUTPUT = 16 * 1024 * 1024;
 
 export interface LegacyDevice {
@@ -95,7 +96,7 @@ export interface LegacyApiOptions {
 export class LegacyApi {
   readonly #services: ApiServices;
   readonly #esphome: string;
-  readonly #wss = new WebSocketServer({ noServer: true, maxPayload: 64 * 1024 });
+  readonly #wss = new WebSocketServer({ noServer: true, maxPayload: 64 * 1024, autoPong: false });
   readonly #sockets = new Set<WebSocket>();
   #configRuns = 0;
 
@@ -230,10 +231,13 @@ export class LegacyApi {
     let started = false;
     let finished = false;
     const timer = setTimeout(() => { if (!started) ws.close(1008, "no spawn message"); }, SPAWN_TIMEOUT_MS);
+    const outbox = new Outbox(ws, (detail) => {
+      log.warning(`closing the legacy ${kind} connection (${CLOSE_NOT_READING} ${CLOSE_NOT_READING_REASON}): ${detail}`);
+      ws.close(CLOSE_NOT_READING, CLOSE_NOT_READING_REASON);
+    });
     const send = (frame: object, droppable = false): void => {
-      if (ws.readyState !== ws.OPEN) return;
-      if (droppable && ws.bufferedAmount > BACKLOG_LIMIT) return;
-      ws.send(JSON.stringify(frame));
+      if (droppable && outbox.backlogged()) return;
+      outbox.send(JSON.stringify(frame), droppable ? "droppable" : "event");
     };
     const exit = (code: number): void => {
       finished = true;
@@ -241,6 +245,7 @@ export class LegacyApi {
       ws.close(1000);
     };
     ws.on("error", (err) => { log.debug(`legacy ${kind} socket error: ${err.message}`); });
+    ws.on("ping", (data: Buffer) => { outbox.pong(data); });
     ws.on("close", () => {
       clearTimeout(timer);
       this.#sockets.delete(ws);
@@ -301,25 +306,44 @@ export class LegacyApi {
             }
             return;
           }
-          this.#follow(created.job_id, send, exit, cleanups);
+          // #follow never rejects: a failure to read the job's log is told to the client.
+          return this.#follow(created.job_id, send, exit, cleanups);
         },
         (err: unknown) => { fail(err instanceof BuilderError ? err.message : `Internal error: ${errorMessage(err)}`); },
-      );
+      ).catch((err: unknown) => {
+        log.error(`legacy ${kind}: following the job failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
+        if (!finished) exit(1);
+      });
     });
   }
 
-  /** Streams a job's output, then its exit code; listeners attach in the same step as the snapshot. */
-  #follow(jobId: string, send: (frame: object, droppable?: boolean) => void, exit: (code: number) => void, cleanups: (() => void)[]): void {
+  /**
+   * Streams a job's output, then its exit code; listeners attach in the same
+   * step as the snapshot. A job that ended before this (superseded while it was
+   * being queued, say) is replayed from its log. When it has left the history
+   * already, or its log cannot be read, the client is told so in a line and
+   * gets exit code 1 (or the job's own code, when it is known).
+   */
+  async #follow(jobId: string, send: (frame: object, droppable?: boolean) => void, exit: (code: number) => void, cleanups: (() => void)[]): Promise<void> {
     const { queue, bus } = this.#services;
     const exitCode = (j: FirmwareJob): number => (j.status === "completed" ? 0 : j.exit_code !== null && j.exit_code !== 0 ? j.exit_code : 1);
     const current = queue.get(jobId);
     const live = queue.liveOutput(jobId);
     if (current === undefined || isTerminal(current.status) || live === null) {
-      void queue.output(jobId).then((lines) => {
-        for (const line of lines) send({ event: "line", data: line }, true);
-        const final = queue.get(jobId) ?? current;
-        exit(final === undefined ? 1 : exitCode(final));
-      });
+      let lines: string[];
+      if (current === undefined) {
+        lines = [`*** Job ${jobId} ended and left the history before it could be followed ***\n`];
+      } else {
+        try {
+          lines = await queue.output(jobId);
+        } catch (err) {
+          log.warning(`legacy: the log of job ${jobId} could not be read: ${errorMessage(err)}`);
+          lines = [`*** The job's log could not be read: ${errorMessage(err)} ***\n`];
+        }
+      }
+      for (const line of lines) send({ event: "line", data: line }, true);
+      const final = queue.get(jobId) ?? current;
+      exit(final === undefined ? 1 : exitCode(final));
       return;
     }
     for (const line of live) send({ event: "line", data: line }, true);

@@ -188,6 +188,25 @@ export interface OffloaderAlert {
   message: string;
 }
 
+export type RemoteBuildProblemKind = "receiver_file" | "receiver_peer" | "offloader_file" | "offloader_pairing" | "identity_file" | "key_file";
+
+/**
+ * A remote-build state file (settings, approved builders, pairings, identity,
+ * key) that could not be read as it was at start-up, and what was done about
+ * it. Shown in Build servers until dismissed.
+ */
+export interface RemoteBuildProblem {
+  /** Stable key of the problem (e.g. `receiver_peer:2`), used to dismiss it. */
+  id: string;
+  kind: RemoteBuildProblemKind;
+  /** The file it is about. */
+  file: string;
+  /** Where the unreadable original was kept, or null when nothing needed keeping. */
+  kept_at: string | null;
+  /** What happened, what it means now, and what to do (English). */
+  message: string;
+}
+
 /** A builder seen on the LAN over mDNS: a proposal, not a trusted peer. */
 export interface DiscoveredHost {
   /** mDNS instance name; the key of the host map (compared case-insensitively). */
@@ -221,7 +240,42 @@ export interface RemoteBuildSnapshot {
   receiver: ReceiverSettings;
   offloader: OffloaderSettings;
   alerts: OffloaderAlert[];
+  /** State files that could not be read at start-up (not yet dismissed). */
+  problems: RemoteBuildProblem[];
   hosts: DiscoveredHost[];
+}
+
+// ---- builder problems ----
+
+/**
+ * Stable codes of builder problems: things the builder could not do or had to
+ * work around, which a person should know about (docs/API.md lists them).
+ */
+export const PROBLEM_CODES = [
+  /** A state file did not parse or validate; it was moved aside and the builder started without it. */
+  "state_file_corrupt",
+  /** A state file could not be read at all (a folder, no permission); moved aside, or ignored when that failed too. */
+  "state_file_unreadable",
+  /** Rows of a state file were refused (say a job whose configuration is not a plain file name) and skipped. */
+  "state_rows_skipped",
+  /** A write failed because the disk (or quota) is full; cleared by the next write that succeeds. */
+  "disk_full",
+  /** A write failed for another reason (read-only file system, permissions, I/O error); cleared likewise. */
+  "storage_error",
+] as const;
+export type ProblemCode = (typeof PROBLEM_CODES)[number];
+
+/** One current problem of the builder (`problems/list`, `initial_state.problems`). */
+export interface BuilderProblem {
+  /** `<code>:<subject>`: reporting the same code and subject again replaces the problem. */
+  id: string;
+  code: ProblemCode;
+  /** What it is about: usually a file or folder path. */
+  subject: string;
+  /** For people: what happened, what the builder did, and what to do about it. */
+  message: string;
+  /** When it was (last) reported, ISO 8601. */
+  at: string;
 }
 
 // ---- subscribe_events ----
@@ -231,7 +285,8 @@ export interface InitialState {
   devices: Device[];
   queue_status: QueueStatus;
   server: ServerInfo;
-  problems: string[];
+  /** Current builder problems, oldest first. */
+  problems: BuilderProblem[];
   remote_build: RemoteBuildSnapshot;
 }
 
@@ -268,6 +323,8 @@ export interface EventMap {
   remote_build_peer_session_changed: { dashboard_id: string; connected: boolean; reason: string };
   /** This builder's peer-link key was replaced; every peer must pair again. */
   remote_build_identity_rotated: { dashboard_id: string; pin_sha256: string };
+  /** A remote-build problem (`RemoteBuildSnapshot.problems`) was dismissed. */
+  remote_build_problem_dismissed: { id: string };
   /** mDNS found (or updated) another builder. */
   remote_build_host_added: { host: DiscoveredHost };
   /** A discovered builder went away. */
@@ -297,6 +354,12 @@ export interface EventMap {
   device_updated: { device: Device };
   /** A device YAML disappeared. */
   device_removed: { configuration: string };
+
+  // ---- builder problems ----
+  /** A problem was reported (new, or an existing id with a new message). */
+  builder_problem_added: { problem: BuilderProblem };
+  /** A problem went away (fixed, or dismissed by a user). */
+  builder_problem_cleared: { id: string };
 }
 
 export type EventName = keyof EventMap;
@@ -318,12 +381,15 @@ export const SUBSCRIBED_EVENTS = [
   "queue_status_changed",
   "device_updated",
   "device_removed",
+  "builder_problem_added",
+  "builder_problem_cleared",
   "remote_build_receiver_changed",
   "remote_build_pairing_window_changed",
   "remote_build_pair_request_received",
   "remote_build_pair_status_changed",
   "remote_build_peer_session_changed",
   "remote_build_identity_rotated",
+  "remote_build_problem_dismissed",
   "remote_build_host_added",
   "remote_build_host_removed",
   "offloader_peer_link_opened",

@@ -4,6 +4,10 @@
  */
 import { randomBytes } from "node:crypto";
 import { z } from "zod";
+import { validateConfigurationName } from "../esphome/configuration.ts";
+import { validatePort } from "../esphome/port.ts";
+import { errorMessage, invalidArgs } from "../errors.ts";
+import { bundleDirFor } from "../remote-build/bundle.ts";
 
 import { JOB_SOURCES, JOB_STATUSES, JOB_TYPES, type FirmwareJob, type JobPhase, type JobSource, type JobType, type TerminalStatus } from "../api/wire.ts";
 
@@ -88,9 +92,37 @@ export function createJob(input: NewJobInput, now: Date, jobId: string = newJobI
   };
 }
 
-/** Parses one stored job; throws a ZodError naming the bad field. */
+/**
+ * Parses one stored job; throws a ZodError naming the bad field. The index is
+ * not trusted more than a client: the configuration must pass the API's file
+ * name rule (a peer's job: `<id8>/<device>/<file>` as the build server lays
+ * bundles out) and the port the API's port rule, else `invalid_args`.
+ */
 export function parseStoredJob(raw: unknown): StoredJob {
-  return firmwareJobSchema.parse(raw);
+  const job = firmwareJobSchema.parse(raw);
+  checkStoredConfiguration(job);
+  if (job.port !== "") validatePort(job.port);
+  return job;
+}
+
+function checkStoredConfiguration(job: Pick<StoredJob, "configuration" | "remote_peer">): void {
+  if (job.remote_peer === "") {
+    validateConfigurationName(job.configuration);
+    return;
+  }
+  const parts = job.configuration.split("/");
+  const [id8, stem, file] = parts;
+  const bad = (why: string) => invalidArgs(`invalid configuration ${JSON.stringify(job.configuration)} of a build server job: ${why}`);
+  if (parts.length !== 3 || id8 === undefined || stem === undefined || file === undefined) {
+    throw bad("must be <peer>/<device>/<file>");
+  }
+  if (id8 !== job.remote_peer.slice(0, 8)) throw bad("its folder is not the peer's");
+  try {
+    bundleDirFor("/", job.remote_peer, stem);
+  } catch (err) {
+    throw bad(errorMessage(err));
+  }
+  validateConfigurationName(file);
 }
 
 export function markStarted(job: StoredJob, now: Date): void {

@@ -97,6 +97,12 @@ export async function runTracked(opts: TrackedRunOptions): Promise<TrackedRunRes
     return new Promise<void>((resolve) => {
       stream.on("data", (chunk: Buffer) => {
         for (const line of splitter.push(chunk)) onLine(line);
+        // One read per turn of the event loop: a flooding process waits on its
+        // full pipe while the builder answers everything else in between.
+        stream.pause();
+        setImmediate(() => {
+          stream.resume();
+        });
       });
       stream.on("error", () => {
         resolve();

@@ -12,12 +12,12 @@
  * always wins over a failure (or success) that races it.
  */
 import { promises as fs } from "node:fs";
-import { z } from "zod";
 import { BuilderError, ErrorCode, errorMessage, invalidArgs, notFound } from "../errors.ts";
 import type { EventBus } from "../events.ts";
 import { getLogger } from "../logger.ts";
 import type { Paths } from "../paths.ts";
-import { JsonStore } from "../store.ts";
+import type { ProblemSink } from "../problems.ts";
+import { removeStaleTempFiles } from "../store.ts";
 import {
   RESTART_MARKER,
   createJob,
@@ -25,7 +25,6 @@ import {
   isTerminal,
   markStarted,
   markTerminal,
-  parseStoredJob,
   phasesOf,
   resetForRestart,
   type FirmwareJob,
@@ -35,7 +34,8 @@ import {
   type TerminalStatus,
 } from "./job.ts";
 import { isSerialPort } from "../esphome/port.ts";
-import { JobLogWriter, readJobLog } from "./job-log.ts";
+import { JobIndex } from "./job-index.ts";
+import { JobLogWriter, readJobLog, readJobLogForRestore } from "./job-log.ts";
 import { ProcessRegistry } from "./process-registry.ts";
 import { OUTPUT_LINES_RETAINED, OutputHistory, ProgressParser } from "./output.ts";
 import type { JobRunner, PhaseResult } from "./runner.ts";
@@ -83,6 +83,8 @@ export interface FirmwareQueueDeps {
   router?: JobRouter;
   options?: Partial<QueueOptions>;
   now?: () => Date;
+  /** Where a corrupt index, skipped rows and failing writes are reported. */
+  problems?: ProblemSink;
 }
 
 type LaneName = "compile" | "upload";
@@ -107,9 +109,6 @@ interface Entry {
   cancelReason: string;
 }
 
-const indexSchema = z.object({ version: z.literal(1), jobs: z.array(z.unknown()) });
-type JobIndex = z.infer<typeof indexSchema>;
-
 function laneFor(phase: JobPhase): LaneName {
   return phase === "upload" ? "upload" : "compile";
 }
@@ -120,7 +119,7 @@ export class FirmwareQueue {
   readonly #runner: JobRunner;
   readonly #options: QueueOptions;
   readonly #now: () => Date;
-  readonly #store: JsonStore<JobIndex>;
+  readonly #index: JobIndex;
   readonly #processes: ProcessRegistry;
   readonly #jobs = new Map<string, Entry>();
   readonly #lanes: Record<LaneName, Lane>;
@@ -132,8 +131,7 @@ export class FirmwareQueue {
   #started = false;
   #stopping = false;
   #lastStatus = "";
-  /** Problems found while loading (a corrupt index, skipped rows); shown to clients. */
-  readonly loadProblems: string[] = [];
+  readonly #problems: ProblemSink | undefined;
 
   constructor(deps: FirmwareQueueDeps) {
     this.#bus = deps.bus;
@@ -142,8 +140,9 @@ export class FirmwareQueue {
     this.#router = deps.router;
     this.#options = { ...DEFAULT_QUEUE_OPTIONS, ...deps.options };
     this.#now = deps.now ?? (() => new Date());
-    this.#store = new JsonStore({ file: deps.paths.jobsFile, schema: indexSchema, debounceMs: 50 });
-    this.#processes = new ProcessRegistry(deps.paths.processesFile);
+    this.#problems = deps.problems;
+    this.#index = new JobIndex(deps.paths.jobsFile, deps.problems);
+    this.#processes = new ProcessRegistry(deps.paths.processesFile, deps.problems);
     this.#lanes = {
       compile: { name: "compile", concurrency: this.#options.compileConcurrency, active: new Set(), waiting: [] },
       upload: { name: "upload", concurrency: this.#options.uploadConcurrency, active: new Set(), waiting: [] },
@@ -152,29 +151,20 @@ export class FirmwareQueue {
 
   /** Loads the job index, re-queues interrupted work and starts dispatching. */
   async start(): Promise<void> {
+    // Temp files of log writes a killed builder did not finish (nothing writes logs yet).
+    await removeStaleTempFiles(this.#paths.jobLogsDir);
     // Anything a killed builder left running goes first: its jobs are about to run again.
     await this.#processes.reapStale();
-    const loaded = await this.#store.load();
-    if (loaded.kind === "corrupt") {
-      this.loadProblems.push(`The job index was corrupt (${loaded.reason}); it was moved to ${loaded.movedTo}.`);
-    }
-    const rows = loaded.kind === "ok" ? loaded.value.jobs : [];
-    for (const raw of rows) {
-      let job: StoredJob;
-      try {
-        job = parseStoredJob(raw);
-      } catch (err) {
-        const id = typeof raw === "object" && raw !== null && "job_id" in raw ? String(raw.job_id) : "?";
-        const reason = err instanceof z.ZodError ? err.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ") : errorMessage(err);
-        log.error(`skipping job ${id} from ${this.#paths.jobsFile}: ${reason}`);
-        this.loadProblems.push(`Job ${id} could not be loaded (${reason}) and was skipped.`);
-        continue;
-      }
-      await this.#restore(job);
-    }
+    for (const job of await this.#index.load()) await this.#restore(job);
     this.#started = true;
     this.#prune();
-    await this.#store.saveNow(() => this.#index());
+    try {
+      await this.#index.saveNow(() => this.#jobList());
+    } catch (err) {
+      // Reported by the store, which writes the index again once it can; the builder starts either way.
+      log.error(`saving the job index failed: ${errorMessage(err)}`);
+      this.#persist();
+    }
     this.#pump();
   }
 
@@ -182,8 +172,7 @@ export class FirmwareQueue {
     const entry = this.#newEntry(job);
     this.#jobs.set(job.job_id, entry);
     if (isTerminal(job.status)) return;
-    const lines = await readJobLog(this.#paths.jobLog(job.job_id));
-    const history = new OutputHistory(lines);
+    const history = new OutputHistory(await readJobLogForRestore(this.#paths.jobLog(job.job_id), this.#problems));
     if (job.status === "running") {
       resetForRestart(job);
       if (history.endsOpen) history.append("\n");
@@ -192,8 +181,8 @@ export class FirmwareQueue {
     }
     entry.history = history;
     if (history.length > 0) {
-      entry.log = new JobLogWriter(this.#paths.jobLog(job.job_id));
-      entry.log.replace(history.lines);
+      entry.log = this.#logWriter(job.job_id, history);
+      entry.log.replace();
     }
     this.#place(entry);
   }
@@ -205,13 +194,19 @@ export class FirmwareQueue {
       if (entry.abort !== null) this.#requestCancel(entry, "the builder was stopped");
     }
     while (this.#inflight.size > 0) await Promise.allSettled([...this.#inflight]);
-    await this.#store.flush();
+    await this.#index.flush();
   }
 
-  /** Adds a job; an older active job of the same configuration is superseded (cancelled). */
+  /**
+   * Adds a job; an older active job of the same configuration is superseded
+   * (cancelled). The job is on disk before anything else happens: when the
+   * index cannot be written (`disk_full`, `storage_error`) nothing changed,
+   * no event was sent, and the error says what to do.
+   */
   async enqueue(input: NewJobInput): Promise<FirmwareJob> {
     if (this.#stopping) throw new BuilderError(ErrorCode.Unavailable, "The builder is shutting down");
     const job = createJob(input, this.#now());
+    await this.#index.saveNow(() => this.#jobList(job));
     const entry = this.#newEntry(job);
     entry.history = new OutputHistory();
     this.#jobs.set(job.job_id, entry);
@@ -222,7 +217,7 @@ export class FirmwareQueue {
       }
     }
     this.#place(entry);
-    await this.#store.saveNow(() => this.#index());
+    this.#persist();
     this.#pump();
     return this.#wire(entry);
   }
@@ -243,7 +238,7 @@ export class FirmwareQueue {
   async clearHistory(): Promise<number> {
     const removed = [...this.#jobs.values()].filter((e) => isTerminal(e.job.status));
     for (const entry of removed) this.#remove(entry);
-    await this.#store.saveNow(() => this.#index());
+    await this.#index.saveNow(() => this.#jobList());
     return removed.length;
   }
 
@@ -295,21 +290,36 @@ export class FirmwareQueue {
     };
   }
 
+  /** The job's log file, rewritten from this history. */
+  #logWriter(jobId: string, history: OutputHistory): JobLogWriter {
+    return new JobLogWriter(this.#paths.jobLog(jobId), { source: () => history.lines, problems: this.#problems });
+  }
+
   #wire(entry: Entry): FirmwareJob {
     return { ...entry.job, output: [] };
   }
 
-  #index(): JobIndex {
-    return { version: 1, jobs: [...this.#jobs.values()].map((e) => e.job) };
+  /** The jobs to write down; `adding` is a job about to be added. */
+  #jobList(adding?: StoredJob): StoredJob[] {
+    const jobs: StoredJob[] = [...this.#jobs.values()].map((e) => e.job);
+    if (adding !== undefined && !this.#jobs.has(adding.job_id)) jobs.push(adding);
+    return jobs;
   }
 
   #persist(): void {
-    this.#store.scheduleSave(() => this.#index());
+    this.#index.scheduleSave(() => this.#jobList());
   }
 
+  /** Background work `stop` waits for. A failure is logged: a rejection here must not crash the builder. */
   #track<T>(promise: Promise<T>): void {
     this.#inflight.add(promise);
-    void promise.finally(() => this.#inflight.delete(promise));
+    promise.then(
+      () => { this.#inflight.delete(promise); },
+      (err: unknown) => {
+        this.#inflight.delete(promise);
+        log.error(`background work failed: ${errorMessage(err)}`);
+      },
+    );
   }
 
   #place(entry: Entry): void {
@@ -422,7 +432,7 @@ export class FirmwareQueue {
     entry.abort = abort;
     if (job.status === "queued") {
       markStarted(job, this.#now());
-      entry.log ??= new JobLogWriter(this.#paths.jobLog(job.job_id));
+      entry.log ??= this.#logWriter(job.job_id, entry.history ??= new OutputHistory());
       this.#persist();
       this.#bus.emit("job_started", { job: this.#wire(entry) });
     }
@@ -472,8 +482,8 @@ export class FirmwareQueue {
     const history = entry.history ?? (entry.history = new OutputHistory());
     const trims = history.trims;
     history.append(line);
-    entry.log ??= new JobLogWriter(this.#paths.jobLog(job.job_id));
-    if (history.trims !== trims) entry.log.replace(history.lines);
+    entry.log ??= this.#logWriter(job.job_id, history);
+    if (history.trims !== trims) entry.log.replace();
     else entry.log.append(line);
     this.#bus.emit("job_output", { job_id: job.job_id, line });
     const progress = entry.progress.feed(line);
@@ -490,15 +500,16 @@ export class FirmwareQueue {
     const history = entry.history;
     if (history !== null && history.length > 0) {
       history.trim(OUTPUT_LINES_RETAINED);
-      entry.log ??= new JobLogWriter(this.#paths.jobLog(job.job_id));
-      entry.log.replace(history.lines);
+      entry.log ??= this.#logWriter(job.job_id, history);
+      entry.log.replace();
     }
     const writer = entry.log;
     if (writer !== null) {
       // Memory holds the output until the log file has it, so a reader never finds neither.
+      // A log that could not be written (disk full) leaves the output in memory, where readers find it.
       this.#track(
-        writer.flush().then(() => {
-          entry.history = null;
+        writer.flush().then((written) => {
+          if (written) entry.history = null;
         }),
       );
     } else {

@@ -24,6 +24,7 @@ import { DEVICE_STEM_RE } from "../remote-build/bundle.ts";
 import type { Offloader } from "../remote-build/offloader.ts";
 import { atomicWrite } from "../store.ts";
 import { runEsphome } from "./local-runner.ts";
+import { LineSplitter } from "./output.ts";
 import { KILL_GRACE_MS, runTracked, type SpawnFn } from "./process.ts";
 import type { JobRunner, PhaseContext, PhaseResult } from "./runner.ts";
 
@@ -142,9 +143,15 @@ export class RemoteRunner implements JobRunner {
     const subscriptions: Unsubscribe[] = [];
     let settle: (outcome: { status: string; error: string }) => void = () => undefined;
     const outcome = new Promise<{ status: string; error: string }>((resolve) => { settle = resolve; });
+    // The build server's lines are cut and split here exactly as local output is.
+    const lines = new LineSplitter();
+    const flushLines = (): void => {
+      for (const line of lines.end()) ctx.onLine(line);
+    };
     subscriptions.push(
       bus.on("offloader_job_output", (e) => {
-        if (e.pin_sha256 === pin && e.job_id === job.job_id) ctx.onLine(e.line);
+        if (e.pin_sha256 !== pin || e.job_id !== job.job_id) return;
+        for (const line of lines.push(e.line)) ctx.onLine(line);
       }),
       bus.on("offloader_job_state_changed", (e) => {
         if (e.pin_sha256 !== pin || e.job_id !== job.job_id) return;
@@ -173,6 +180,7 @@ export class RemoteRunner implements JobRunner {
       else ctx.signal.addEventListener("abort", onAbort, { once: true });
 
       const end = await outcome;
+      flushLines();
       if (end.status === "lost") {
         ctx.onLine(notice(`remote build session closed (${end.error}); the build was aborted`));
         return { exitCode: null, error: `remote build: peer-link session with ${label} lost (${end.error})` };
@@ -208,6 +216,7 @@ export class RemoteRunner implements JobRunner {
     } finally {
       ctx.signal.removeEventListener("abort", onAbort);
       for (const off of subscriptions) off();
+      flushLines();
     }
   }
 

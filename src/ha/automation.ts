@@ -11,7 +11,6 @@
  * that is malformed or unknown is logged with the reason and runs nothing.
  */
 import type { Readable } from "node:stream";
-import { createInterface } from "node:readline";
 import { z } from "zod";
 import { COMMANDS, type ApiServices, type ClientContext } from "../api/commands.ts";
 import { BuilderError, errorMessage } from "../errors.ts";
@@ -39,7 +38,7 @@ const envelope = z
   .object({ command: z.enum(Object.keys(AUTOMATION_COMMANDS) as [AutomationCommandName, ...AutomationCommandName[]]) })
   .loose();
 
-/** Longest stdin line read as a command; longer lines are discarded. */
+/** Longest stdin line read as a command; longer lines are skipped unread and refused. */
 export const MAX_COMMAND_BYTES = 64 * 1024;
 
 export type AutomationOutcome =
@@ -119,21 +118,82 @@ export function parseCommandLine(line: string): { ok: true; value: unknown } | {
   return { ok: true, value };
 }
 
-/** Reads commands from a stream, one JSON object per line. Returns a function that stops reading. */
+/**
+ * Reads commands from a stream, one JSON object per line (`\n`; a `\r`
+ * before it is trimmed). A line is held to MAX_COMMAND_BYTES while it is
+ * read: once it passes that, what came so far is dropped and the rest up to
+ * the next newline is skipped unread, then the line is refused with a logged
+ * error, and the next line is read as usual. So no input, however long its
+ * lines, makes the reader hold more than MAX_COMMAND_BYTES.
+ * Returns a function that stops reading.
+ */
 export function readCommandLines(input: Readable, onCommand: (value: unknown) => void): () => void {
-  const lines = createInterface({ input, crlfDelay: Infinity });
-  lines.on("line", (line) => {
-    if (line.trim() === "") return;
-    const parsed = parseCommandLine(line);
+  let parts: Buffer[] = [];
+  let held = 0;
+  /** Bytes of an over-long line passed over so far; -1 while the line is within the limit. */
+  let skipped = -1;
+  const line = (text: string): void => {
+    if (text.trim() === "") return;
+    const parsed = parseCommandLine(text);
     if (!parsed.ok) {
-      log.warning(`automation command from stdin refused: ${parsed.reason}: ${JSON.stringify(line.slice(0, 200))}`);
+      log.warning(`automation command from stdin refused: ${parsed.reason}: ${JSON.stringify(text.slice(0, 200))}`);
       return;
     }
     onCommand(parsed.value);
-  });
-  lines.on("close", () => { log.debug("stdin closed; no more automation commands from it"); });
-  input.on("error", (err) => { log.warning(`stdin: ${err.message}`); });
+  };
+  const tooLong = (bytes: number): void => {
+    log.error(
+      `automation command from stdin refused: line of ${bytes} bytes is longer than the ${MAX_COMMAND_BYTES}-byte limit; ` +
+        "it was skipped up to its newline. Send one JSON object per line, such as {\"command\": \"install\", \"configuration\": \"kitchen.yaml\"}",
+    );
+  };
+  const onData = (chunk: Buffer | string): void => {
+    const bytes = typeof chunk === "string" ? Buffer.from(chunk, "utf8") : chunk;
+    for (let start = 0; start < bytes.length;) {
+      const newline = bytes.indexOf(10, start);
+      const end = newline === -1 ? bytes.length : newline;
+      if (skipped === -1 && held + end - start > MAX_COMMAND_BYTES) {
+        skipped = held;
+        parts = [];
+        held = 0;
+      }
+      if (skipped !== -1) {
+        skipped += end - start;
+      } else if (end > start) {
+        parts.push(Buffer.from(bytes.subarray(start, end))); // a copy: the chunk is not kept
+        held += end - start;
+      }
+      if (newline === -1) return;
+      start = newline + 1;
+      if (skipped !== -1) {
+        tooLong(skipped);
+        skipped = -1;
+      } else {
+        const text = Buffer.concat(parts, held).toString("utf8");
+        parts = [];
+        held = 0;
+        line(text);
+      }
+    }
+  };
+  const onEnd = (): void => {
+    if (skipped !== -1) tooLong(skipped);
+    else if (held > 0) line(Buffer.concat(parts, held).toString("utf8"));
+    parts = [];
+    held = 0;
+    skipped = -1;
+    log.debug("stdin closed; no more automation commands from it");
+  };
+  const onError = (err: Error): void => {
+    log.warning(`stdin: ${err.message}`);
+  };
+  input.on("data", onData);
+  input.on("end", onEnd);
+  input.on("error", onError);
   return () => {
-    lines.close();
+    // The error listener stays: stdin may still fail after this, and must not crash the builder.
+    input.off("data", onData);
+    input.off("end", onEnd);
+    input.pause();
   };
 }

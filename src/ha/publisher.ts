@@ -1,7 +1,8 @@
 /**
  * What Home Assistant sees of the builder (DESIGN §8): four entities set
  * through the REST states API, one event per job transition, and a pairing
- * request's event and persistent notification.
+ * request's event and persistent notification (peer-supplied text in it is
+ * escaped: `markdown.ts`).
  *
  * Entities set over REST have no unique id and vanish when Home Assistant
  * restarts, so every (re)connect republishes all of them. State publishes are
@@ -15,6 +16,7 @@ import { errorMessage } from "../errors.ts";
 import { isTerminal, type FirmwareJob } from "../firmware/job.ts";
 import { getLogger } from "../logger.ts";
 import { fingerprintEmoji } from "../remote-build/fingerprint.ts";
+import { markdownText } from "./markdown.ts";
 
 const log = getLogger("ha-publisher");
 
@@ -175,15 +177,21 @@ function notificationId(dashboardId: string): string {
   return `esphome_builder_pair_${dashboardId.replace(/[^A-Za-z0-9_]/g, "_")}`;
 }
 
-function pairNotification(request: PendingPairRequest, panelUrl: string | null): Record<string, unknown> {
-  const who = request.label === "" ? request.dashboard_id : request.label;
+/**
+ * The pairing request's notification. Everything the peer chose or sent (its
+ * label, its dashboard_id) and its address go in through `markdownText`, so
+ * none of it can become a link, HTML or formatting in Home Assistant.
+ */
+export function pairNotification(request: PendingPairRequest, panelUrl: string | null): Record<string, unknown> {
+  const label = markdownText(request.label);
+  const who = label === "" ? markdownText(request.dashboard_id) : label;
   const emoji = fingerprintEmoji(request.pin_sha256).join(" ");
   const open = panelUrl === null ? "Open ESPHome Builder" : `[Open ESPHome Builder](${panelUrl})`;
   return {
     notification_id: notificationId(request.dashboard_id),
     title: "ESPHome Builder: pairing request",
     message:
-      `**${who}** (${request.peer_ip}) asks to use this builder as a build server.\n\n` +
+      `**${who}** (${markdownText(request.peer_ip)}) asks to use this builder as a build server.\n\n` +
       `Fingerprint: ${emoji}\n\n` +
       `${open} to compare the fingerprint with the one the other builder shows, then approve or reject it.`,
   };

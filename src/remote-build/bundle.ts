@@ -21,6 +21,7 @@ import { validateConfigurationName } from "../esphome/configuration.ts";
 import { errorMessage } from "../errors.ts";
 import { getLogger } from "../logger.ts";
 import { BUNDLE_MAX_BYTES } from "./chunks.ts";
+import { isPin } from "./pin.ts";
 import {
   DEFAULT_MAX_MEMBERS,
   TarSafetyError,
@@ -40,8 +41,6 @@ export const BUILD_CACHE_DIRNAME = ".esphome";
 /** A device stem (and `storage.json` name on the offloader side). */
 export const DEVICE_STEM_RE = /^[A-Za-z0-9][A-Za-z0-9_-]*$/;
 const DEVICE_STEM_MAX = 128;
-/** A dashboard id: base64url, 8..64 characters (the folder uses the first 8). */
-const DASHBOARD_ID_RE = /^[A-Za-z0-9_-]{8,64}$/;
 const ESPHOME_VERSION_MAX = 64;
 
 export type BundleErrorCode =
@@ -239,19 +238,24 @@ export async function extractBundle(bytes: Buffer, destDir: string, opts: Extrac
 }
 
 /**
- * The extraction folder of one offloader's device: `<root>/<dashboardId[0:8]>/<stem>`.
- * Throws `BundleError("invalid_header")` for an id that is not base64url
- * (8..64 characters) or a stem outside `^[A-Za-z0-9][A-Za-z0-9_-]*$` (max 128).
+ * The extraction folder of one offloader's device: `<root>/<pin>/<stem>`.
+ *
+ * A peer's folder is named by its pin, the full SHA-256 of the static key it
+ * proved in the handshake: a peer cannot choose it, and two approved peers
+ * never share it (its `dashboard_id`, which the peer picks and mDNS shows
+ * the start of, is not used). Throws `BundleError("invalid_header")` for a
+ * pin that is not canonical (64 lowercase hex digits) or a stem outside
+ * `^[A-Za-z0-9][A-Za-z0-9_-]*$` (max 128).
  */
-export function bundleDirFor(remoteBuildsRoot: string, dashboardId: string, deviceStem: string): string {
-  if (typeof dashboardId !== "string" || !DASHBOARD_ID_RE.test(dashboardId)) {
-    throw new BundleError("invalid_header", "dashboard id must be 8 to 64 base64url characters");
+export function bundleDirFor(remoteBuildsRoot: string, peerPin: string, deviceStem: string): string {
+  if (!isPin(peerPin)) {
+    throw new BundleError("invalid_header", "a peer's folder is named by its pin: 64 lowercase hex digits");
   }
   if (typeof deviceStem !== "string" || deviceStem.length > DEVICE_STEM_MAX || !DEVICE_STEM_RE.test(deviceStem)) {
     throw new BundleError("invalid_header", `invalid device name ${JSON.stringify(deviceStem.slice(0, 80))}`);
   }
   const root = path.resolve(remoteBuildsRoot);
-  const dir = path.join(root, dashboardId.slice(0, 8), deviceStem);
+  const dir = path.join(root, peerPin, deviceStem);
   const rel = path.relative(root, dir);
   if (rel.startsWith("..") || path.isAbsolute(rel) || rel.split(path.sep).length !== 2) {
     throw new BundleError("invalid_header", "device folder resolves outside the remote builds root");
@@ -266,7 +270,7 @@ export interface CleanupOptions {
   now?: number;
   /**
    * Device folders to leave alone (in-flight jobs): either the paths
-   * `bundleDirFor` returned or `<id8>/<stem>` keys.
+   * `bundleDirFor` returned or `<peer>/<stem>` keys.
    */
   keep?: ReadonlySet<string>;
 }
@@ -291,7 +295,8 @@ async function newestMtime(p: string, st: Stats, depth: number): Promise<number>
 }
 
 /**
- * TTL sweep of `<root>/<id8>/<entry>`: deletes device folders (and stray files
+ * TTL sweep of `<root>/<peer>/<entry>` (folders of an older layout, named by
+ * the first 8 characters of a dashboard_id, age out the same way): deletes device folders (and stray files
  * such as saved bundles) not modified within `ttlMs` — a folder counts as
  * modified when it, a child or a grandchild is. Names starting with `.` and
  * the `venvs` folder are skipped at both levels, as are kept folders; an
@@ -311,9 +316,9 @@ export async function cleanupRemoteBuilds(root: string, opts: CleanupOptions): P
     if ((err as NodeJS.ErrnoException).code === "ENOENT") return deleted;
     throw err;
   }
-  for (const id8 of offloaders) {
-    if (id8.startsWith(".") || id8 === "venvs") continue;
-    const offloaderDir = path.join(base, id8);
+  for (const peer of offloaders) {
+    if (peer.startsWith(".") || peer === "venvs") continue;
+    const offloaderDir = path.join(base, peer);
     const st = await lstatOrNull(offloaderDir);
     if (st === null || !st.isDirectory()) continue;
     const names = await fs.readdir(offloaderDir);
@@ -321,10 +326,10 @@ export async function cleanupRemoteBuilds(root: string, opts: CleanupOptions): P
     for (const name of names) {
       if (name.startsWith(".") || name === "venvs") continue;
       const entry = path.join(offloaderDir, name);
-      if (keepResolved.has(entry) || keepResolved.has(`${id8}/${name}`)) continue;
+      if (keepResolved.has(entry) || keepResolved.has(`${peer}/${name}`)) continue;
       // A saved `<stem>.tar.gz` belongs to the kept `<stem>` folder.
       const stem = name.endsWith(".tar.gz") ? name.slice(0, -".tar.gz".length) : null;
-      if (stem !== null && (keepResolved.has(path.join(offloaderDir, stem)) || keepResolved.has(`${id8}/${stem}`))) continue;
+      if (stem !== null && (keepResolved.has(path.join(offloaderDir, stem)) || keepResolved.has(`${peer}/${stem}`))) continue;
       const est = await lstatOrNull(entry);
       if (est === null) {
         left -= 1;

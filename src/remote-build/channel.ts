@@ -20,7 +20,7 @@ import {
   msg1Schema,
   type IntentResponse,
 } from "./messages.ts";
-import { NoiseHandshake, type CipherState } from "./noise.ts";
+import { NoiseHandshake, type CipherState, type TransportCiphers } from "./noise.ts";
 
 const log = getLogger("peer-link");
 
@@ -72,16 +72,45 @@ export function decodeJsonObject(bytes: Uint8Array): Record<string, unknown> {
 }
 
 /**
+ * Before the intent is answered a peer has nothing to say beyond its
+ * handshake messages (each read as it arrives). Frames it sends anyway wait
+ * unread, at most this many…
+ */
+export const PRE_ANSWER_MAX_FRAMES = 4;
+/** …holding at most this many bytes together; more ends the connection as `malformed_frame`. */
+export const PRE_ANSWER_MAX_BYTES = CONTROL_FRAME_MAX_BYTES;
+/** After a hang-up, how long the peer gets to answer the close before the socket is destroyed. */
+const HANG_UP_GRACE_MS = 1000;
+
+/**
+ * Ends a socket from our side: a close frame, then nothing more is read (a
+ * flooding peer meets TCP back-pressure, not our CPU), and the socket is
+ * destroyed if the peer does not answer the close in time.
+ */
+export function hangUp(ws: WebSocket, reason: string): void {
+  if (ws.readyState === WebSocket.CLOSED) return;
+  if (ws.readyState === WebSocket.OPEN) ws.close(1000, reason.slice(0, 100));
+  ws.pause();
+  setTimeout(() => { ws.terminate(); }, HANG_UP_GRACE_MS).unref();
+}
+
+/**
  * Frames of one socket, read in order: frames that arrive before anyone waits
- * are kept; `next` waits at most `ms`.
+ * are kept (within the pre-answer bounds); `next` waits at most `ms`. A peer
+ * that sends more than the bounds allow is cut off through `onOverflow`, and
+ * everything it sends after that is dropped unread.
  */
 class Inbox {
   readonly #frames: { data: Buffer; binary: boolean }[] = [];
+  #queuedBytes = 0;
   #waiter: ((f: { data: Buffer; binary: boolean } | null) => void) | null = null;
   #closed = false;
+  #overflowed = false;
+  #onOverflow: () => void;
   #onFrame: ((data: Buffer, binary: boolean) => void) | null = null;
 
   constructor(ws: WebSocket) {
+    this.#onOverflow = () => { hangUp(ws, "malformed_frame"); };
     ws.on("message", (data: WebSocket.RawData, binary: boolean) => {
       const buf = Buffer.isBuffer(data) ? data : Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data);
       if (this.#onFrame !== null) {
@@ -93,9 +122,19 @@ class Inbox {
         const w = this.#waiter;
         this.#waiter = null;
         w(frame);
-      } else {
-        this.#frames.push(frame);
+        return;
       }
+      if (this.#overflowed) return;
+      if (this.#frames.length >= PRE_ANSWER_MAX_FRAMES || this.#queuedBytes + buf.length > PRE_ANSWER_MAX_BYTES) {
+        this.#overflowed = true;
+        this.#frames.length = 0;
+        this.#queuedBytes = 0;
+        log.debug(`peer-link peer sent more than ${PRE_ANSWER_MAX_FRAMES} frames or ${PRE_ANSWER_MAX_BYTES} bytes before its intent was answered; cut off`);
+        this.#onOverflow();
+        return;
+      }
+      this.#frames.push(frame);
+      this.#queuedBytes += buf.length;
     });
     ws.on("close", () => {
       this.#closed = true;
@@ -111,9 +150,18 @@ class Inbox {
     });
   }
 
+  /** Replaces what happens when the peer overruns the pre-answer bounds (default: hang up). */
+  onOverflow(handler: () => void): void {
+    this.#onOverflow = handler;
+  }
+
   next(ms: number, step: string): Promise<{ data: Buffer; binary: boolean }> {
+    if (this.#overflowed) return Promise.reject(new PeerLinkError("malformed_frame", `too much data before ${step}`));
     const ready = this.#frames.shift();
-    if (ready !== undefined) return Promise.resolve(ready);
+    if (ready !== undefined) {
+      this.#queuedBytes -= ready.data.length;
+      return Promise.resolve(ready);
+    }
     if (this.#closed) return Promise.reject(new PeerLinkError("closed", `connection closed before ${step}`));
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
@@ -128,9 +176,10 @@ class Inbox {
     });
   }
 
-  /** From now on, frames go straight to `handler` (after the queued ones). */
+  /** From now on, frames go straight to `handler` (after the queued ones); the pre-answer bounds no longer apply. */
   handOff(handler: (data: Buffer, binary: boolean) => void): void {
     for (const f of this.#frames.splice(0)) handler(f.data, f.binary);
+    this.#queuedBytes = 0;
     this.#onFrame = handler;
   }
 }
@@ -396,12 +445,25 @@ export interface Accepted {
   remoteAddress: string;
   /** Sends the intent response and returns the channel (close it unless the session goes on). */
   respond(response: Record<string, unknown>): SecureChannel;
+  /** Ends the connection without an intent response (the peer may ask again). */
+  hangUp(reason: string): void;
 }
 
-/** Runs the responder side of the handshake on a freshly upgraded socket. */
+/**
+ * Runs the responder side of the handshake on a freshly upgraded socket.
+ * Until `respond`, a peer sending more than the pre-answer bounds is sent
+ * `terminate {malformed_frame}` (once the transport keys exist) and cut off;
+ * a waiting caller sees the socket close.
+ */
 export async function accept(ws: WebSocket, req: IncomingMessage, opts: { staticPrivateKey: Uint8Array; stepTimeoutMs?: number }): Promise<Accepted> {
   const stepMs = opts.stepTimeoutMs ?? HANDSHAKE_STEP_MS;
   const inbox = new Inbox(ws);
+  let ciphers: TransportCiphers | null = null;
+  inbox.onOverflow(() => {
+    // The first transport frame we send is the intent response, so a terminate can still take its place.
+    if (ciphers !== null && ws.readyState === WebSocket.OPEN) ws.send(ciphers.send.encrypt(encodeJson({ type: "terminate", reason: "malformed_frame" })));
+    hangUp(ws, "malformed_frame");
+  });
   const hs = NoiseHandshake.responder(opts.staticPrivateKey);
   const msg1 = requireBinary(await inbox.next(stepMs, "handshake message 1"), CONTROL_FRAME_MAX_BYTES, "handshake message 1");
   let first: Record<string, unknown>;
@@ -423,7 +485,8 @@ export async function accept(ws: WebSocket, req: IncomingMessage, opts: { static
   }
   const remote = hs.remoteStaticPublicKey;
   if (remote === null) throw new PeerLinkError("malformed_frame", "initiator sent no static key");
-  const ciphers = hs.split();
+  const split = hs.split();
+  ciphers = split;
   const remoteAddress = req.socket.remoteAddress ?? "";
   return {
     intent: intent.data.intent,
@@ -432,8 +495,9 @@ export async function accept(ws: WebSocket, req: IncomingMessage, opts: { static
     remotePin: pinSha256(remote),
     remoteAddress,
     respond: (response) => {
-      ws.send(ciphers.send.encrypt(encodeJson(response)));
-      return new SecureChannel(ws, inbox, ciphers, remote, remoteAddress);
+      ws.send(split.send.encrypt(encodeJson(response)));
+      return new SecureChannel(ws, inbox, split, remote, remoteAddress);
     },
+    hangUp: (reason) => { hangUp(ws, reason); },
   };
 }

@@ -35,6 +35,7 @@ import os from "node:os";
 import Bonjour from "bonjour-service";
 import { BuilderError, ErrorCode, errorMessage, invalidArgs } from "../errors.ts";
 import { getLogger } from "../logger.ts";
+import { isPin, parsePin } from "./pin.ts";
 
 const log = getLogger("remote-build.discovery");
 
@@ -56,7 +57,6 @@ const MAX_HOSTNAME_CHARS = 255;
 const DEFAULT_REFRESH_MS = 60_000;
 const STOP_TIMEOUT_MS = 2_000;
 
-const PIN_RE = /^[0-9a-f]{64}$/;
 const PORT_RE = /^[0-9]{1,5}$/;
 // eslint-disable-next-line no-control-regex
 const CONTROL_RE = /[\u0000-\u001f\u007f-\u009f]/gu;
@@ -211,7 +211,7 @@ export function encodeTxt(txt: DiscoveryTxt): Record<string, string> {
   const hasPort = txt.remote_build_port !== undefined;
   if (hasPin !== hasPort) throw invalidArgs("TXT pin_sha256 and remote_build_port go together");
   if (txt.pin_sha256 !== undefined && txt.remote_build_port !== undefined) {
-    if (!PIN_RE.test(txt.pin_sha256)) throw invalidArgs("TXT pin_sha256 must be 64 lowercase hex digits");
+    if (!isPin(txt.pin_sha256)) throw invalidArgs("TXT pin_sha256 must be a pin in canonical form: 64 lowercase hex digits");
     if (!isValidPort(txt.remote_build_port)) throw invalidArgs("TXT remote_build_port must be 1..65535");
     out.pin_sha256 = txt.pin_sha256;
     out.remote_build_port = String(txt.remote_build_port);
@@ -283,7 +283,7 @@ export function decodeTxt(record: unknown): DecodedTxt {
     server_version: str("server_version"),
     esphome_version: str("esphome_version"),
     friendly_name: str("friendly_name"),
-    pin_sha256: pinRaw !== undefined && PIN_RE.test(pinRaw) ? pinRaw : null,
+    pin_sha256: parsePin(pinRaw),
     remote_build_port: port !== null && isValidPort(port) ? port : null,
   };
 }

@@ -9,7 +9,9 @@
  * frontend's pin-emoji, so both sides of a pairing show the same row).
  */
 import { createHash } from "node:crypto";
+import { z } from "zod";
 import { invalidArgs } from "../errors.ts";
+import { PIN_RULE, parsePin } from "./pin.ts";
 
 export interface SasEmoji {
   readonly emoji: string;
@@ -95,12 +97,18 @@ export const SAS_EMOJI_TABLE: readonly SasEmoji[] = Object.freeze(
 /** Number of emoji shown: 7 x 6 bits = 42 bits, as in Matrix SAS. */
 export const FINGERPRINT_EMOJI_COUNT = 7;
 
-const PIN_RE = /^[0-9a-fA-F]{64}$/;
-
-/** A well-formed pin: 64 hex digits (either case; pins are stored lowercase). */
-export function isPinSha256(value: unknown): value is string {
-  return typeof value === "string" && PIN_RE.test(value);
-}
+/**
+ * A pin field read from outside (a command, a state file): the rule of
+ * `pin.ts`, lowercased; anything else fails with `PIN_RULE`.
+ */
+export const pinSchema = z.string().transform((value, ctx) => {
+  const pin = parsePin(value);
+  if (pin === null) {
+    ctx.addIssue({ code: "custom", message: PIN_RULE });
+    return z.NEVER;
+  }
+  return pin;
+});
 
 /** Lowercase hex SHA-256 of a raw 32-byte X25519 public key. */
 export function pinSha256(publicKey: Uint8Array): string {
@@ -109,8 +117,9 @@ export function pinSha256(publicKey: Uint8Array): string {
 }
 
 function normalisePin(pinHex: string): string {
-  if (!isPinSha256(pinHex)) throw invalidArgs("pin_sha256 must be 64 hex digits");
-  return pinHex.toLowerCase();
+  const pin = parsePin(pinHex);
+  if (pin === null) throw invalidArgs(PIN_RULE);
+  return pin;
 }
 
 /** Table indices of the 7 emoji: bits 0..41 of the pin, most significant bit first. */

@@ -9,7 +9,8 @@
  *   stored, so they cannot drift from the key.
  * - A key file that is unreadable or not 32 bytes is moved aside to
  *   `<file>.corrupt` (kept as evidence, never silently deleted) and replaced;
- *   every paired peer then sees a new pin and has to re-pair, which is logged.
+ *   every paired peer then sees a new pin and has to re-pair. That, and an
+ *   unreadable id file, is logged and kept in `problems` for the panel.
  *
  * All operations of one store run one at a time, so concurrent `load()`s
  * cannot create two keys and a `rotate()` cannot interleave with a load.
@@ -17,6 +18,7 @@
 import { randomBytes } from "node:crypto";
 import { promises as fs } from "node:fs";
 import { z } from "zod";
+import type { RemoteBuildProblem } from "../api/wire.ts";
 import { getLogger } from "../logger.ts";
 import { atomicWrite, JsonStore, quarantine } from "../store.ts";
 import { pinSha256 } from "./fingerprint.ts";
@@ -69,6 +71,8 @@ export class IdentityStore {
   readonly #idStore: JsonStore<IdFile>;
   #current: Identity | null = null;
   #tail: Promise<unknown> = Promise.resolve();
+  /** An identity or key file that could not be read and was replaced (shown in Build servers). */
+  readonly problems: RemoteBuildProblem[] = [];
 
   constructor(deps: IdentityStoreDeps) {
     this.#keyFile = deps.keyFile;
@@ -114,7 +118,13 @@ export class IdentityStore {
     // A corrupt file was already moved aside and logged by the store.
     const record: IdFile = { dashboard_id: newDashboardId(), created_at: this.#now().toISOString() };
     await this.#idStore.saveNow(() => record);
-    if (loaded.kind === "corrupt") log.error(`new dashboard_id created; paired peers will not recognise this dashboard until re-paired`);
+    if (loaded.kind === "corrupt") {
+      const message =
+        `This builder's identity file ${this.#idStore.file} could not be read (${loaded.reason}); it was moved to ${loaded.movedTo} and a new dashboard_id was made. ` +
+        "Build servers this builder was paired with no longer recognise it: pair with them again.";
+      log.error(message);
+      this.problems.push({ id: "identity_file", kind: "identity_file", file: this.#idStore.file, kept_at: loaded.movedTo, message });
+    }
     return record.dashboard_id;
   }
 
@@ -134,7 +144,11 @@ export class IdentityStore {
     }
     if (problem !== null) {
       const movedTo = await quarantine(this.#keyFile);
-      log.error(`peer-link key file ${this.#keyFile} ${problem}; moved to ${movedTo} and a new key generated: paired peers must re-pair`);
+      const message =
+        `This builder's peer-link key ${this.#keyFile} ${problem}; it was moved to ${movedTo} and a new key was made, so this builder has a new fingerprint. ` +
+        "Every builder paired with this one, in either direction, must pair again.";
+      log.error(message);
+      this.problems.push({ id: "key_file", kind: "key_file", file: this.#keyFile, kept_at: movedTo, message });
     }
     const privateKey = generateStaticKey();
     await atomicWrite(this.#keyFile, privateKey, SECRET_MODE);

@@ -112,7 +112,8 @@ export const offloaderInbound = {
     status: z.enum(["queued", "running", "completed", "failed", "cancelled"]),
     error_message: shortText(4096).default(""),
   }),
-  job_output: z.object({ type: z.literal("job_output"), job_id: jobId, stream: shortText(16).default("stdout"), line: shortText(16 * 1024) }),
+  // A line as long as the frame allows (upstream sends lines of 20,000+ characters); the remote runner cuts it like local output.
+  job_output: z.object({ type: z.literal("job_output"), job_id: jobId, stream: shortText(16).default("stdout"), line: shortText(APP_FRAME_MAX_BYTES) }),
   artifacts_start: z.object({
     type: z.literal("artifacts_start"),
     job_id: jobId,

@@ -10,7 +10,7 @@
  */
 import { createHash } from "node:crypto";
 import { z } from "zod";
-import type { OffloaderAlert, OffloaderSettings, PairPreview, PairingSummary } from "../api/wire.ts";
+import type { OffloaderAlert, OffloaderSettings, PairPreview, PairingSummary, RemoteBuildProblem } from "../api/wire.ts";
 import { BuilderError, ErrorCode, errorMessage, invalidArgs, notFound } from "../errors.ts";
 import type { EventBus } from "../events.ts";
 import { getLogger } from "../logger.ts";
@@ -18,8 +18,10 @@ import type { Paths } from "../paths.ts";
 import { JsonStore } from "../store.ts";
 import { initiate, PeerLinkError, type SecureChannel } from "./channel.ts";
 import { ARTIFACTS_MAX_BYTES, AssemblyError, ChunkAssembler, chunkCount, sendChunks } from "./chunks.ts";
-import { fingerprintEmoji, isPinSha256 } from "./fingerprint.ts";
+import { fingerprintEmoji, pinSchema } from "./fingerprint.ts";
 import type { Identity, IdentityStore } from "./identity.ts";
+import { PIN_RULE, parsePin } from "./pin.ts";
+import { looseFileSchema, rowName, StateFileReport, type LooseFile } from "./state-files.ts";
 import {
   HANDSHAKE_STEP_MS,
   HEARTBEAT_INTERVAL_MS,
@@ -37,7 +39,7 @@ export const SUBMIT_ACK_TIMEOUT_MS = 60_000;
 const ORPHAN_REASONS = new Set(["superseded", "pin_mismatch", "no_approved_peer", "revoked"]);
 
 const storedPairingSchema = z.object({
-  pin_sha256: z.string().regex(/^[0-9a-f]{64}$/),
+  pin_sha256: pinSchema,
   label: z.string().max(128),
   receiver_hostname: z.string().min(1).max(255),
   receiver_port: z.number().int().min(1).max(65535),
@@ -47,12 +49,6 @@ const storedPairingSchema = z.object({
   friendly_name: z.string().max(128).default(""),
 });
 export type StoredPairing = z.infer<typeof storedPairingSchema>;
-
-const offloaderFileSchema = z.object({
-  remote_builds_enabled: z.boolean().default(true),
-  pairings: z.array(storedPairingSchema).default([]),
-});
-type OffloaderFile = z.infer<typeof offloaderFileSchema>;
 
 
 
@@ -270,7 +266,9 @@ interface PairingState {
 export class Offloader {
   readonly #deps: OffloaderDeps;
   readonly #timings: OffloaderTimings;
-  readonly #store: JsonStore<OffloaderFile>;
+  readonly #store: JsonStore<LooseFile>;
+  /** What could not be read of offloader.json at start-up. */
+  readonly problems: RemoteBuildProblem[] = [];
   readonly #pairings = new Map<string, PairingState>();
   readonly #alerts = new Map<string, OffloaderAlert>();
   #enabled = true;
@@ -288,16 +286,52 @@ export class Offloader {
       submitAckTimeoutMs: SUBMIT_ACK_TIMEOUT_MS,
       ...deps.timings,
     };
-    this.#store = new JsonStore({ file: deps.paths.offloaderFile, schema: offloaderFileSchema, mode: 0o600, debounceMs: 50 });
+    this.#store = new JsonStore({ file: deps.paths.offloaderFile, schema: looseFileSchema, mode: 0o600, debounceMs: 50 });
   }
 
   async start(): Promise<void> {
     this.#identity = await this.#deps.identity.load();
+    await this.#load();
+  }
+
+  /**
+   * Reads offloader.json. Not a JSON object: moved aside, nothing paired.
+   * Otherwise each pairing is read on its own (a bad one is skipped, the
+   * others kept) and a master switch that is not true or false counts as
+   * off (builds stay here). Whatever could not be read is reported
+   * (`problems`) and the file rewritten with what was kept (the original
+   * copied aside first).
+   */
+  async #load(): Promise<void> {
+    const report = new StateFileReport(this.#deps.paths.offloaderFile);
     const loaded = await this.#store.load();
-    if (loaded.kind === "ok") {
-      this.#enabled = loaded.value.remote_builds_enabled;
-      for (const stored of loaded.value.pairings) this.#addApproved(stored);
+    if (loaded.kind === "corrupt") {
+      report.movedAside(
+        "offloader_file",
+        loaded,
+        "No build server is paired now, so builds run on this builder: pair the build servers again (Build servers → Add a build server), or put back a repaired copy and restart.",
+      );
+    } else if (loaded.kind === "ok") {
+      this.#enabled = report.flag(loaded.value, "remote_builds_enabled", {
+        kind: "offloader_file",
+        ifMissing: true,
+        fallback: false,
+        consequence: "sending builds to build servers was turned off, so builds run here. Turn it on again under Build servers if you want that.",
+      });
+      const pairings = report.rows(loaded.value, "pairings", {
+        schema: storedPairingSchema,
+        key: (pairing) => pairing.pin_sha256,
+        kind: "offloader_pairing",
+        name: (raw, index) => rowName("Paired build server", raw, index, ["label", "receiver_hostname"]),
+        remedy: "builds no longer go there until you pair it again (Build servers → Add a build server).",
+        whenUnreadable: "no build server is paired now, so builds run here; pair them again.",
+      });
+      for (const stored of pairings) this.#addApproved(stored);
     }
+    const rewrite = report.needsRewrite;
+    await report.finish();
+    this.problems.push(...report.problems);
+    if (rewrite) await this.#store.saveNow(() => this.#fileData());
   }
 
   async stop(): Promise<void> {
@@ -361,8 +395,9 @@ export class Offloader {
   }
 
   /** Asks a build server to pair, pinned to the key the user compared. */
-  async requestPair(hostname: string, port: number, pin: string, label?: string): Promise<PairingSummary> {
-    if (!isPinSha256(pin)) throw invalidArgs("pin_sha256 must be 64 lowercase hex characters");
+  async requestPair(hostname: string, port: number, pinSha256: string, label?: string): Promise<PairingSummary> {
+    const pin = parsePin(pinSha256);
+    if (pin === null) throw invalidArgs(PIN_RULE);
     const identity = this.#requireIdentity();
     const { channel, response } = await this.#connect(() =>
       initiate({
@@ -480,11 +515,15 @@ export class Offloader {
     this.#deps.bus.emit("offloader_pairing_changed", { pairing: this.#summary(state) });
   }
 
-  #save(): void {
-    this.#store.scheduleSave(() => ({
+  #fileData(): LooseFile {
+    return {
       remote_builds_enabled: this.#enabled,
       pairings: [...this.#pairings.values()].filter((s) => s.status === "approved").map((s) => s.stored),
-    }));
+    };
+  }
+
+  #save(): void {
+    this.#store.scheduleSave(() => this.#fileData());
   }
 
   #dropPairing(pin: string): void {

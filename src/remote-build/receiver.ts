@@ -1,7 +1,8 @@
 /**
  * The build-server role ("receiver"): the peer-link listener, pairing with
- * human approval, and compiling for approved offloaders on this builder's own
- * queue. The receiver only ever compiles; flashing is always the offloader's.
+ * human approval, sessions with approved offloaders, and (through
+ * `PeerJobs`) compiling for them on this builder's own queue. The receiver
+ * only ever compiles; flashing is always the offloader's.
  *
  * Trust: a peer is identified by its Noise static key (its pin). Pending
  * requests live in memory only, bounded; only approved peers are written down.
@@ -12,19 +13,16 @@ import type { AddressInfo } from "node:net";
 import path from "node:path";
 import { WebSocketServer, type WebSocket } from "ws";
 import { z } from "zod";
-import type { PeerSummary, ReceiverSettings } from "../api/wire.ts";
+import type { PeerSummary, ReceiverSettings, RemoteBuildProblem } from "../api/wire.ts";
 import { BuilderError, ErrorCode, errorMessage, notFound } from "../errors.ts";
 import type { EventBus, Unsubscribe } from "../events.ts";
-import { validateConfigurationName } from "../esphome/configuration.ts";
-import type { FirmwareJob } from "../firmware/job.ts";
 import type { FirmwareQueue } from "../firmware/queue.ts";
 import { getLogger } from "../logger.ts";
-import { resolvePaths, type Paths } from "../paths.ts";
+import type { Paths } from "../paths.ts";
 import { JsonStore } from "../store.ts";
-import { packArtifacts } from "./artifacts.ts";
-import { bundleDirFor, cleanupRemoteBuilds, extractBundle } from "./bundle.ts";
-import { accept, type SecureChannel } from "./channel.ts";
-import { AssemblyError, BUNDLE_MAX_BYTES, ChunkAssembler, chunkCount, sendChunks } from "./chunks.ts";
+import { cleanupRemoteBuilds } from "./bundle.ts";
+import { accept, hangUp, type SecureChannel } from "./channel.ts";
+import { pinSchema } from "./fingerprint.ts";
 import type { Identity, IdentityStore } from "./identity.ts";
 import {
   CONTROL_FRAME_MAX_BYTES,
@@ -37,6 +35,8 @@ import {
   receiverInbound,
   type ReceiverInbound,
 } from "./messages.ts";
+import { newJobSession, PeerJobs, type JobSession } from "./peer-jobs.ts";
+import { looseFileSchema, rowName, StateFileReport, type LooseFile } from "./state-files.ts";
 
 const log = getLogger("receiver");
 
@@ -46,10 +46,18 @@ export const REMOTE_BUILDS_TTL_MS = 24 * 60 * 60 * 1000;
 const CLEANUP_INTERVAL_MS = 60 * 60 * 1000;
 /** Pending pairing requests kept at most (oldest dropped first). */
 export const MAX_PENDING = 16;
+/**
+ * A `pair_status` long poll waits at most this long, then the connection is
+ * closed without an answer (as when a handshake read times out); offloaders
+ * simply ask again.
+ */
+export const PAIR_STATUS_MAX_WAIT_MS = PAIRING_WINDOW_MS;
+/** Long polls waiting on one pending request at most; a newer one hangs up the oldest. */
+export const MAX_STATUS_WAITERS_PER_REQUEST = 4;
 
 const storedPeerSchema = z.object({
   dashboard_id: z.string().max(64),
-  pin_sha256: z.string().regex(/^[0-9a-f]{64}$/),
+  pin_sha256: pinSchema,
   public_key: z.string().max(64),
   label: z.string().max(128),
   friendly_name: z.string().max(128).default(""),
@@ -57,12 +65,6 @@ const storedPeerSchema = z.object({
   paired_at: z.string(),
 });
 export type StoredPeer = z.infer<typeof storedPeerSchema>;
-
-const receiverFileSchema = z.object({
-  enabled: z.boolean(),
-  peers: z.array(storedPeerSchema),
-});
-type ReceiverFile = z.infer<typeof receiverFileSchema>;
 
 
 
@@ -72,6 +74,7 @@ export interface ReceiverTimings {
   heartbeatTimeoutMs: number;
   stepTimeoutMs: number;
   remoteBuildsTtlMs: number;
+  pairStatusMaxWaitMs: number;
 }
 
 export interface ReceiverDeps {
@@ -99,30 +102,21 @@ interface PendingPeer {
   requested_at: number;
 }
 
-interface InflightSubmit {
-  header: ReceiverInbound["submit_job"];
-  assembler: ChunkAssembler;
-}
-
-interface Session {
+interface Session extends JobSession {
   readonly peer: StoredPeer;
-  readonly channel: SecureChannel;
-  submit: InflightSubmit | null;
-  downloading: boolean;
   lastPong: number;
   nonce: number;
   heartbeat: NodeJS.Timeout | undefined;
-  /** Extractions run one at a time per peer. */
-  extracting: Promise<void>;
-  /** Offloader job ids whose bundle is still being extracted, and whether a cancel came for them. */
-  readonly pendingJobs: Map<string, { cancelled: boolean }>;
 }
 
 export class Receiver {
   readonly #deps: ReceiverDeps;
   readonly #timings: ReceiverTimings;
   readonly #now: () => number;
-  readonly #store: JsonStore<ReceiverFile>;
+  readonly #store: JsonStore<LooseFile>;
+  readonly #jobs: PeerJobs;
+  /** What could not be read of receiver.json at start-up. */
+  readonly problems: RemoteBuildProblem[] = [];
   #enabled = false;
   readonly #approved = new Map<string, StoredPeer>();
   readonly #pending = new Map<string, PendingPeer>();
@@ -135,8 +129,8 @@ export class Receiver {
   #port: number | null = null;
   #cleanupTimer: NodeJS.Timeout | undefined;
   readonly #unsubscribe: Unsubscribe[] = [];
-  /** Long polls waiting on a dashboard_id's status. */
-  readonly #statusWaiters = new Map<string, Set<() => void>>();
+  /** Long polls waiting on a dashboard_id's status: wake-up, and how to end that poll's connection. */
+  readonly #statusWaiters = new Map<string, Map<() => void, () => void>>();
 
   constructor(deps: ReceiverDeps) {
     this.#deps = deps;
@@ -146,36 +140,78 @@ export class Receiver {
       heartbeatTimeoutMs: HEARTBEAT_TIMEOUT_MS,
       stepTimeoutMs: 10_000,
       remoteBuildsTtlMs: REMOTE_BUILDS_TTL_MS,
+      pairStatusMaxWaitMs: PAIR_STATUS_MAX_WAIT_MS,
       ...deps.timings,
     };
     this.#now = deps.now ?? Date.now;
-    this.#store = new JsonStore({ file: deps.paths.receiverFile, schema: receiverFileSchema, mode: 0o600, debounceMs: 50 });
+    this.#store = new JsonStore({ file: deps.paths.receiverFile, schema: looseFileSchema, mode: 0o600, debounceMs: 50 });
+    this.#jobs = new PeerJobs({ queue: deps.queue, paths: deps.paths, sessionsOf: (pin) => this.#sessionsOf(pin) });
   }
 
   async start(): Promise<void> {
-    const loaded = await this.#store.load();
-    this.#enabled = loaded.kind === "ok" ? loaded.value.enabled : this.#deps.defaultEnabled;
-    if (loaded.kind === "ok") for (const peer of loaded.value.peers) this.#approved.set(peer.dashboard_id, peer);
+    await this.#load();
     this.#identity = await this.#deps.identity.load();
     const { bus } = this.#deps;
     this.#unsubscribe.push(
       bus.on("queue_status_changed", (status) => {
         for (const session of this.#sessions.values()) session.channel.send({ type: "queue_status", ...status });
       }),
-      bus.on("job_started", ({ job }) => { this.#fanOut(job, "running"); }),
-      bus.on("job_completed", ({ job }) => { this.#fanOut(job, "completed"); }),
-      bus.on("job_failed", ({ job }) => { this.#fanOut(job, "failed"); }),
-      bus.on("job_cancelled", ({ job }) => { this.#fanOut(job, "cancelled"); }),
-      bus.on("job_output", ({ job_id, line }) => {
-        const job = this.#deps.queue.get(job_id);
-        if (job === undefined || job.remote_peer === "") return;
-        this.#sessions.get(job.remote_peer)?.channel.send({ type: "job_output", job_id: job.remote_job_id, stream: "stdout", line });
-      }),
+      bus.on("job_started", ({ job }) => { this.#jobs.jobStateChanged(job, "running"); }),
+      bus.on("job_completed", ({ job }) => { this.#jobs.jobStateChanged(job, "completed"); }),
+      bus.on("job_failed", ({ job }) => { this.#jobs.jobStateChanged(job, "failed"); }),
+      bus.on("job_cancelled", ({ job }) => { this.#jobs.jobStateChanged(job, "cancelled"); }),
+      bus.on("job_output", ({ job_id, line }) => { this.#jobs.jobOutput(job_id, line); }),
     );
     if (this.#enabled) await this.#bind();
     await this.cleanup();
     this.#cleanupTimer = setInterval(() => { void this.cleanup(); }, CLEANUP_INTERVAL_MS);
     this.#cleanupTimer.unref();
+  }
+
+  /**
+   * Reads receiver.json. Missing: the default switch, nobody approved. Not a
+   * JSON object: moved aside, and the build server stays off. Otherwise each
+   * approved peer is read on its own (a bad one is skipped, the others kept)
+   * and a switch that is not true or false counts as off. Whatever could not
+   * be read is reported (`problems`), and the file is rewritten at once with
+   * what was kept (the original copied aside first), so a restart does not
+   * turn the build server on again.
+   */
+  async #load(): Promise<void> {
+    const file = this.#deps.paths.receiverFile;
+    const report = new StateFileReport(file);
+    const loaded = await this.#store.load();
+    if (loaded.kind === "missing") {
+      this.#enabled = this.#deps.defaultEnabled;
+      return;
+    }
+    if (loaded.kind === "corrupt") {
+      this.#enabled = false;
+      report.movedAside(
+        "receiver_file",
+        loaded,
+        "The build server was left off and no builder is approved here: turn the build server on under Build servers and pair the other builders again, or put back a repaired copy and restart.",
+      );
+    } else {
+      this.#enabled = report.flag(loaded.value, "enabled", {
+        kind: "receiver_file",
+        fallback: false,
+        consequence: "the build server was left off. Turn it on under Build servers if it should compile for other builders.",
+      });
+      const peers = report.rows(loaded.value, "peers", {
+        schema: storedPeerSchema,
+        key: (peer) => peer.dashboard_id,
+        kind: "receiver_peer",
+        name: (raw, index) => rowName("Approved builder", raw, index, ["label", "dashboard_id"]),
+        remedy: "it can no longer build here until it pairs again (open Build servers here, then pair from that builder).",
+        whenUnreadable: "no builder is approved here now; pair the other builders again.",
+      });
+      for (const peer of peers) this.#approved.set(peer.dashboard_id, peer);
+    }
+    const rewrite = loaded.kind === "corrupt" || report.needsRewrite;
+    await report.finish(this.#now);
+    this.problems.push(...report.problems);
+    if (rewrite) await this.#store.saveNow(() => this.#fileData());
   }
 
   /** Deletes peers' bundle folders not used for a day, except those of jobs still active. */
@@ -198,6 +234,7 @@ export class Receiver {
   async stop(): Promise<void> {
     if (this.#cleanupTimer !== undefined) clearInterval(this.#cleanupTimer);
     for (const off of this.#unsubscribe.splice(0)) off();
+    this.#jobs.clear();
     this.#closeWindowNow();
     await this.#unbind("server_shutting_down");
     await this.#store.flush();
@@ -313,7 +350,7 @@ export class Receiver {
   #statusChanged(dashboardId: string, status: "approved" | "removed"): void {
     this.#deps.bus.emit("remote_build_pair_status_changed", { dashboard_id: dashboardId, status });
     const waiters = this.#statusWaiters.get(dashboardId);
-    if (waiters !== undefined) for (const wake of [...waiters]) wake();
+    if (waiters !== undefined) for (const wake of [...waiters.keys()]) wake();
   }
 
   // ---- approve / remove ----
@@ -347,8 +384,12 @@ export class Receiver {
     this.#statusChanged(dashboardId, "removed");
   }
 
+  #fileData(): LooseFile {
+    return { enabled: this.#enabled, peers: [...this.#approved.values()] };
+  }
+
   #save(): void {
-    this.#store.scheduleSave(() => ({ enabled: this.#enabled, peers: [...this.#approved.values()] }));
+    this.#store.scheduleSave(() => this.#fileData());
   }
 
   /** Writes pending state now (approvals must be on disk before a peer is told). */
@@ -443,7 +484,9 @@ export class Receiver {
           return;
         }
         const response = await this.#pairStatus(parsed.data.dashboard_id, accepted.remotePin, ws);
-        if (ws.readyState === ws.OPEN) done(response);
+        if (ws.readyState !== ws.OPEN) return;
+        if (response === null) accepted.hangUp("pair_status time limit");
+        else done(response);
         return;
       }
       case "peer_link": {
@@ -508,8 +551,15 @@ export class Receiver {
     return { intent_response: "pending" };
   }
 
-  /** Answers at once unless the request is pending; then waits until it is approved or removed. */
-  async #pairStatus(dashboardId: string, pin: string, ws: WebSocket): Promise<Record<string, unknown>> {
+  /**
+   * Answers at once unless the request is pending; then waits until it is
+   * approved or removed, or the connection closes, or the time limit passes
+   * (null: hang up without an answer). At most
+   * `MAX_STATUS_WAITERS_PER_REQUEST` polls wait on one request: a newer one
+   * ends the oldest.
+   */
+  async #pairStatus(dashboardId: string, pin: string, ws: WebSocket): Promise<Record<string, unknown> | null> {
+    const deadline = this.#now() + this.#timings.pairStatusMaxWaitMs;
     for (;;) {
       const approved = this.#approved.get(dashboardId);
       if (approved !== undefined) {
@@ -518,19 +568,30 @@ export class Receiver {
       const pending = this.#pending.get(dashboardId);
       if (pending === undefined) return { intent_response: "rejected", reason: "no_approved_peer" };
       if (pending.pin_sha256 !== pin) return { intent_response: "rejected", reason: "pin_mismatch" };
-      await new Promise<void>((resolve) => {
-        const waiters = this.#statusWaiters.get(dashboardId) ?? new Set<() => void>();
+      const left = deadline - this.#now();
+      if (left <= 0) return null;
+      const timedOut = await new Promise<boolean>((resolve) => {
+        const waiters = this.#statusWaiters.get(dashboardId) ?? new Map<() => void, () => void>();
         this.#statusWaiters.set(dashboardId, waiters);
-        const wake = (): void => {
+        const finish = (expired: boolean): void => {
+          clearTimeout(timer);
           waiters.delete(wake);
           if (waiters.size === 0) this.#statusWaiters.delete(dashboardId);
           ws.off("close", wake);
-          resolve();
+          resolve(expired);
         };
-        waiters.add(wake);
+        const wake = (): void => { finish(false); };
+        const timer = setTimeout(() => { finish(true); }, left);
+        waiters.set(wake, () => { hangUp(ws, "a newer pair_status poll"); });
         ws.once("close", wake);
+        if (waiters.size > MAX_STATUS_WAITERS_PER_REQUEST) {
+          const [oldestWake, endOldest] = waiters.entries().next().value as [() => void, () => void];
+          endOldest();
+          oldestWake();
+        }
       });
       if (ws.readyState !== ws.OPEN) return { intent_response: "rejected" };
+      if (timedOut) return null;
     }
   }
 
@@ -541,13 +602,10 @@ export class Receiver {
     const session: Session = {
       peer,
       channel,
-      submit: null,
-      downloading: false,
+      ...newJobSession(),
       lastPong: this.#now(),
       nonce: 0,
       heartbeat: undefined,
-      extracting: Promise.resolve(),
-      pendingJobs: new Map(),
     };
     this.#sessions.set(peer.dashboard_id, session);
     previous?.channel.terminate("superseded");
@@ -596,188 +654,24 @@ export class Receiver {
         channel.peerTerminated((parsed.message as ReceiverInbound["terminate"]).reason);
         return;
       case "submit_job":
-        this.#submitHeader(session, parsed.message as ReceiverInbound["submit_job"]);
+        this.#jobs.submitHeader(session, parsed.message as ReceiverInbound["submit_job"]);
         return;
       case "submit_job_chunk":
-        this.#submitChunk(session, parsed.message as ReceiverInbound["submit_job_chunk"]);
+        this.#jobs.submitChunk(session, parsed.message as ReceiverInbound["submit_job_chunk"]);
         return;
       case "cancel_job":
-        this.#cancel(session, (parsed.message as ReceiverInbound["cancel_job"]).job_id);
+        this.#jobs.cancel(session, (parsed.message as ReceiverInbound["cancel_job"]).job_id);
         return;
       case "download_artifacts": {
         const m = parsed.message as ReceiverInbound["download_artifacts"];
-        void this.#download(session, m.job_id, m.files === undefined ? undefined : new Set(m.files));
+        void this.#jobs.download(session, m.job_id, m.files === undefined ? undefined : new Set(m.files));
         return;
       }
     }
   }
 
-  #ack(session: Session, jobId: string, reason?: string): void {
-    session.channel.send(reason === undefined ? { type: "submit_job_ack", job_id: jobId, accepted: true } : { type: "submit_job_ack", job_id: jobId, accepted: false, reason });
-  }
-
-  #submitHeader(session: Session, header: ReceiverInbound["submit_job"]): void {
-    if (session.submit !== null || session.pendingJobs.has(header.job_id)) {
-      this.#ack(session, header.job_id, "duplicate_submit");
-      return;
-    }
-    if (header.target === "upload") {
-      this.#ack(session, header.job_id, "upload_unsupported");
-      return;
-    }
-    if (header.target !== "compile" && header.target !== "clean") {
-      this.#ack(session, header.job_id, "invalid_header");
-      return;
-    }
-    try {
-      validateConfigurationName(header.configuration_filename);
-    } catch {
-      this.#ack(session, header.job_id, "invalid_header");
-      return;
-    }
-    try {
-      const assembler = new ChunkAssembler({
-        totalBytes: header.total_bundle_bytes,
-        numChunks: header.num_chunks,
-        sha256Hex: header.bundle_sha256,
-        maxBytes: BUNDLE_MAX_BYTES,
-      });
-      session.submit = { header, assembler };
-    } catch (err) {
-      this.#ack(session, header.job_id, err instanceof AssemblyError ? err.code : "invalid_header");
-    }
-  }
-
-  #submitChunk(session: Session, chunk: ReceiverInbound["submit_job_chunk"]): void {
-    const inflight = session.submit;
-    if (inflight === null) {
-      this.#ack(session, chunk.job_id, "no_inflight_submit");
-      return;
-    }
-    if (inflight.header.job_id !== chunk.job_id) {
-      this.#ack(session, chunk.job_id, "job_id_mismatch");
-      return;
-    }
-    let bundle: Buffer | null;
-    try {
-      bundle = inflight.assembler.push(chunk);
-    } catch (err) {
-      session.submit = null;
-      const code = err instanceof AssemblyError ? err.code : "invalid_header";
-      this.#ack(session, chunk.job_id, code);
-      if (code === "out_of_order" || code === "post_completion" || code === "chunk_count_mismatch") {
-        session.channel.terminate("malformed_frame", `bundle chunk: ${code}`);
-      }
-      return;
-    }
-    if (bundle === null) return;
-    session.submit = null;
-    const { header } = inflight;
-    this.#ack(session, header.job_id);
-    const state = { cancelled: false };
-    session.pendingJobs.set(header.job_id, state);
-    session.extracting = session.extracting.then(() => this.#startRemoteJob(session, header, bundle, state));
-  }
-
-  async #startRemoteJob(session: Session, header: ReceiverInbound["submit_job"], bundle: Buffer, state: { cancelled: boolean }): Promise<void> {
-    const fail = (message: string): void => {
-      session.channel.send({ type: "job_state_changed", job_id: header.job_id, status: "failed", error_message: message });
-    };
-    try {
-      const stem = header.configuration_filename.replace(/\.ya?ml$/i, "");
-      const dir = bundleDirFor(this.#deps.paths.remoteBuildsDir, session.peer.dashboard_id, stem);
-      const extracted = await extractBundle(bundle, dir);
-      if (state.cancelled) {
-        session.channel.send({ type: "job_state_changed", job_id: header.job_id, status: "cancelled", error_message: "cancelled before the build started" });
-        return;
-      }
-      const configuration = path.relative(this.#deps.paths.remoteBuildsDir, path.join(dir, extracted.configuration)).split(path.sep).join("/");
-      await this.#deps.queue.enqueue({
-        configuration,
-        job_type: header.target === "clean" ? "clean" : "compile",
-        remote_peer: session.peer.dashboard_id,
-        remote_job_id: header.job_id,
-        remote_peer_label: session.peer.label,
-      });
-    } catch (err) {
-      fail(`receiver could not process the bundle: ${errorMessage(err)}`);
-    } finally {
-      session.pendingJobs.delete(header.job_id);
-    }
-  }
-
-  #findRemoteJob(dashboardId: string, remoteJobId: string): FirmwareJob | undefined {
-    return this.#deps.queue.list().find((j) => j.remote_peer === dashboardId && j.remote_job_id === remoteJobId);
-  }
-
-  #cancel(session: Session, remoteJobId: string): void {
-    const pending = session.pendingJobs.get(remoteJobId);
-    if (pending !== undefined) {
-      pending.cancelled = true;
-      return;
-    }
-    if (session.submit?.header.job_id === remoteJobId) {
-      session.submit = null;
-      session.channel.send({ type: "job_state_changed", job_id: remoteJobId, status: "cancelled", error_message: "cancelled before the build started" });
-      return;
-    }
-    const job = this.#findRemoteJob(session.peer.dashboard_id, remoteJobId);
-    if (job === undefined || job.status === "completed" || job.status === "failed" || job.status === "cancelled") return;
-    try {
-      this.#deps.queue.cancel(job.job_id);
-    } catch (err) {
-      log.debug(`cancel of ${remoteJobId} ignored: ${errorMessage(err)}`);
-    }
-  }
-
-  #fanOut(job: FirmwareJob, status: "running" | "completed" | "failed" | "cancelled"): void {
-    if (job.remote_peer === "") return;
-    const session = this.#sessions.get(job.remote_peer);
-    if (session === undefined) return;
-    const error = status === "failed" || status === "cancelled" ? (job.error ?? "") : "";
-    session.channel.send({ type: "job_state_changed", job_id: job.remote_job_id, status, error_message: error });
-  }
-
-  async #download(session: Session, remoteJobId: string, only: ReadonlySet<string> | undefined): Promise<void> {
-    const end = (reason?: string): void => {
-      session.channel.send(reason === undefined ? { type: "artifacts_end", job_id: remoteJobId, accepted: true } : { type: "artifacts_end", job_id: remoteJobId, accepted: false, reason });
-    };
-    if (session.downloading) {
-      end("duplicate_download");
-      return;
-    }
-    const job = this.#findRemoteJob(session.peer.dashboard_id, remoteJobId);
-    if (job === undefined) {
-      end("unknown_job");
-      return;
-    }
-    if (job.status !== "completed" || job.job_type !== "compile") {
-      end("job_not_completed");
-      return;
-    }
-    session.downloading = true;
-    try {
-      const yaml = this.#deps.paths.jobYaml(job);
-      const jobPaths = resolvePaths({ configDir: path.dirname(yaml), dataDir: this.#deps.paths.jobDataDir(job) });
-      let packed;
-      try {
-        packed = await packArtifacts(jobPaths, path.basename(yaml), only === undefined ? {} : { only });
-      } catch (err) {
-        const code = (err as { code?: unknown }).code;
-        end(code === "build_dir_missing" ? "build_dir_missing" : "pack_failed");
-        return;
-      }
-      session.channel.send({
-        type: "artifacts_start",
-        job_id: remoteJobId,
-        total_bytes: packed.tarball.length,
-        num_chunks: chunkCount(packed.tarball.length),
-        artifacts_sha256: packed.sha256,
-        firmware_offset: packed.firmwareOffset,
-      });
-      if (await sendChunks(session.channel, "artifacts_chunk", remoteJobId, packed.tarball)) end();
-    } finally {
-      session.downloading = false;
-    }
+  /** The open sessions of one peer (one per dashboard_id it is approved under). */
+  #sessionsOf(peerPin: string): Session[] {
+    return [...this.#sessions.values()].filter((s) => s.peer.pin_sha256 === peerPin);
   }
 }

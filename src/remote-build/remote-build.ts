@@ -2,7 +2,8 @@
  * Remote builds as one part of the composition root: this builder's identity,
  * its build-server role (receiver), its offloader role and mDNS discovery.
  */
-import type { IdentityView, RemoteBuildSnapshot } from "../api/wire.ts";
+import type { IdentityView, RemoteBuildProblem, RemoteBuildSnapshot } from "../api/wire.ts";
+import { notFound } from "../errors.ts";
 import type { EventBus } from "../events.ts";
 import type { FirmwareQueue } from "../firmware/queue.ts";
 import { getLogger } from "../logger.ts";
@@ -40,6 +41,7 @@ export class RemoteBuild {
   #current: Identity | undefined;
   #discovery: Discovery | undefined;
   readonly #offs: (() => void)[] = [];
+  readonly #dismissed = new Set<string>();
 
   constructor(deps: RemoteBuildDeps) {
     this.#deps = deps;
@@ -149,6 +151,22 @@ export class RemoteBuild {
     return this.identityView();
   }
 
+  /**
+   * State files that could not be read at start-up (identity, key,
+   * receiver.json, offloader.json) and were repaired or set aside, until
+   * someone dismisses them.
+   */
+  problems(): RemoteBuildProblem[] {
+    return [...this.identity.problems, ...this.receiver.problems, ...this.offloader.problems].filter((p) => !this.#dismissed.has(p.id));
+  }
+
+  /** Hides a problem from every panel (it stays in the log). */
+  dismissProblem(id: string): void {
+    if (!this.problems().some((p) => p.id === id)) throw notFound(`No remote-build problem ${id}`);
+    this.#dismissed.add(id);
+    this.#deps.bus.emit("remote_build_problem_dismissed", { id });
+  }
+
   /** What a panel needs to draw the build-server screens. */
   snapshot(): RemoteBuildSnapshot {
     return {
@@ -156,6 +174,7 @@ export class RemoteBuild {
       receiver: this.receiver.settings(),
       offloader: this.offloader.settings(),
       alerts: this.offloader.alerts(),
+      problems: this.problems(),
       hosts: this.hosts(),
     };
   }

@@ -4,12 +4,13 @@
  * by hand for the edges the client never sends.
  */
 import { execFile, spawnSync } from "node:child_process";
-import { writeFile } from "node:fs/promises";
+import { rm, writeFile } from "node:fs/promises";
 import http from "node:http";
 import path from "node:path";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import WebSocket from "ws";
-import { ROOT, configDir, startBuilder } from "../helpers/builder.ts";
+import { resolvePaths } from "../../src/paths.ts";
+import { ROOT, STAND_IN, configDir, spawnBuilder, startBuilder } from "../helpers/builder.ts";
 import { testPython } from "../helpers/python.ts";
 import { REAL_ESPHOME, describeNeeding, realEsphomeVersion } from "../real-device/esphome.ts";
 import { waitFor } from "../helpers/tmp.ts";
@@ -202,5 +203,78 @@ describe("legacy dashboard API edges", () => {
     const { builder, port } = await builderWithDevices();
     await spawnSocket(port, "compile", '{"type": "spawn", "configuration": "kitchen.yaml"}', { closeAfterFirstLine: true });
     await waitFor(() => builder.queue.list()[0]?.status === "cancelled", 10_000, "the job to be cancelled");
+  });
+});
+
+/** Opens `n` sockets to /compile, sends each the same spawn in one go, and collects every socket's frames until it closes. */
+async function concurrentSpawns(port: number, n: number, spawn: string): Promise<Frame[][]> {
+  const sockets = await Promise.all(
+    Array.from({ length: n }, () => new Promise<WebSocket>((resolve, reject) => {
+      const ws = new WebSocket(`ws://127.0.0.1:${port}/compile`);
+      ws.once("open", () => { resolve(ws); });
+      ws.once("error", reject);
+    })),
+  );
+  const runs = sockets.map((ws) => new Promise<Frame[]>((resolve) => {
+    const frames: Frame[] = [];
+    ws.on("message", (data: Buffer) => frames.push(JSON.parse(data.toString("utf8")) as Frame));
+    ws.on("close", () => { resolve(frames); });
+  }));
+  for (const ws of sockets) ws.send(spawn);
+  return Promise.all(runs);
+}
+
+describe("legacy follow of a job that ended before it was followed", () => {
+  it("a real builder process survives concurrent spawns of one configuration with its job logs unusable", async () => {
+    const dir = await configDir();
+    const builder = await spawnBuilder(
+      ["--config-dir", dir, "--port", "0", "--peer-link-port", "0", "--peer-link-host", "127.0.0.1", "--esphome", STAND_IN, "--no-mdns", "--log-level", "warning"],
+      { ESPHOME_STANDIN_COMPILE_SECONDS: "0.3", ESPHOME_STANDIN_FAIL: "" },
+    );
+    // A file where the job-logs folder belongs: every log read and removal
+    // fails (ENOTDIR), as on a failing disk or with no file descriptors left.
+    const { jobLogsDir } = resolvePaths({ configDir: dir });
+    await rm(jobLogsDir, { recursive: true, force: true });
+    await writeFile(jobLogsDir, "");
+    // Each newer job supersedes the older ones, which may end (and be pruned
+    // from the history) before their own client's follow starts: that follow
+    // read a log that was not there and crashed the process.
+    const results = await concurrentSpawns(builder.port, 4, '{"type": "spawn", "configuration": "kitchen.yaml"}');
+
+    // A crash closes the sockets just before the process is seen to exit.
+    const crashed = await Promise.race([builder.exited.then(() => true), new Promise<false>((r) => setTimeout(() => { r(false); }, 500))]);
+    expect(crashed, builder.stderr.join("")).toBe(false);
+    for (const frames of results) expect(frames.at(-1)?.event).toBe("exit");
+    expect(results.map((frames) => frames.at(-1)?.code).sort()).toEqual([0, 1, 1, 1]); // the newest job ran, the others were superseded
+    expect((await get(builder.port, "/ping")).status).toBe(200);
+  });
+
+  it("tells the client in a line when the ended job's log cannot be read, and exits 1", async () => {
+    const { builder, port } = await builderWithDevices();
+    await rm(builder.paths.jobLogsDir, { recursive: true, force: true });
+    await writeFile(builder.paths.jobLogsDir, "");
+    // The job ends between being queued and being followed (as when superseded).
+    builder.bus.on("job_queued", ({ job }) => { queueMicrotask(() => { builder.queue.cancel(job.job_id); }); });
+    const frames = await spawnSocket(port, "compile", '{"type": "spawn", "configuration": "kitchen.yaml"}');
+    expect(frames).toEqual([
+      { event: "line", data: expect.stringMatching(/^\*\*\* The job's log could not be read: ENOTDIR.* \*\*\*\n$/) as string },
+      { event: "exit", code: 1 },
+    ]);
+    expect(builder.queue.list()[0]?.status).toBe("cancelled");
+  });
+
+  it("tells the client in a line when the ended job has already left the history, and exits 1", async () => {
+    const { builder, port } = await builderWithDevices();
+    builder.bus.on("job_queued", ({ job }) => {
+      queueMicrotask(() => {
+        builder.queue.cancel(job.job_id);
+        void builder.queue.clearHistory();
+      });
+    });
+    const frames = await spawnSocket(port, "compile", '{"type": "spawn", "configuration": "kitchen.yaml"}');
+    expect(frames).toEqual([
+      { event: "line", data: expect.stringMatching(/^\*\*\* Job [0-9a-f]{12} ended and left the history before it could be followed \*\*\*\n$/) as string },
+      { event: "exit", code: 1 },
+    ]);
   });
 });

@@ -64,6 +64,31 @@ describe("FirmwareJob dispatch-origin fields", () => {
     expect(() => parseStoredJob(row)).toThrow(/source/);
   });
 
+  it("re-checks a stored configuration with the API's file name rule", () => {
+    const row = (configuration: string) => ({ job_id: "0123456789ab", configuration, job_type: "compile" });
+    expect(parseStoredJob(row("kitchen.yaml")).configuration).toBe("kitchen.yaml");
+    for (const bad of ["../../etc/passwd.yaml", "/etc/x.yaml", "sub/kitchen.yaml", "secrets.yaml", ".esphome.yaml", "kitchen.txt", "a\u0000.yaml"]) {
+      expect(() => parseStoredJob(row(bad)), bad).toThrow(/invalid configuration/);
+    }
+  });
+
+  it("re-checks a build server job's configuration as <peer>/<device>/<file>", () => {
+    const peer = "AbCdEfGh_-123456";
+    const row = (configuration: string) => ({ job_id: "0123456789ab", configuration, job_type: "compile", remote_peer: peer });
+    expect(parseStoredJob(row("AbCdEfGh/kitchen/kitchen.yaml")).configuration).toBe("AbCdEfGh/kitchen/kitchen.yaml");
+    expect(() => parseStoredJob(row("kitchen.yaml"))).toThrow(/must be <peer>\/<device>\/<file>/);
+    expect(() => parseStoredJob(row("ZZZZZZZZ/kitchen/kitchen.yaml"))).toThrow(/not the peer's/);
+    expect(() => parseStoredJob(row("AbCdEfGh/../kitchen.yaml"))).toThrow(/invalid device name/);
+    expect(() => parseStoredJob(row("AbCdEfGh/kitchen/../../x.yaml"))).toThrow(/must be <peer>/);
+    expect(() => parseStoredJob(row("AbCdEfGh/kitchen/secrets.yaml"))).toThrow(/secrets file/);
+  });
+
+  it("re-checks a stored port with the API's port rule", () => {
+    const row = (port: string) => ({ job_id: "0123456789ab", configuration: "a.yaml", job_type: "upload", port });
+    for (const good of ["", "OTA", "/dev/ttyUSB0", "192.168.1.20", "kitchen.local"]) expect(parseStoredJob(row(good)).port).toBe(good);
+    for (const bad of ["192.168.1.300", "a;rm -rf /", "-oProxyCommand=x"]) expect(() => parseStoredJob(row(bad)), bad).toThrow(/port/);
+  });
+
   it("keeps all five dispatch-origin fields across a restart reset", () => {
     const job = createJob(
       {

@@ -1,9 +1,14 @@
 import { describe, expect, it } from "vitest";
 import {
   LineSplitter,
+  OUTPUT_CHARS_INFLIGHT,
+  OUTPUT_CHARS_RETAINED,
+  OUTPUT_LINE_KEPT_BYTES,
+  OUTPUT_LINE_MAX_BYTES,
   OUTPUT_LINES_INFLIGHT,
   OUTPUT_LINES_RETAINED,
   OutputHistory,
+  lineCutNotice,
   ProgressParser,
   findErrorPattern,
   splitStoredLog,
@@ -50,7 +55,86 @@ describe("LineSplitter", () => {
   });
 });
 
+/** Feeds `bytes` to a new splitter in pseudo-random chunks of 1 to `max` bytes. */
+function splitInChunks(bytes: Buffer, max: number, seed = 7): string[] {
+  const rand = (n: number): number => (seed = (seed * 1103515245 + 12345) % 2 ** 31) % n;
+  const s = new LineSplitter();
+  const got: string[] = [];
+  for (let off = 0; off < bytes.length;) {
+    const size = 1 + rand(max);
+    got.push(...s.push(bytes.subarray(off, off + size)));
+    off += size;
+  }
+  got.push(...s.end());
+  return got;
+}
+
+describe("LineSplitter: the longest line", () => {
+  it("keeps a line of exactly the cap whole and cuts one byte more, marker within the cap", () => {
+    const whole = "y".repeat(OUTPUT_LINE_MAX_BYTES);
+    const long = "z".repeat(OUTPUT_LINE_MAX_BYTES + 1);
+    const got = splitInChunks(Buffer.from(`${whole}\r\n${long}\rnext\n`), 5000);
+    expect(got).toEqual([`${whole}\r\n`, `${"z".repeat(OUTPUT_LINE_KEPT_BYTES)}${lineCutNotice(OUTPUT_LINE_MAX_BYTES + 1 - OUTPUT_LINE_KEPT_BYTES)}\r`, "next\n"]);
+    expect(Buffer.byteLength(got[1]!)).toBeLessThanOrEqual(OUTPUT_LINE_MAX_BYTES + 1);
+  });
+
+  it("cuts the same way however the bytes arrive, and counts every byte it dropped", () => {
+    const text = `start\n${"x".repeat(100_000)}\nmiddle\r${"w".repeat(40_000)}`;
+    const expected = ["start\n", `${"x".repeat(OUTPUT_LINE_KEPT_BYTES)}${lineCutNotice(100_000 - OUTPUT_LINE_KEPT_BYTES)}\n`, "middle\r", `${"w".repeat(OUTPUT_LINE_KEPT_BYTES)}${lineCutNotice(40_000 - OUTPUT_LINE_KEPT_BYTES)}`];
+    for (const [max, seed] of [[3, 1], [700, 2], [5000, 3], [70_000, 4], [1 << 20, 5]] as const) {
+      expect(splitInChunks(Buffer.from(text), max, seed)).toEqual(expected);
+    }
+  });
+
+  it("never ends the kept part inside a character", () => {
+    // 1 + 3k bytes: the limit falls inside a 3-byte check mark.
+    const text = `a${"\u2713".repeat(8000)}\n`;
+    const kept = Math.floor((OUTPUT_LINE_KEPT_BYTES - 1) / 3);
+    const expected = [`a${"\u2713".repeat(kept)}${lineCutNotice(Buffer.byteLength(text) - 1 - (1 + 3 * kept))}\n`];
+    for (const max of [2, 4096, 100_000]) expect(splitInChunks(Buffer.from(text), max)).toEqual(expected);
+  });
+
+  it("reads its own output back unchanged: a stored log, or a build server's lines split again", () => {
+    const lines = ["a\n", `${"q".repeat(OUTPUT_LINE_KEPT_BYTES)}${lineCutNotice(123_456)}\n`, `\uFFFD`.repeat(OUTPUT_LINE_MAX_BYTES) + "\n", "tail"];
+    expect(splitStoredLog(lines.join(""))).toEqual(lines);
+    const again = new LineSplitter();
+    expect([...again.push(lines[1]!), ...again.end()]).toEqual([lines[1]]);
+  });
+
+  it("holds one capped line whatever it is fed: 256 MiB without a newline goes through in linear time", () => {
+    const chunk = Buffer.alloc(64 * 1024, "m");
+    const s = new LineSplitter();
+    const t0 = performance.now();
+    for (let i = 0; i < 4096; i++) expect(s.push(chunk)).toEqual([]);
+    const [line, ...rest] = s.end();
+    const seconds = (performance.now() - t0) / 1000;
+    expect(rest).toEqual([]);
+    expect(line).toBe(`${"m".repeat(OUTPUT_LINE_KEPT_BYTES)}${lineCutNotice(256 * 1024 * 1024 - OUTPUT_LINE_KEPT_BYTES)}`);
+    // Quadratic joining took over a minute for 100 MB; a linear scan takes well under a second.
+    expect(seconds).toBeLessThan(5);
+  });
+});
+
 describe("OutputHistory", () => {
+  it("trims by characters too: long lines cannot hold more than OUTPUT_CHARS_INFLIGHT", () => {
+    const h = new OutputHistory();
+    const line = `${"c".repeat(9_999)}\n`;
+    const count = Math.floor(OUTPUT_CHARS_INFLIGHT / line.length) + 1; // the append that passes the limit
+    for (let i = 0; i < count; i++) h.append(line);
+    expect(h.trims).toBe(1);
+    expect(h.chars).toBeLessThanOrEqual(OUTPUT_CHARS_RETAINED + 100);
+    const kept = h.length - 1;
+    expect(kept).toBe(Math.floor(OUTPUT_CHARS_RETAINED / line.length));
+    expect(h.lines[0]).toBe(trimNotice(count - kept));
+    expect(h.chars).toBe(h.lines.join("").length);
+  });
+
+  it("keeps the newest line even when it alone is past the character limit", () => {
+    const h = new OutputHistory(["a\n", "b\n"]);
+    h.append("x".repeat(OUTPUT_CHARS_INFLIGHT + 1));
+    expect(h.lines).toEqual([trimNotice(2), "x".repeat(OUTPUT_CHARS_INFLIGHT + 1)]);
+  });
+
   it("collapses \\r overwrites into the last line", () => {
     const h = new OutputHistory();
     h.append("start\n");

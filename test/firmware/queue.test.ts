@@ -1,11 +1,14 @@
-import { readFile, stat, writeFile, mkdir } from "node:fs/promises";
+import { mkdir, readFile, readdir, stat, writeFile } from "node:fs/promises";
+import path from "node:path";
 import { describe, expect, it } from "vitest";
 import { EventBus, type EventMap, type EventName } from "../../src/events.ts";
 import { RESTART_MARKER } from "../../src/firmware/job.ts";
 import { trimNotice } from "../../src/firmware/output.ts";
 import { FirmwareQueue, type QueueOptions } from "../../src/firmware/queue.ts";
 import { resolvePaths, type Paths } from "../../src/paths.ts";
+import { Problems } from "../../src/problems.ts";
 import { ScriptedRunner } from "../helpers/scripted-runner.ts";
+import { smallDisk, tmpfsUnavailableReason } from "../helpers/tmpfs.ts";
 import { tempDir, waitFor } from "../helpers/tmp.ts";
 
 interface Recorded {
@@ -19,12 +22,14 @@ async function setup(options: Partial<QueueOptions> = {}, paths?: Paths) {
   const events: Recorded[] = [];
   bus.onAny((name, payload) => events.push({ name, payload }));
   const runner = new ScriptedRunner();
+  const problems = new Problems({ bus });
   let tick = 0;
   const queue = new FirmwareQueue({
     bus,
     paths: p,
     runner,
     options,
+    problems,
     // Strictly increasing timestamps keep "newest first" deterministic.
     now: () => new Date(Date.UTC(2026, 10, 23, 10, 0, 0, tick++)),
   });
@@ -34,7 +39,7 @@ async function setup(options: Partial<QueueOptions> = {}, paths?: Paths) {
       .filter((e) => e.name.startsWith("job_") && e.name !== "job_output" && e.name !== "job_progress" && e.name !== "job_removed")
       .filter((e) => (e.payload as { job: { job_id: string } }).job.job_id === jobId)
       .map((e) => e.name);
-  return { queue, runner, bus, events, paths: p, lifecycle };
+  return { queue, runner, bus, events, paths: p, lifecycle, problems };
 }
 
 describe("FirmwareQueue: running jobs", () => {
@@ -321,10 +326,41 @@ describe("FirmwareQueue: persistence and recovery", () => {
     await second.queue.stop();
   });
 
+  it("removes the temp files of writes a killed builder did not finish", async () => {
+    const paths = resolvePaths({ configDir: await tempDir() });
+    await mkdir(paths.jobLogsDir, { recursive: true });
+    const left = [
+      path.join(paths.stateDir, ".jobs.json.0123456789ab.tmp"),
+      path.join(paths.stateDir, ".processes.json.0123456789ab.tmp"),
+      path.join(paths.jobLogsDir, ".aaaaaaaaaaaa.log.0123456789ab.tmp"),
+    ];
+    for (const file of left) await writeFile(file, "half");
+    // Another part's file in the same folder is not the queue's to touch.
+    await writeFile(path.join(paths.stateDir, ".receiver.json.0123456789ab.tmp"), "in flight");
+    const { queue } = await setup({}, paths);
+    expect((await readdir(paths.stateDir)).filter((f) => f.endsWith(".tmp"))).toEqual([".receiver.json.0123456789ab.tmp"]);
+    expect(await readdir(paths.jobLogsDir)).toEqual([]);
+    await queue.stop();
+  });
+
+  it("runs a queued job again when its log cannot be read: the log is moved aside and reported", async () => {
+    const paths = resolvePaths({ configDir: await tempDir() });
+    const row = { job_id: "aaaaaaaaaaaa", configuration: "a.yaml", job_type: "compile", status: "running", created_at: "2026-01-01T00:00:00.000Z" };
+    await mkdir(paths.jobLog("aaaaaaaaaaaa"), { recursive: true });
+    await writeFile(paths.jobsFile, JSON.stringify({ version: 1, jobs: [row] }));
+    const { queue, runner, problems } = await setup({}, paths);
+    expect(problems.list()).toMatchObject([{ code: "state_file_unreadable", subject: paths.jobLog("aaaaaaaaaaaa") }]);
+    expect(problems.list()[0]?.message).toMatch(/could not be read \(EISDIR.*\); it was moved to .*aaaaaaaaaaaa\.log\.corrupt, and the job runs again/);
+    (await runner.next()).line("again\n").succeed();
+    await waitFor(() => queue.get("aaaaaaaaaaaa")?.status === "completed");
+    expect(await queue.output("aaaaaaaaaaaa")).toEqual(["*** builder restarted mid-build; the previous run's log is above, the rebuild begins below ***\n", "again\n"]);
+    await queue.stop();
+  });
+
   it("starts with an empty queue when there is no index", async () => {
-    const { queue } = await setup();
+    const { queue, problems } = await setup();
     expect(queue.list()).toEqual([]);
-    expect(queue.loadProblems).toEqual([]);
+    expect(problems.list()).toEqual([]);
     await queue.stop();
   });
 
@@ -332,9 +368,10 @@ describe("FirmwareQueue: persistence and recovery", () => {
     const paths = resolvePaths({ configDir: await tempDir() });
     await mkdir(paths.stateDir, { recursive: true });
     await writeFile(paths.jobsFile, "{\"version\": 1, \"jobs\": [tru");
-    const { queue } = await setup({}, paths);
+    const { queue, problems } = await setup({}, paths);
     expect(queue.list()).toEqual([]);
-    expect(queue.loadProblems[0]).toMatch(/corrupt.*moved to .*jobs\.json\.corrupt/);
+    expect(problems.list()).toMatchObject([{ code: "state_file_corrupt", subject: paths.jobsFile }]);
+    expect(problems.list()[0]?.message).toMatch(/not valid JSON.*moved to .*jobs\.json\.corrupt/);
     expect(await readFile(`${paths.jobsFile}.corrupt`, "utf8")).toContain("[tru");
     await queue.stop();
   });
@@ -345,10 +382,40 @@ describe("FirmwareQueue: persistence and recovery", () => {
     const good = { job_id: "aaaaaaaaaaaa", configuration: "a.yaml", job_type: "compile", status: "completed", created_at: "2026-01-01T00:00:00.000Z" };
     const bad = { ...good, job_id: "bbbbbbbbbbbb", configuration: "b.yaml", source: "intergalactic" };
     await writeFile(paths.jobsFile, JSON.stringify({ version: 1, jobs: [good, bad] }));
-    const { queue } = await setup({}, paths);
+    const { queue, problems } = await setup({}, paths);
     expect(queue.list().map((j) => j.job_id)).toEqual(["aaaaaaaaaaaa"]);
-    expect(queue.loadProblems.join("\n")).toMatch(/bbbbbbbbbbbb.*source/);
+    expect(problems.list()).toMatchObject([{ code: "state_rows_skipped", subject: paths.jobsFile }]);
+    expect(problems.list()[0]?.message).toMatch(/bbbbbbbbbbbb.*source/);
     await queue.stop();
+  });
+});
+
+describe.skipIf(tmpfsUnavailableReason() !== null)("FirmwareQueue: a full disk (a real tmpfs)", () => {
+  it("refuses a job it cannot write down: disk_full, no event, the older job of that configuration untouched", async () => {
+    const disk = await smallDisk(512);
+    const { queue, runner, events, paths, problems } = await setup({}, resolvePaths({ configDir: disk.root }));
+    const older = await queue.enqueue({ configuration: "a.yaml", job_type: "compile" });
+    await runner.next();
+    await disk.fill();
+    const before = events.length;
+    await expect(queue.enqueue({ configuration: "a.yaml", job_type: "compile" })).rejects.toMatchObject({
+      code: "disk_full",
+      message: `No space left on ${paths.stateDir} (ENOSPC writing jobs.json): free some space and try again`,
+    });
+    expect(events.slice(before).map((e) => e.name)).toEqual(["builder_problem_added"]);
+    expect(queue.list().map((j) => [j.job_id, j.status])).toEqual([[older.job_id, "running"]]);
+    expect(queue.status()).toMatchObject({ running: 1, queue_depth: 0 });
+    expect(problems.list()).toMatchObject([{ code: "disk_full", subject: paths.jobsFile }]);
+
+    await disk.free();
+    const newer = await queue.enqueue({ configuration: "a.yaml", job_type: "compile" });
+    expect(problems.list()).toEqual([]);
+    await waitFor(() => queue.get(older.job_id)?.status === "cancelled");
+    expect(queue.get(older.job_id)?.error).toBe(`superseded by job ${newer.job_id}`);
+    (await runner.next()).succeed();
+    await waitFor(() => queue.get(newer.job_id)?.status === "completed");
+    await queue.stop();
+    expect(await disk.tempFiles()).toEqual([]);
   });
 });
 

@@ -12,6 +12,7 @@ import { EventBus, type EventMap } from "../../src/events.ts";
 import { listBinaries } from "../../src/firmware/binaries.ts";
 import type { FirmwareJob } from "../../src/firmware/job.ts";
 import { LocalRunner } from "../../src/firmware/local-runner.ts";
+import { OUTPUT_LINE_KEPT_BYTES, lineCutNotice } from "../../src/firmware/output.ts";
 import { FirmwareQueue } from "../../src/firmware/queue.ts";
 import { RemoteRunner, SourceRoutedRunner } from "../../src/firmware/remote-runner.ts";
 import { resolvePaths } from "../../src/paths.ts";
@@ -108,6 +109,26 @@ describe("a compile on a build server", () => {
     expect(storage).toMatchObject({ build_path: o.paths.buildDir("kitchen"), firmware_bin_path: path.join(o.paths.firmwareDir("kitchen"), "firmware.bin") });
     expect((await readFile(storage.firmware_bin_path)).length).toBeGreaterThan(0);
     expect(o.lifecycle(queued.job_id)).toEqual(["job_queued", "job_started", "job_completed"]);
+    await stop();
+  });
+
+  it("takes a build server's line as long as a frame allows and cuts it like local output", async () => {
+    const { server, o, stop } = await setup();
+    const queued = await o.queue.enqueue({ configuration: "kitchen.yaml", job_type: "compile" });
+    const run = await server.runner.next();
+    // Upstream build servers send lines of 20,000+ characters; the session stays up.
+    const long = `In file included from src/main.cpp:1: ${"x".repeat(20_012)}\n`;
+    run.line("before\n").line(long).line("progress 50%\r").line("after\n");
+    server.build(run);
+    run.succeed();
+    await o.done(queued.job_id);
+    expect(o.job(queued.job_id).status).toBe("completed");
+    const output = await o.queue.output(queued.job_id);
+    const cut = `${long.slice(0, OUTPUT_LINE_KEPT_BYTES)}${lineCutNotice(long.length - 1 - OUTPUT_LINE_KEPT_BYTES)}\n`;
+    expect(output).toEqual(expect.arrayContaining(["before\n", cut, "after\n"]));
+    expect(output.indexOf(cut)).toBe(output.indexOf("before\n") + 1);
+    expect(output).not.toContain("progress 50%\r"); // overwritten by the next line, as locally
+    expect(o.events.filter((e) => e.name === "offloader_peer_link_closed")).toEqual([]);
     await stop();
   });
 

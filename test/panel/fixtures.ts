@@ -1,10 +1,12 @@
 /** Wire objects for the panel's unit tests. */
 import type {
+  BuilderProblem,
   Device,
   DiscoveredHost,
   FirmwareJob,
   InitialState,
   Pairing,
+  ProblemCode,
   ReceiverPeer,
   RemoteBuildSnapshot,
 } from "../../panel/src/data/types.ts";
@@ -50,6 +52,10 @@ export function device(name: string, overrides: Partial<Device> = {}): Device {
     error: null,
     ...overrides,
   };
+}
+
+export function problem(code: ProblemCode, subject: string, message = `${code} on ${subject}`): BuilderProblem {
+  return { id: `${code}:${subject}`, code, subject, message, at: "2026-11-23T10:00:00.000Z" };
 }
 
 export function initialState(overrides: Partial<InitialState> = {}): InitialState {
@@ -125,6 +131,7 @@ export function remoteSnapshot(overrides: Partial<RemoteBuildSnapshot> = {}): Re
     receiver: { enabled: true, pairing_window_open: false, expires_in_seconds: null, peers: [] },
     offloader: { remote_builds_enabled: true, pairings: [] },
     alerts: [],
+    problems: [],
     hosts: [],
     ...overrides,
   };

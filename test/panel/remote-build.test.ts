@@ -10,7 +10,7 @@ import {
   windowSecondsLeft,
 } from "../../panel/src/data/remote-build.ts";
 import { INITIAL_STATE, reducer, Store, type Action, type AppState } from "../../panel/src/data/state.ts";
-import type { OffloaderAlert, SubscribedEvent } from "../../panel/src/data/types.ts";
+import type { OffloaderAlert, RemoteBuildProblem, SubscribedEvent } from "../../panel/src/data/types.ts";
 import { host, initialState, pairing, PIN_A, PIN_B, PIN_SELF, receiverPeer, remoteSnapshot } from "./fixtures.ts";
 
 const ev = (event: SubscribedEvent): Action => ({ type: "event", event });
@@ -242,5 +242,24 @@ describe("build server display rules", () => {
     expect(parseEndpoint("host", "70000")).toEqual({ error: "port" });
     expect(parseEndpoint("host", "1.5")).toEqual({ error: "port" });
     expect(parseEndpoint("host", "0")).toEqual({ error: "port" });
+  });
+});
+
+describe("remote build state: problems with the builder's files", () => {
+  const problem = (id: string, kind: RemoteBuildProblem["kind"] = "receiver_peer"): RemoteBuildProblem => ({
+    id,
+    kind,
+    file: "/config/.esphome/builder/receiver.json",
+    kept_at: "/config/.esphome/builder/receiver.json.corrupt",
+    message: `problem ${id}`,
+  });
+
+  it("seeds them by id from initial_state and drops one when it is dismissed", () => {
+    const state = seeded(remoteSnapshot({ problems: [problem("receiver_peer:1"), problem("key_file", "key_file")] }));
+    expect(Object.keys(state.remote!.problems)).toEqual(["receiver_peer:1", "key_file"]);
+    const next = run([ev({ event: "remote_build_problem_dismissed", data: { id: "receiver_peer:1" } })], state);
+    expect(Object.keys(next.remote!.problems)).toEqual(["key_file"]);
+    // Dismissing one that is not there changes nothing.
+    expect(run([ev({ event: "remote_build_problem_dismissed", data: { id: "nope" } })], next)).toBe(next);
   });
 });

@@ -15,7 +15,7 @@ import {
   type AppState,
 } from "../../panel/src/data/state.ts";
 import type { SubscribedEvent } from "../../panel/src/data/types.ts";
-import { device, initialState, job } from "./fixtures.ts";
+import { device, initialState, job, problem } from "./fixtures.ts";
 
 function run(actions: Action[], from: AppState = INITIAL_STATE): AppState {
   return actions.reduce(reducer, from);
@@ -26,14 +26,27 @@ const ev = (event: SubscribedEvent): Action => ({ type: "event", event });
 describe("reducer", () => {
   it("seeds jobs, devices, queue status and server from initial_state (output dropped)", () => {
     const state = run([
-      { type: "initial_state", state: initialState({ jobs: [job({ output: ["a\n"] })], problems: ["bad row"] }) },
+      { type: "initial_state", state: initialState({ jobs: [job({ output: ["a\n"] })], problems: [problem("disk_full", "/data/builder/jobs.json")] }) },
     ]);
     expect(state.seeded).toBe(true);
     expect(Object.keys(state.devices)).toEqual(["kitchen.yaml", "garage.yaml"]);
     expect(state.jobs["0123456789ab"]?.output).toEqual([]);
     expect(state.queueStatus).toEqual({ idle: true, running: 0, queue_depth: 0 });
     expect(state.server?.esphome_version).toBe("2026.11.0");
-    expect(state.problems).toEqual(["bad row"]);
+    expect(state.problems).toEqual([problem("disk_full", "/data/builder/jobs.json")]);
+  });
+
+  it("adds, replaces and clears builder problems from their events", () => {
+    const a = problem("state_file_corrupt", "/data/builder/jobs.json");
+    const b = problem("disk_full", "/data/builder/job-logs");
+    let state = run([{ type: "initial_state", state: initialState({ problems: [a] }) }, ev({ event: "builder_problem_added", data: { problem: b } })]);
+    expect(state.problems.map((p) => p.id)).toEqual([a.id, b.id]);
+    // Reported again with a new message: one entry, now last.
+    state = reducer(state, ev({ event: "builder_problem_added", data: { problem: { ...a, message: "again" } } }));
+    expect(state.problems.map((p) => [p.id, p.message])).toEqual([[b.id, b.message], [a.id, "again"]]);
+    state = reducer(state, ev({ event: "builder_problem_cleared", data: { id: b.id } }));
+    expect(state.problems.map((p) => p.id)).toEqual([a.id]);
+    expect(reducer(state, ev({ event: "builder_problem_cleared", data: { id: "unknown" } }))).toBe(state);
   });
 
   it("a new initial_state (after a reconnect) replaces everything", () => {

@@ -237,23 +237,31 @@ describe("extractBundle", () => {
 });
 
 describe("bundleDirFor", () => {
-  it("nests <id[0:8]>/<stem> under the root", () => {
-    expect(bundleDirFor("/srv/rb", "AbCdEfGh_-123456789", "kitchen-2_x")).toBe(path.join("/srv/rb", "AbCdEfGh", "kitchen-2_x"));
+  const PIN = "0123456789abcdef".repeat(4);
+
+  it("nests <pin>/<stem> under the root: the folder is named by the peer's full pin", () => {
+    expect(bundleDirFor("/srv/rb", PIN, "kitchen-2_x")).toBe(path.join("/srv/rb", PIN, "kitchen-2_x"));
+  });
+
+  it("gives two peers different folders however alike their pins start", () => {
+    const other = `${PIN.slice(0, 63)}0`;
+    expect(bundleDirFor("/srv/rb", PIN, "kitchen")).not.toBe(bundleDirFor("/srv/rb", other, "kitchen"));
   });
 
   it.each([
-    ["a short id", "abc", "kitchen"],
-    ["an id with traversal", "../../../etc", "kitchen"],
-    ["an id with a slash", "abcd/efgh", "kitchen"],
-    ["an id with standard-base64 characters", "abcd+efg/", "kitchen"],
-    ["an over-long id", "a".repeat(65), "kitchen"],
-    ["a traversal stem", "abcdefgh", ".."],
-    ["a stem with a slash", "abcdefgh", "a/b"],
-    ["an empty stem", "abcdefgh", ""],
-    ["a stem starting with a dash", "abcdefgh", "-x"],
-    ["a dot stem", "abcdefgh", ".esphome"],
-    ["a stem with a dot", "abcdefgh", "kitchen.yaml"],
-    ["an over-long stem", "abcdefgh", "k".repeat(129)],
+    ["a dashboard_id instead of a pin", "AbCdEfGh_-123456789", "kitchen"],
+    ["a pin in upper case (not canonical)", PIN.toUpperCase(), "kitchen"],
+    ["a short pin", PIN.slice(8), "kitchen"],
+    ["a pin with traversal", `../${PIN.slice(3)}`, "kitchen"],
+    ["a pin with a slash", `${PIN.slice(0, 32)}/${PIN.slice(33)}`, "kitchen"],
+    ["an over-long pin", `${PIN}0`, "kitchen"],
+    ["a traversal stem", PIN, ".."],
+    ["a stem with a slash", PIN, "a/b"],
+    ["an empty stem", PIN, ""],
+    ["a stem starting with a dash", PIN, "-x"],
+    ["a dot stem", PIN, ".esphome"],
+    ["a stem with a dot", PIN, "kitchen.yaml"],
+    ["an over-long stem", PIN, "k".repeat(129)],
   ])("invalid_header: %s", (_label, id, stem) => {
     let code: string | undefined;
     try {

@@ -260,11 +260,12 @@ describe("encodeTxt / decodeTxt", () => {
     expect(decodeTxt({ friendly_name: "evil\u001b[31mred\r\n" }).friendly_name).toBe("evil[31mred");
   });
 
-  it("accepts only 64 lowercase hex digits as a pin", () => {
-    for (const bad of [PIN.toUpperCase(), PIN.slice(2), PIN + "00", "g".repeat(64), ` ${PIN.slice(1)}`, `${PIN.slice(1)}\n`, ""]) {
+  it("reads a pin by the one pin rule: 64 hex digits, lowercased", () => {
+    for (const bad of [PIN.slice(2), PIN + "00", "g".repeat(64), ` ${PIN.slice(1)}`, `${PIN.slice(1)}\n`, ""]) {
       expect(decodeTxt({ pin_sha256: bad, remote_build_port: "6055" }).pin_sha256).toBeNull();
     }
     expect(decodeTxt({ pin_sha256: PIN }).pin_sha256).toBe(PIN);
+    expect(decodeTxt({ pin_sha256: PIN.toUpperCase() }).pin_sha256).toBe(PIN);
   });
 
   it("accepts only 1..65535 as a port", () => {
@@ -583,7 +584,7 @@ describe("Discovery", () => {
           `friendly_name=${"A".repeat(300)}`,
           `server_version=\u001b[2J${"9".repeat(200)}`,
           Buffer.concat([Buffer.from("esphome_version="), Buffer.from([0xc0, 0xaf])]),
-          `pin_sha256=${PIN.toUpperCase()}`,
+          `pin_sha256=${PIN.slice(0, 63)}x`,
           "remote_build_port=99999",
         ],
         addresses: ["127.0.0.1", "192.0.2.66"],

@@ -3,7 +3,6 @@ import { BuilderError } from "../../src/errors.ts";
 import {
   fingerprintEmoji,
   fingerprintEmojiNames,
-  isPinSha256,
   pinHexPairs,
   pinSha256,
   SAS_EMOJI_TABLE,
@@ -77,11 +76,5 @@ describe("pinHexPairs", () => {
     expect(pairs.endsWith(" 00 ff")).toBe(true);
     expect(pairs.split(" ")).toHaveLength(32);
     expect(() => pinHexPairs("ab")).toThrow(BuilderError);
-  });
-
-  it("isPinSha256 accepts exactly 64 hex digits", () => {
-    expect(isPinSha256("a".repeat(64))).toBe(true);
-    expect(isPinSha256("a".repeat(63))).toBe(false);
-    expect(isPinSha256(42)).toBe(false);
   });
 });

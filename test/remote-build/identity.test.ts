@@ -115,13 +115,17 @@ describe("IdentityStore", () => {
     const { keyFile, store } = await setup();
     const original = await store().load();
     await fs.writeFile(keyFile, Buffer.alloc(31, 1), { mode: 0o600 });
-    const recovered = await store().load();
+    const next = store();
+    const recovered = await next.load();
     expect(recovered.dashboard_id).toBe(original.dashboard_id);
     expect(recovered.pin_sha256).not.toBe(original.pin_sha256);
     expect(await fs.readFile(`${keyFile}.corrupt`)).toEqual(Buffer.alloc(31, 1));
     expect(await fs.readFile(keyFile)).toHaveLength(32);
     expect(await modeOf(keyFile)).toBe(0o600);
-    expect(logs.some((l) => l.includes("ERROR") && l.includes("31 bytes") && l.includes("re-pair"))).toBe(true);
+    expect(logs.some((l) => l.includes("ERROR") && l.includes("31 bytes") && l.includes("pair again"))).toBe(true);
+    // Shown in Build servers, not only logged.
+    expect(next.problems).toEqual([expect.objectContaining({ id: "key_file", kind: "key_file", file: keyFile, kept_at: `${keyFile}.corrupt` })]);
+    expect(next.problems[0]?.message).toMatch(/31 bytes.*new fingerprint.*must pair again/);
   });
 
   it("moves an unreadable key file aside", async () => {
@@ -130,7 +134,7 @@ describe("IdentityStore", () => {
     const identity = await store().load();
     expect((await fs.stat(`${keyFile}.corrupt`)).isDirectory()).toBe(true);
     expect(toHex(await fs.readFile(keyFile))).toBe(toHex(identity.privateKey));
-    expect(logs.some((l) => l.includes("unreadable") && l.includes("re-pair"))).toBe(true);
+    expect(logs.some((l) => l.includes("unreadable") && l.includes("pair again"))).toBe(true);
   });
 
   it("makes a key file readable by others private again", async () => {

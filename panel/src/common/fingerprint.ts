@@ -7,6 +7,7 @@
  * keeps the two tables equal. Emoji names are translated
  * (`fingerprint.names.*` in translations/panel/en.json).
  */
+import { parsePin } from "../../../src/remote-build/pin.ts";
 import type { LocalizeFunc, TranslationDict } from "./localize.ts";
 
 export type EmojiNameKey = keyof TranslationDict["fingerprint"]["names"];
@@ -81,20 +82,15 @@ export const SAS_EMOJI: readonly (readonly [emoji: string, name: EmojiNameKey])[
 
 export const FINGERPRINT_EMOJI_COUNT = 7;
 
-const PIN_RE = /^[0-9a-f]{64}$/i;
-
-export function isPin(value: string): boolean {
-  return PIN_RE.test(value);
-}
-
 export interface FingerprintEmoji {
   emoji: string;
   name: EmojiNameKey;
 }
 
-/** The 7 emoji of a pin (bits 0..41, most significant first); empty for a malformed pin. */
-export function pinEmoji(pin: string): FingerprintEmoji[] {
-  if (!isPin(pin)) return [];
+/** The 7 emoji of a pin (bits 0..41, most significant first); empty for a malformed pin (the rule of src/remote-build/pin.ts). */
+export function pinEmoji(value: string): FingerprintEmoji[] {
+  const pin = parsePin(value);
+  if (pin === null) return [];
   // The first 6 bytes (48 bits) fit exactly in a double.
   const leading = parseInt(pin.slice(0, 12), 16);
   const out: FingerprintEmoji[] = [];
@@ -105,9 +101,9 @@ export function pinEmoji(pin: string): FingerprintEmoji[] {
   return out;
 }
 
-/** The pin as lowercase byte pairs: "ab cd ef …". */
-export function pinHexPairs(pin: string): string {
-  return (pin.toLowerCase().match(/../g) ?? []).join(" ");
+/** The pin as lowercase byte pairs: "ab cd ef …"; empty for a malformed pin. */
+export function pinHexPairs(value: string): string {
+  return (parsePin(value)?.match(/../g) ?? []).join(" ");
 }
 
 /** The emoji names in words, for screen readers and tooltips: "Dog, Cat, …". */

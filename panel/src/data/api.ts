@@ -87,6 +87,11 @@ export class BuilderApi {
     return this.connection.request("firmware/cancel", { job_id: jobId });
   }
 
+  /** Hides a builder problem for every panel (it comes back if it happens again). */
+  dismissProblem(id: string): Promise<{ dismissed: boolean }> {
+    return this.connection.request("problems/dismiss", { id });
+  }
+
   clearHistory(): Promise<{ removed: number }> {
     return this.connection.request("firmware/clear_history");
   }
@@ -164,6 +169,11 @@ export class BuilderApi {
   /** Opens (or extends, 300 s for this client) or closes the pairing window; `unavailable` while the build server is off. */
   setPairingWindow(open: boolean): Promise<PairingWindow> {
     return this.connection.request("remote_build/set_pairing_window", { open });
+  }
+
+  /** Hides a start-up problem of the remote-build files from every panel (`remote_build_problem_dismissed` follows). */
+  dismissRemoteBuildProblem(id: string): Promise<{ dismissed: true }> {
+    return this.connection.request("remote_build/dismiss_problem", { id });
   }
 
   approvePeer(dashboardId: string): Promise<ReceiverPeer> {

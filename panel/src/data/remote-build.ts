@@ -12,6 +12,7 @@ import type {
   PairingWindow,
   QueueStatus,
   ReceiverPeer,
+  RemoteBuildProblem,
   RemoteBuildSnapshot,
   RemoteBuildEvent,
   RemoteIdentity,
@@ -36,6 +37,8 @@ export interface RemoteBuildState {
   };
   /** Fingerprint changes and revocations, by the pairing's pin. */
   alerts: Readonly<Record<string, OffloaderAlert>>;
+  /** State files the builder could not read at start-up, by problem id, until dismissed. */
+  problems: Readonly<Record<string, RemoteBuildProblem>>;
   /** mDNS, by lowercased instance name. */
   hosts: Readonly<Record<string, DiscoveredHost>>;
 }
@@ -66,6 +69,7 @@ export function seedRemoteBuild(snapshot: RemoteBuildSnapshot): RemoteBuildState
       removed: {},
     },
     alerts: byKey(snapshot.alerts, (a) => a.pin_sha256),
+    problems: byKey(snapshot.problems, (p) => p.id),
     hosts: byKey(snapshot.hosts, (h) => h.name.toLowerCase()),
   };
 }
@@ -156,6 +160,10 @@ export function applyRemoteEvent(state: RemoteBuildState, e: RemoteBuildEvent): 
           fingerprint_hex: pinHexPairs(pin_sha256),
         },
       };
+    }
+    case "remote_build_problem_dismissed": {
+      const problems = without(state.problems, e.data.id);
+      return problems === state.problems ? state : { ...state, problems };
     }
     case "remote_build_host_added":
       return { ...state, hosts: { ...state.hosts, [e.data.host.name.toLowerCase()]: e.data.host } };

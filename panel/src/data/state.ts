@@ -7,6 +7,7 @@ import { applyRemoteEvent, seedRemoteBuild, withIdentity, type RemoteBuildState 
 import {
   isTerminal,
   phasesOf,
+  type BuilderProblem,
   type Device,
   type FirmwareJob,
   type InitialState,
@@ -27,7 +28,8 @@ export interface AppState {
   devices: Readonly<Record<string, Device>>;
   queueStatus: QueueStatus | null;
   server: ServerInfo | null;
-  problems: readonly string[];
+  /** The builder's current problems (banner at the top), oldest first. */
+  problems: readonly BuilderProblem[];
   /** Build servers (both roles); null when the builder has no remote builds. */
   remote: RemoteBuildState | null;
 }
@@ -150,12 +152,22 @@ export function applyEvent(state: AppState, e: SubscribedEvent): AppState {
       const devices = without(state.devices, e.data.configuration);
       return devices === state.devices ? state : { ...state, devices };
     }
+    case "builder_problem_added": {
+      // A problem reported again (same id) moves to the end with its new message, as on the builder.
+      const problems = state.problems.filter((p) => p.id !== e.data.problem.id);
+      return { ...state, problems: [...problems, e.data.problem] };
+    }
+    case "builder_problem_cleared": {
+      const problems = state.problems.filter((p) => p.id !== e.data.id);
+      return problems.length === state.problems.length ? state : { ...state, problems };
+    }
     case "remote_build_receiver_changed":
     case "remote_build_pairing_window_changed":
     case "remote_build_pair_request_received":
     case "remote_build_pair_status_changed":
     case "remote_build_peer_session_changed":
     case "remote_build_identity_rotated":
+    case "remote_build_problem_dismissed":
     case "remote_build_host_added":
     case "remote_build_host_removed":
     case "offloader_peer_link_opened":

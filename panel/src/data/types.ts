@@ -8,6 +8,7 @@ import type { EventMap, IdentityView, InitialState as FullInitialState, PairingS
 
 export { isTerminal, phasesOf } from "../../../src/api/wire.ts";
 export type {
+  BuilderProblem,
   Device,
   DiscoveredHost,
   FirmwareBinary,
@@ -20,8 +21,11 @@ export type {
   OffloaderAlertKind,
   OffloaderSettings,
   PairPreview,
+  ProblemCode,
   QueueStatus,
   ReceiverSettings,
+  RemoteBuildProblem,
+  RemoteBuildProblemKind,
   RemoteBuildSnapshot,
   SerialPort,
   ServerInfo,

@@ -3,7 +3,8 @@
  * rotation); as a build server, the switch, the pairing window (open while
  * this view is shown), pairing requests and paired builders; as a sender,
  * the auto-route switch, paired build servers, builders found on the LAN,
- * "add by host and port", and alerts when a build server's key changed.
+ * "add by host and port", alerts when a build server's key changed, and
+ * problems with the remote-build state files found at start-up.
  */
 import "@material/web/button/filled-button.js";
 import "@material/web/button/outlined-button.js";
@@ -42,7 +43,7 @@ import {
   type RemoteBuildState,
 } from "../data/remote-build.ts";
 import type { AppState } from "../data/state.ts";
-import type { DiscoveredHost, OffloaderAlert, Pairing, PairingWindow, ReceiverPeer } from "../data/types.ts";
+import type { DiscoveredHost, OffloaderAlert, Pairing, PairingWindow, ReceiverPeer, RemoteBuildProblem } from "../data/types.ts";
 import { showConfirmDialog, showEndpointDialog, showPairDialog } from "../dialogs/show-dialog.ts";
 
 /** The builder keeps a window open 300 s per client; extend well before that. */
@@ -234,10 +235,31 @@ export class EsphomeBuildServersView extends LitElement {
       return html`<section class="card"><div class="empty">${icon(mdiServer)}<p>${ctx.localize("build_servers.unavailable")}</p></div></section>`;
     }
     const alerts = Object.values(remote.alerts);
+    const problems = Object.values(remote.problems);
     return html`
-      ${alerts.length === 0 ? nothing : html`<div class="alerts">${alerts.map((a) => this.#renderAlert(a))}</div>`}
+      ${alerts.length === 0 && problems.length === 0
+        ? nothing
+        : html`<div class="alerts">${problems.map((p) => this.#renderProblem(p))}${alerts.map((a) => this.#renderAlert(a))}</div>`}
       ${this.#renderIdentity(remote)} ${this.#renderReceiver(remote)} ${this.#renderOffloader(remote)}
     `;
+  }
+
+  /** A state file the builder could not read at start-up: what happened and what to do, until dismissed. */
+  #renderProblem(problem: RemoteBuildProblem): TemplateResult {
+    const { localize } = this.ctx as PanelContext;
+    const key = `problem:${problem.id}`;
+    return html`<div class="alert warning builder-problem" role="alert" data-kind=${problem.kind} data-id=${problem.id}>
+      ${icon(mdiAlertCircle)}
+      <div class="alert-body">
+        <div class="alert-title">${localize(`build_servers.problems.${problem.kind}`)}</div>
+        <div class="alert-message">${problem.message}</div>
+        <div class="alert-actions">
+          <md-outlined-button class="dismiss" ?disabled=${this._busy.has(key)} @click=${() => void this.#run(key, (c) => c.api.dismissRemoteBuildProblem(problem.id))}
+            >${localize("build_servers.problems.dismiss")}</md-outlined-button
+          >
+        </div>
+      </div>
+    </div>`;
   }
 
   #renderAlert(alert: OffloaderAlert): TemplateResult {
@@ -572,6 +594,16 @@ export class EsphomeBuildServersView extends LitElement {
       .offloader-alert {
         border: 1px solid color-mix(in srgb, var(--error-color, #db4437) 40%, transparent);
         padding: 16px;
+      }
+      .builder-problem {
+        border: 1px solid color-mix(in srgb, var(--warning-color, #ffa600) 50%, transparent);
+        padding: 16px;
+      }
+      .builder-problem .alert-title {
+        color: var(--primary-text-color, #212121);
+      }
+      .builder-problem .alert-message {
+        overflow-wrap: anywhere;
       }
       .alert-body {
         display: flex;
