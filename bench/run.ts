@@ -71,6 +71,19 @@ const BENCHES: Bench[] = [
     ],
     pass: (r) => (r.remote_overhead_ms ?? Infinity) < 150 && (r.pooled_vs_local ?? 1) <= 0.45,
   },
+  {
+    file: "real-esphome.ts",
+    title: "Real ESPHome 2026.10 (host platform): builder overhead, remote vs local install, the build server's warm tree",
+    goal: "clean-compile overhead at most 3 %, no-op rebuild overhead at most 150 ms, a remote install at most 1.3x a local one, the second remote build reuses the warm tree",
+    report: (r) => [
+      `clean compile: esphome directly ${fmt((r.clean_direct_ms ?? 0) / 1000, 1)} s, through the builder ${fmt((r.clean_builder_ms ?? 0) / 1000, 1)} s: overhead ${fmt(r.clean_overhead_pct, 1)} %`,
+      `no-op rebuild: esphome directly ${int(r.noop_direct_ms)} ms, through the builder ${int(r.noop_builder_ms)} ms: overhead ${int(r.noop_overhead_ms)} ms`,
+      `install over the air from an empty build folder: local ${fmt((r.local_install_ms ?? 0) / 1000, 1)} s, remote ${fmt((r.remote_install_ms ?? 0) / 1000, 1)} s = ${fmt(r.remote_vs_local)}x`,
+      `a second remote install of the same device: ${fmt((r.remote_warm_ms ?? 0) / 1000, 1)} s vs ${fmt((r.remote_first_ms ?? 0) / 1000, 1)} s for the first = ${fmt(r.warm_vs_first)} (warm tree ${r.warm_tree_reused === 1 ? "reused: ninja had no work" : "NOT reused"})`,
+    ],
+    pass: (r) =>
+      (r.clean_overhead_pct ?? Infinity) <= 3 && (r.noop_overhead_ms ?? Infinity) <= 150 && (r.remote_vs_local ?? Infinity) <= 1.3 && r.warm_tree_reused === 1,
+  },
 ];
 
 const only = process.argv.slice(2);

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Installs what the tests use beyond npm: Python packages (a real ESPHome CLI
-# to check our command lines against its argument parser). Idempotent; safe to
-# run again. Python packages go into .venv in the project.
+# Installs what the tests use beyond npm: Python packages (noiseprotocol,
+# esphome-dashboard-api) into .venv, the real ESPHome CLI into .venv/esphome
+# (test/setup-esphome.sh), Chromium, a real Home Assistant Core into .venv/ha and
+# iproute2. Idempotent; safe to run again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -19,7 +20,9 @@ if [ ! -x /usr/bin/chromium ]; then
     echo "test setup: /usr/bin/chromium is missing and this is not root; the panel's browser tests will be skipped" >&2
   fi
 fi
-echo "test setup done: $(.venv/bin/python -m esphome version 2>/dev/null || echo 'esphome not importable')"
+echo "test setup done: $(.venv/bin/python --version) in .venv"
+# The real ESPHome (the version addon/requirements.txt pins) for test/real-device and the stand-in's checks.
+bash test/setup-esphome.sh
 # A real Home Assistant Core for test/ha (its own venv, .venv/ha; about a minute).
 bash test/setup-ha.sh
 command -v ip >/dev/null || (apt-get update && apt-get install -y iproute2)

@@ -3,6 +3,7 @@
  */
 import path from "node:path";
 import { cleanArgs, compileArgs, esphomeEnv, missingEsphomeError, resolveExecutable, uploadArgs } from "../esphome/cli.ts";
+import { FailureReader } from "../esphome/failure.ts";
 import type { Paths } from "../paths.ts";
 import type { JobPhase, StoredJob } from "./job.ts";
 import { KILL_GRACE_MS, runTracked, type SpawnFn } from "./process.ts";
@@ -42,12 +43,14 @@ export class LocalRunner implements JobRunner {
 
 /**
  * Runs one ESPHome command for a job's phase (in the job's folder, with its
- * data dir) as a tracked subprocess, and says how it ended. Local and remote
- * jobs flash through this same path.
+ * data dir) as a tracked subprocess, and says how it ended: a failure names
+ * ESPHome's own reason when its output gives one. Local and remote jobs flash
+ * through this same path.
  */
 export async function runEsphome(deps: LocalRunnerDeps, ctx: PhaseContext, args: string[]): Promise<PhaseResult> {
   const executable = await resolveExecutable(deps.esphome);
   if (executable === null) return { exitCode: null, error: missingEsphomeError(deps.esphome).message };
+  const failure = new FailureReader();
   const result = await runTracked({
     file: executable,
     args,
@@ -55,7 +58,10 @@ export async function runEsphome(deps: LocalRunnerDeps, ctx: PhaseContext, args:
     // A build server's jobs for its peers compile YAML those peers wrote.
     env: esphomeEnv(deps.paths.jobDataDir(ctx.job), ctx.job.remote_peer === "" ? "own" : "peer"),
     signal: ctx.signal,
-    onLine: ctx.onLine,
+    onLine: (line) => {
+      failure.feed(line);
+      ctx.onLine(line);
+    },
     killGraceMs: deps.killGraceMs ?? KILL_GRACE_MS,
     onSpawn: (pid) => { ctx.onProcess?.(pid); },
     ...(deps.spawn === undefined ? {} : { spawn: deps.spawn }),
@@ -64,5 +70,6 @@ export async function runEsphome(deps: LocalRunnerDeps, ctx: PhaseContext, args:
   if (result.error !== null) return { exitCode: result.exitCode, error: result.error };
   if (result.exitCode === 0) return { exitCode: 0, error: null };
   const how = result.signal === null ? `exit code ${result.exitCode}` : `signal ${result.signal}`;
-  return { exitCode: result.exitCode, error: `esphome ${ctx.phase} failed (${how})` };
+  const why = failure.message;
+  return { exitCode: result.exitCode, error: `esphome ${ctx.phase} failed (${how})${why === null ? "" : `: ${why}`}` };
 }

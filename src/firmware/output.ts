@@ -415,8 +415,13 @@ function percentAfter(line: string, from: number): number {
   }
   return -1;
 }
+/**
+ * A ninja status line, `[12/56] CXX obj/...` (ESPHome's host and native ESP-IDF builds),
+ * whatever its total: an incremental host build is `[1/3]` to `[3/3]`. The largest total
+ * seen in a phase is the build; a counter with a smaller one is a sub-build (the ESP-IDF
+ * bootloader's) and never moves progress.
+ */
 const NINJA = /^\s*\[\s*(\d+)\s*\/\s*(\d+)\s*\] /;
-const NINJA_MIN_TOTAL = 100;
 
 /**
  * Progress of one phase: monotonic, 0-100, from whitelisted patterns only.
@@ -463,7 +468,7 @@ export class ProgressParser {
       if (n !== null) {
         const done = Number(n[1]);
         const total = Number(n[2]);
-        if (total >= NINJA_MIN_TOTAL && total >= this.#ninjaTotal && done <= total) {
+        if (total > 0 && total >= this.#ninjaTotal && done <= total) {
           this.#ninjaTotal = total;
           next = Math.floor((done * 100) / total);
         }

@@ -5,10 +5,11 @@
  * outcome, through the same queue as a local build.
  *
  * compile: bundle the YAML (`esphome bundle`), submit it over the peer link,
- *   relay output, and on success download the artifacts (a compile keeps
- *   them in the local build folder; an install stages firmware.bin for its
- *   upload).
- * upload: `esphome upload <yaml> --device <port> --file <staged firmware.bin>`
+ *   relay output, and on success download the artifacts (a compile puts them
+ *   in the local build folder; an install stages the firmware image
+ *   StorageJSON names, `firmware.bin`, `<name>.bin` or the host `program`,
+ *   for its upload).
+ * upload: `esphome upload <yaml> --device <port> --file <staged image>`
  *   on this machine, through the same tracked subprocess as a local upload.
  */
 import { promises as fs } from "node:fs";
@@ -18,7 +19,8 @@ import { errorMessage } from "../errors.ts";
 import type { EventBus, Unsubscribe } from "../events.ts";
 import { getLogger } from "../logger.ts";
 import type { Paths } from "../paths.ts";
-import { readArtifacts, stageFirmware, type StagedFirmware } from "../remote-build/artifacts.ts";
+import { BUILD_INFO_NAME, METADATA_NAMES, PLATFORMIO_INI_NAME, readArtifacts, stageFirmware, type ReadArtifactsResult, type StagedFirmware } from "../remote-build/artifacts.ts";
+import { DEVICE_STEM_RE } from "../remote-build/bundle.ts";
 import type { Offloader } from "../remote-build/offloader.ts";
 import { atomicWrite } from "../store.ts";
 import { runEsphome } from "./local-runner.ts";
@@ -188,24 +190,24 @@ export class RemoteRunner implements JobRunner {
       if (cancelled()) return { exitCode: null, error: "cancelled" };
 
       // Completed: fetch what was built.
-      let files;
+      let artifacts;
       try {
         ctx.onLine(notice(`downloading the firmware from ${label}`));
-        // An install flashes firmware.bin over the network; a compile keeps every image.
-        const wanted = job.job_type === "compile" ? undefined : ["firmware.bin"];
-        files = (await readArtifacts(await session.downloadArtifacts(job.job_id, wanted))).files;
+        // An install flashes the image StorageJSON names over the network (always sent);
+        // a compile keeps every image.
+        const wanted = job.job_type === "compile" ? undefined : [];
+        artifacts = await readArtifacts(await session.downloadArtifacts(job.job_id, wanted));
       } catch (err) {
         return { exitCode: null, error: `remote build: downloading the artifacts from ${label} failed: ${errorMessage(err)}` };
       }
       try {
         if (job.job_type === "compile") {
-          await this.#materialise(job.configuration, files);
+          await this.#materialise(job.configuration, artifacts);
         } else {
           await this.discard(job.job_id);
           // The upload needs the app image only (`--file` over the network).
-          const firmware = files.get("firmware.bin");
-          const only = new Map<string, Uint8Array>(firmware === undefined ? [] : [["firmware.bin", firmware]]);
-          this.#staged.set(job.job_id, await stageFirmware(only, this.#deps.paths.tmpDir));
+          const image = { name: path.posix.basename(artifacts.firmwareName), data: artifacts.firmware };
+          this.#staged.set(job.job_id, await stageFirmware(image, this.#deps.paths.tmpDir));
         }
       } catch (err) {
         return { exitCode: null, error: `remote build: the artifacts from ${label} could not be used: ${errorMessage(err)}` };
@@ -218,22 +220,28 @@ export class RemoteRunner implements JobRunner {
     }
   }
 
-  /** Puts a remote compile's images where a local compile leaves them, so downloads and uploads find them. */
-  async #materialise(configuration: string, files: ReadonlyMap<string, Uint8Array>): Promise<void> {
+  /**
+   * Puts a remote compile's build where a local compile leaves it, as the
+   * upstream offloader does: every image at its path under this machine's build
+   * folder, StorageJSON re-rooted there, so downloads and a later upload find
+   * them. Images from older builders of ours come flat and go beside the
+   * firmware image.
+   */
+  async #materialise(configuration: string, artifacts: ReadArtifactsResult): Promise<void> {
     const { paths } = this.#deps;
-    const storageRaw = files.get("storage.json");
-    const storage = storageRaw === undefined ? {} : (JSON.parse(Buffer.from(storageRaw).toString("utf8")) as Record<string, unknown>);
-    const name = typeof storage.name === "string" && /^[A-Za-z0-9][A-Za-z0-9_-]*$/.test(storage.name) ? storage.name : configuration.replace(/\.ya?ml$/i, "");
-    const dir = paths.firmwareDir(name);
-    await fs.mkdir(dir, { recursive: true });
-    for (const [file, data] of files) {
-      if (file === "storage.json" || file === "idedata.json" || file === "platformio.ini") continue;
-      await atomicWrite(path.join(dir, file), data);
+    const { storage } = artifacts;
+    const name = typeof storage["name"] === "string" && DEVICE_STEM_RE.test(storage["name"]) ? storage["name"] : configuration.replace(/\.ya?ml$/i, "");
+    const buildDir = paths.buildDir(name);
+    const firmwarePath = path.join(buildDir, ...artifacts.firmwareInBuild.split("/"));
+    const flat = artifacts.firmwareName !== artifacts.firmwareInBuild;
+    for (const [member, data] of artifacts.files) {
+      if (METADATA_NAMES.has(member)) continue;
+      const besideFirmware = flat && member !== PLATFORMIO_INI_NAME && member !== BUILD_INFO_NAME;
+      // Member paths were checked by the tar reader (relative, no `..`).
+      const target = besideFirmware ? path.join(path.dirname(firmwarePath), member) : path.join(buildDir, ...member.split("/"));
+      await atomicWrite(target, data);
     }
-    await atomicWrite(
-      paths.storageJson(configuration),
-      JSON.stringify({ ...storage, name, build_path: paths.buildDir(name), firmware_bin_path: path.join(dir, "firmware.bin") }, null, 2),
-    );
+    await atomicWrite(paths.storageJson(configuration), JSON.stringify({ ...storage, name, build_path: buildDir, firmware_bin_path: firmwarePath }, null, 2));
   }
 
   async #upload(ctx: PhaseContext): Promise<PhaseResult> {

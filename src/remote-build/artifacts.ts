@@ -1,17 +1,24 @@
 /**
- * Build artifacts of a remote compile.
+ * Build artifacts of a remote compile, in the upstream Device Builder's layout
+ * (shared/interop WIRE-FACTS §11): the metadata at the top (`storage.json`,
+ * `idedata.json`, `platformio.ini`, `build_info.json`), the images at their
+ * paths in the build folder (`.pioenvs/<name>/firmware.bin`,
+ * `build/<name>.bin` for a native ESP-IDF build, `.pioenvs/<name>/program` for
+ * the host platform).
  *
- * Receiver side, `packArtifacts`: a flat, deterministic gzip tarball of the
- * build ESPHome just made — `firmware.bin` first, then the other flash images
- * beside it, the images idedata lists, `storage.json`, `idedata.json` and
- * `platformio.ini` — with each file's size checked against the cap before it
- * is read, and the total and the rendered tarball checked too.
+ * Receiver side, `packArtifacts`: the image StorageJSON's `firmware_bin_path`
+ * names (required, inside `build_path`), the other images beside it and the
+ * ones idedata lists inside the build folder, and the metadata; each file's
+ * size checked against the cap before it is read, the total and the rendered
+ * tarball too. Deterministic for the same build.
  *
  * Offloader side, `readArtifacts`: the tarball came from another machine, so it
- * goes through the safe tar reader (regular files only, size caps, no
- * duplicates) and must be flat (basenames only) and hold `firmware.bin`.
- * `stageFirmware` writes the files into a fresh temp folder for
- * `esphome upload --file`, and removes it afterwards, without blocking.
+ * goes through the safe tar reader (regular files only, relative paths that
+ * stay inside, size caps, no duplicates) and must hold `storage.json` and the
+ * image it names. Older builders of ours sent flat names (`firmware.bin` at the
+ * top); those still read. `stageFirmware` writes the image into a fresh temp
+ * folder for `esphome upload --file`, and removes it afterwards, without
+ * blocking.
  */
 import { createHash } from "node:crypto";
 import { promises as fs } from "node:fs";
@@ -23,12 +30,15 @@ import { DEVICE_STEM_RE } from "./bundle.ts";
 import { ARTIFACTS_MAX_BYTES } from "./chunks.ts";
 import { TarSafetyError, createTarGz, readTarGz, type TarSafetyErrorCode } from "./tar-safety.ts";
 
-export const FIRMWARE_NAME = "firmware.bin";
 export const STORAGE_NAME = "storage.json";
 export const IDEDATA_NAME = "idedata.json";
 export const PLATFORMIO_INI_NAME = "platformio.ini";
-/** Images collected from beside firmware.bin when they exist, in this order. */
+export const BUILD_INFO_NAME = "build_info.json";
+/** Members that describe the build rather than sit in it (an offloader rewrites them). */
+export const METADATA_NAMES: ReadonlySet<string> = new Set([STORAGE_NAME, IDEDATA_NAME]);
+/** Images collected from beside the firmware image when they exist, in this order. */
 export const EXTRA_IMAGE_NAMES: readonly string[] = [
+  "firmware.bin",
   "firmware.factory.bin",
   "firmware.ota.bin",
   "firmware.uf2",
@@ -56,21 +66,24 @@ export class ArtifactsError extends Error {
 
 export interface PackedArtifacts {
   tarball: Buffer;
-  /** Where firmware.bin goes in flash: "0x10000" for the ESP32 family, "0x0" otherwise. */
+  /** Where the firmware image goes in flash: "0x10000" for the ESP32 family, "0x0" otherwise. */
   firmwareOffset: string;
   /** Lowercase hex SHA-256 of `tarball`. */
   sha256: string;
-  /** Member names in tarball order (firmware.bin first). */
+  /** Member names in tarball order (the metadata, then the firmware image, then the other images). */
   names: string[];
+  /** The firmware image's member name, e.g. `.pioenvs/kitchen/firmware.bin`. */
+  firmware: string;
 }
 
 export interface ArtifactsOptions {
   /** Cap per file, on the sum of files and on the tarball. Default ARTIFACTS_MAX_BYTES. */
   maxBytes?: number;
   /**
-   * Packing only: leave out the optional files not named here (firmware.bin
-   * and storage.json always go). An install that flashes over the network
-   * needs firmware.bin alone, not the factory image or the ELF.
+   * Packing only: leave out the optional files whose base name is not here
+   * (the firmware image StorageJSON names and storage.json always go). An
+   * install that flashes over the network needs the firmware image alone, not
+   * the factory image or the ELF.
    */
   only?: ReadonlySet<string>;
 }
@@ -92,6 +105,28 @@ export function firmwareOffsetFor(storage: Record<string, unknown>): string {
 function isFlatName(name: string): boolean {
   // eslint-disable-next-line no-control-regex
   return name !== "" && name !== "." && name !== ".." && name.length <= 255 && !/[/\\\u0000-\u001f\u007f]/.test(name);
+}
+
+/** `a/b/c`, each segment flat: the shape of a member path inside the build folder. */
+function isRelativeName(name: string): boolean {
+  return name.length <= 1024 && name.split("/").every(isFlatName);
+}
+
+/** The path module for a path written on another machine (a build server may run Windows). */
+function flavourOf(p: string): typeof path.posix {
+  return /^[A-Za-z]:[\\/]|^\\\\/.test(p) ? path.win32 : path.posix;
+}
+
+/**
+ * `file` relative to `dir` as a `/`-separated member name, when `file` lies
+ * inside `dir`; else null. Both are paths of the machine that wrote them.
+ */
+export function buildRelative(dir: string, file: string): string | null {
+  const flavour = flavourOf(dir);
+  const rel = flavour.relative(flavour.resolve(dir), flavour.resolve(file));
+  if (rel === "" || flavour.isAbsolute(rel)) return null;
+  const name = rel.split(flavour.sep).join("/");
+  return name.split("/")[0] === ".." || !isRelativeName(name) ? null : name;
 }
 
 async function readJsonObject(file: string): Promise<Record<string, unknown>> {
@@ -153,55 +188,64 @@ async function pack(paths: Paths, configuration: string, maxBytes: number, only:
   if (typeof name !== "string" || !DEVICE_STEM_RE.test(name)) {
     throw new ArtifactsError("pack_failed", `StorageJSON ${storagePath} has no valid device name`);
   }
-  const firmwarePath =
-    typeof storage["firmware_bin_path"] === "string" && storage["firmware_bin_path"] !== ""
-      ? path.resolve(storage["firmware_bin_path"])
-      : path.join(paths.firmwareDir(name), FIRMWARE_NAME);
   const buildPath =
     typeof storage["build_path"] === "string" && storage["build_path"] !== ""
       ? path.resolve(storage["build_path"])
       : paths.buildDir(name);
+  const firmwarePath =
+    typeof storage["firmware_bin_path"] === "string" && storage["firmware_bin_path"] !== ""
+      ? path.resolve(storage["firmware_bin_path"])
+      : path.join(paths.firmwareDir(name), "firmware.bin");
+  const firmware = buildRelative(buildPath, firmwarePath);
+  if (firmware === null) {
+    throw new ArtifactsError("pack_failed", `StorageJSON ${storagePath}: the firmware image ${firmwarePath} is not inside the build folder ${buildPath}`);
+  }
   const idedataPath = path.join(paths.dataDir, "idedata", `${name}.json`);
 
+  // Upstream's order: metadata, then the images at their paths in the build folder.
   const candidates: { name: string; file: string; required: boolean }[] = [
-    { name: FIRMWARE_NAME, file: firmwarePath, required: true },
+    { name: STORAGE_NAME, file: storagePath, required: true },
+    { name: IDEDATA_NAME, file: idedataPath, required: false },
+    { name: PLATFORMIO_INI_NAME, file: path.join(buildPath, PLATFORMIO_INI_NAME), required: false },
+    { name: BUILD_INFO_NAME, file: path.join(buildPath, BUILD_INFO_NAME), required: false },
+    { name: firmware, file: firmwarePath, required: true },
   ];
+  const image = (file: string): void => {
+    const rel = buildRelative(buildPath, file);
+    if (rel !== null) candidates.push({ name: rel, file, required: false });
+  };
   const imageDir = path.dirname(firmwarePath);
-  for (const image of EXTRA_IMAGE_NAMES) candidates.push({ name: image, file: path.join(imageDir, image), required: false });
-  // Images idedata lists (bootloader, partitions, boot_app0 from the framework package, …).
+  for (const extra of EXTRA_IMAGE_NAMES) image(path.join(imageDir, extra));
+  // Images idedata lists (bootloader, partitions, ...), when they lie in the build folder.
   if ((await fileSize(idedataPath)) !== null) {
     try {
       const idedata = await readJsonObject(idedataPath);
       const extra = idedata["extra"];
       const images = isPlainObject(extra) ? extra["flash_images"] : undefined;
       if (Array.isArray(images)) {
-        for (const image of images as unknown[]) {
-          const imagePath = isPlainObject(image) ? image["path"] : undefined;
+        for (const entry of images as unknown[]) {
+          const imagePath = isPlainObject(entry) ? entry["path"] : undefined;
           // Only flash images (*.bin) by absolute path: idedata is build output, so it never
           // selects arbitrary files to ship.
-          if (typeof imagePath === "string" && path.isAbsolute(imagePath) && imagePath.endsWith(".bin")) {
-            candidates.push({ name: path.basename(imagePath), file: imagePath, required: false });
-          }
+          if (typeof imagePath === "string" && path.isAbsolute(imagePath) && imagePath.endsWith(".bin")) image(imagePath);
         }
       }
     } catch (err) {
       throw new ArtifactsError("pack_failed", `unreadable idedata ${idedataPath}: ${errorMessage(err)}`, { cause: err });
     }
   }
-  candidates.push({ name: STORAGE_NAME, file: storagePath, required: true });
-  candidates.push({ name: IDEDATA_NAME, file: idedataPath, required: false });
-  candidates.push({ name: PLATFORMIO_INI_NAME, file: path.join(buildPath, PLATFORMIO_INI_NAME), required: false });
 
-  const wanted = candidates.filter((c) => isFlatName(c.name) && (c.required || only === undefined || only.has(c.name)));
+  const wanted = candidates.filter((c) => c.required || only === undefined || only.has(path.posix.basename(c.name)));
   // Sizes first (all at once), so the caps are checked before anything is read.
   const sizes = await Promise.all(wanted.map((c) => fileSize(c.file).then((size) => ({ size }), (error: unknown) => ({ error }))));
   const present: { name: string; file: string }[] = [];
+  // Two images with one base name: the first that exists wins (readers match images by base name).
   const seen = new Set<string>();
   let total = 0;
   for (const [i, candidate] of wanted.entries()) {
     const stat = sizes[i];
-    // Duplicate basenames: the first file that exists wins; later ones are not looked at.
-    if (stat === undefined || seen.has(candidate.name)) continue;
+    const base = path.posix.basename(candidate.name);
+    if (stat === undefined || seen.has(base)) continue;
     if ("error" in stat) throw stat.error;
     const size = stat.size;
     if (size === null) {
@@ -217,7 +261,7 @@ async function pack(paths: Paths, configuration: string, maxBytes: number, only:
     if (total > maxBytes) {
       throw new ArtifactsError("too_large", `the build artifacts exceed the limit of ${maxBytes} bytes`);
     }
-    seen.add(candidate.name);
+    seen.add(base);
     present.push(candidate);
   }
   const members = await Promise.all(present.map(async (c) => ({ path: c.name, data: await fs.readFile(c.file) })));
@@ -235,14 +279,20 @@ async function pack(paths: Paths, configuration: string, maxBytes: number, only:
     firmwareOffset: firmwareOffsetFor(storage),
     sha256: await sha256Hex(tarball),
     names: members.map((m) => m.path),
+    firmware,
   };
 }
 
 export interface ReadArtifactsResult {
-  /** Every member by name, in tarball order. */
+  /** Every member by its path in the tarball (relative to the build folder, or metadata at the top), in tarball order. */
   files: Map<string, Buffer>;
+  /** The image StorageJSON names. */
   firmware: Buffer;
-  storage: Record<string, unknown> | null;
+  /** Its member name: `.pioenvs/<name>/firmware.bin`, `.pioenvs/<name>/program`, ... (`firmware.bin` from older builders). */
+  firmwareName: string;
+  /** `firmware_bin_path` relative to `build_path`, as the build server had them: where the image goes in a build folder. */
+  firmwareInBuild: string;
+  storage: Record<string, unknown>;
   idedata: Record<string, unknown> | null;
 }
 
@@ -263,9 +313,9 @@ function parseJsonMember(files: Map<string, Buffer>, name: string): Record<strin
  * Reads an artifacts tarball from a receiver. Throws `ArtifactsError` with the
  * tar reader's codes (`malformed`, `not_a_file`, `unsafe_path`,
  * `member_too_large`, `too_large`, `too_many_members`, `duplicate`), plus
- * `unsafe_path` for a name that is not flat and `missing_firmware`.
- * `storage.json` and `idedata.json`, when present, must be JSON objects
- * (`malformed`).
+ * `duplicate` for two images with one base name and `missing_firmware` when
+ * there is no `storage.json` or not the image it names. `storage.json` and
+ * `idedata.json` must be JSON objects (`malformed`).
  */
 export async function readArtifacts(bytes: Buffer, opts: ArtifactsOptions = {}): Promise<ReadArtifactsResult> {
   const maxBytes = opts.maxBytes ?? ARTIFACTS_MAX_BYTES;
@@ -285,55 +335,67 @@ export async function readArtifacts(bytes: Buffer, opts: ArtifactsOptions = {}):
     throw err;
   }
   const files = new Map<string, Buffer>();
+  const bases = new Set<string>();
   for (const entry of entries) {
-    if (!isFlatName(entry.path)) {
-      throw new ArtifactsError("unsafe_path", `artifacts member ${JSON.stringify(entry.path)} is not a plain file name`);
+    // The tar reader already refused absolute paths, `..` and control characters.
+    if (!isRelativeName(entry.path)) {
+      throw new ArtifactsError("unsafe_path", `artifacts member ${JSON.stringify(entry.path)} is not a relative file path`);
     }
+    const base = path.posix.basename(entry.path);
+    if (bases.has(base)) throw new ArtifactsError("duplicate", `two artifacts are named ${JSON.stringify(base)}`);
+    bases.add(base);
     files.set(entry.path, entry.data);
   }
-  const firmware = files.get(FIRMWARE_NAME);
-  if (firmware === undefined) throw new ArtifactsError("missing_firmware", "the artifacts tarball has no firmware.bin");
-  return {
-    files,
-    firmware,
-    storage: parseJsonMember(files, STORAGE_NAME),
-    idedata: parseJsonMember(files, IDEDATA_NAME),
-  };
+  const storage = parseJsonMember(files, STORAGE_NAME);
+  if (storage === null) throw new ArtifactsError("missing_firmware", "the artifacts have no storage.json to name the firmware image");
+  const buildPath = storage["build_path"];
+  const firmwarePath = storage["firmware_bin_path"];
+  if (typeof buildPath !== "string" || typeof firmwarePath !== "string" || buildPath === "" || firmwarePath === "") {
+    throw new ArtifactsError("malformed", "storage.json in the artifacts has no build_path and firmware_bin_path");
+  }
+  const firmwareInBuild = buildRelative(buildPath, firmwarePath);
+  if (firmwareInBuild === null) {
+    throw new ArtifactsError("malformed", `storage.json in the artifacts names a firmware image outside its build folder (${firmwarePath})`);
+  }
+  // Upstream's layout names the image by its path in the build folder; older builders of ours sent it flat.
+  const flat = path.posix.basename(firmwareInBuild);
+  const firmwareName = files.has(firmwareInBuild) ? firmwareInBuild : files.has(flat) ? flat : null;
+  const firmware = firmwareName === null ? undefined : files.get(firmwareName);
+  if (firmwareName === null || firmware === undefined) {
+    throw new ArtifactsError("missing_firmware", `the artifacts have no ${firmwareInBuild}, the image storage.json names`);
+  }
+  return { files, firmware, firmwareName, firmwareInBuild, storage, idedata: parseJsonMember(files, IDEDATA_NAME) };
 }
 
 export interface StagedFirmware {
-  /** The temp folder holding the files. */
+  /** The temp folder holding the image. */
   dir: string;
-  /** `<dir>/firmware.bin`. */
+  /** `<dir>/<its base name>`. */
   firmwarePath: string;
   /** Removes the folder; safe to call more than once. */
   cleanup(): Promise<void>;
 }
 
 /**
- * Writes the artifact files into a fresh temp folder under `tmpRoot` (created
- * if needed), each 0644. Names must be flat (`unsafe_path`) and include
- * firmware.bin (`missing_firmware`). On failure the folder is removed.
+ * Writes a firmware image (named by its flat base name: `firmware.bin`,
+ * `program`, ...) into a fresh temp folder under `tmpRoot` (created if
+ * needed), 0644. A name that is not flat is `unsafe_path`. On failure the
+ * folder is removed.
  */
-export async function stageFirmware(files: ReadonlyMap<string, Uint8Array>, tmpRoot: string): Promise<StagedFirmware> {
-  for (const name of files.keys()) {
-    if (!isFlatName(name)) throw new ArtifactsError("unsafe_path", `artifact name ${JSON.stringify(name)} is not a plain file name`);
-  }
-  if (!files.has(FIRMWARE_NAME)) throw new ArtifactsError("missing_firmware", "no firmware.bin to stage");
+export async function stageFirmware(image: { name: string; data: Uint8Array }, tmpRoot: string): Promise<StagedFirmware> {
+  if (!isFlatName(image.name)) throw new ArtifactsError("unsafe_path", `artifact name ${JSON.stringify(image.name)} is not a plain file name`);
   await fs.mkdir(tmpRoot, { recursive: true });
   const dir = await fs.mkdtemp(path.join(path.resolve(tmpRoot), "remote-artifacts-"));
   const cleanup = async (): Promise<void> => {
     await fs.rm(dir, { recursive: true, force: true });
   };
+  const target = path.join(dir, image.name);
   try {
-    for (const [name, data] of files) {
-      const target = path.join(dir, name);
-      await fs.writeFile(target, data, { flag: "wx", mode: 0o644 });
-      await fs.chmod(target, 0o644);
-    }
+    await fs.writeFile(target, image.data, { flag: "wx", mode: 0o644 });
+    await fs.chmod(target, 0o644);
   } catch (err) {
     await cleanup();
     throw err;
   }
-  return { dir, firmwarePath: path.join(dir, FIRMWARE_NAME), cleanup };
+  return { dir, firmwarePath: target, cleanup };
 }

@@ -4,7 +4,6 @@
  * by hand for the edges the client never sends.
  */
 import { execFile, spawnSync } from "node:child_process";
-import { existsSync } from "node:fs";
 import { rm, writeFile } from "node:fs/promises";
 import http from "node:http";
 import path from "node:path";
@@ -13,6 +12,7 @@ import WebSocket from "ws";
 import { resolvePaths } from "../../src/paths.ts";
 import { ROOT, STAND_IN, configDir, spawnBuilder, startBuilder } from "../helpers/builder.ts";
 import { testPython } from "../helpers/python.ts";
+import { REAL_ESPHOME, describeNeeding, realEsphomeVersion } from "../real-device/esphome.ts";
 import { waitFor } from "../helpers/tmp.ts";
 
 const CLIENT = path.join(ROOT, "test", "ha", "dashboard_api_client.py");
@@ -151,9 +151,7 @@ describe.skipIf(!hasClient)("legacy dashboard API with the real esphome-dashboar
   });
 });
 
-const REAL_ESPHOME = path.join(ROOT, ".venv", "bin", "esphome");
-
-describe.skipIf(!existsSync(REAL_ESPHOME))("legacy /json-config with the real ESPHome CLI", () => {
+describeNeeding(() => realEsphomeVersion().version === null ? realEsphomeVersion().reason : null, "legacy /json-config with the real ESPHome CLI", () => {
   it("returns the validated configuration, secrets resolved and ESPHome's tags read as plain values", { timeout: 60_000 }, async () => {
     const dir = await configDir({});
     await writeFile(path.join(dir, "secrets.yaml"), "wifi_ssid: testnetwork\nwifi_password: longenoughpassword\n");

@@ -132,7 +132,12 @@ describe("local jobs with the stand-in CLI", () => {
   it("reports a failing compile with its exit code and leaves the upload unrun", async () => {
     const { client, record } = await setup({ ESPHOME_STANDIN_FAIL: "compile" });
     const { result } = await runToEnd(client, "firmware/install", { configuration: "kitchen.yaml" });
-    expect(result.data).toEqual({ status: "failed", exit_code: 1, error: "esphome compile failed (exit code 1)" });
+    // ESPHome's own reason follows the exit code (here the compiler's first error).
+    expect(result.data).toEqual({
+      status: "failed",
+      exit_code: 1,
+      error: "esphome compile failed (exit code 1): src/main.cpp:12:3: error: 'standin_undefined_function' was not declared in this scope",
+    });
     expect((await readRecord(record)).map((c) => c.command).filter((c) => c !== "version")).toEqual(["compile"]);
   });
 

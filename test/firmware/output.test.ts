@@ -197,7 +197,8 @@ describe("ProgressParser", () => {
     "The build is 50% done according to nobody\n",
     "Compiling .pioenvs/x/src/main.cpp.o\n",
     "[150%] nonsense\n",
-    "[5/20] Building bootloader object\n",
+    "[5/0] nothing to count\n",
+    "[21/20] more done than there is\n",
   ])("ignores %j", (line) => {
     expect(new ProgressParser().feed(line)).toBeNull();
   });
@@ -210,6 +211,21 @@ describe("ProgressParser", () => {
     p.reset();
     expect(p.value).toBe(0);
     expect(p.feed("Uploading: [==] 10% \r")).toBe(10);
+  });
+
+  it("reads a real ESPHome host build's ninja counters (56 steps, then an incremental 3)", () => {
+    const p = new ProgressParser();
+    expect(p.feed("[1/56] CC obj/src/esphome/components/esphome/ota/ota_esphome_inflate.c.o\n")).toBe(1);
+    expect(p.feed("[2/56] PCH esphome_pch.h.gch\n")).toBe(3);
+    expect(p.feed("[28/56] CXX obj/src/esphome/components/network/util.cpp.o\n")).toBe(50);
+    expect(p.feed("[56/56] LINK program\n")).toBe(100);
+    p.reset();
+    expect(["[1/3] CXX obj/src/esphome/core/build_info_data.cpp.o\n", "[2/3] CXX obj/src/main.cpp.o\n", "[3/3] LINK program\n"].map((l) => p.feed(l))).toEqual([33, 66, 100]);
+  });
+
+  it("reads ESP-IDF's collapsed status lines (a carriage return before each, erase-line after)", () => {
+    const p = new ProgressParser();
+    expect(p.feed("[907/1424] Building C object esp-idf/main/CMakeFiles/main.c.obj\\033[K\r")).toBe(63);
   });
 
   it("ignores ninja sub-builds smaller than the largest seen", () => {

@@ -4,7 +4,7 @@
  * can be chosen; its build outputs are made by the stand-in CLI.
  */
 import { execFileSync } from "node:child_process";
-import { writeFile } from "node:fs/promises";
+import { readFile, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
 import { esphomeEnv } from "../../src/esphome/cli.ts";
@@ -104,6 +104,10 @@ describe("a compile on a build server", () => {
     expect(output).not.toContain("stray");
     expect(o.events.some((e) => e.name === "job_progress" && (e.payload as { progress: number }).progress === 42)).toBe(true);
     expect((await listBinaries(o.paths, "kitchen.yaml", "kitchen")).map((b) => b.file)).toContain("firmware.bin");
+    // Materialised as the upstream offloader does: images at their build-folder paths here, StorageJSON re-rooted.
+    const storage = JSON.parse(await readFile(o.paths.storageJson("kitchen.yaml"), "utf8")) as { build_path: string; firmware_bin_path: string };
+    expect(storage).toMatchObject({ build_path: o.paths.buildDir("kitchen"), firmware_bin_path: path.join(o.paths.firmwareDir("kitchen"), "firmware.bin") });
+    expect((await readFile(storage.firmware_bin_path)).length).toBeGreaterThan(0);
     expect(o.lifecycle(queued.job_id)).toEqual(["job_queued", "job_started", "job_completed"]);
     await stop();
   });
@@ -208,7 +212,7 @@ describe("an install built on a build server", () => {
       server.build(run);
       run.succeed();
       await o.done(queued.job_id);
-      expect(o.job(queued.job_id)).toMatchObject({ status: "failed", error: "esphome upload failed (exit code 1)", exit_code: 1 });
+      expect(o.job(queued.job_id)).toMatchObject({ status: "failed", error: expect.stringMatching(/^esphome upload failed \(exit code 1\): \S/) as unknown, exit_code: 1 });
     } finally {
       process.env.ESPHOME_STANDIN_FAIL = "";
     }

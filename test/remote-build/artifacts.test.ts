@@ -7,6 +7,7 @@ import { describe, expect, it } from "vitest";
 import { resolvePaths, type Paths } from "../../src/paths.ts";
 import {
   ArtifactsError,
+  buildRelative,
   packArtifacts,
   readArtifacts,
   stageFirmware,
@@ -30,39 +31,64 @@ async function codeOf(promise: Promise<unknown>): Promise<string> {
 
 interface FakeBuild {
   paths: Paths;
-  /** Artifact name -> the source file it must come from. */
+  /** Member name -> the source file it must come from. */
   sources: Record<string, string>;
 }
 
+type Layout = "platformio" | "esp-idf" | "host";
+
 /**
  * ESPHome's build layout, fabricated: StorageJSON at `<data>/storage/<cfg>.json`,
- * images in `<data>/build/<name>/.pioenvs/<name>/`, idedata at `<data>/idedata/<name>.json`
- * listing flash images (one of them, boot_app0.bin, outside the build folder).
+ * `build_info.json` in the build folder, idedata at `<data>/idedata/<name>.json`
+ * listing flash images (one of them, boot_app0.bin, outside the build folder), and
+ * the images where ESPHome 2026.10 leaves them: `.pioenvs/<name>/` for PlatformIO
+ * builds (with platformio.ini), `build/` for native ESP-IDF ones (firmware
+ * `<name>.bin`, bootloader and partition table in sub-folders), `.pioenvs/<name>/program`
+ * for the host platform.
  */
-async function fakeBuild(opts: { platform?: string; images?: string[]; name?: string; extraStorage?: Record<string, unknown> } = {}): Promise<FakeBuild> {
+async function fakeBuild(opts: { platform?: string; images?: string[]; name?: string; layout?: Layout; extraStorage?: Record<string, unknown> } = {}): Promise<FakeBuild> {
   const root = await tempDir();
   const paths = resolvePaths({ configDir: path.join(root, "config"), dataDir: path.join(root, "data") });
   const name = opts.name ?? "kitchen";
-  const envDir = paths.firmwareDir(name);
-  await fs.mkdir(envDir, { recursive: true });
-  const images = opts.images ?? ["firmware.bin", "firmware.factory.bin", "firmware.ota.bin", "firmware.elf", "bootloader.bin", "partitions.bin", "ota_data_initial.bin"];
+  const layout = opts.layout ?? "platformio";
+  const build = paths.buildDir(name);
   const sources: Record<string, string> = {};
-  for (const image of images) {
-    const p = path.join(envDir, image);
-    await fs.writeFile(p, randomBytes(1000 + image.length));
-    sources[image] = p;
-  }
+  const put = async (member: string, data: Buffer | string): Promise<string> => {
+    const p = path.join(build, ...member.split("/"));
+    await fs.mkdir(path.dirname(p), { recursive: true });
+    await fs.writeFile(p, data);
+    sources[member] = p;
+    return p;
+  };
+  const imageDir = layout === "esp-idf" ? "build" : `.pioenvs/${name}`;
+  const firmwareMember = layout === "esp-idf" ? `build/${name}.bin` : layout === "host" ? `.pioenvs/${name}/program` : `.pioenvs/${name}/firmware.bin`;
+  const defaults =
+    layout === "esp-idf" ? ["firmware.factory.bin", "firmware.ota.bin", "firmware.elf", "ota_data_initial.bin"]
+    : layout === "host" ? []
+    : ["firmware.factory.bin", "firmware.ota.bin", "firmware.elf", "bootloader.bin", "partitions.bin", "ota_data_initial.bin"];
+  const firmwarePath = await put(firmwareMember, randomBytes(1500));
+  for (const image of opts.images ?? defaults) await put(`${imageDir}/${image}`, randomBytes(1000 + image.length));
   const framework = path.join(root, "platformio", "framework");
   await fs.mkdir(framework, { recursive: true });
-  sources["boot_app0.bin"] = path.join(framework, "boot_app0.bin");
-  await fs.writeFile(sources["boot_app0.bin"], randomBytes(64));
+  await fs.writeFile(path.join(framework, "boot_app0.bin"), randomBytes(64));
+  const flashImages =
+    layout === "esp-idf"
+      ? [
+          { offset: "0x1000", path: await put("build/bootloader/bootloader.bin", randomBytes(300)) },
+          { offset: "0x8000", path: await put("build/partition_table/partition-table.bin", randomBytes(200)) },
+          { offset: "0xd000", path: path.join(build, "build", "ota_data_initial.bin") },
+        ]
+      : [
+          { offset: "0x1000", path: path.join(build, imageDir, "bootloader.bin") },
+          { offset: "0x8000", path: path.join(build, imageDir, "partitions.bin") },
+        ];
   const idedata = {
-    prog_path: path.join(envDir, "firmware.elf"),
+    prog_path: path.join(build, imageDir, layout === "host" ? "program" : "firmware.elf"),
     extra: {
       flash_images: [
-        { offset: "0x1000", path: path.join(envDir, "bootloader.bin") },
-        { offset: "0x8000", path: path.join(envDir, "partitions.bin") },
-        { offset: "0xe000", path: sources["boot_app0.bin"] },
+        ...flashImages,
+        // Outside the build folder (a framework package): not part of the build, not shipped.
+        { offset: "0xe000", path: path.join(framework, "boot_app0.bin") },
         { offset: "0x0", path: "relative/ignored.bin" },
         // Not a flash image: never shipped, whatever idedata says.
         { offset: "0x0", path: "/etc/hostname" },
@@ -72,9 +98,9 @@ async function fakeBuild(opts: { platform?: string; images?: string[]; name?: st
   sources["idedata.json"] = path.join(paths.dataDir, "idedata", `${name}.json`);
   await fs.mkdir(path.dirname(sources["idedata.json"]), { recursive: true });
   await fs.writeFile(sources["idedata.json"], JSON.stringify(idedata));
-  sources["platformio.ini"] = path.join(paths.buildDir(name), "platformio.ini");
-  await fs.writeFile(sources["platformio.ini"], "[env:kitchen]\n");
-  const platform = opts.platform ?? "ESP32";
+  if (layout === "platformio") await put("platformio.ini", `[env:${name}]\n`);
+  await put("build_info.json", JSON.stringify({ config_hash: 1, build_time_str: "2026-12-02 04:55:32 +0000" }));
+  const platform = opts.platform ?? (layout === "host" ? "HOST" : "ESP32");
   sources["storage.json"] = paths.storageJson("kitchen.yaml");
   await fs.mkdir(path.dirname(sources["storage.json"]), { recursive: true });
   await fs.writeFile(
@@ -82,34 +108,36 @@ async function fakeBuild(opts: { platform?: string; images?: string[]; name?: st
     JSON.stringify({
       storage_version: 1,
       name,
+      esp_platform: platform,
       target_platform: platform,
       core_platform: platform.toLowerCase().startsWith("esp32") ? "esp32" : platform.toLowerCase(),
-      build_path: paths.buildDir(name),
-      firmware_bin_path: path.join(envDir, "firmware.bin"),
+      toolchain: layout,
+      build_path: build,
+      firmware_bin_path: firmwarePath,
       ...opts.extraStorage,
     }),
   );
   return { paths, sources };
 }
 
+const META = ["storage.json", "idedata.json", "platformio.ini", "build_info.json"];
+
 describe("packArtifacts -> readArtifacts", () => {
-  it("packs firmware.bin first, the other images, storage, idedata and platformio.ini; reading gives the same bytes", async () => {
+  it("packs the metadata, then the firmware image and the other images at their paths in the build folder; reading gives the same bytes", async () => {
     const { paths, sources } = await fakeBuild();
     const packed = await packArtifacts(paths, "kitchen.yaml");
     expect(packed.firmwareOffset).toBe("0x10000");
     expect(packed.sha256).toBe(createHash("sha256").update(packed.tarball).digest("hex"));
+    expect(packed.firmware).toBe(".pioenvs/kitchen/firmware.bin");
     expect(packed.names).toEqual([
-      "firmware.bin",
-      "firmware.factory.bin",
-      "firmware.ota.bin",
-      "firmware.elf",
-      "bootloader.bin",
-      "partitions.bin",
-      "ota_data_initial.bin",
-      "boot_app0.bin",
-      "storage.json",
-      "idedata.json",
-      "platformio.ini",
+      ...META,
+      ".pioenvs/kitchen/firmware.bin",
+      ".pioenvs/kitchen/firmware.factory.bin",
+      ".pioenvs/kitchen/firmware.ota.bin",
+      ".pioenvs/kitchen/firmware.elf",
+      ".pioenvs/kitchen/bootloader.bin",
+      ".pioenvs/kitchen/partitions.bin",
+      ".pioenvs/kitchen/ota_data_initial.bin",
     ]);
 
     const read = await readArtifacts(packed.tarball);
@@ -117,9 +145,50 @@ describe("packArtifacts -> readArtifacts", () => {
     for (const [name, source] of Object.entries(sources)) {
       expect(read.files.get(name), name).toEqual(await fs.readFile(source));
     }
-    expect(read.firmware).toEqual(await fs.readFile(sources["firmware.bin"]!));
-    expect(read.storage?.["name"]).toBe("kitchen");
+    expect(read.firmwareName).toBe(".pioenvs/kitchen/firmware.bin");
+    expect(read.firmwareInBuild).toBe(".pioenvs/kitchen/firmware.bin");
+    expect(read.firmware).toEqual(await fs.readFile(sources[".pioenvs/kitchen/firmware.bin"]!));
+    expect(read.storage["name"]).toBe("kitchen");
     expect(read.idedata?.["prog_path"]).toMatch(/firmware\.elf$/);
+  });
+
+  it("a host build: the program StorageJSON names, and no platformio.ini", async () => {
+    const { paths, sources } = await fakeBuild({ layout: "host", name: "hostdev" });
+    const packed = await packArtifacts(paths, "kitchen.yaml");
+    expect(packed.firmwareOffset).toBe("0x0");
+    expect(packed.names).toEqual(["storage.json", "idedata.json", "build_info.json", ".pioenvs/hostdev/program"]);
+    const read = await readArtifacts(packed.tarball);
+    expect(read.firmwareName).toBe(".pioenvs/hostdev/program");
+    expect(read.firmware).toEqual(await fs.readFile(sources[".pioenvs/hostdev/program"]!));
+  });
+
+  it("a native ESP-IDF build (ESPHome 2026.10's default for ESP32): build/<name>.bin and the images beside it and under it", async () => {
+    const { paths } = await fakeBuild({ layout: "esp-idf" });
+    const packed = await packArtifacts(paths, "kitchen.yaml");
+    expect(packed.firmwareOffset).toBe("0x10000");
+    expect(packed.names).toEqual([
+      "storage.json",
+      "idedata.json",
+      "build_info.json",
+      "build/kitchen.bin",
+      "build/firmware.factory.bin",
+      "build/firmware.ota.bin",
+      "build/firmware.elf",
+      "build/ota_data_initial.bin",
+      "build/bootloader/bootloader.bin",
+      "build/partition_table/partition-table.bin",
+    ]);
+    expect((await readArtifacts(packed.tarball)).firmwareName).toBe("build/kitchen.bin");
+  });
+
+  it("only: an install's download holds storage.json and the firmware image, whatever the platform", async () => {
+    for (const [layout, firmware] of [["platformio", ".pioenvs/kitchen/firmware.bin"], ["esp-idf", "build/kitchen.bin"], ["host", ".pioenvs/kitchen/program"]] as const) {
+      const { paths } = await fakeBuild({ layout });
+      expect((await packArtifacts(paths, "kitchen.yaml", { only: new Set() })).names).toEqual(["storage.json", firmware]);
+      expect((await packArtifacts(paths, "kitchen.yaml", { only: new Set(["firmware.elf"]) })).names).toEqual(
+        layout === "host" ? ["storage.json", firmware] : ["storage.json", firmware, `${layout === "esp-idf" ? "build" : ".pioenvs/kitchen"}/firmware.elf`],
+      );
+    }
   });
 
   it("is deterministic", async () => {
@@ -136,37 +205,42 @@ describe("packArtifacts -> readArtifacts", () => {
     ["ESP32S3", "0x10000"],
     ["ESP32C3", "0x10000"],
   ])("firmware offset for %s is %s; only existing images are packed", async (platform, offset) => {
-    const { paths } = await fakeBuild({ platform, images: ["firmware.bin", "firmware.elf"] });
+    const { paths } = await fakeBuild({ platform, images: ["firmware.elf"] });
     const packed = await packArtifacts(paths, "kitchen.yaml");
     expect(packed.firmwareOffset).toBe(offset);
-    expect(packed.names).toEqual(["firmware.bin", "firmware.elf", "boot_app0.bin", "storage.json", "idedata.json", "platformio.ini"]);
+    expect(packed.names).toEqual([...META, ".pioenvs/kitchen/firmware.bin", ".pioenvs/kitchen/firmware.elf"]);
   });
 
   it("finds firmware in the default place when StorageJSON has no firmware_bin_path", async () => {
     const { paths } = await fakeBuild({ extraStorage: { firmware_bin_path: null, build_path: null } });
     const packed = await packArtifacts(paths, "kitchen.yaml");
-    expect(packed.names.slice(0, 1)).toEqual(["firmware.bin"]);
+    expect(packed.firmware).toBe(".pioenvs/kitchen/firmware.bin");
     expect(packed.names).toContain("platformio.ini");
   });
 
-  it.skipIf(!existsSync(STAND_IN))("packs a build made by the stand-in `esphome compile`", async () => {
+  it.skipIf(!existsSync(STAND_IN)).each([
+    ["PlatformIO", "esp32:\n  board: esp32dev\n", {}, ".pioenvs/kitchen/firmware.bin", "0x10000"],
+    ["native ESP-IDF", "esp32:\n  board: esp32dev\n", { ESPHOME_STANDIN_TOOLCHAIN: "esp-idf" }, "build/kitchen.bin", "0x10000"],
+    ["host", "host:\n", {}, ".pioenvs/kitchen/program", "0x0"],
+  ] as const)("packs a %s build made by the stand-in `esphome compile`", async (_label, platform, extraEnv, firmware, offset) => {
     const root = await tempDir();
     const paths = resolvePaths({ configDir: path.join(root, "config"), dataDir: path.join(root, "data") });
     await fs.mkdir(paths.configDir, { recursive: true });
-    await fs.writeFile(path.join(paths.configDir, "kitchen.yaml"), "esphome:\n  name: kitchen\nesp32:\n  board: esp32dev\n");
+    await fs.writeFile(path.join(paths.configDir, "kitchen.yaml"), `esphome:\n  name: kitchen\n${platform}`);
     await run(STAND_IN, ["--dashboard", "compile", "kitchen.yaml"], {
       cwd: paths.configDir,
-      env: { ...process.env, ESPHOME_DATA_DIR: paths.dataDir, ESPHOME_STANDIN_COMPILE_SECONDS: "0" },
+      env: { ...process.env, ESPHOME_DATA_DIR: paths.dataDir, ESPHOME_STANDIN_COMPILE_SECONDS: "0", ...extraEnv },
     });
     const packed = await packArtifacts(paths, "kitchen.yaml");
-    expect(packed.firmwareOffset).toBe("0x10000");
-    expect(packed.names[0]).toBe("firmware.bin");
-    expect(packed.names).toEqual(expect.arrayContaining(["storage.json", "idedata.json", "platformio.ini", "firmware.factory.bin", "firmware.elf"]));
+    expect(packed.firmwareOffset).toBe(offset);
+    expect(packed.firmware).toBe(firmware);
     const read = await readArtifacts(packed.tarball);
-    const storage = JSON.parse(await fs.readFile(paths.storageJson("kitchen.yaml"), "utf8")) as { firmware_bin_path: string };
+    const storage = JSON.parse(await fs.readFile(paths.storageJson("kitchen.yaml"), "utf8")) as { firmware_bin_path: string; build_path: string };
+    expect(read.firmwareName).toBe(buildRelative(storage.build_path, storage.firmware_bin_path));
     expect(read.firmware).toEqual(await fs.readFile(storage.firmware_bin_path));
-    for (const name of packed.names.filter((n) => n.endsWith(".bin") || n.endsWith(".elf"))) {
-      expect(read.files.get(name), name).toEqual(await fs.readFile(path.join(paths.firmwareDir("kitchen"), name)));
+    expect(packed.names).toEqual(expect.arrayContaining(["storage.json", "idedata.json", "build_info.json"]));
+    for (const name of packed.names.filter((n) => n.includes("/"))) {
+      expect(read.files.get(name), name).toEqual(await fs.readFile(path.join(storage.build_path, name)));
     }
     expect(read.storage).toEqual(storage);
   });
@@ -178,19 +252,24 @@ describe("packArtifacts errors", () => {
     expect(await codeOf(packArtifacts(paths, "office.yaml"))).toBe("build_dir_missing");
   });
 
-  it("build_dir_missing: StorageJSON but no firmware", async () => {
-    const { paths, sources } = await fakeBuild();
-    await fs.rm(sources["firmware.bin"]!);
-    expect(await codeOf(packArtifacts(paths, "kitchen.yaml"))).toBe("build_dir_missing");
+  it("build_dir_missing: StorageJSON but not the image it names", async () => {
+    for (const layout of ["platformio", "host"] as const) {
+      const { paths, sources } = await fakeBuild({ layout });
+      await fs.rm(sources[layout === "host" ? ".pioenvs/kitchen/program" : ".pioenvs/kitchen/firmware.bin"]!);
+      expect(await codeOf(packArtifacts(paths, "kitchen.yaml"))).toBe("build_dir_missing");
+    }
   });
 
-  it("pack_failed: unreadable StorageJSON or an unusable device name", async () => {
+  it("pack_failed: unreadable StorageJSON, an unusable device name, a firmware image outside the build folder", async () => {
     const { paths, sources } = await fakeBuild();
+    const good = await fs.readFile(sources["storage.json"]!, "utf8");
     await fs.writeFile(sources["storage.json"]!, "{not json");
     expect(await codeOf(packArtifacts(paths, "kitchen.yaml"))).toBe("pack_failed");
     await fs.writeFile(sources["storage.json"]!, JSON.stringify({ name: "../evil" }));
     expect(await codeOf(packArtifacts(paths, "kitchen.yaml"))).toBe("pack_failed");
     await fs.writeFile(sources["storage.json"]!, "[]");
+    expect(await codeOf(packArtifacts(paths, "kitchen.yaml"))).toBe("pack_failed");
+    await fs.writeFile(sources["storage.json"]!, JSON.stringify({ ...(JSON.parse(good) as object), firmware_bin_path: "/etc/passwd" }));
     expect(await codeOf(packArtifacts(paths, "kitchen.yaml"))).toBe("pack_failed");
   });
 
@@ -208,27 +287,70 @@ describe("packArtifacts errors", () => {
   });
 });
 
+describe("buildRelative", () => {
+  it.each([
+    ["/b/kitchen", "/b/kitchen/.pioenvs/kitchen/firmware.bin", ".pioenvs/kitchen/firmware.bin"],
+    ["/b/kitchen/", "/b/kitchen/build/kitchen.bin", "build/kitchen.bin"],
+    ["C:\\esphome\\build\\kitchen", "C:\\esphome\\build\\kitchen\\.pioenvs\\kitchen\\firmware.bin", ".pioenvs/kitchen/firmware.bin"],
+    ["/b/kitchen", "/b/kitchen", null],
+    ["/b/kitchen", "/b/other/firmware.bin", null],
+    ["/b/kitchen", "/b/kitchen/../kitchen2/x.bin", null],
+    ["C:\\b\\kitchen", "D:\\b\\kitchen\\x.bin", null],
+  ])("%j, %j -> %j", (dir, file, want) => {
+    expect(buildRelative(dir, file)).toBe(want);
+  });
+});
+
+describe("readArtifacts", () => {
+  const storage = (extra: Record<string, unknown> = {}): ReturnType<typeof file> =>
+    file("storage.json", JSON.stringify({ name: "kitchen", build_path: "/b/kitchen", firmware_bin_path: "/b/kitchen/.pioenvs/kitchen/firmware.bin", ...extra }));
+  const fw = file(".pioenvs/kitchen/firmware.bin", "FW");
+
+  it("reads what older builders of ours sent: the images flat at the top", async () => {
+    const read = await readArtifacts(tgzOf([file("firmware.bin", "FW"), file("firmware.elf", "ELF"), storage()]));
+    expect(read).toMatchObject({ firmwareName: "firmware.bin", firmwareInBuild: ".pioenvs/kitchen/firmware.bin" });
+    expect(read.firmware.toString()).toBe("FW");
+  });
+
+  it("reads a build server's Windows paths", async () => {
+    const read = await readArtifacts(tgzOf([storage({ build_path: "C:\\b\\kitchen", firmware_bin_path: "C:\\b\\kitchen\\.pioenvs\\kitchen\\firmware.bin" }), fw]));
+    expect(read.firmwareName).toBe(".pioenvs/kitchen/firmware.bin");
+  });
+
+  it("accepts members written as ./name", async () => {
+    const read = await readArtifacts(tgzOf([file("./storage.json", JSON.stringify({ build_path: "/b", firmware_bin_path: "/b/firmware.bin" })), file("./firmware.bin", "FW")]));
+    expect(read.firmware.toString()).toBe("FW");
+    expect(read.idedata).toBeNull();
+  });
+});
+
 describe("readArtifacts rejects hostile tarballs", () => {
-  const fw = file("firmware.bin", "FW");
+  const storage = (extra: Record<string, unknown> = {}): ReturnType<typeof file> =>
+    file("storage.json", JSON.stringify({ name: "kitchen", build_path: "/b/kitchen", firmware_bin_path: "/b/kitchen/.pioenvs/kitchen/firmware.bin", ...extra }));
+  const fw = file(".pioenvs/kitchen/firmware.bin", "FW");
   const cases: [string, string, () => Promise<Buffer> | Buffer][] = [
     ["not gzip", "malformed", () => Buffer.from("nope")],
-    ["a corrupt header", "malformed", () => tgzOf([file("firmware.bin", "x", { badChecksum: true })])],
-    ["a truncated stream", "malformed", () => tgzOf([fw]).subarray(0, 20)],
+    ["a corrupt header", "malformed", () => tgzOf([file("storage.json", "x", { badChecksum: true })])],
+    ["a truncated stream", "malformed", () => tgzOf([storage(), fw]).subarray(0, 20)],
     ["traversal", "unsafe_path", () => tgzOf([fw, file("../storage.json", "{}")])],
+    ["traversal inside a path", "unsafe_path", () => tgzOf([fw, file(".pioenvs/../../x.bin", "x")])],
     ["an absolute path", "unsafe_path", () => tgzOf([fw, file("/etc/cron.d/evil", "x")])],
-    ["a sub-folder path", "unsafe_path", () => tgzOf([fw, file("build/firmware.bin", "x")])],
     ["a backslash", "unsafe_path", () => tgzOf([fw, file("..\\x", "x")])],
-    ["a symlink", "not_a_file", () => tgzOf([{ name: "firmware.bin", type: "2", linkname: "/etc/shadow" }])],
+    ["a symlink", "not_a_file", () => tgzOf([{ name: ".pioenvs/kitchen/firmware.bin", type: "2", linkname: "/etc/shadow" }])],
     ["a hard link", "not_a_file", () => tgzOf([fw, { name: "firmware.elf", type: "1", linkname: "/etc/shadow" }])],
     ["a character device", "not_a_file", () => tgzOf([fw, { name: "tty", type: "3" }])],
     ["a block device", "not_a_file", () => tgzOf([fw, { name: "sda", type: "4" }])],
     ["a FIFO", "not_a_file", () => tgzOf([fw, { name: "pipe", type: "6" }])],
     ["a directory", "not_a_file", () => tgzOf([{ name: "build/", type: "5" }, fw])],
-    ["a duplicate name", "duplicate", () => tgzOf([fw, file("firmware.bin", "other")])],
-    ["no firmware.bin", "missing_firmware", () => tgzOf([file("storage.json", "{}"), file("firmware.elf", "x")])],
+    ["a duplicate name", "duplicate", () => tgzOf([storage(), fw, file(".pioenvs/kitchen/firmware.bin", "other")])],
+    ["two images with one base name", "duplicate", () => tgzOf([storage(), fw, file("build/firmware.bin", "other")])],
+    ["no storage.json", "missing_firmware", () => tgzOf([fw, file("firmware.elf", "x")])],
+    ["not the image storage.json names", "missing_firmware", () => tgzOf([storage(), file(".pioenvs/kitchen/firmware.elf", "x")])],
     ["an empty archive", "missing_firmware", () => tgzOf([])],
-    ["idedata not JSON", "malformed", () => tgzOf([fw, file("idedata.json", "{")])],
-    ["idedata not an object", "malformed", () => tgzOf([fw, file("idedata.json", "[1,2]")])],
+    ["storage without paths", "malformed", () => tgzOf([file("storage.json", "{}"), fw])],
+    ["a firmware image outside the build folder", "malformed", () => tgzOf([storage({ firmware_bin_path: "/etc/passwd" }), fw])],
+    ["idedata not JSON", "malformed", () => tgzOf([storage(), fw, file("idedata.json", "{")])],
+    ["idedata not an object", "malformed", () => tgzOf([storage(), fw, file("idedata.json", "[1,2]")])],
     ["storage not an object", "malformed", () => tgzOf([fw, file("storage.json", "null")])],
   ];
   it.each(cases)("%s -> %s", async (_label, code, make) => {
@@ -257,30 +379,19 @@ describe("readArtifacts rejects hostile tarballs", () => {
     expect(await codeOf(readArtifacts(await zeroMemberBomb("firmware.bin", 200 * MiB)))).toBe("member_too_large");
     expect(await codeOf(readArtifacts(await trailingZeroBomb([fw], 200 * MiB), { maxBytes: MiB }))).toBe("too_large");
   });
-
-  it("accepts members written as ./name", async () => {
-    const read = await readArtifacts(tgzOf([file("./firmware.bin", "FW")]));
-    expect(read.firmware.toString()).toBe("FW");
-    expect(read.storage).toBeNull();
-    expect(read.idedata).toBeNull();
-  });
 });
 
 describe("stageFirmware", () => {
-  it("writes the files into a fresh temp folder and removes it on cleanup", async () => {
+  it("writes the image into a fresh temp folder and removes it on cleanup", async () => {
     const root = await tempDir();
     const tmpRoot = path.join(root, "tmp");
-    const files = new Map([
-      ["firmware.bin", Buffer.from("FW")],
-      ["firmware.factory.bin", Buffer.from("FACTORY")],
-    ]);
-    const a = await stageFirmware(files, tmpRoot);
-    const b = await stageFirmware(files, tmpRoot);
+    const image = { name: "firmware.bin", data: Buffer.from("FW") };
+    const a = await stageFirmware(image, tmpRoot);
+    const b = await stageFirmware(image, tmpRoot);
     expect(a.dir).not.toBe(b.dir);
     expect(path.dirname(a.dir)).toBe(path.resolve(tmpRoot));
     expect(a.firmwarePath).toBe(path.join(a.dir, "firmware.bin"));
     expect(await fs.readFile(a.firmwarePath, "utf8")).toBe("FW");
-    expect(await fs.readFile(path.join(a.dir, "firmware.factory.bin"), "utf8")).toBe("FACTORY");
     expect((await fs.stat(a.firmwarePath)).mode & 0o777).toBe(0o644);
     await a.cleanup();
     await a.cleanup();
@@ -290,38 +401,31 @@ describe("stageFirmware", () => {
     expect(await fs.readdir(tmpRoot)).toEqual([]);
   });
 
-  it("round trip: pack, read, stage", async () => {
-    const { paths, sources } = await fakeBuild();
-    const read = await readArtifacts((await packArtifacts(paths, "kitchen.yaml")).tarball);
-    const staged = await stageFirmware(read.files, paths.tmpDir);
-    expect(await fs.readFile(staged.firmwarePath)).toEqual(await fs.readFile(sources["firmware.bin"]!));
-    await staged.cleanup();
+  it("round trip: pack, read, stage, for a chip and for the host", async () => {
+    for (const layout of ["platformio", "host"] as const) {
+      const { paths } = await fakeBuild({ layout });
+      const read = await readArtifacts((await packArtifacts(paths, "kitchen.yaml")).tarball);
+      const staged = await stageFirmware({ name: path.posix.basename(read.firmwareName), data: read.firmware }, paths.tmpDir);
+      expect(path.basename(staged.firmwarePath)).toBe(layout === "host" ? "program" : "firmware.bin");
+      expect(await fs.readFile(staged.firmwarePath)).toEqual(read.firmware);
+      await staged.cleanup();
+    }
   });
 
   it.each([["../escape"], ["sub/x"], ["/abs"], [".."], [""], ["a\u0000b"]])(
     "unsafe_path: refuses the name %j and creates nothing",
     async (name) => {
       const root = await tempDir();
-      const files = new Map([
-        ["firmware.bin", Buffer.from("FW")],
-        [name, Buffer.from("x")],
-      ]);
-      expect(await codeOf(stageFirmware(files, path.join(root, "tmp")))).toBe("unsafe_path");
+      expect(await codeOf(stageFirmware({ name, data: Buffer.from("x") }, path.join(root, "tmp")))).toBe("unsafe_path");
       expect(await fs.readdir(root)).toEqual([]);
     },
   );
 
-  it("missing_firmware: nothing to stage", async () => {
-    const root = await tempDir();
-    expect(await codeOf(stageFirmware(new Map([["firmware.elf", Buffer.from("x")]]), root))).toBe("missing_firmware");
-    expect(await fs.readdir(root)).toEqual([]);
-  });
-
-  it("createTarGz output with a nested name is refused by readArtifacts", async () => {
+  it("createTarGz output with nested names reads back (upstream's layout)", async () => {
     const bytes = await createTarGz([
-      { path: "firmware.bin", data: Buffer.from("x") },
-      { path: "a/b.bin", data: Buffer.from("y") },
+      { path: "storage.json", data: Buffer.from(JSON.stringify({ build_path: "/b", firmware_bin_path: "/b/a/firmware.bin" })) },
+      { path: "a/firmware.bin", data: Buffer.from("y") },
     ]);
-    expect(await codeOf(readArtifacts(bytes))).toBe("unsafe_path");
+    expect((await readArtifacts(bytes)).firmwareName).toBe("a/firmware.bin");
   });
 });
