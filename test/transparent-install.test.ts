@@ -11,6 +11,7 @@ import type { FirmwareJob } from "../src/firmware/job.ts";
 import { ApiClient, type Frame } from "./helpers/api-client.ts";
 import { STAND_IN, configDir, spawnBuilder } from "./helpers/builder.ts";
 import { waitFor } from "./helpers/tmp.ts";
+import { pairBuilders } from "./helpers/pairing.ts";
 
 interface Call {
   argv: string[];
@@ -38,20 +39,6 @@ async function builder(name: string, env: Record<string, string> = {}) {
   return { proc, api, dir, record, peerPort, name };
 }
 
-type B = Awaited<ReturnType<typeof builder>>;
-
-async function pair(a: B, b: B): Promise<string> {
-  await b.api.call("remote_build/set_pairing_window", { open: true });
-  const preview = await a.api.call<{ pin_sha256: string }>("remote_build/preview_pair", { hostname: "127.0.0.1", port: b.peerPort });
-  await a.api.call("remote_build/request_pair", { hostname: "127.0.0.1", port: b.peerPort, pin_sha256: preview.pin_sha256 });
-  const id = (await a.api.call<{ dashboard_id: string }>("remote_build/get_identity")).dashboard_id;
-  await b.api.call("remote_build/approve_peer", { dashboard_id: id });
-  await waitFor(async () => {
-    const s = await a.api.call<{ pairings: { connected: boolean; idle: boolean | null }[] }>("remote_build/get_offloader_settings");
-    return s.pairings[0]?.connected === true && s.pairings[0].idle === true;
-  }, 10_000, "A connected to an idle B");
-  return preview.pin_sha256;
-}
 
 async function install(api: ApiClient, args: Record<string, unknown>): Promise<{ job: FirmwareJob; events: Frame[]; result: Frame; final: FirmwareJob }> {
   const sub = api.stream("subscribe_events");
@@ -70,7 +57,7 @@ describe("transparent install across two builders", () => {
   it("compiles on the idle build server, flashes here with its bytes, and reports it like a local install", async () => {
     const a = await builder("Pi in the closet");
     const b = await builder("Desktop PC");
-    const pin = await pair(a, b);
+    const pin = await pairBuilders(a, b);
 
     const remote = await install(a.api, { configuration: "kitchen.yaml", port: "OTA" });
     expect(remote.result.data).toEqual({ status: "completed", exit_code: 0, error: null });
@@ -103,7 +90,7 @@ describe("transparent install across two builders", () => {
   it("builds here when the build server is busy, disconnected, or the port is serial", async () => {
     const a = await builder("Pi", { ESPHOME_STANDIN_SERIAL_OK: "1" });
     const b = await builder("Desktop", { ESPHOME_STANDIN_COMPILE_SECONDS: "3" });
-    await pair(a, b);
+    await pairBuilders(a, b);
 
     // Serial: always local.
     const serial = await install(a.api, { configuration: "kitchen.yaml", port: "/dev/ttyUSB0" });
@@ -138,7 +125,7 @@ describe("restart recovery of a remote build", () => {
   it("sends the job back to its build server when it reconnects within the grace period", async () => {
     const a = await builder("Pi");
     const b = await builder("Desktop", { ESPHOME_STANDIN_COMPILE_SECONDS: "2" });
-    const pin = await pair(a, b);
+    const pin = await pairBuilders(a, b);
     const job = await a.api.call<FirmwareJob>("firmware/install", { configuration: "kitchen.yaml", port: "OTA" });
     await waitFor(async () => (await b.api.call<FirmwareJob[]>("firmware/get_jobs", {})).some((j) => j.status === "running"), 10_000, "B compiling");
     await new Promise((r) => setTimeout(r, 400)); // the running state reaches A's job log and index
@@ -160,7 +147,7 @@ describe("restart recovery of a remote build", () => {
   it("builds here, saying so, when the build server does not come back in time", async () => {
     const a = await builder("Pi");
     const b = await builder("Desktop", { ESPHOME_STANDIN_COMPILE_SECONDS: "3" });
-    await pair(a, b);
+    await pairBuilders(a, b);
     const job = await a.api.call<FirmwareJob>("firmware/install", { configuration: "kitchen.yaml", port: "OTA" });
     await waitFor(async () => (await b.api.call<FirmwareJob[]>("firmware/get_jobs", {})).some((j) => j.status === "running"), 10_000, "B compiling");
     await new Promise((r) => setTimeout(r, 400));
@@ -194,8 +181,8 @@ describe("a bulk install with two build servers", () => {
     const a = { proc: aProc, api: await ApiClient.connect(aProc.port), dir, record, peerPort: 0, name: "Pi" };
     const b = await builder("Desktop", env);
     const c = await builder("Laptop", env);
-    await pair(a, b);
-    await pair(a, c);
+    await pairBuilders(a, b);
+    await pairBuilders(a, c);
     await waitFor(async () => {
       const s = await a.api.call<{ pairings: { connected: boolean; idle: boolean | null }[] }>("remote_build/get_offloader_settings");
       return s.pairings.length === 2 && s.pairings.every((p) => p.connected && p.idle === true);

@@ -18,6 +18,7 @@ import { resolvePaths } from "../../src/paths.ts";
 import { ApiClient } from "../helpers/api-client.ts";
 import { STAND_IN, configDir, spawnBuilder, type BuilderProcess } from "../helpers/builder.ts";
 import { waitFor } from "../helpers/tmp.ts";
+import { pairBuilders } from "../helpers/pairing.ts";
 
 const GiB = 1024 ** 3;
 const FLOOD_BYTES = Number(process.env.OUTPUT_FLOOD_BYTES ?? 2 * GiB);
@@ -202,25 +203,12 @@ describe("job output under a flood, in a real builder process", () => {
   }, 600_000);
 });
 
-/** A pairs with build server B (as the panel does) and waits until B is connected and idle. */
-async function pair(a: Builder, b: Builder): Promise<void> {
-  await b.api.call("remote_build/set_pairing_window", { open: true });
-  const preview = await a.api.call<{ pin_sha256: string }>("remote_build/preview_pair", { hostname: "127.0.0.1", port: b.peerPort });
-  await a.api.call("remote_build/request_pair", { hostname: "127.0.0.1", port: b.peerPort, pin_sha256: preview.pin_sha256 });
-  const id = (await a.api.call<{ dashboard_id: string }>("remote_build/get_identity")).dashboard_id;
-  await b.api.call("remote_build/approve_peer", { dashboard_id: id });
-  await waitFor(async () => {
-    const s = await a.api.call<{ pairings: { connected: boolean; idle: boolean | null }[] }>("remote_build/get_offloader_settings");
-    return s.pairings[0]?.connected === true && s.pairings[0].idle === true;
-  }, 10_000, "A connected to an idle B");
-}
-
 describe("remote job output under a flood, two real builder processes", () => {
   it("reaches the offloader as job_output frames with both builders' memory bounded", async () => {
     const bytes = REMOTE_FLOOD_BYTES;
     const b = await floodBuilder({ ESPHOME_STANDIN_FLOOD_BYTES: String(bytes) }, "Build box");
     const a = await floodBuilder({}, "Laptop");
-    await pair(a, b);
+    await pairBuilders(a, b);
     const serverPid = b.proc.child.pid!;
     const serverBefore = await usage(serverPid);
     await resetPeak(serverPid);

@@ -6,8 +6,7 @@
  * same id, approved one after the other) never share a folder and cannot
  * cancel, supersede or download each other's jobs.
  */
-import { execFileSync } from "node:child_process";
-import { mkdir, readFile, readdir, writeFile } from "node:fs/promises";
+import { mkdir, readdir, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
 import type { FirmwareJob } from "../../src/api/wire.ts";
@@ -19,6 +18,7 @@ import { Offloader } from "../../src/remote-build/offloader.ts";
 import { ApiClient } from "../helpers/api-client.ts";
 import { STAND_IN, configDir, spawnBuilder } from "../helpers/builder.ts";
 import { tempDir, waitFor } from "../helpers/tmp.ts";
+import { standInBundle } from "../helpers/pairing.ts";
 
 async function startBuildServer(): Promise<{ api: ApiClient; dir: string; peerPort: number }> {
   const dir = await configDir();
@@ -59,12 +59,6 @@ async function pair(server: Awaited<ReturnType<typeof startBuildServer>>, o: Tes
   return preview.pin_sha256;
 }
 
-async function bundleOf(dir: string): Promise<Buffer> {
-  const out = path.join(await tempDir(), "bundle.tar.gz");
-  execFileSync(STAND_IN, ["bundle", path.join(dir, "kitchen.yaml"), "-o", out], { stdio: "ignore" });
-  return readFile(out);
-}
-
 async function jobsOn(server: Awaited<ReturnType<typeof startBuildServer>>): Promise<FirmwareJob[]> {
   return server.api.call<FirmwareJob[]>("firmware/get_jobs");
 }
@@ -78,7 +72,7 @@ describe("two approved peers with alike dashboard_ids", () => {
     await pair(server, b);
     const sa = a.offloader.session(serverPin)!;
     const sb = b.offloader.session(serverPin)!;
-    const bundle = await bundleOf(server.dir);
+    const bundle = await standInBundle(server.dir);
 
     // Same configuration name and the same job id from both peers.
     expect(await sa.submitJob("job000000001", "compile", "kitchen.yaml", bundle, "kitchen")).toEqual({ accepted: true });
@@ -115,7 +109,7 @@ describe("two approved peers with alike dashboard_ids", () => {
     const a = await offloaderWithId(id);
     const serverPin = await pair(server, a);
     const sa = a.offloader.session(serverPin)!;
-    const bundle = await bundleOf(server.dir);
+    const bundle = await standInBundle(server.dir);
     expect(await sa.submitJob("job00000000a", "compile", "kitchen.yaml", bundle, "kitchen")).toEqual({ accepted: true });
     await waitFor(() => a.statusOf("job00000000a").includes("running"), 10_000, "A's build to run");
 

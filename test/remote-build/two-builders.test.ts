@@ -2,7 +2,6 @@
  * A build server running as a real builder process, and an offloader in the
  * test process (the API the install runner uses), on loopback.
  */
-import { execFileSync } from "node:child_process";
 import { readFile, readdir } from "node:fs/promises";
 import net from "node:net";
 import path from "node:path";
@@ -15,6 +14,7 @@ import { Offloader } from "../../src/remote-build/offloader.ts";
 import { ApiClient } from "../helpers/api-client.ts";
 import { STAND_IN, configDir, spawnBuilder, type BuilderProcess } from "../helpers/builder.ts";
 import { tempDir, waitFor } from "../helpers/tmp.ts";
+import { standInBundle } from "../helpers/pairing.ts";
 
 async function freePort(): Promise<number> {
   const server = net.createServer();
@@ -76,12 +76,6 @@ async function pair(r: Receiver, o: Awaited<ReturnType<typeof startOffloader>>):
   return preview.pin_sha256;
 }
 
-async function bundleOf(dir: string): Promise<Buffer> {
-  const out = path.join(await tempDir(), "bundle.tar.gz");
-  execFileSync(STAND_IN, ["bundle", path.join(dir, "kitchen.yaml"), "-o", out], { stdio: "ignore" });
-  return readFile(out);
-}
-
 /** Stand-in compiles running for a peer (their YAML sits under .remote_builds). */
 async function remoteCompiles(dir: string): Promise<number[]> {
   const pids: number[] = [];
@@ -99,7 +93,7 @@ describe("a build server process and an offloader", () => {
     const o = await startOffloader();
     const pin = await pair(r, o);
     const session = o.offloader.session(pin)!;
-    const bundle = await bundleOf(r.dir);
+    const bundle = await standInBundle(r.dir);
 
     const states = (id: string) => o.events.filter((e) => e.name === "offloader_job_state_changed" && (e.payload as { job_id: string }).job_id === id).map((e) => (e.payload as { status: string }).status);
     expect(await session.submitJob("job000000001", "compile", "kitchen.yaml", bundle, "kitchen")).toEqual({ accepted: true });
@@ -135,7 +129,7 @@ describe("a build server process and an offloader", () => {
     const o = await startOffloader();
     const pin = await pair(r, o);
     const session = o.offloader.session(pin)!;
-    expect(await session.submitJob("job000000009", "compile", "kitchen.yaml", await bundleOf(r.dir), "kitchen")).toEqual({ accepted: true });
+    expect(await session.submitJob("job000000009", "compile", "kitchen.yaml", await standInBundle(r.dir), "kitchen")).toEqual({ accepted: true });
     await waitFor(() => o.events.some((e) => e.name === "offloader_job_state_changed" && (e.payload as { status: string }).status === "completed"), 20_000, "the compile");
     const runs = (await readFile(r.record, "utf8")).trim().split("\n").map((l) => JSON.parse(l) as { command: string; configuration: string; env_names: string[] });
     const compile = runs.find((run) => run.command === "compile" && run.configuration.includes(".remote_builds"));
@@ -150,7 +144,7 @@ describe("a build server process and an offloader", () => {
     const o = await startOffloader();
     const pin = await pair(r, o);
     const session = o.offloader.session(pin)!;
-    const pendingAck = session.submitJob("job000000003", "compile", "kitchen.yaml", await bundleOf(r.dir), "kitchen");
+    const pendingAck = session.submitJob("job000000003", "compile", "kitchen.yaml", await standInBundle(r.dir), "kitchen");
     await waitFor(() => o.events.some((e) => e.name === "offloader_job_state_changed"), 10_000, "the build to start");
     const killedAt = Date.now();
     r.proc.child.kill("SIGKILL");
