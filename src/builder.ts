@@ -79,9 +79,12 @@ export class Builder {
   readonly #router: BuildRouter;
   #http: HttpServer | undefined;
   #esphomeVersion: string | null = null;
+  /** This builder's name for peers; in the add-on without a label option, the host's name learnt at start. */
+  #label: string;
 
   constructor(config: BuilderConfig, hooks: BuilderHooks = {}) {
     this.config = config;
+    this.#label = config.label;
     this.paths = resolvePaths({ configDir: config.configDir, dataDir: config.dataDir });
     // The remote runner reaches the offloader lazily: the offloader needs the queue first.
     this.#remoteRunner = new RemoteRunner({
@@ -104,7 +107,7 @@ export class Builder {
       paths: this.paths,
       host: config.peerLinkHost,
       peerLinkPort: config.peerLinkPort,
-      label: config.label,
+      label: () => this.#label,
       esphomeVersion: () => this.#esphomeVersion,
       // The build server is on by default standalone; in the add-on the user turns it on.
       receiverDefaultEnabled: !config.addon,
@@ -132,6 +135,15 @@ export class Builder {
   async start(): Promise<Listening> {
     await fs.mkdir(this.paths.configDir, { recursive: true });
     await fs.mkdir(this.paths.stateDir, { recursive: true });
+    if (this.config.labelFromSupervisor === true) {
+      const name = await this.ha.hostName();
+      if (name === null) {
+        log.warning(`no Home Assistant host name from the Supervisor: this builder is '${this.#label}' to its peers; the label option names it`);
+      } else {
+        this.#label = name;
+        log.info(`this builder is '${name}' to its peers (the Home Assistant host's name)`);
+      }
+    }
     // Remote builds first: restored jobs are routed as soon as the queue starts.
     await this.remote.start();
     // Add-on options that act on running parts (the build-server switch), before anything is served.
@@ -205,7 +217,7 @@ export class Builder {
       server_version: SERVER_VERSION,
       esphome_version: this.#esphomeVersion,
       config_dir: this.paths.configDir,
-      label: this.config.label,
+      label: this.#label,
     };
   }
 

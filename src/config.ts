@@ -22,6 +22,8 @@ export interface BuilderConfig {
   peerLinkHost: string;
   esphome: string;
   label: string;
+  /** Add-on without a label (the `label` option empty): start() takes the Home Assistant host's name from the Supervisor. */
+  labelFromSupervisor?: boolean | undefined;
   mdns: boolean;
   logLevel: "debug" | "info" | "warning" | "error";
   compileConcurrency: number;
@@ -107,7 +109,7 @@ export const USAGE = `Usage: esphome-builder [options]
   --peer-link-port N         peer-link port for build servers, 0 = any free (default 6055)
   --peer-link-host H         peer-link listen address (default 0.0.0.0: paired builders reach it over the LAN)
   --esphome PATH             the ESPHome executable (default: esphome on PATH)
-  --label TEXT               this builder's name shown to peers (default: the host name)
+  --label TEXT               this builder's name shown to peers (default or empty: the host name)
   --no-mdns                  do not advertise or browse with mDNS
   --log-level LEVEL          debug, info, warning or error (default info)
   --compile-concurrency N    compiles at once (default 1)
@@ -254,6 +256,8 @@ export function parseConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Bu
   if (username !== undefined && password === undefined) fail("--username needs --password");
   if (username !== undefined && (username === "" || username.includes(":"))) fail("--username must be non-empty and without ':'");
   const stdinTty = isatty(0);
+  // An empty label (the add-on's default option) is no label: the host's name is used.
+  const label = [pick("label"), options.label].map((l) => l?.trim()).find((l) => l !== undefined && l !== "");
   return {
     configDir: pick("config-dir") ?? (addon ? "/config/esphome" : "./config"),
     dataDir: pick("data-dir") ?? (addon ? "/data" : undefined),
@@ -262,7 +266,9 @@ export function parseConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Bu
     peerLinkPort: number("peer-link-port", 6055),
     peerLinkHost: pick("peer-link-host") ?? "0.0.0.0",
     esphome: pick("esphome") ?? "esphome",
-    label: pick("label") ?? options.label ?? os.hostname(),
+    label: label ?? os.hostname(),
+    // In the add-on the container's host name is not Home Assistant's: the Supervisor knows that one.
+    labelFromSupervisor: addon && label === undefined,
     mdns: !(flags["no-mdns"] === true || (noMdnsEnv !== undefined && noMdnsEnv !== "" && noMdnsEnv !== "0")),
     logLevel,
     compileConcurrency: count("compile-concurrency", options.compile_concurrency ?? 1),

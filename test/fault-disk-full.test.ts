@@ -13,6 +13,7 @@ import { ApiClient, type Frame } from "./helpers/api-client.ts";
 import { STAND_IN, configDir, spawnBuilder } from "./helpers/builder.ts";
 import { smallDisk, tmpfsUnavailableReason, type SmallDisk } from "./helpers/tmpfs.ts";
 import { waitFor } from "./helpers/tmp.ts";
+import { missingTool } from "./helpers/tools.ts";
 
 const NO_TMPFS = tmpfsUnavailableReason();
 
@@ -28,7 +29,7 @@ const args = (config: string, data: string): string[] => [
   "--esphome", STAND_IN, "--no-mdns", "--log-level", "error",
 ];
 
-describe.skipIf(NO_TMPFS !== null)(`a builder whose disk fills up${NO_TMPFS === null ? "" : ` (skipped: ${NO_TMPFS})`}`, () => {
+describe.skipIf(missingTool(NO_TMPFS === null, `tmpfs in a mount namespace (${NO_TMPFS})`))(`a builder whose disk fills up${NO_TMPFS === null ? "" : ` (skipped: ${NO_TMPFS})`}`, () => {
   it("leaks no temp file, refuses a compile with disk_full and no ghost job, and works again once space is back", async () => {
     const disk = await smallDisk(3 * 1024);
     const config = await configDir();

@@ -14,6 +14,7 @@ import { resolvePaths } from "../src/paths.ts";
 import { ApiClient } from "./helpers/api-client.ts";
 import { ROOT, STAND_IN, configDir, spawnBuilder } from "./helpers/builder.ts";
 import { tempDir, waitFor } from "./helpers/tmp.ts";
+import { missingTool } from "./helpers/tools.ts";
 
 const baseArgs = (dir: string): string[] => ["--config-dir", dir, "--port", "0", "--peer-link-port", "0", "--peer-link-host", "127.0.0.1", "--esphome", STAND_IN, "--no-mdns", "--log-level", "error"];
 const FAST = { ESPHOME_STANDIN_COMPILE_SECONDS: "0", ESPHOME_STANDIN_FAIL: "" };
@@ -118,7 +119,7 @@ async function childrenOf(pid: number): Promise<number[]> {
 
 const IS_ROOT = process.platform === "linux" && process.getuid?.() === 0;
 
-describe.skipIf(!IS_ROOT)(`a processes.json naming pid 1${IS_ROOT ? "" : " (skipped: needs root for a pid namespace)"}`, () => {
+describe.skipIf(missingTool(IS_ROOT, "root (a pid namespace)"))(`a processes.json naming pid 1${IS_ROOT ? "" : " (skipped: needs root for a pid namespace)"}`, () => {
   it("signals nothing: another process of the namespace lives on, and the rows are reported", async () => {
     const dir = await configDir();
     const paths = resolvePaths({ configDir: dir });

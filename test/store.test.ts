@@ -13,6 +13,7 @@ import { Problems } from "../src/problems.ts";
 import { JsonStore, atomicWrite, removeStaleTempFiles } from "../src/store.ts";
 import { smallDisk, tmpfsUnavailableReason } from "./helpers/tmpfs.ts";
 import { tempDir, waitFor } from "./helpers/tmp.ts";
+import { missingTool } from "./helpers/tools.ts";
 
 const NO_TMPFS = tmpfsUnavailableReason();
 const schema = z.object({ n: z.number(), pad: z.string().optional() });
@@ -35,7 +36,7 @@ async function thrown(promise: Promise<unknown>): Promise<BuilderError> {
   throw new Error("expected a rejection");
 }
 
-describe.skipIf(NO_TMPFS !== null)(`atomicWrite on a real small disk${NO_TMPFS === null ? "" : ` (skipped: ${NO_TMPFS})`}`, () => {
+describe.skipIf(missingTool(NO_TMPFS === null, `tmpfs in a mount namespace (${NO_TMPFS})`))(`atomicWrite on a real small disk${NO_TMPFS === null ? "" : ` (skipped: ${NO_TMPFS})`}`, () => {
   it("on a full disk fails with disk_full naming the folder, keeps the old file and leaves no temp file", async () => {
     const disk = await smallDisk(256);
     const file = path.join(disk.root, "state", "jobs.json");
@@ -102,7 +103,7 @@ describe("removeStaleTempFiles", () => {
   });
 });
 
-describe.skipIf(NO_TMPFS !== null)("JsonStore writes on a full disk", () => {
+describe.skipIf(missingTool(NO_TMPFS === null, `tmpfs in a mount namespace (${NO_TMPFS})`))("JsonStore writes on a full disk", () => {
   it("reports a failed scheduled write, tries again, and clears the problem once space is back", async () => {
     const disk = await smallDisk(256);
     const { problems, events } = problemsOnABus();
@@ -174,7 +175,7 @@ describe("JsonStore.load of an unusable file", () => {
     expect(await readFile(`${file}.corrupt`, "utf8")).toBe("first");
   });
 
-  it.skipIf(NO_TMPFS !== null)("ignores a file it can neither read nor move (read-only disk) and says so", async () => {
+  it.skipIf(missingTool(NO_TMPFS === null, `tmpfs in a mount namespace (${NO_TMPFS})`))("ignores a file it can neither read nor move (read-only disk) and says so", async () => {
     const disk = await smallDisk(256);
     const file = path.join(disk.root, "jobs.json");
     await mkdir(file);

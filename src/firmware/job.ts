@@ -95,7 +95,7 @@ export function createJob(input: NewJobInput, now: Date, jobId: string = newJobI
 /**
  * Parses one stored job; throws a ZodError naming the bad field. The index is
  * not trusted more than a client: the configuration must pass the API's file
- * name rule (a peer's job: `<id8>/<device>/<file>` as the build server lays
+ * name rule (a peer's job: `<pin>/<device>/<file>` as the build server lays
  * bundles out) and the port the API's port rule, else `invalid_args`.
  */
 export function parseStoredJob(raw: unknown): StoredJob {
@@ -111,12 +111,12 @@ function checkStoredConfiguration(job: Pick<StoredJob, "configuration" | "remote
     return;
   }
   const parts = job.configuration.split("/");
-  const [id8, stem, file] = parts;
+  const [folder, stem, file] = parts;
   const bad = (why: string) => invalidArgs(`invalid configuration ${JSON.stringify(job.configuration)} of a build server job: ${why}`);
-  if (parts.length !== 3 || id8 === undefined || stem === undefined || file === undefined) {
+  if (parts.length !== 3 || folder === undefined || stem === undefined || file === undefined) {
     throw bad("must be <peer>/<device>/<file>");
   }
-  if (id8 !== job.remote_peer.slice(0, 8)) throw bad("its folder is not the peer's");
+  if (folder !== job.remote_peer) throw bad("its folder is not the peer's");
   try {
     bundleDirFor("/", job.remote_peer, stem);
   } catch (err) {

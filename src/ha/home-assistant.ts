@@ -73,6 +73,22 @@ export class HomeAssistant {
   }
 
   /**
+   * Add-on: the Home Assistant host's name (the label when the user gave none), or null
+   * when the Supervisor does not answer with one after a few tries (the caller keeps its
+   * fallback).
+   */
+  async hostName(): Promise<string | null> {
+    if (this.supervisor === null) return null;
+    const supervisor = this.supervisor;
+    try {
+      return await withRetry("asking the Supervisor for the host's name", () => supervisor.hostName(), this.#abort.signal, { attempts: 3, minMs: 500, maxMs: 2_000 });
+    } catch (err) {
+      log.warning(`could not read the host's name from the Supervisor: ${errorMessage(err)}`);
+      return null;
+    }
+  }
+
+  /**
    * Add-on option `build_server`: applied when the user changed it since the
    * last start, so a switch flipped in the panel is not undone by every restart.
    */

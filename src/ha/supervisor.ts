@@ -4,10 +4,14 @@
  * `esphome` discovery that lets Home Assistant's ESPHome integration find the
  * legacy dashboard API. Supervisor replies are wrapped: `{result, data}`.
  */
+import { z } from "zod";
 import { errorMessage } from "../errors.ts";
 import { getLogger } from "../logger.ts";
 
 const log = getLogger("supervisor");
+
+/** A host name as a builder label: trimmed, 1 to 64 characters (the `label` option's limit). */
+const hostNameSchema = z.string().trim().min(1).max(64);
 
 export interface AddonSelfInfo {
   slug: string;
@@ -73,6 +77,16 @@ export class SupervisorClient {
       ingress_entry: str(data.ingress_entry),
       ip_address: str(data.ip_address),
     };
+  }
+
+  /**
+   * The Home Assistant host's name: `hostname` of the Supervisor's `/info`, which every
+   * add-on may read (`/host/info` has it too but needs `hassio_api`). Null when it has none.
+   */
+  async hostName(): Promise<string | null> {
+    const data = await this.#call("GET", "/info");
+    const parsed = hostNameSchema.safeParse(data.hostname);
+    return parsed.success ? parsed.data : null;
   }
 
   /** Announces a service to Home Assistant; returns the discovery uuid. */

@@ -22,7 +22,8 @@ export interface RemoteBuildDeps {
   paths: Paths;
   host: string;
   peerLinkPort: number;
-  label: string;
+  /** This builder's name shown to peers (read at each use: the add-on learns it at start). */
+  label: () => string;
   esphomeVersion: () => string | null;
   receiverDefaultEnabled: boolean;
   receiverTimings?: Partial<ReceiverTimings>;
@@ -46,7 +47,7 @@ export class RemoteBuild {
   constructor(deps: RemoteBuildDeps) {
     this.#deps = deps;
     this.identity = new IdentityStore({ keyFile: deps.paths.peerLinkKeyFile, idFile: deps.paths.identityFile });
-    const label = (): string => deps.label;
+    const label = deps.label;
     this.receiver = new Receiver({
       bus: deps.bus,
       queue: deps.queue,
@@ -116,7 +117,7 @@ export class RemoteBuild {
     return {
       server_version: this.#deps.serverVersion,
       esphome_version: this.#deps.esphomeVersion() ?? "",
-      friendly_name: this.#deps.label,
+      friendly_name: this.#deps.label(),
       ...(port !== null && this.#current !== undefined ? { pin_sha256: this.#current.pin_sha256, remote_build_port: port } : {}),
     };
   }
@@ -136,7 +137,7 @@ export class RemoteBuild {
       pin_sha256: id.pin_sha256,
       fingerprint_emoji: fingerprintEmoji(id.pin_sha256),
       fingerprint_hex: pinHexPairs(id.pin_sha256),
-      label: this.#deps.label,
+      label: this.#deps.label(),
       esphome_version: this.#deps.esphomeVersion(),
       listener_port: this.receiver.port,
     };

@@ -13,6 +13,7 @@ import { BasicAuth, MAX_TRACKED_PEERS, parseBasicAuth, peerKey, refusal } from "
 import { ROOT, STAND_IN, configDir, spawnBuilder, startBuilder } from "../helpers/builder.ts";
 import { PING_BOUND_MS, describeRtts, expectResponsive, pinger } from "../helpers/ping.ts";
 import { testPython } from "../helpers/python.ts";
+import { missingTool } from "../helpers/tools.ts";
 
 const basic = (user: string, password: string): string => `Basic ${Buffer.from(`${user}:${password}`).toString("base64")}`;
 
@@ -237,7 +238,7 @@ describe("a builder started with a password", () => {
 
   const python = testPython();
   const hasClient = spawnSync(python, ["-c", "import esphome_dashboard_api, aiohttp"]).status === 0;
-  it.skipIf(!hasClient)("lets the real esphome-dashboard-api client in with the credentials in its URL, and not without", { timeout: 60_000 }, async () => {
+  it.skipIf(missingTool(hasClient, "esphome-dashboard-api in .venv"))("lets the real esphome-dashboard-api client in with the credentials in its URL, and not without", { timeout: 60_000 }, async () => {
     const { port } = await startBuilder({ username: "esphome", password: "hunter2" }, await configDir({ kitchen: "" }));
     const run = (url: string): Promise<{ results: unknown[] }> =>
       new Promise((resolve, reject) => {

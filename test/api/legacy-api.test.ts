@@ -14,6 +14,7 @@ import { ROOT, STAND_IN, configDir, spawnBuilder, startBuilder } from "../helper
 import { testPython } from "../helpers/python.ts";
 import { REAL_ESPHOME, describeNeeding, realEsphomeVersion } from "../real-device/esphome.ts";
 import { waitFor } from "../helpers/tmp.ts";
+import { missingTool } from "../helpers/tools.ts";
 
 const CLIENT = path.join(ROOT, "test", "ha", "dashboard_api_client.py");
 const python = testPython();
@@ -85,7 +86,7 @@ afterEach(() => {
   vi.unstubAllEnvs();
 });
 
-describe.skipIf(!hasClient)("legacy dashboard API with the real esphome-dashboard-api client", () => {
+describe.skipIf(missingTool(hasClient, "esphome-dashboard-api in .venv"))("legacy dashboard API with the real esphome-dashboard-api client", () => {
   it("lists devices, reads a config and its key, compiles and uploads with streamed lines", { timeout: 60_000 }, async () => {
     const { builder, port, dir } = await builderWithDevices();
     const run = await runClient(port, [

@@ -14,6 +14,7 @@ import { setLogSink } from "../../src/logger.ts";
 import { Problems } from "../../src/problems.ts";
 import { smallDisk, tmpfsUnavailableReason } from "../helpers/tmpfs.ts";
 import { tempDir } from "../helpers/tmp.ts";
+import { missingTool } from "../helpers/tools.ts";
 
 const NO_TMPFS = tmpfsUnavailableReason();
 
@@ -94,7 +95,7 @@ describe("JobLogWriter", () => {
     expect(logged.filter((l) => l.includes("not-a-dir/job.log failed"))).toHaveLength(2);
   });
 
-  it.skipIf(NO_TMPFS !== null)("on a full disk: flush says false, nothing leaks, one problem per log folder, cleared once a write lands", async () => {
+  it.skipIf(missingTool(NO_TMPFS === null, `tmpfs in a mount namespace (${NO_TMPFS})`))("on a full disk: flush says false, nothing leaks, one problem per log folder, cleared once a write lands", async () => {
     const disk = await smallDisk(256);
     const bus = new EventBus();
     const problems = new Problems({ bus });

@@ -73,14 +73,17 @@ describe("FirmwareJob dispatch-origin fields", () => {
   });
 
   it("re-checks a build server job's configuration as <peer>/<device>/<file>", () => {
-    const peer = "AbCdEfGh_-123456";
+    const peer = "ab".repeat(32);
     const row = (configuration: string) => ({ job_id: "0123456789ab", configuration, job_type: "compile", remote_peer: peer });
-    expect(parseStoredJob(row("AbCdEfGh/kitchen/kitchen.yaml")).configuration).toBe("AbCdEfGh/kitchen/kitchen.yaml");
+    expect(parseStoredJob(row(`${peer}/kitchen/kitchen.yaml`)).configuration).toBe(`${peer}/kitchen/kitchen.yaml`);
     expect(() => parseStoredJob(row("kitchen.yaml"))).toThrow(/must be <peer>\/<device>\/<file>/);
-    expect(() => parseStoredJob(row("ZZZZZZZZ/kitchen/kitchen.yaml"))).toThrow(/not the peer's/);
-    expect(() => parseStoredJob(row("AbCdEfGh/../kitchen.yaml"))).toThrow(/invalid device name/);
-    expect(() => parseStoredJob(row("AbCdEfGh/kitchen/../../x.yaml"))).toThrow(/must be <peer>/);
-    expect(() => parseStoredJob(row("AbCdEfGh/kitchen/secrets.yaml"))).toThrow(/secrets file/);
+    expect(() => parseStoredJob(row(`${"cd".repeat(32)}/kitchen/kitchen.yaml`))).toThrow(/not the peer's/);
+    expect(() => parseStoredJob(row(`${peer}/../kitchen.yaml`))).toThrow(/invalid device name/);
+    expect(() => parseStoredJob(row(`${peer}/kitchen/../../x.yaml`))).toThrow(/must be <peer>/);
+    expect(() => parseStoredJob(row(`${peer}/kitchen/secrets.yaml`))).toThrow(/secrets file/);
+    // A job of the layout before folders were named by the pin (first 8 characters of a dashboard_id).
+    const old = { ...row("AbCdEfGh/kitchen/kitchen.yaml"), remote_peer: "AbCdEfGh_-123456" };
+    expect(() => parseStoredJob(old)).toThrow(/invalid configuration/);
   });
 
   it("re-checks a stored port with the API's port rule", () => {

@@ -10,6 +10,7 @@ import { Problems } from "../../src/problems.ts";
 import { ScriptedRunner } from "../helpers/scripted-runner.ts";
 import { smallDisk, tmpfsUnavailableReason } from "../helpers/tmpfs.ts";
 import { tempDir, waitFor } from "../helpers/tmp.ts";
+import { missingTool } from "../helpers/tools.ts";
 
 interface Recorded {
   name: EventName;
@@ -390,7 +391,7 @@ describe("FirmwareQueue: persistence and recovery", () => {
   });
 });
 
-describe.skipIf(tmpfsUnavailableReason() !== null)("FirmwareQueue: a full disk (a real tmpfs)", () => {
+describe.skipIf(missingTool(tmpfsUnavailableReason() === null, "tmpfs in a mount namespace"))("FirmwareQueue: a full disk (a real tmpfs)", () => {
   it("refuses a job it cannot write down: disk_full, no event, the older job of that configuration untouched", async () => {
     const disk = await smallDisk(512);
     const { queue, runner, events, paths, problems } = await setup({}, resolvePaths({ configDir: disk.root }));

@@ -272,6 +272,28 @@ describe("add-on options in the builder", () => {
     const config = parseConfig([], { SUPERVISOR_TOKEN: "tok", ESPHOME_BUILDER_ADDON_OPTIONS: optionsFile() });
     if (config === "help") throw new Error("help");
     expect(config).toMatchObject({ buildServer: false, compileConcurrency: 1, dashboardIntegration: true, logLevel: "info" });
+    // The default `label: ""` is no label: the builder is named after the Home Assistant host at start.
+    expect(manifest.options).toMatchObject({ label: "" });
+    expect(config).toMatchObject({ label: os.hostname(), labelFromSupervisor: true });
+  });
+
+  it("takes a label option (trimmed) over the host's name; a blank one counts as none", async () => {
+    const file = path.join(await tempDir(), "options.json");
+    const parse = (label: string, argv: string[] = []) => {
+      writeFileSync(file, JSON.stringify({ ...(manifest.options as object), label }));
+      const config = parseConfig(argv, { SUPERVISOR_TOKEN: "tok", ESPHOME_BUILDER_ADDON_OPTIONS: file });
+      if (config === "help") throw new Error("help");
+      return { label: config.label, labelFromSupervisor: config.labelFromSupervisor };
+    };
+    expect(parse("  Garage Pi ")).toEqual({ label: "Garage Pi", labelFromSupervisor: false });
+    expect(parse("   ")).toEqual({ label: os.hostname(), labelFromSupervisor: true });
+    expect(parse("", ["--label", "Bench"])).toEqual({ label: "Bench", labelFromSupervisor: false });
+  });
+
+  it("asks no Supervisor for a name outside the add-on", () => {
+    const config = parseConfig(["--label", ""], {});
+    if (config === "help") throw new Error("help");
+    expect(config).toMatchObject({ label: os.hostname(), labelFromSupervisor: false });
   });
 });
 

@@ -95,6 +95,38 @@ describe("add-on mode with a stand-in Supervisor", () => {
     expect(discovery).toMatchObject({ method: "POST", auth: "Bearer sv-token", body: { service: "esphome", config: { host: "127.0.0.1", port } } });
   });
 
+  it("names itself after the Home Assistant host (the Supervisor's /info) when the label option is empty", async () => {
+    const { builder, supervisor } = await addonBuilder({ label: "container-hostname", labelFromSupervisor: true });
+    expect(supervisor.requests.some((r) => r.path === "/info" && r.auth === "Bearer sv-token")).toBe(true);
+    expect(builder.info().label).toBe("homeassistant");
+    expect(builder.remote.identityView().label).toBe("homeassistant");
+  });
+
+  it("keeps a label it was given and does not ask for the host's name", async () => {
+    const { builder, supervisor } = await addonBuilder({ label: "Garage Pi", labelFromSupervisor: false });
+    expect(builder.info().label).toBe("Garage Pi");
+    expect(supervisor.requests.some((r) => r.path === "/info")).toBe(false);
+  });
+
+  it.each([
+    ["names no host", (s: FakeSupervisor) => { s.hostname = null; }, 1, "could not read the host's name"],
+    ["fails (three tries)", (s: FakeSupervisor) => { s.infoDown = true; }, 3, "could not read the host's name from the Supervisor: GET /info: HTTP 500 System is not ready"],
+  ])("keeps the container's host name, with a warning, when the Supervisor %s", async (_what, breakIt, calls, warning) => {
+    const logs: string[] = [];
+    onTestFinished(setLogSink((line) => logs.push(line)));
+    const supervisor = new FakeSupervisor("sv-token", await freePort());
+    breakIt(supervisor);
+    await supervisor.start();
+    onTestFinished(async () => { await supervisor.stop(); });
+    const builder = new Builder(testConfig(await configDir(), { addon: true, supervisorToken: "sv-token", supervisorUrl: supervisor.url, portFromSupervisor: true, label: "container-hostname", labelFromSupervisor: true }));
+    await builder.start();
+    onTestFinished(async () => { await builder.stop(); });
+    expect(builder.info().label).toBe("container-hostname");
+    expect(supervisor.requests.filter((r) => r.path === "/info")).toHaveLength(calls);
+    expect(logs.some((l) => l.includes("no Home Assistant host name from the Supervisor: this builder is 'container-hostname'"))).toBe(true);
+    if (calls > 1) expect(logs.some((l) => l.includes(warning))).toBe(true);
+  });
+
   it("does not announce itself when home_assistant_dashboard_integration is off", async () => {
     const { supervisor } = await addonBuilder({ dashboardIntegration: false });
     await waitFor(() => supervisor.requests.some((r) => r.path === "/addons/self/info"), 5_000, "the info call");

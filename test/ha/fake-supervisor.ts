@@ -1,8 +1,9 @@
 /**
  * A stand-in for the Home Assistant Supervisor, as an add-on sees it: its own
- * REST endpoints (`/addons/self/info`, `/discovery`) and the Core proxies
- * (`/core/api/...`, `/core/websocket`), on loopback. It records what the
- * builder sends and can fire events at its WebSocket subscribers.
+ * REST endpoints (`/addons/self/info`, `/info`, `/discovery`) and the Core proxies
+ * (`/core/api/...`, `/core/websocket`), on loopback (or the address given to
+ * `start`). It records what the builder sends and can fire events at its
+ * WebSocket subscribers.
  */
 import http from "node:http";
 import type { AddressInfo } from "node:net";
@@ -28,10 +29,15 @@ export class FakeSupervisor {
   authAccepted = 0;
   /** Set to refuse every WebSocket token. */
   refuseAuth = false;
+  /** The Home Assistant host's name in `/info` (null: `/info` has none). */
+  hostname: string | null = "homeassistant";
+  /** Set to make `/info` fail with 500. */
+  infoDown = false;
   #server: http.Server | undefined;
   readonly #wss = new WebSocketServer({ noServer: true });
   readonly #subscriptions = new Map<WebSocket, Map<number, string>>();
   port = 0;
+  host = "127.0.0.1";
 
   constructor(token: string, ingressPort: number) {
     this.token = token;
@@ -39,10 +45,10 @@ export class FakeSupervisor {
   }
 
   get url(): string {
-    return `http://127.0.0.1:${this.port}`;
+    return `http://${this.host}:${this.port}`;
   }
 
-  async start(port = 0): Promise<void> {
+  async start(port = 0, host = "127.0.0.1"): Promise<void> {
     const server = http.createServer((req, res) => {
       let raw = "";
       req.setEncoding("utf8");
@@ -61,6 +67,10 @@ export class FakeSupervisor {
         }
         if (path === "/addons/self/info" && req.method === "GET") {
           reply(200, { result: "ok", data: { slug: "local_esphome_builder", ingress_port: this.ingressPort, ingress_url: "/api/hassio_ingress/tok123/", ingress_entry: "/api/hassio_ingress/tok123", ip_address: "172.30.33.4" } });
+        } else if (path === "/info" && req.method === "GET" && this.infoDown) {
+          reply(500, { result: "error", message: "System is not ready" });
+        } else if (path === "/info" && req.method === "GET") {
+          reply(200, { result: "ok", data: { supervisor: "2026.08.0", homeassistant: "2026.8.0", arch: "amd64", ...(this.hostname === null ? {} : { hostname: this.hostname }) } });
         } else if (path === "/discovery" && req.method === "POST") {
           reply(200, { result: "ok", data: { uuid: "0f1e2d3c" } });
         } else if (path.startsWith("/core/api/")) {
@@ -78,7 +88,11 @@ export class FakeSupervisor {
       }
       this.#wss.handleUpgrade(req, socket, head, (ws) => { this.#attach(ws); });
     });
-    await new Promise<void>((resolve) => server.listen(port, "127.0.0.1", resolve));
+    await new Promise<void>((resolve, reject) => {
+      server.once("error", reject);
+      server.listen(port, host, resolve);
+    });
+    this.host = host;
     this.port = (server.address() as AddressInfo).port;
     this.#server = server;
   }

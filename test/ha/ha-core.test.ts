@@ -17,6 +17,7 @@ import { ApiClient } from "../helpers/api-client.ts";
 import { configDir, testConfig } from "../helpers/builder.ts";
 import { waitFor } from "../helpers/tmp.ts";
 import { HaCore, HaSocket, hassAvailable, HASS_BIN, type HaEventMessage } from "./ha-core.ts";
+import { missingTool } from "../helpers/tools.ts";
 
 const AUTOMATIONS = `automation:
   - id: install_kitchen
@@ -92,7 +93,7 @@ async function entityState(entityId: string) {
   return core.getState(token, entityId);
 }
 
-describe.skipIf(!hassAvailable)(`a real Home Assistant (${HASS_BIN})`, () => {
+describe.skipIf(missingTool(hassAvailable, "a real Home Assistant Core (test/setup-ha.sh)"))(`a real Home Assistant (${HASS_BIN})`, () => {
   beforeAll(async () => {
     haDir = await mkdtemp(path.join(os.tmpdir(), "ha-core-"));
     core = await HaCore.create(haDir, AUTOMATIONS);

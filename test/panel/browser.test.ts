@@ -13,6 +13,7 @@ import { describe, expect, it } from "vitest";
 import { DIST } from "../../panel/build.ts";
 import { configDir, DEVICE_YAML, startBuilder } from "../helpers/builder.ts";
 import { HAS_CHROMIUM, openPanel, setStandIn, SKIP_REASON, useChromium, type PanelPage, type Variant } from "./browser-helpers.ts";
+import { missingTool } from "../helpers/tools.ts";
 
 const FAST = {
   ESPHOME_STANDIN_COMPILE_SECONDS: "0.8",
@@ -60,7 +61,7 @@ function expectNoErrors(p: PanelPage): void {
   expect(p.errors.filter((e) => !e.includes("favicon"))).toEqual([]);
 }
 
-describe.skipIf(!HAS_CHROMIUM)(HAS_CHROMIUM ? "panel in Chromium" : `panel in Chromium (skipped: ${SKIP_REASON})`, () => {
+describe.skipIf(missingTool(HAS_CHROMIUM, "Chromium"))(HAS_CHROMIUM ? "panel in Chromium" : `panel in Chromium (skipped: ${SKIP_REASON})`, () => {
   const chromium = useChromium();
 
   /** A builder with the one default device (kitchen), its panel open and listed. */

@@ -9,8 +9,9 @@ import { describe, expect, it } from "vitest";
 import { resolvePaths } from "../../src/paths.ts";
 import { configDir, spawnBuilder, STAND_IN } from "../helpers/builder.ts";
 import { HAS_CHROMIUM, openPanel, SKIP_REASON, useChromium } from "./browser-helpers.ts";
+import { missingTool } from "../helpers/tools.ts";
 
-describe.skipIf(!HAS_CHROMIUM)(HAS_CHROMIUM ? "build servers: problems with the builder's files" : `build servers: problems (skipped: ${SKIP_REASON})`, () => {
+describe.skipIf(missingTool(HAS_CHROMIUM, "Chromium"))(HAS_CHROMIUM ? "build servers: problems with the builder's files" : `build servers: problems (skipped: ${SKIP_REASON})`, () => {
   const chromium = useChromium();
 
   it("shows each problem in the alerts area and dismisses it", { timeout: 90_000 }, async () => {

@@ -10,6 +10,7 @@ import type { AddressInfo } from "node:net";
 import { afterEach, describe, expect, it } from "vitest";
 import { startBuilder } from "../helpers/builder.ts";
 import { HAS_CHROMIUM, openPanel, setStandIn, SKIP_REASON, useChromium } from "./browser-helpers.ts";
+import { missingTool } from "../helpers/tools.ts";
 
 const PREFIX = "/api/hassio_ingress/Xy12_token";
 
@@ -63,7 +64,7 @@ async function ingressProxy(builderPort: number): Promise<number> {
   return (server.address() as AddressInfo).port;
 }
 
-describe.skipIf(!HAS_CHROMIUM)(HAS_CHROMIUM ? "panel under ingress" : `panel under ingress (skipped: ${SKIP_REASON})`, () => {
+describe.skipIf(missingTool(HAS_CHROMIUM, "Chromium"))(HAS_CHROMIUM ? "panel under ingress" : `panel under ingress (skipped: ${SKIP_REASON})`, () => {
   const chromium = useChromium();
 
   it("works under an ingress path prefix inside HA's iframe and takes HA's theme from the parent", async () => {

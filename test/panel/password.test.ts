@@ -6,8 +6,9 @@
 import { describe, expect, it } from "vitest";
 import { configDir, startBuilder } from "../helpers/builder.ts";
 import { HAS_CHROMIUM, openPanel, SKIP_REASON, useChromium } from "./browser-helpers.ts";
+import { missingTool } from "../helpers/tools.ts";
 
-describe.skipIf(!HAS_CHROMIUM)(HAS_CHROMIUM ? "panel behind a password" : `panel behind a password (skipped: ${SKIP_REASON})`, () => {
+describe.skipIf(missingTool(HAS_CHROMIUM, "Chromium"))(HAS_CHROMIUM ? "panel behind a password" : `panel behind a password (skipped: ${SKIP_REASON})`, () => {
   const chromium = useChromium();
 
   it("loads with the right credentials, devices listed over the authenticated socket", async () => {

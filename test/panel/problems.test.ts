@@ -10,8 +10,9 @@ import { resolvePaths } from "../../src/paths.ts";
 import { configDir, startBuilder } from "../helpers/builder.ts";
 import { waitFor } from "../helpers/tmp.ts";
 import { HAS_CHROMIUM, openPanel, SKIP_REASON, useChromium, type Variant } from "./browser-helpers.ts";
+import { missingTool } from "../helpers/tools.ts";
 
-describe.skipIf(!HAS_CHROMIUM)(HAS_CHROMIUM ? "builder problems in the panel" : `builder problems in the panel (skipped: ${SKIP_REASON})`, () => {
+describe.skipIf(missingTool(HAS_CHROMIUM, "Chromium"))(HAS_CHROMIUM ? "builder problems in the panel" : `builder problems in the panel (skipped: ${SKIP_REASON})`, () => {
   const chromium = useChromium();
 
   async function brokenBuilder() {

@@ -10,6 +10,7 @@ import { existsSync, readFileSync } from "node:fs";
 import path from "node:path";
 import { describe, it } from "vitest";
 import { netnsUnavailableReason } from "../helpers/netns.ts";
+import { IN_CI } from "../helpers/tools.ts";
 
 export const ROOT = path.resolve(import.meta.dirname, "../..");
 export const REAL_ESPHOME = process.env.REAL_ESPHOME ?? path.join(ROOT, ".venv", "esphome", "bin", "esphome");
@@ -55,8 +56,6 @@ export function realDeviceUnavailableReason(): string | null {
   return null;
 }
 
-/** True under CI, where what a real-ESPHome test needs must be there: it fails rather than skips. */
-export const IN_CI = process.env.CI === "true";
 
 /**
  * `describe` for tests that need `unavailable()` to be null: skipped with the reason

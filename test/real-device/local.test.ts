@@ -14,11 +14,12 @@ import { afterAll, beforeAll, expect, it } from "vitest";
 import { testPython } from "../helpers/python.ts";
 import { RealDevice } from "./device.ts";
 import { hostDeviceYaml, writeHostDevice } from "./devices.ts";
-import { IN_CI, PINNED_ESPHOME_VERSION, ROOT, describeRealDevice } from "./esphome.ts";
+import { PINNED_ESPHOME_VERSION, ROOT, describeRealDevice } from "./esphome.ts";
 import { createDeviceLink, type DeviceLink } from "./network.ts";
 import { liveProcesses, type ProcessEntry } from "./processes.ts";
 import type { FirmwareInfo } from "./probe.ts";
 import { outputText, runJob, startRealBuilder, type JobRun, type RealBuilder, type Streamed } from "./builder.ts";
+import { missingTool } from "../helpers/tools.ts";
 
 /** A clean compile takes ~15 s on an idle 2-core machine; a shared one can take minutes. */
 const COMPILE_MS = 600_000;
@@ -192,7 +193,7 @@ describeRealDevice("the builder with real ESPHome and a real device", () => {
     expect(leftovers().map((p) => `${p.pid} ${p.comm} ${p.cmdline.slice(0, 120)}`)).toEqual([]);
   });
 
-  it.skipIf(!hasDashboardClient && !IN_CI)("f: the legacy API's /compile and /upload (Home Assistant's client) build and flash with the real CLI", { timeout: STEP_MS + COMPILE_MS }, async () => {
+  it.skipIf(missingTool(hasDashboardClient, "esphome-dashboard-api in .venv"))("f: the legacy API's /compile and /upload (Home Assistant's client) build and flash with the real CLI", { timeout: STEP_MS + COMPILE_MS }, async () => {
     const { device: dev } = await runningDevice();
     const before = await dev.firmware();
     await writeHostDevice(dir, "hostdev.yaml", { label: "v3" });

@@ -14,6 +14,7 @@ import type { ChildProcessWithoutNullStreams } from "node:child_process";
 import { mkdtemp } from "node:fs/promises";
 import os from "node:os";
 import { STAND_IN } from "../helpers/config.ts";
+import { missingTool } from "../helpers/tools.ts";
 
 const PEER_SCRIPT = path.resolve(import.meta.dirname, "../helpers/netns-discovery-peer.ts");
 const WATCH_SCRIPT = path.resolve(import.meta.dirname, "../helpers/netns-api-watch.ts");
@@ -141,7 +142,7 @@ function txt(friendly: string, pin?: string, port?: number): DiscoveryTxt {
   };
 }
 
-if (skipReason !== null) {
+if (missingTool(skipReason === null, `network namespaces (${skipReason})`)) {
   describe("discovery over multicast between two network namespaces", () => {
     it.skip(`skipped: ${skipReason}`, () => undefined);
   });

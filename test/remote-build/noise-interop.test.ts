@@ -10,6 +10,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import { testPython } from "../helpers/python.ts";
 import { pinSha256 } from "../../src/remote-build/fingerprint.ts";
 import { generateStaticKey, NoiseError, NoiseHandshake, publicKeyOf } from "../../src/remote-build/noise.ts";
+import { missingTool } from "../helpers/tools.ts";
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 /** NOISE_INTEROP_PYTHON overrides the interpreter (e.g. to check the skip path). */
@@ -89,7 +90,7 @@ function expectNoiseCode(fn: () => unknown, code: string): void {
   expect((caught as NoiseError).code).toBe(code);
 }
 
-describe.skipIf(!pythonNoise)(`Noise interop with Python noiseprotocol${skipNote}`, () => {
+describe.skipIf(missingTool(pythonNoise, "Python noiseprotocol in .venv"))(`Noise interop with Python noiseprotocol${skipNote}`, () => {
   it("TS initiator <-> Python responder: handshake, pins, transport both ways", async () => {
     const iKey = generateStaticKey();
     const rKey = generateStaticKey();
