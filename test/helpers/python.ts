@@ -1,7 +1,8 @@
 /**
- * The Python interpreter tests use for real Python parts (the ESPHome CLI,
- * noiseprotocol, esphome-dashboard-api): `.venv/bin/python` made by
- * `npm run test:setup`, else `python3`. `TEST_PYTHON` overrides it.
+ * The Python interpreter tests use for real Python parts (noiseprotocol,
+ * esphome-dashboard-api): `.venv/bin/python` made by `npm run test:setup`, else
+ * `python3`. `TEST_PYTHON` overrides it. The real ESPHome has its own venv
+ * (`.venv/esphome`, see test/real-device/esphome.ts).
  */
 import { existsSync } from "node:fs";
 import path from "node:path";
