@@ -9,6 +9,7 @@ import http from "node:http";
 import path from "node:path";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import WebSocket from "ws";
+import type { Builder } from "../../src/builder.ts";
 import { resolvePaths } from "../../src/paths.ts";
 import { ROOT, STAND_IN, configDir, spawnBuilder, startBuilder } from "../helpers/builder.ts";
 import { testPython } from "../helpers/python.ts";
@@ -250,12 +251,26 @@ describe("legacy follow of a job that ended before it was followed", () => {
     expect((await get(builder.port, "/ping")).status).toBe(200);
   });
 
+  /** Runs `end` on each new job after it is queued and before the legacy API follows it. */
+  function endBeforeFollow(builder: Builder, end: (jobId: string) => Promise<void>): void {
+    const enqueue = builder.queue.enqueue.bind(builder.queue);
+    builder.queue.enqueue = async (...args: Parameters<typeof enqueue>) => {
+      const job = await enqueue(...args);
+      await end(job.job_id);
+      return job;
+    };
+  }
+
   it("tells the client in a line when the ended job's log cannot be read, and exits 1", async () => {
     const { builder, port } = await builderWithDevices();
-    await rm(builder.paths.jobLogsDir, { recursive: true, force: true });
-    await writeFile(builder.paths.jobLogsDir, "");
-    // The job ends between being queued and being followed (as when superseded).
-    builder.bus.on("job_queued", ({ job }) => { queueMicrotask(() => { builder.queue.cancel(job.job_id); }); });
+    // The job ends between being queued and being followed (as when superseded), and its
+    // output cannot be read back (a job log that is not a file: injected, since the queue now
+    // keeps the output of a job whose log it could not write in memory).
+    endBeforeFollow(builder, async (id) => {
+      builder.queue.cancel(id);
+      await waitFor(() => builder.queue.get(id)?.status === "cancelled", 5000, "the cancel");
+      builder.queue.output = () => Promise.reject(new Error(`ENOTDIR: not a directory, open '${builder.paths.jobLog(id)}'`));
+    });
     const frames = await spawnSocket(port, "compile", '{"type": "spawn", "configuration": "kitchen.yaml"}');
     expect(frames).toEqual([
       { event: "line", data: expect.stringMatching(/^\*\*\* The job's log could not be read: ENOTDIR.* \*\*\*\n$/) as string },
@@ -266,11 +281,10 @@ describe("legacy follow of a job that ended before it was followed", () => {
 
   it("tells the client in a line when the ended job has already left the history, and exits 1", async () => {
     const { builder, port } = await builderWithDevices();
-    builder.bus.on("job_queued", ({ job }) => {
-      queueMicrotask(() => {
-        builder.queue.cancel(job.job_id);
-        void builder.queue.clearHistory();
-      });
+    endBeforeFollow(builder, async (id) => {
+      builder.queue.cancel(id);
+      await waitFor(() => builder.queue.get(id)?.status === "cancelled", 5000, "the cancel");
+      await builder.queue.clearHistory();
     });
     const frames = await spawnSocket(port, "compile", '{"type": "spawn", "configuration": "kitchen.yaml"}');
     expect(frames).toEqual([
