@@ -122,6 +122,10 @@ describe("automation commands on stdin", () => {
     expect(cpu).toBeLessThan(10);
     expect(seconds).toBeLessThan(60);
     expect(child.exitCode).toBeNull();
+    // Stopped here, before the test's folders are removed.
+    const exited = new Promise((resolve) => child.once("exit", resolve));
+    child.kill("SIGTERM");
+    await exited;
   }, 120_000);
 
   it("is on in the add-on when stdin is not a terminal, and can be forced with the flag or its variable", () => {

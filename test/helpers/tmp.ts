@@ -7,7 +7,8 @@ import { onTestFinished } from "vitest";
 export async function tempDir(prefix = "esphome-builder-"): Promise<string> {
   const dir = await mkdtemp(path.join(os.tmpdir(), prefix));
   onTestFinished(async () => {
-    await rm(dir, { recursive: true, force: true });
+    // Retried: a process the test started may still be writing there as it is stopped.
+    await rm(dir, { recursive: true, force: true, maxRetries: 10, retryDelay: 100 });
   });
   return dir;
 }
