@@ -9,7 +9,7 @@ import os from "node:os";
 import { isatty } from "node:tty";
 import { parseArgs } from "node:util";
 import { z } from "zod";
-import { normaliseAllowedHost } from "./api/host-guard.ts";
+import { normaliseAllowedHost } from "./hostnames.ts";
 import { BuilderError, ErrorCode } from "./errors.ts";
 
 export interface BuilderConfig {
