@@ -113,11 +113,14 @@ export class Builder {
       receiverDefaultEnabled: !config.addon,
       mdns: config.mdns,
       serverVersion: SERVER_VERSION,
+      localBuilds: config.localBuilds,
+      problems: this.problems,
       ...(hooks.receiverTimings === undefined ? {} : { receiverTimings: hooks.receiverTimings }),
     });
     this.#router = new BuildRouter({
       offloader: this.remote.offloader,
       wake: () => { this.queue.wake(); },
+      localBuilds: () => this.remote.placement.localBuilds,
       restoreGraceMs: config.remoteRestoreGraceSeconds * 1000,
     });
     this.queue.setRouter(this.#router);
@@ -149,7 +152,7 @@ export class Builder {
     // Add-on options that act on running parts (the build-server switch), before anything is served.
     await this.ha.applyAddonOptions();
     this.#remoteRunner.start();
-    for (const name of ["offloader_peer_link_opened", "offloader_peer_link_closed", "offloader_queue_status_changed", "offloader_pairing_changed", "offloader_settings_changed"] as const) {
+    for (const name of ["offloader_peer_link_opened", "offloader_peer_link_closed", "offloader_queue_status_changed", "offloader_pairing_changed", "offloader_settings_changed", "local_builds_changed"] as const) {
       this.bus.on(name, () => { this.queue.wake(); });
     }
     await this.queue.start();

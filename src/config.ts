@@ -28,6 +28,11 @@ export interface BuilderConfig {
   logLevel: "debug" | "info" | "warning" | "error";
   compileConcurrency: number;
   uploadConcurrency: number;
+  /**
+   * Where this builder compiles its own jobs (`always`, `fallback`, `never`);
+   * undefined when not configured (the stored panel choice, else `always`).
+   */
+  localBuilds?: LocalBuildsOption | undefined;
   /** How long a job that was building on a build server at restart waits for it to reconnect. */
   remoteRestoreGraceSeconds: number;
   addon: boolean;
@@ -61,6 +66,10 @@ export interface BuilderConfig {
 
 const portSchema = z.coerce.number().int().min(0).max(65535);
 
+/** The `local_builds` values (the same list as LOCAL_BUILDS in src/api/wire.ts; test/config.test.ts holds them equal). */
+export const LOCAL_BUILDS_OPTIONS = ["always", "fallback", "never"] as const;
+export type LocalBuildsOption = (typeof LOCAL_BUILDS_OPTIONS)[number];
+
 /** Flag -> environment variable. */
 export const ENV_NAMES = {
   "config-dir": "ESPHOME_BUILDER_CONFIG_DIR",
@@ -76,6 +85,7 @@ export const ENV_NAMES = {
   "compile-concurrency": "ESPHOME_BUILDER_COMPILE_CONCURRENCY",
   "upload-concurrency": "ESPHOME_BUILDER_UPLOAD_CONCURRENCY",
   "remote-restore-grace": "ESPHOME_BUILDER_REMOTE_RESTORE_GRACE",
+  "local-builds": "ESPHOME_BUILDER_LOCAL_BUILDS",
   "ha-url": "ESPHOME_BUILDER_HA_URL",
   "ha-token": "ESPHOME_BUILDER_HA_TOKEN",
   "ingress-address": "ESPHOME_BUILDER_INGRESS_ADDRESS",
@@ -119,6 +129,8 @@ export const USAGE = `Usage: esphome-builder [options]
   --stdin-commands           read automation commands (JSON lines) from stdin (on by default in the add-on)
   --ingress-address A[,B]    add-on: the peers served as ingress (default 172.30.32.2)
   --remote-restore-grace S   after a restart, seconds a remote build waits for its build server (default 30)
+  --local-builds MODE        compile here: always, fallback (only while no build server is connected)
+                             or never (wait for a build server); default always, or the panel's choice
   -h, --help                 show this help
 
 Every flag has an environment variable: ESPHOME_BUILDER_<FLAG> (for example ESPHOME_BUILDER_PORT).
@@ -130,6 +142,7 @@ const addonOptionsSchema = z
     label: z.string().max(64).optional(),
     compile_concurrency: z.number().int().min(1).max(8).optional(),
     build_server: z.boolean().optional(),
+    local_builds: z.enum(LOCAL_BUILDS_OPTIONS).optional(),
     home_assistant_dashboard_integration: z.boolean().optional(),
   })
   .loose();
@@ -159,6 +172,7 @@ export function parseConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Bu
         "compile-concurrency": { type: "string" },
         "upload-concurrency": { type: "string" },
         "remote-restore-grace": { type: "string" },
+        "local-builds": { type: "string" },
         "ha-url": { type: "string" },
         "ha-token": { type: "string" },
         "ingress-address": { type: "string" },
@@ -192,6 +206,14 @@ export function parseConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Bu
     const n = Number(raw);
     if (raw.trim() === "" || !Number.isFinite(n) || n < 0 || n > 3600) fail(`--remote-restore-grace must be a number of seconds from 0 to 3600, got '${raw}'`);
     return n;
+  };
+  const localBuilds = (fallback: LocalBuildsOption | undefined): LocalBuildsOption | undefined => {
+    const raw = pick("local-builds");
+    if (raw === undefined) return fallback;
+    const value = raw.trim().toLowerCase();
+    const known = LOCAL_BUILDS_OPTIONS.find((v) => v === value);
+    if (known === undefined) fail(`--local-builds must be always, fallback or never, got '${raw}'`);
+    return known;
   };
   const count = (name: "compile-concurrency" | "upload-concurrency", fallback: number): number => {
     const raw = pick(name);
@@ -274,6 +296,7 @@ export function parseConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Bu
     compileConcurrency: count("compile-concurrency", options.compile_concurrency ?? 1),
     uploadConcurrency: count("upload-concurrency", 4),
     remoteRestoreGraceSeconds: grace(),
+    localBuilds: localBuilds(options.local_builds),
     addon,
     allowedHosts,
     trustedProxies,

@@ -5,8 +5,8 @@
  */
 import { promises as fs } from "node:fs";
 import { z } from "zod";
-import { SUBSCRIBED_EVENTS, type InitialState, type ServerInfo } from "./wire.ts";
-import { BuilderError, invalidArgs, notFound } from "../errors.ts";
+import { LOCAL_BUILDS, SUBSCRIBED_EVENTS, type InitialState, type ServerInfo } from "./wire.ts";
+import { BuilderError, ErrorCode, invalidArgs, notFound } from "../errors.ts";
 import type { EventBus, EventMap, EventName } from "../events.ts";
 import { resolveConfigurationPath, validateConfigurationName } from "../esphome/configuration.ts";
 import type { DeviceScanner } from "../esphome/device-scan.ts";
@@ -216,6 +216,9 @@ export const COMMANDS = {
 
   "firmware/clean": reply(z.strictObject({ configuration }), (args, s) => enqueue(s, "clean", args)),
 
+  /** Wipes this builder's build folders for all devices (one `clean_all` job). */
+  "firmware/clean_all": reply(none, (_args, s) => s.queue.enqueue({ configuration: "", job_type: "clean_all" })),
+
   "firmware/cancel": reply(z.strictObject({ job_id: jobId }), (args, s) => s.queue.cancel(args.job_id)),
 
   "firmware/get_jobs": reply(
@@ -325,6 +328,22 @@ export const COMMANDS = {
   "remote_build/set_offloader_settings": reply(z.strictObject({ remote_builds_enabled: z.boolean() }), (args, s) => {
     s.remote.offloader.setRemoteBuildsEnabled(args.remote_builds_enabled);
     return s.remote.offloader.settings();
+  }),
+
+  "remote_build/set_local_builds": reply(z.strictObject({ local_builds: z.enum(LOCAL_BUILDS) }), (args, s) => {
+    s.remote.placement.set(args.local_builds);
+    return { local_builds: s.remote.placement.localBuilds };
+  }),
+
+  /** Wipes the folders this builder's builds use on a paired build server (`reset_build_env`), as a job here. */
+  "remote_build/reset_build_env": reply(z.strictObject({ pin_sha256: pin }), (args, s) => {
+    const pairing = s.remote.offloader.pairings().find((p) => p.pin_sha256 === args.pin_sha256);
+    if (pairing === undefined) throw notFound(`No pairing with ${args.pin_sha256}`);
+    if (!pairing.connected) throw new BuilderError(ErrorCode.Unavailable, `${pairing.label} is not connected; reset its build environment once it is`);
+    if (!pairing.reset_build_env_supported) {
+      throw new BuilderError(ErrorCode.Unavailable, `${pairing.label} does not support resetting its build environment remotely; update it, or clean it there`);
+    }
+    return s.queue.enqueue({ configuration: "", job_type: "clean_all", source: "remote", source_pin_sha256: pairing.pin_sha256, source_label: pairing.label });
   }),
 
   "remote_build/set_pairing_enabled": reply(z.strictObject({ pin_sha256: pin, enabled: z.boolean() }), (args, s) =>

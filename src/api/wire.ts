@@ -7,7 +7,12 @@
 
 // ---- jobs ----
 
-export const JOB_TYPES = ["compile", "upload", "install", "clean"] as const;
+/**
+ * `clean_all`: wipes a whole build environment (this builder's build folders,
+ * or on a build server, the folders of the offloader that asked), never one
+ * device's: its `configuration` is "" here and the peer's pin on a build server.
+ */
+export const JOB_TYPES = ["compile", "upload", "install", "clean", "clean_all"] as const;
 export type JobType = (typeof JOB_TYPES)[number];
 
 export const JOB_STATUSES = ["queued", "running", "completed", "failed", "cancelled"] as const;
@@ -17,6 +22,23 @@ export type TerminalStatus = "completed" | "failed" | "cancelled";
 /** Who compiles: this machine, or a paired build server. */
 export const JOB_SOURCES = ["local", "remote"] as const;
 export type JobSource = (typeof JOB_SOURCES)[number];
+
+/** What a queued job waits for besides a free slot (the panel shows it). */
+export const JOB_WAIT_REASONS = ["build_server"] as const;
+export type JobWaitReason = (typeof JOB_WAIT_REASONS)[number];
+
+export interface JobWaiting {
+  reason: JobWaitReason;
+  /** Since when, ISO 8601. */
+  since: string;
+}
+
+/**
+ * Where this builder compiles its own jobs: `always` (when no build server is
+ * idle), `fallback` (only when no build server is connected) or `never`.
+ */
+export const LOCAL_BUILDS = ["always", "fallback", "never"] as const;
+export type LocalBuilds = (typeof LOCAL_BUILDS)[number];
 
 /** The step an install (or any job) is in: installs compile, then upload. */
 export type JobPhase = "compile" | "upload" | "clean";
@@ -42,6 +64,8 @@ export interface FirmwareJob {
   remote_job_id: string;
   remote_peer_label: string;
   force_local: boolean;
+  /** Set while the job waits for something other than a free slot: a build server (`local_builds`, a re-route). */
+  waiting?: JobWaiting;
   /** Its output lines (the retained tail). */
   output: string[];
 }
@@ -60,6 +84,7 @@ export function phasesOf(jobType: JobType): readonly JobPhase[] {
     case "install":
       return ["compile", "upload"];
     case "clean":
+    case "clean_all":
       return ["clean"];
   }
 }
@@ -169,6 +194,8 @@ export interface PairingSummary {
   last_connect_error: string;
   esphome_version: string;
   fingerprint_emoji: string[];
+  /** The connected build server takes `reset_build_env` (false while disconnected). */
+  reset_build_env_supported: boolean;
 }
 
 export interface OffloaderSettings {
@@ -243,6 +270,8 @@ export interface RemoteBuildSnapshot {
   /** State files that could not be read at start-up (not yet dismissed). */
   problems: RemoteBuildProblem[];
   hosts: DiscoveredHost[];
+  /** Where this builder compiles its own jobs. */
+  local_builds: LocalBuilds;
 }
 
 // ---- builder problems ----
@@ -306,6 +335,8 @@ export interface EventMap {
   job_output: { job_id: string; line: string };
   /** Progress 0-100 of the job's current phase. */
   job_progress: { job_id: string; progress: number };
+  /** A queued or running job changed without a lifecycle step: what it waits for, or where it builds (re-routed). */
+  job_updated: { job: FirmwareJob };
   /** A finished job left the history (pruned or cleared). */
   job_removed: { job_id: string };
   /** The compile lane changed: what a build server advertises to its peers. */
@@ -349,6 +380,8 @@ export interface EventMap {
   offloader_alert: { alert: OffloaderAlert };
   /** The offloader's master switch changed. */
   offloader_settings_changed: { remote_builds_enabled: boolean };
+  /** The `local_builds` setting changed. */
+  local_builds_changed: { local_builds: LocalBuilds };
 
   /** A device YAML appeared or changed. */
   device_updated: { device: Device };
@@ -378,6 +411,7 @@ export const SUBSCRIBED_EVENTS = [
   "job_output",
   "job_progress",
   "job_removed",
+  "job_updated",
   "queue_status_changed",
   "device_updated",
   "device_removed",
@@ -399,6 +433,7 @@ export const SUBSCRIBED_EVENTS = [
   "offloader_pairing_removed",
   "offloader_alert",
   "offloader_settings_changed",
+  "local_builds_changed",
 ] as const satisfies readonly EventName[];
 
 export type SubscribedEventName = (typeof SUBSCRIBED_EVENTS)[number];

@@ -9,10 +9,10 @@ import { validatePort } from "../esphome/port.ts";
 import { errorMessage, invalidArgs } from "../errors.ts";
 import { bundleDirFor } from "../remote-build/bundle.ts";
 
-import { JOB_SOURCES, JOB_STATUSES, JOB_TYPES, type FirmwareJob, type JobPhase, type JobSource, type JobType, type TerminalStatus } from "../api/wire.ts";
+import { JOB_SOURCES, JOB_STATUSES, JOB_TYPES, JOB_WAIT_REASONS, type FirmwareJob, type JobPhase, type JobSource, type JobType, type JobWaitReason, type TerminalStatus } from "../api/wire.ts";
 
-export { JOB_SOURCES, JOB_STATUSES, JOB_TYPES, isTerminal, phasesOf } from "../api/wire.ts";
-export type { FirmwareJob, JobPhase, JobSource, JobStatus, JobType, TerminalStatus } from "../api/wire.ts";
+export { JOB_SOURCES, JOB_STATUSES, JOB_TYPES, JOB_WAIT_REASONS, isTerminal, phasesOf } from "../api/wire.ts";
+export type { FirmwareJob, JobPhase, JobSource, JobStatus, JobType, JobWaitReason, JobWaiting, TerminalStatus } from "../api/wire.ts";
 
 export const RESTART_MARKER =
   "*** builder restarted mid-build; the previous run's log is above, the rebuild begins below ***\n";
@@ -24,7 +24,8 @@ export const RESTART_MARKER =
  */
 export const firmwareJobSchema = z.object({
   job_id: z.string().regex(/^[0-9a-f]{12}$/),
-  configuration: z.string().min(1).max(255),
+  // Empty only for a `clean_all` of this builder's own build environment (checked below).
+  configuration: z.string().max(255),
   job_type: z.enum(JOB_TYPES),
   status: z.enum(JOB_STATUSES).default("queued"),
   port: z.string().max(255).default(""),
@@ -42,6 +43,7 @@ export const firmwareJobSchema = z.object({
   remote_job_id: z.string().max(64).default(""),
   remote_peer_label: z.string().max(256).default(""),
   force_local: z.boolean().default(false),
+  waiting: z.object({ reason: z.enum(JOB_WAIT_REASONS), since: z.string().max(64) }).exactOptional(),
 });
 
 /**
@@ -105,7 +107,11 @@ export function parseStoredJob(raw: unknown): StoredJob {
   return job;
 }
 
-function checkStoredConfiguration(job: Pick<StoredJob, "configuration" | "remote_peer">): void {
+function checkStoredConfiguration(job: Pick<StoredJob, "configuration" | "remote_peer" | "job_type">): void {
+  if (job.job_type === "clean_all") {
+    checkCleanAllScope(job);
+    return;
+  }
   if (job.remote_peer === "") {
     validateConfigurationName(job.configuration);
     return;
@@ -123,6 +129,28 @@ function checkStoredConfiguration(job: Pick<StoredJob, "configuration" | "remote
     throw bad(errorMessage(err));
   }
   validateConfigurationName(file);
+}
+
+/**
+ * A `clean_all` names no device: "" for this builder's build environment, the
+ * peer's pin (its folder under `.remote_builds`) for a build server's.
+ */
+export function checkCleanAllScope(job: Pick<StoredJob, "configuration" | "remote_peer">): void {
+  if (job.configuration !== job.remote_peer || (job.remote_peer !== "" && !/^[0-9a-f]{64}$/.test(job.remote_peer))) {
+    throw invalidArgs(`invalid clean_all scope ${JSON.stringify(job.configuration)}: "" for this builder, or the peer's pin`);
+  }
+}
+
+/** Sets (or with null clears) what a job waits for; false when nothing changed. */
+export function setWaiting(job: StoredJob, reason: JobWaitReason | null, now: Date): boolean {
+  if (reason === null) {
+    if (job.waiting === undefined) return false;
+    delete job.waiting;
+    return true;
+  }
+  if (job.waiting?.reason === reason) return false;
+  job.waiting = { reason, since: now.toISOString() };
+  return true;
 }
 
 export function markStarted(job: StoredJob, now: Date): void {
@@ -144,6 +172,7 @@ export function markTerminal(
 ): void {
   job.status = status;
   job.completed_at = now.toISOString();
+  delete job.waiting;
   if (detail.exitCode !== undefined) job.exit_code = detail.exitCode;
   job.error = detail.error ?? (status === "completed" ? null : job.error);
   if (status === "completed") job.progress = 100;

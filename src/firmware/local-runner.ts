@@ -5,6 +5,7 @@ import path from "node:path";
 import { cleanArgs, compileArgs, esphomeEnv, missingEsphomeError, resolveExecutable, uploadArgs } from "../esphome/cli.ts";
 import { FailureReader } from "../esphome/failure.ts";
 import type { Paths } from "../paths.ts";
+import { cleanBuildEnvironment } from "./clean-all.ts";
 import type { JobPhase, StoredJob } from "./job.ts";
 import { KILL_GRACE_MS, runTracked, type SpawnFn } from "./process.ts";
 import type { JobRunner, PhaseContext, PhaseResult } from "./runner.ts";
@@ -36,6 +37,7 @@ export class LocalRunner implements JobRunner {
   }
 
   runPhase(ctx: PhaseContext): Promise<PhaseResult> {
+    if (ctx.job.job_type === "clean_all") return cleanBuildEnvironment(this.#deps.paths, ctx);
     const yamlPath = this.#deps.paths.jobYaml(ctx.job);
     return runEsphome(this.#deps, ctx, phaseArgs(ctx.job, ctx.phase, yamlPath));
   }

@@ -27,6 +27,7 @@ import {
   markTerminal,
   phasesOf,
   resetForRestart,
+  setWaiting,
   type FirmwareJob,
   type JobPhase,
   type NewJobInput,
@@ -68,11 +69,22 @@ export const DEFAULT_QUEUE_OPTIONS: QueueOptions = {
 export type RouteDecision =
   | { kind: "local"; note?: string }
   | { kind: "remote"; pinSha256: string; label: string }
-  /** Not yet: a build server this job is waiting for may come back. */
-  | { kind: "wait" };
+  /** Not yet: a build server this job is waiting for may come back, or become idle. */
+  | { kind: "wait" }
+  /** It cannot build anywhere it is allowed to (say `local_builds: never` and a serial-port install). */
+  | { kind: "fail"; error: string };
+
+export interface RouteContext {
+  /** Build servers already compiling one of our jobs. */
+  busyPins: ReadonlySet<string>;
+  /** Whether a build server may take it at all (not forced here, no serial port). */
+  offloadable?: boolean;
+  /** How often a build server compiling it was lost mid-build. */
+  remoteLosses?: number;
+}
 
 export interface JobRouter {
-  route(job: Readonly<StoredJob>, ctx: { busyPins: ReadonlySet<string> }): RouteDecision;
+  route(job: Readonly<StoredJob>, ctx: RouteContext): RouteDecision;
 }
 
 export interface FirmwareQueueDeps {
@@ -107,6 +119,16 @@ interface Entry {
   abort: AbortController | null;
   cancelRequested: boolean;
   cancelReason: string;
+  /** Build servers lost while compiling it (it was dispatched again each time). */
+  remoteLosses: number;
+}
+
+/** Jobs that supersede each other: one device's, or the same build environment's clean_all. */
+function sameTarget(a: Readonly<StoredJob>, b: Readonly<StoredJob>): boolean {
+  if (a.configuration !== b.configuration) return false;
+  const wipe = (j: Readonly<StoredJob>): boolean => j.job_type === "clean_all";
+  if (wipe(a) !== wipe(b)) return false;
+  return !wipe(a) || (a.source_pin_sha256 === b.source_pin_sha256 && a.remote_peer === b.remote_peer);
 }
 
 function laneFor(phase: JobPhase): LaneName {
@@ -212,7 +234,7 @@ export class FirmwareQueue {
     this.#jobs.set(job.job_id, entry);
     this.#bus.emit("job_queued", { job: this.#wire(entry) });
     for (const other of [...this.#jobs.values()]) {
-      if (other !== entry && other.job.configuration === job.configuration && !isTerminal(other.job.status)) {
+      if (other !== entry && sameTarget(other.job, job) && !isTerminal(other.job.status)) {
         this.#cancelEntry(other, `superseded by job ${job.job_id}`);
       }
     }
@@ -287,6 +309,7 @@ export class FirmwareQueue {
       abort: null,
       cancelRequested: false,
       cancelReason: "",
+      remoteLosses: 0,
     };
   }
 
@@ -358,16 +381,25 @@ export class FirmwareQueue {
     this.#pump();
   }
 
+  /** A compile of this builder's own: the router places it (here, on a build server, or not yet). */
+  #placeable(entry: Entry): boolean {
+    const { job } = entry;
+    return (job.job_type === "compile" || job.job_type === "install") && phasesOf(job.job_type)[entry.phaseIndex] === "compile" && job.remote_peer === "";
+  }
+
   /** Whether a compile of this job may go to a build server at all. */
   #offloadable(entry: Entry): boolean {
     const { job } = entry;
-    return (
-      (job.job_type === "compile" || job.job_type === "install") &&
-      phasesOf(job.job_type)[entry.phaseIndex] === "compile" &&
-      !job.force_local &&
-      job.remote_peer === "" &&
-      !isSerialPort(job.port)
-    );
+    return this.#placeable(entry) && !job.force_local && !isSerialPort(job.port);
+  }
+
+  /** What the job waits for changed: clients hear it (`job_updated`). */
+  #waiting(entry: Entry, reason: "build_server" | null): void {
+    // Only this queue's own reason is cleared here; others belong to whoever set them.
+    if (reason === null && entry.job.waiting?.reason !== "build_server") return;
+    if (!setWaiting(entry.job, reason, this.#now())) return;
+    this.#persist();
+    this.#bus.emit("job_updated", { job: this.#wire(entry) });
   }
 
   #pump(): void {
@@ -398,10 +430,28 @@ export class FirmwareQueue {
         continue;
       }
       let decision: RouteDecision = { kind: "local" };
-      if (this.#router !== undefined && this.#offloadable(entry)) {
-        decision = this.#router.route(entry.job, { busyPins: new Set(this.#remotePins.values()) });
+      if (entry.job.job_type === "clean_all" && entry.job.source === "remote") {
+        // A reset of a build server's environment runs there, once none of our compiles does.
+        const pin = entry.job.source_pin_sha256;
+        decision = [...this.#remotePins.values()].includes(pin) ? { kind: "wait" } : { kind: "remote", pinSha256: pin, label: entry.job.source_label };
+      } else if (this.#router !== undefined && this.#placeable(entry)) {
+        decision = this.#router.route(entry.job, {
+          busyPins: new Set(this.#remotePins.values()),
+          offloadable: this.#offloadable(entry),
+          remoteLosses: entry.remoteLosses,
+        });
       }
-      if (decision.kind === "wait") continue;
+      if (decision.kind === "wait") {
+        this.#waiting(entry, "build_server");
+        continue;
+      }
+      if (decision.kind === "fail") {
+        lane.waiting.splice(lane.waiting.indexOf(id), 1);
+        this.#ingest(entry, `*** ${decision.error} ***\n`);
+        this.#finish(entry, "failed", { error: decision.error });
+        continue;
+      }
+      this.#waiting(entry, null);
       if (decision.kind === "remote") {
         lane.waiting.splice(lane.waiting.indexOf(id), 1);
         entry.job.source = "remote";
@@ -409,6 +459,8 @@ export class FirmwareQueue {
         entry.job.source_label = decision.label;
         this.#remotePins.set(id, decision.pinSha256);
         this.#remoteLane.active.add(id);
+        // Dispatched again after a lost build server: no job_started this time.
+        if (entry.job.status === "running") this.#bus.emit("job_updated", { job: this.#wire(entry) });
         this.#track(this.#execute(entry, this.#remoteLane));
         continue;
       }
@@ -420,6 +472,7 @@ export class FirmwareQueue {
         entry.job.source_label = "";
       }
       if (decision.note !== undefined) this.#ingest(entry, `*** ${decision.note} ***\n`);
+      if (entry.job.status === "running" && entry.remoteLosses > 0) this.#bus.emit("job_updated", { job: this.#wire(entry) });
       lane.active.add(id);
       this.#track(this.#execute(entry, lane));
     }
@@ -458,7 +511,9 @@ export class FirmwareQueue {
     // The slot is free before the terminal event, so a listener sees the lane as it now is.
     lane.active.delete(job.job_id);
     this.#remotePins.delete(job.job_id);
-    if (entry.cancelRequested) {
+    if (!entry.cancelRequested && !this.#stopping && result.buildServerLost === true && phase === "compile" && job.source === "remote") {
+      this.#reroute(entry);
+    } else if (entry.cancelRequested) {
       this.#finish(entry, "cancelled", { error: entry.cancelReason, exitCode: result.exitCode });
     } else if (result.error !== null) {
       this.#finish(entry, "failed", { error: result.error, exitCode: result.exitCode });
@@ -474,6 +529,28 @@ export class FirmwareQueue {
       this.#finish(entry, "completed", { exitCode: result.exitCode ?? 0 });
     }
     this.#pump();
+  }
+
+  /**
+   * The build server compiling this job was lost mid-build: the compile goes
+   * back to the front of the compile lane and is dispatched again (another
+   * build server, the same one once it is back, or here), still one running
+   * job. The router decides when losses are too many.
+   */
+  #reroute(entry: Entry): void {
+    const { job } = entry;
+    entry.remoteLosses += 1;
+    const label = job.source_label || job.source_pin_sha256.slice(0, 8);
+    this.#ingest(entry, `*** build server ${label} was lost mid-build (${entry.remoteLosses}x); dispatching the compile again ***\n`);
+    job.source = "local";
+    job.source_pin_sha256 = "";
+    job.source_label = "";
+    enterPhase(job, "compile");
+    entry.progress.reset();
+    this.#bus.emit("job_progress", { job_id: job.job_id, progress: 0 });
+    this.#lanes.compile.waiting.unshift(job.job_id);
+    this.#persist();
+    this.#bus.emit("job_updated", { job: this.#wire(entry) });
   }
 
   #ingest(entry: Entry, line: string): void {
@@ -538,7 +615,7 @@ export class FirmwareQueue {
     let aux = 0;
     for (const entry of finished) {
       const key = `${entry.job.configuration}\u0000${entry.job.job_type}`;
-      const isAux = entry.job.job_type === "clean";
+      const isAux = entry.job.job_type === "clean" || entry.job.job_type === "clean_all";
       let keep = !seen.has(key);
       seen.add(key);
       if (keep && isAux) keep = ++aux <= this.#options.auxHistoryLimit;

@@ -21,7 +21,7 @@ import { getLogger } from "../logger.ts";
 import type { Paths } from "../paths.ts";
 import { BUILD_INFO_NAME, METADATA_NAMES, PLATFORMIO_INI_NAME, readArtifacts, stageFirmware, type ReadArtifactsResult, type StagedFirmware } from "../remote-build/artifacts.ts";
 import { DEVICE_STEM_RE } from "../remote-build/bundle.ts";
-import type { Offloader } from "../remote-build/offloader.ts";
+import { RemoteBuildError, type Offloader } from "../remote-build/offloader.ts";
 import { atomicWrite } from "../store.ts";
 import { runEsphome } from "./local-runner.ts";
 import { LineSplitter } from "./output.ts";
@@ -46,6 +46,11 @@ export interface RemoteRunnerDeps {
 
 function notice(text: string): string {
   return `*** ${text} ***\n`;
+}
+
+/** A failure because the session went away marks the build server lost (the compile is dispatched again). */
+function lostIf(err: unknown): { buildServerLost?: true } {
+  return err instanceof RemoteBuildError && err.code === "session_lost" ? { buildServerLost: true } : {};
 }
 
 export class RemoteRunner implements JobRunner {
@@ -81,6 +86,7 @@ export class RemoteRunner implements JobRunner {
       case "upload":
         return this.#upload(ctx);
       case "clean":
+        if (ctx.job.job_type === "clean_all") return this.#resetBuildEnv(ctx);
         return { exitCode: null, error: "remote build: clean runs on this machine only" };
     }
   }
@@ -136,7 +142,7 @@ export class RemoteRunner implements JobRunner {
     if (!Buffer.isBuffer(bundle)) return { exitCode: null, error: bundle.error };
 
     const session = this.#deps.offloader.session(pin);
-    if (session === undefined) return { exitCode: null, error: `remote build: build server ${label} is not connected` };
+    if (session === undefined) return { exitCode: null, error: `remote build: build server ${label} is not connected`, buildServerLost: true };
 
     // Listeners go on before the job is submitted, so no early frame is missed.
     const { bus } = this.#deps;
@@ -173,7 +179,7 @@ export class RemoteRunner implements JobRunner {
       try {
         ack = await session.submitJob(job.job_id, "compile", path.basename(yaml), bundle, path.basename(yaml).replace(/\.ya?ml$/i, ""));
       } catch (err) {
-        return { exitCode: null, error: `remote build: ${errorMessage(err)}` };
+        return { exitCode: null, error: `remote build: ${errorMessage(err)}`, ...lostIf(err) };
       }
       if (!ack.accepted) return { exitCode: null, error: `remote build: ${label} refused the job (${ack.reason})` };
       if (cancelled()) onAbort();
@@ -183,7 +189,7 @@ export class RemoteRunner implements JobRunner {
       flushLines();
       if (end.status === "lost") {
         ctx.onLine(notice(`remote build session closed (${end.error}); the build was aborted`));
-        return { exitCode: null, error: `remote build: peer-link session with ${label} lost (${end.error})` };
+        return { exitCode: null, error: `remote build: peer-link session with ${label} lost (${end.error})`, buildServerLost: true };
       }
       if (end.status === "cancelled") return { exitCode: null, error: end.error || "cancelled" };
       if (end.status === "failed") return { exitCode: null, error: `remote build on ${label}: ${end.error || "compile failed"}` };
@@ -198,7 +204,7 @@ export class RemoteRunner implements JobRunner {
         const wanted = job.job_type === "compile" ? undefined : [];
         artifacts = await readArtifacts(await session.downloadArtifacts(job.job_id, wanted));
       } catch (err) {
-        return { exitCode: null, error: `remote build: downloading the artifacts from ${label} failed: ${errorMessage(err)}` };
+        return { exitCode: null, error: `remote build: downloading the artifacts from ${label} failed: ${errorMessage(err)}`, ...lostIf(err) };
       }
       try {
         if (job.job_type === "compile") {
@@ -217,6 +223,63 @@ export class RemoteRunner implements JobRunner {
       ctx.signal.removeEventListener("abort", onAbort);
       for (const off of subscriptions) off();
       flushLines();
+    }
+  }
+
+  /**
+   * A `clean_all` of the build environment our builds use on a build server
+   * (`reset_build_env`): its output and end come back as this job's.
+   */
+  async #resetBuildEnv(ctx: PhaseContext): Promise<PhaseResult> {
+    const { job } = ctx;
+    const pin = job.source_pin_sha256;
+    const label = job.source_label || this.#deps.offloader.label(pin) || pin.slice(0, 8);
+    const session = this.#deps.offloader.session(pin);
+    if (session === undefined) return { exitCode: null, error: `reset build environment: build server ${label} is not connected` };
+    if (!session.resetBuildEnvSupported) return { exitCode: null, error: `reset build environment: build server ${label} does not support it (update it)` };
+    const { bus } = this.#deps;
+    let settle: (outcome: { status: string; error: string }) => void = () => undefined;
+    const outcome = new Promise<{ status: string; error: string }>((resolve) => { settle = resolve; });
+    const lines = new LineSplitter();
+    const subscriptions: Unsubscribe[] = [
+      bus.on("offloader_job_output", (e) => {
+        if (e.pin_sha256 === pin && e.job_id === job.job_id) for (const line of lines.push(e.line)) ctx.onLine(line);
+      }),
+      bus.on("offloader_job_state_changed", (e) => {
+        if (e.pin_sha256 !== pin || e.job_id !== job.job_id) return;
+        if (e.status === "completed" || e.status === "failed" || e.status === "cancelled") settle({ status: e.status, error: e.error_message });
+      }),
+      bus.on("offloader_peer_link_closed", (e) => {
+        if (e.pin_sha256 === pin) settle({ status: "lost", error: e.error_detail === "" ? e.reason : `${e.reason}: ${e.error_detail}` });
+      }),
+    ];
+    const onAbort = (): void => {
+      session.cancelJob(job.job_id);
+      settle({ status: "cancelled", error: "" });
+    };
+    try {
+      ctx.onLine(notice(`resetting the build environment of this builder's builds on ${label}`));
+      let ack;
+      try {
+        ack = await session.resetBuildEnv(job.job_id);
+      } catch (err) {
+        return { exitCode: null, error: `reset build environment: ${errorMessage(err)}` };
+      }
+      if (!ack.accepted) {
+        const why = ack.reason === "busy" ? "it is busy with a build; try again when it is idle" : ack.reason;
+        return { exitCode: null, error: `reset build environment: ${label} refused (${why})` };
+      }
+      if (ctx.signal.aborted) onAbort();
+      else ctx.signal.addEventListener("abort", onAbort, { once: true });
+      const end = await outcome;
+      for (const line of lines.end()) ctx.onLine(line);
+      if (end.status === "completed") return { exitCode: 0, error: null };
+      if (end.status === "lost") return { exitCode: null, error: `reset build environment: peer-link session with ${label} lost (${end.error})` };
+      if (end.status === "cancelled") return { exitCode: null, error: end.error || "cancelled" };
+      return { exitCode: null, error: `reset build environment on ${label}: ${end.error || "failed"}` };
+    } finally {
+      ctx.signal.removeEventListener("abort", onAbort);
+      for (const off of subscriptions) off();
     }
   }
 
@@ -267,6 +330,7 @@ export class SourceRoutedRunner implements JobRunner {
   }
 
   runPhase(ctx: PhaseContext): Promise<PhaseResult> {
-    return (ctx.job.source === "remote" && ctx.phase !== "clean" ? this.#remote : this.#local).runPhase(ctx);
+    const remote = ctx.job.source === "remote" && (ctx.phase !== "clean" || ctx.job.job_type === "clean_all");
+    return (remote ? this.#remote : this.#local).runPhase(ctx);
   }
 }

@@ -20,6 +20,11 @@ export interface PhaseResult {
   readonly exitCode: number | null;
   /** Null when the phase succeeded; else a message for the job's `error`. */
   readonly error: string | null;
+  /**
+   * The build server compiling it was lost mid-build (its session closed):
+   * the queue dispatches the compile again instead of failing the job.
+   */
+  readonly buildServerLost?: boolean;
 }
 
 export interface JobRunner {

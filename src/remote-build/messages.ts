@@ -65,6 +65,8 @@ export const intentResponseSchema = z.object({
   reason: z.string().max(64).optional(),
   friendly_name: label.default(""),
   ha_addon: z.boolean().default(false),
+  /** Newer upstream: the build server takes `reset_build_env`; anything but `true` means it does not. */
+  reset_build_env_supported: z.unknown().transform((v) => v === true),
 });
 export type IntentResponse = z.infer<typeof intentResponseSchema>;
 
@@ -97,7 +99,12 @@ export const receiverInbound = {
   cancel_job: z.object({ type: z.literal("cancel_job"), job_id: jobId }),
   /** `files` (optional, ignored by builders that do not know it) limits what is sent. */
   download_artifacts: z.object({ type: z.literal("download_artifacts"), job_id: jobId, files: z.array(z.string().max(64)).max(32).optional() }),
+  /** Newer upstream: wipe the build environment this offloader's builds use here. */
+  reset_build_env: z.object({ type: z.literal("reset_build_env"), job_id: jobId }),
 } as const;
+
+/** Why a build server refuses `reset_build_env` (upstream's four; others are tolerated). */
+export const RESET_BUILD_ENV_REFUSALS = ["invalid_frame", "not_ready", "busy", "queue_rejected"] as const;
 
 /** Frames an offloader accepts from a receiver. */
 export const offloaderInbound = {
@@ -124,6 +131,7 @@ export const offloaderInbound = {
   }),
   artifacts_chunk: z.object({ type: z.literal("artifacts_chunk"), ...chunk }),
   artifacts_end: z.object({ type: z.literal("artifacts_end"), job_id: jobId, accepted: z.boolean(), reason: shortText(64).optional() }),
+  reset_build_env_ack: z.object({ type: z.literal("reset_build_env_ack"), job_id: jobId, accepted: z.boolean(), reason: shortText(64).optional() }),
 } as const;
 
 export type ReceiverInbound = { [K in keyof typeof receiverInbound]: z.infer<(typeof receiverInbound)[K]> };

@@ -98,6 +98,8 @@ export class PeerSession {
   readonly pin: string;
   readonly channel: SecureChannel;
   readonly esphomeVersion: string;
+  /** The build server advertised `reset_build_env_supported: true`. */
+  readonly resetBuildEnvSupported: boolean;
   readonly #bus: EventBus;
   readonly #acks = new Map<string, { resolve: (r: AckResult) => void; reject: (e: Error) => void; timer: NodeJS.Timeout }>();
   readonly #downloads = new Map<string, Download>();
@@ -109,8 +111,30 @@ export class PeerSession {
     this.pin = pin;
     this.channel = channel;
     this.esphomeVersion = response.esphome_version;
+    this.resetBuildEnvSupported = response.reset_build_env_supported;
     this.#bus = bus;
     this.#ackTimeoutMs = ackTimeoutMs;
+  }
+
+  /**
+   * Asks the build server to wipe the build environment our builds use there
+   * (`reset_build_env`); its progress and end come as `job_state_changed` and
+   * `job_output` of `jobId`, like a build's.
+   */
+  resetBuildEnv(jobId: string): Promise<AckResult> {
+    const ack = this.#awaitAck(jobId);
+    if (!this.channel.send({ type: "reset_build_env", job_id: jobId })) this.#failAck(jobId, "the session closed before the request was sent");
+    return ack;
+  }
+
+  #awaitAck(jobId: string): Promise<AckResult> {
+    return new Promise<AckResult>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.#acks.delete(jobId);
+        reject(new RemoteBuildError("timeout", `the build server did not acknowledge the request within ${this.#ackTimeoutMs / 1000} s`));
+      }, this.#ackTimeoutMs);
+      this.#acks.set(jobId, { resolve, reject, timer });
+    });
   }
 
   /** Sends a bundle for `target` and waits for the build server's acknowledgement. */
@@ -192,8 +216,9 @@ export class PeerSession {
         this.#bus.emit("offloader_queue_status_changed", { pin_sha256: this.pin, ...this.queueStatus });
         return;
       }
-      case "submit_job_ack": {
-        const m = message as OffloaderInbound["submit_job_ack"];
+      case "submit_job_ack":
+      case "reset_build_env_ack": {
+        const m = message as OffloaderInbound["submit_job_ack" | "reset_build_env_ack"];
         const pending = this.#acks.get(m.job_id);
         if (pending === undefined) return;
         clearTimeout(pending.timer);
@@ -508,6 +533,7 @@ export class Offloader {
       last_connect_error: state.lastError,
       esphome_version: s.esphome_version,
       fingerprint_emoji: fingerprintEmoji(s.pin_sha256),
+      reset_build_env_supported: state.session?.resetBuildEnvSupported ?? false,
     };
   }
 

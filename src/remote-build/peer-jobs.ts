@@ -216,6 +216,33 @@ export class PeerJobs {
     }
   }
 
+  /**
+   * `reset_build_env`: wipes this peer's own folders here (its bundles and
+   * build caches under `.remote_builds/<pin>/`, nobody else's) as a
+   * `clean_all` job whose state and output go back like a build's. Refused
+   * (`busy`) while any of this peer's jobs is active or a transfer runs.
+   */
+  async resetBuildEnv(session: JobSession, remoteJobId: string): Promise<void> {
+    const ack = (reason?: string): void => {
+      session.channel.send(reason === undefined ? { type: "reset_build_env_ack", job_id: remoteJobId, accepted: true } : { type: "reset_build_env_ack", job_id: remoteJobId, accepted: false, reason });
+    };
+    const pin = session.peer.pin_sha256;
+    const active = this.#deps.queue.list().some((j) => j.remote_peer === pin && j.status !== "completed" && j.status !== "failed" && j.status !== "cancelled");
+    const transferring = [...this.#deps.sessionsOf(pin)].some((s) => s.submit !== null || s.pendingJobs.size > 0 || s.downloading);
+    if (active || transferring) {
+      ack("busy");
+      return;
+    }
+    try {
+      await this.#deps.queue.enqueue({ configuration: pin, job_type: "clean_all", remote_peer: pin, remote_job_id: remoteJobId, remote_peer_label: session.peer.label });
+    } catch (err) {
+      log.warning(`reset_build_env of ${session.peer.label} refused: ${errorMessage(err)}`);
+      ack("queue_rejected");
+      return;
+    }
+    ack();
+  }
+
   /** A peer's job changed state: tell that peer's sessions. */
   jobStateChanged(job: FirmwareJob, status: "running" | "completed" | "failed" | "cancelled"): void {
     // The peer hears of output lines it missed before the final state.

@@ -460,7 +460,7 @@ export class Receiver {
       ws.terminate();
       return;
     }
-    const base = { esphome_version: this.#deps.esphomeVersion() ?? "", friendly_name: this.#deps.label(), ha_addon: false };
+    const base = { esphome_version: this.#deps.esphomeVersion() ?? "", friendly_name: this.#deps.label(), ha_addon: false, reset_build_env_supported: true };
     const reply = (response: Record<string, unknown>): SecureChannel => accepted.respond({ ...response, ...base });
     const done = (response: Record<string, unknown>): void => { reply(response).close("done"); };
     const ip = accepted.remoteAddress.replace(/^::ffff:/, "");
@@ -639,6 +639,10 @@ export class Receiver {
       if (parsed.type === "submit_job" && typeof raw.job_id === "string" && raw.job_id.length <= 64) {
         session.channel.send({ type: "submit_job_ack", job_id: raw.job_id, accepted: false, reason: "invalid_header" });
       }
+      if (parsed.type === "reset_build_env") {
+        const id = typeof raw.job_id === "string" ? raw.job_id.slice(0, 64) : "";
+        session.channel.send({ type: "reset_build_env_ack", job_id: id, accepted: false, reason: "invalid_frame" });
+      }
       session.channel.terminate("malformed_frame", `${parsed.type}: ${parsed.error}`);
       return;
     }
@@ -667,6 +671,9 @@ export class Receiver {
         void this.#jobs.download(session, m.job_id, m.files === undefined ? undefined : new Set(m.files));
         return;
       }
+      case "reset_build_env":
+        void this.#jobs.resetBuildEnv(session, (parsed.message as ReceiverInbound["reset_build_env"]).job_id);
+        return;
     }
   }
 

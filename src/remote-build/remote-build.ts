@@ -12,6 +12,9 @@ import { fingerprintEmoji, pinHexPairs } from "./fingerprint.ts";
 import { Discovery, type DiscoveredHost } from "./discovery.ts";
 import { IdentityStore, type Identity } from "./identity.ts";
 import { Offloader, type OffloaderTimings } from "./offloader.ts";
+import { PlacementSettings } from "./placement-settings.ts";
+import type { LocalBuilds } from "./placement.ts";
+import type { ProblemSink } from "../problems.ts";
 import { Receiver, type ReceiverTimings } from "./receiver.ts";
 
 const log = getLogger("remote-build");
@@ -31,6 +34,9 @@ export interface RemoteBuildDeps {
   /** Advertise and browse with mDNS. */
   mdns: boolean;
   serverVersion: string;
+  /** The configured `local_builds` (flag, variable, add-on option); undefined when not given. */
+  localBuilds?: LocalBuilds | undefined;
+  problems?: ProblemSink;
 }
 
 
@@ -38,6 +44,8 @@ export class RemoteBuild {
   readonly identity: IdentityStore;
   readonly receiver: Receiver;
   readonly offloader: Offloader;
+  /** Where this builder's own compiles run. */
+  readonly placement: PlacementSettings;
   readonly #deps: RemoteBuildDeps;
   #current: Identity | undefined;
   #discovery: Discovery | undefined;
@@ -67,12 +75,19 @@ export class RemoteBuild {
       label,
       ...(deps.offloaderTimings === undefined ? {} : { timings: deps.offloaderTimings }),
     });
+    this.placement = new PlacementSettings({
+      file: deps.paths.placementFile,
+      bus: deps.bus,
+      configured: deps.localBuilds,
+      ...(deps.problems === undefined ? {} : { problems: deps.problems }),
+    });
   }
 
   async start(): Promise<void> {
     this.#current = await this.identity.load();
     await this.receiver.start();
     await this.offloader.start();
+    await this.placement.start();
     log.info(`identity ${this.#current.dashboard_id}, pin ${this.#current.pin_sha256}`);
   }
 
@@ -127,6 +142,7 @@ export class RemoteBuild {
     await this.#discovery?.stop();
     await this.offloader.stop();
     await this.receiver.stop();
+    await this.placement.stop();
   }
 
   identityView(): IdentityView {
@@ -177,6 +193,7 @@ export class RemoteBuild {
       alerts: this.offloader.alerts(),
       problems: this.problems(),
       hosts: this.hosts(),
+      local_builds: this.placement.localBuilds,
     };
   }
 }

@@ -1,13 +1,14 @@
 /**
  * The build router: turns the offloader's live state into a frozen snapshot
- * for `pickBuildPath` each time a compile is dispatched, and keeps a job that
- * was building remotely when the builder stopped waiting a while for its
- * build server to come back.
+ * for `placeCompile` (the `local_builds` setting over `pickBuildPath`) each
+ * time a compile is dispatched, and keeps a job that was building remotely
+ * when the builder stopped waiting a while for its build server to come back.
  */
-import type { JobRouter, RouteDecision } from "../firmware/queue.ts";
+import type { JobRouter, RouteContext, RouteDecision } from "../firmware/queue.ts";
 import type { StoredJob } from "../firmware/job.ts";
 import type { Offloader } from "./offloader.ts";
-import { pickBuildPath, type SchedulerInputs } from "./scheduler.ts";
+import { placeCompile, type LocalBuilds } from "./placement.ts";
+import type { SchedulerInputs } from "./scheduler.ts";
 
 /** How long a restored remote job waits for its build server before building here. */
 export const RESTORE_GRACE_MS = 30_000;
@@ -16,6 +17,8 @@ export interface BuildRouterDeps {
   offloader: Pick<Offloader, "snapshot" | "label" | "remoteBuildsEnabled">;
   /** Called when a waiting decision may have changed (the grace period ran out). */
   wake: () => void;
+  /** The `local_builds` setting, read at each decision (default `always`). */
+  localBuilds?: () => LocalBuilds;
   restoreGraceMs?: number;
   now?: () => number;
 }
@@ -53,19 +56,28 @@ export class BuildRouter implements JobRouter {
     });
   }
 
-  route(job: Readonly<StoredJob>, ctx: { busyPins: ReadonlySet<string> }): RouteDecision {
+  route(job: Readonly<StoredJob>, ctx: RouteContext): RouteDecision {
     const inputs = this.snapshot(ctx.busyPins);
-    if (job.source === "remote" && job.source_pin_sha256 !== "") return this.#restored(job, inputs);
-    const decision = pickBuildPath(inputs);
-    if (decision.path === "local") return { kind: "local" };
+    const offloadable = ctx.offloadable ?? true;
+    if (offloadable && job.source === "remote" && job.source_pin_sha256 !== "") {
+      const restored = this.#restored(job, inputs);
+      if (restored !== null) return restored;
+    }
+    const localBuilds = this.#deps.localBuilds?.() ?? "always";
+    const placed = placeCompile(inputs, localBuilds, { offloadable, remoteLosses: ctx.remoteLosses ?? 0 });
+    if (placed.kind !== "remote") return placed;
     // The pairing can disappear between the snapshot and this lookup.
-    const label = this.#deps.offloader.label(decision.pinSha256);
-    if (label === undefined) return { kind: "local" };
-    return { kind: "remote", pinSha256: decision.pinSha256, label };
+    const label = this.#deps.offloader.label(placed.pinSha256);
+    if (label === undefined) return localBuilds === "always" ? { kind: "local" } : { kind: "wait" };
+    return { kind: "remote", pinSha256: placed.pinSha256, label };
   }
 
-  /** A job that was building on a build server when this builder stopped. */
-  #restored(job: Readonly<StoredJob>, inputs: SchedulerInputs): RouteDecision {
+  /**
+   * A job that was building on a build server when this builder stopped:
+   * back to that build server, or wait for it during the grace period; null
+   * once it is no use waiting (the job is then placed like any other).
+   */
+  #restored(job: Readonly<StoredJob>, inputs: SchedulerInputs): RouteDecision | null {
     const pin = job.source_pin_sha256;
     const pairing = inputs.pairings.find((p) => p.pin_sha256 === pin);
     const usable = inputs.remoteBuildsEnabled && pairing !== undefined && pairing.status === "approved" && pairing.enabled;
@@ -84,6 +96,9 @@ export class BuildRouter implements JobRouter {
       this.#graceTimer.unref();
       return { kind: "wait" };
     }
+    const localBuilds = this.#deps.localBuilds?.() ?? "always";
+    const placed = placeCompile(inputs, localBuilds, { offloadable: true, remoteLosses: 0 });
+    if (placed.kind !== "local" || !usable) return null;
     return { kind: "local", note: `build server ${label} did not come back within ${Math.round(grace / 1000)} s; building on this machine instead` };
   }
 }

@@ -1,0 +1,70 @@
+/**
+ * Where this builder's own compiles run, given the `local_builds` setting:
+ * a pure decision over the scheduler's frozen snapshot, on top of
+ * `pickBuildPath` (which picks the idle build server and owns every
+ * eligibility rule: approved, enabled, connected, version policy).
+ *
+ *   always   - an idle build server if there is one, else here.
+ *   fallback - an idle build server; while any eligible build server is
+ *              connected but busy, wait for it; here only when none is.
+ *   never    - an idle build server, else wait ("waiting for a build server").
+ *
+ * A compile whose build server was lost mid-build is dispatched again up to
+ * `MAX_REROUTES` times; after that it builds here, unless `never` says no.
+ */
+import type { LocalBuilds } from "../api/wire.ts";
+import { pickBuildPath, type SchedulerInputs } from "./scheduler.ts";
+
+export { LOCAL_BUILDS, type LocalBuilds } from "../api/wire.ts";
+
+/** Dispatches of a compile after lost build servers (upstream's dispatch pool: 3). */
+export const MAX_REROUTES = 3;
+
+export type Placement =
+  | { readonly kind: "local"; readonly note?: string }
+  | { readonly kind: "remote"; readonly pinSha256: string }
+  | { readonly kind: "wait" }
+  | { readonly kind: "fail"; readonly error: string };
+
+export interface PlacementJob {
+  /** May a build server take it (not forced here, not a serial-port install)? */
+  readonly offloadable: boolean;
+  /** Build servers lost while compiling it. */
+  readonly remoteLosses: number;
+}
+
+/**
+ * Whether some build server would take a compile if it were idle: the
+ * scheduler's own eligibility rules, asked with every connected server idle
+ * and none busy (so whatever eligibility filters it has apply unchanged).
+ */
+export function hasEligibleBuildServer(inputs: SchedulerInputs): boolean {
+  const allIdle = new Map<string, { idle: boolean }>();
+  for (const pin of inputs.openPeerLinks) allIdle.set(pin, { idle: true });
+  return pickBuildPath({ ...inputs, peerQueueStatus: allIdle, busyPins: new Set() }).path === "remote";
+}
+
+const NEVER_HINT = "this builder does not compile (local_builds: never; change it under Build servers)";
+
+export function placeCompile(inputs: SchedulerInputs, localBuilds: LocalBuilds, job: PlacementJob): Placement {
+  if (!job.offloadable) {
+    if (localBuilds === "never") {
+      return { kind: "fail", error: `${NEVER_HINT}, and this job must build here (built here on request, or flashed over a serial port)` };
+    }
+    return { kind: "local" };
+  }
+  if (job.remoteLosses > MAX_REROUTES) {
+    if (localBuilds === "never") return { kind: "fail", error: `build servers were lost mid-build ${job.remoteLosses} times; ${NEVER_HINT}` };
+    return { kind: "local", note: `build servers were lost mid-build ${job.remoteLosses} times; building on this machine instead` };
+  }
+  const decision = pickBuildPath(inputs);
+  if (decision.path === "remote") return { kind: "remote", pinSha256: decision.pinSha256 };
+  switch (localBuilds) {
+    case "always":
+      return { kind: "local" };
+    case "never":
+      return { kind: "wait" };
+    case "fallback":
+      return hasEligibleBuildServer(inputs) ? { kind: "wait" } : { kind: "local" };
+  }
+}
