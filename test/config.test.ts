@@ -92,4 +92,18 @@ describe("isLoopbackHost", () => {
   ])("%s -> %s", (host, expected) => {
     expect(isLoopbackHost(host)).toBe(expected);
   });
+
+  it("takes local_builds from the flag, its variable or the add-on option, and names the values on a bad one", async () => {
+    expect(parse([]).localBuilds).toBeUndefined();
+    expect(parse(["--local-builds", "fallback"]).localBuilds).toBe("fallback");
+    expect(parse([], { ESPHOME_BUILDER_LOCAL_BUILDS: "Never" }).localBuilds).toBe("never");
+    expect(parse(["--local-builds", "always"], { ESPHOME_BUILDER_LOCAL_BUILDS: "never" }).localBuilds).toBe("always");
+    expect(errorOf(["--local-builds", "sometimes"])).toBe("--local-builds must be always, fallback or never, got 'sometimes'");
+    expect(errorOf([], { ESPHOME_BUILDER_LOCAL_BUILDS: "" })).toContain("--local-builds must be always, fallback or never");
+    const options = path.join(await tempDir(), "options.json");
+    await writeFile(options, JSON.stringify({ local_builds: "fallback" }));
+    expect(parse([], { SUPERVISOR_TOKEN: "t", ESPHOME_BUILDER_ADDON_OPTIONS: options }).localBuilds).toBe("fallback");
+    await writeFile(options, JSON.stringify({ local_builds: "sometimes" }));
+    expect(errorOf([], { SUPERVISOR_TOKEN: "t", ESPHOME_BUILDER_ADDON_OPTIONS: options })).toContain("local_builds");
+  });
 });

@@ -7,6 +7,7 @@ import { describe, expect, it } from "vitest";
 import { createJob, type StoredJob } from "../../src/firmware/job.ts";
 import type { BuildRouterDeps } from "../../src/remote-build/routing.ts";
 import { BuildRouter } from "../../src/remote-build/routing.ts";
+import type { LocalBuilds } from "../../src/remote-build/placement.ts";
 
 const PIN = "a".repeat(64);
 const now = new Date("2026-11-23T10:00:00Z");
@@ -22,12 +23,13 @@ function row(over: { connected?: boolean; idle?: boolean | null; enabled?: boole
   };
 }
 
-function router(rows: Row[], opts: { label?: string | undefined; clock?: { t: number }; enabled?: boolean } = {}) {
+function router(rows: Row[], opts: { label?: string | undefined; clock?: { t: number }; enabled?: boolean; localBuilds?: LocalBuilds } = {}) {
   const clock = opts.clock ?? { t: 0 };
   let woken = 0;
   const r = new BuildRouter({
     offloader: { snapshot: () => rows, label: () => ("label" in opts ? opts.label : "Desktop"), remoteBuildsEnabled: opts.enabled ?? true },
     wake: () => { woken++; },
+    ...(opts.localBuilds === undefined ? {} : { localBuilds: () => opts.localBuilds ?? "always" }),
     restoreGraceMs: 1000,
     now: () => clock.t,
   });
@@ -83,5 +85,40 @@ describe("BuildRouter", () => {
     expect(Object.isFrozen(snap)).toBe(true);
     rows.length = 0;
     expect(snap.pairings).toHaveLength(1);
+  });
+
+  it("applies local_builds: a busy build server makes fallback and never wait, always build here", () => {
+    const busy = [row({ idle: false })];
+    expect(router(busy, { localBuilds: "always" }).r.route(fresh(), { busyPins: new Set() })).toEqual({ kind: "local" });
+    expect(router(busy, { localBuilds: "fallback" }).r.route(fresh(), { busyPins: new Set() })).toEqual({ kind: "wait" });
+    expect(router(busy, { localBuilds: "never" }).r.route(fresh(), { busyPins: new Set() })).toEqual({ kind: "wait" });
+    expect(router([row({ connected: false })], { localBuilds: "fallback" }).r.route(fresh(), { busyPins: new Set() })).toEqual({ kind: "local" });
+  });
+
+  it("fails a job that must build here when local builds are off, and builds it here otherwise", () => {
+    const decision = router([row()], { localBuilds: "never" }).r.route(fresh(), { busyPins: new Set(), offloadable: false });
+    expect(decision.kind).toBe("fail");
+    expect(router([row()]).r.route(fresh(), { busyPins: new Set(), offloadable: false })).toEqual({ kind: "local" });
+  });
+
+  it("keeps waiting instead of building here when the pairing vanishes and local builds are not `always`", () => {
+    expect(router([row()], { label: undefined, localBuilds: "never" }).r.route(fresh(), { busyPins: new Set() })).toEqual({ kind: "wait" });
+  });
+
+  it("after the grace period, places a restored job like any other: never keeps it waiting for a build server", () => {
+    const clock = { t: 0 };
+    const never = router([row({ connected: false })], { clock, localBuilds: "never" }).r;
+    // Another build server is idle: it goes there instead of here.
+    const other = { ...row(), stored: { ...row().stored, pin_sha256: "b".repeat(64) } };
+    const always = router([row({ connected: false }), other], { clock }).r;
+    clock.t = 1500;
+    expect(never.route(restored(), { busyPins: new Set() })).toEqual({ kind: "wait" });
+    const decision = always.route(restored(), { busyPins: new Set() });
+    expect(decision).toEqual({ kind: "remote", pinSha256: "b".repeat(64), label: "Desktop" });
+  });
+
+  it("after too many lost build servers, builds here (always) or fails (never)", () => {
+    expect(router([row()]).r.route(fresh(), { busyPins: new Set(), remoteLosses: 4 }).kind).toBe("local");
+    expect(router([row()], { localBuilds: "never" }).r.route(fresh(), { busyPins: new Set(), remoteLosses: 4 }).kind).toBe("fail");
   });
 });
