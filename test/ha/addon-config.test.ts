@@ -218,6 +218,9 @@ describe("config.yaml (add-on manifest)", () => {
     // At least: log level, the build-server switch, compile concurrency, the builder's label.
     expect(Object.keys(schema)).toEqual(expect.arrayContaining(["log_level", "build_server", "compile_concurrency", "label"]));
     expect(options.build_server).toBe(false);
+    // Compiles stay here by default; small hosts are told to pick `fallback` (DOCS.md, translations).
+    expect(options.local_builds).toBe("always");
+    expect(checkOption(schema.local_builds ?? "", "sometimes")).not.toBeNull();
   });
 
   it("has a translation (name and description) for every option, and none for options that do not exist", () => {
