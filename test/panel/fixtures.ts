@@ -86,6 +86,7 @@ export function pairing(overrides: Partial<Pairing> = {}): Pairing {
     last_connect_error: "",
     esphome_version: "2026.11.0",
     fingerprint_emoji: [],
+    reset_build_env_supported: false,
     ...overrides,
   };
 }
@@ -133,6 +134,7 @@ export function remoteSnapshot(overrides: Partial<RemoteBuildSnapshot> = {}): Re
     alerts: [],
     problems: [],
     hosts: [],
+    local_builds: "always",
     ...overrides,
   };
 }

@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
 import {
+  jobSubject,
   canBuildLocally,
   localRetryArgs,
   progressView,
@@ -69,5 +70,15 @@ describe("resultKind", () => {
     expect(resultKind(job({ status: "failed" }))).toBe("failed");
     expect(resultKind(job({ status: "cancelled" }))).toBe("cancelled");
     expect(resultKind(job({ status: "running" }))).toBeNull();
+  });
+});
+
+describe("jobSubject", () => {
+  const localize = (key: string, args?: { label: string }): string => (args === undefined ? key : `${key}:${args.label}`);
+  it("names the device, or for a clean_all all devices here or this builder's files on a build server", () => {
+    expect(jobSubject(job(), "kitchen", localize)).toBe("kitchen");
+    expect(jobSubject(job({ job_type: "clean_all", configuration: "" }), "", localize)).toBe("jobs.all_devices");
+    expect(jobSubject(job({ job_type: "clean_all", configuration: "", source: "remote", source_label: "Desktop" }), "", localize)).toBe("jobs.build_server_env:Desktop");
+    expect(jobSubject(job({ job_type: "clean_all", configuration: "", source: "remote", source_label: "", source_pin_sha256: "ab".repeat(32) }), "", localize)).toBe(`jobs.build_server_env:${"ab".repeat(6)}`);
   });
 });

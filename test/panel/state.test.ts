@@ -15,7 +15,7 @@ import {
   type AppState,
 } from "../../panel/src/data/state.ts";
 import type { SubscribedEvent } from "../../panel/src/data/types.ts";
-import { device, initialState, job, problem } from "./fixtures.ts";
+import { device, initialState, job, problem, remoteSnapshot } from "./fixtures.ts";
 
 function run(actions: Action[], from: AppState = INITIAL_STATE): AppState {
   return actions.reduce(reducer, from);
@@ -66,6 +66,26 @@ describe("reducer", () => {
     expect(state.jobs[queued.job_id]?.status).toBe("running");
     state = run([ev({ event: "job_completed", data: { job: done } })], state);
     expect(state.jobs[queued.job_id]).toMatchObject({ status: "completed", progress: 100, exit_code: 0 });
+  });
+
+  it("takes what a job waits for, and where it builds, from job_updated", () => {
+    const queued = job();
+    const waiting = job({ waiting: { reason: "build_server", since: "2026-11-23T10:00:02.000Z" } });
+    let state = run([{ type: "initial_state", state: initialState() }, ev({ event: "job_queued", data: { job: queued } })]);
+    state = run([ev({ event: "job_updated", data: { job: waiting } })], state);
+    expect(state.jobs[queued.job_id]?.waiting).toEqual({ reason: "build_server", since: "2026-11-23T10:00:02.000Z" });
+    state = run([ev({ event: "job_updated", data: { job: job({ status: "running", source: "remote", source_label: "Laptop" }) } })], state);
+    expect(state.jobs[queued.job_id]).toMatchObject({ status: "running", source: "remote", source_label: "Laptop" });
+    expect(state.jobs[queued.job_id]?.waiting).toBeUndefined();
+  });
+
+  it("keeps the local_builds setting from initial_state and its event", () => {
+    let state = run([{ type: "initial_state", state: initialState({ remote_build: remoteSnapshot({ local_builds: "never" }) }) }]);
+    expect(state.remote?.offloader.localBuilds).toBe("never");
+    state = run([ev({ event: "local_builds_changed", data: { local_builds: "fallback" } })], state);
+    expect(state.remote?.offloader.localBuilds).toBe("fallback");
+    const same = run([ev({ event: "local_builds_changed", data: { local_builds: "fallback" } })], state);
+    expect(same).toBe(state);
   });
 
   it("moves an install from compile to upload when progress drops to 0, and keeps the phase on a later snapshot", () => {

@@ -7,8 +7,15 @@ import type { FirmwareJob } from "../data/types.ts";
 export function statusBadge(job: FirmwareJob, localize: LocalizeFunc): TemplateResult {
   switch (job.status) {
     case "queued":
+      if (job.waiting !== undefined) {
+        return html`<span class="badge warning waiting" data-status="queued" data-waiting=${job.waiting.reason}>${icon(mdiClockOutline)}${localize(`status.waiting.${job.waiting.reason}`)}</span>`;
+      }
       return html`<span class="badge" data-status="queued">${icon(mdiClockOutline)}${localize("status.queued")}</span>`;
     case "running": {
+      // Back in the pool after its build server was lost.
+      if (job.waiting !== undefined) {
+        return html`<span class="badge warning waiting" data-status="running" data-waiting=${job.waiting.reason}>${icon(mdiProgressClock)}${localize(`status.waiting.${job.waiting.reason}`)}</span>`;
+      }
       const pct = job.progress !== null && job.progress > 0 ? html` ${job.progress}%` : nothing;
       const phase = job.phase === null ? localize("status.running") : localize(`phase.${job.phase}`);
       return html`<span class="badge info" data-status="running">${icon(mdiProgressClock)}${phase}${pct}</span>`;

@@ -10,6 +10,7 @@ import type {
   FirmwareJob,
   FollowJobEventMap,
   InitialState,
+  LocalBuilds,
   OffloaderSettings,
   Pairing,
   PairingWindow,
@@ -210,6 +211,21 @@ export class BuilderApi {
   /** The master switch of transparent installs. */
   setRemoteBuildsEnabled(enabled: boolean): Promise<OffloaderSettings> {
     return this.connection.request("remote_build/set_offloader_settings", { remote_builds_enabled: enabled });
+  }
+
+  /** Where this builder compiles its own jobs: always, fallback or never. */
+  setLocalBuilds(localBuilds: LocalBuilds): Promise<{ local_builds: LocalBuilds }> {
+    return this.connection.request("remote_build/set_local_builds", { local_builds: localBuilds });
+  }
+
+  /** Wipes this builder's build folders on a paired build server (a job here follows it). */
+  resetBuildEnv(pinSha256: string): Promise<FirmwareJob> {
+    return this.connection.request("remote_build/reset_build_env", { pin_sha256: pinSha256 });
+  }
+
+  /** Wipes this builder's own build folders for every device (one job). */
+  cleanAll(): Promise<FirmwareJob> {
+    return this.connection.request("firmware/clean_all", {});
   }
 
   /** Off keeps the pairing but routes nothing to it. */

@@ -57,6 +57,13 @@ export function localRetryArgs(job: FirmwareJob): { configuration: string; port?
   return { configuration: job.configuration, ...(job.port === "" ? {} : { port: job.port }), forceLocal: true };
 }
 
+/** What a job is about: its device, or for a clean_all, all devices here or this builder's files on a build server. */
+export function jobSubject(job: FirmwareJob, device: string, localize: (key: "jobs.all_devices" | "jobs.build_server_env", args?: { label: string }) => string): string {
+  if (job.job_type !== "clean_all") return device;
+  if (job.source === "remote") return localize("jobs.build_server_env", { label: job.source_label || job.source_pin_sha256.slice(0, 12) });
+  return localize("jobs.all_devices");
+}
+
 /** The badge for a job this builder compiles for another one. */
 export function remotePeerLabel(job: FirmwareJob): string | null {
   return job.remote_peer_label !== "" ? job.remote_peer_label : null;

@@ -16,6 +16,7 @@ import type {
   RemoteBuildSnapshot,
   RemoteBuildEvent,
   RemoteIdentity,
+  LocalBuilds,
 } from "./types.ts";
 
 export interface RemoteBuildState {
@@ -28,6 +29,8 @@ export interface RemoteBuildState {
   };
   offloader: {
     remoteBuildsEnabled: boolean;
+    /** Where this builder compiles its own jobs (`always` from builders that do not say). */
+    localBuilds: LocalBuilds;
     /** In the order they were made (the order the router tries them). */
     pairings: readonly Pairing[];
     /** The last queue status each connected build server reported. */
@@ -64,6 +67,7 @@ export function seedRemoteBuild(snapshot: RemoteBuildSnapshot): RemoteBuildState
     },
     offloader: {
       remoteBuildsEnabled: snapshot.offloader.remote_builds_enabled,
+      localBuilds: (snapshot as Partial<RemoteBuildSnapshot>).local_builds ?? "always",
       pairings: snapshot.offloader.pairings,
       queues: {},
       removed: {},
@@ -173,6 +177,8 @@ export function applyRemoteEvent(state: RemoteBuildState, e: RemoteBuildEvent): 
     }
 
     // ---- sending builds (offloader) ----
+    case "local_builds_changed":
+      return state.offloader.localBuilds === e.data.local_builds ? state : { ...state, offloader: { ...state.offloader, localBuilds: e.data.local_builds } };
     case "offloader_settings_changed":
       return state.offloader.remoteBuildsEnabled === e.data.remote_builds_enabled
         ? state

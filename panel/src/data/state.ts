@@ -127,7 +127,8 @@ export function applyEvent(state: AppState, e: SubscribedEvent): AppState {
     case "job_started":
     case "job_completed":
     case "job_failed":
-    case "job_cancelled": {
+    case "job_cancelled":
+    case "job_updated": {
       const id = e.data.job.job_id;
       return { ...state, jobs: { ...state.jobs, [id]: mergeJob(state.jobs[id], e.data.job) } };
     }
@@ -176,7 +177,8 @@ export function applyEvent(state: AppState, e: SubscribedEvent): AppState {
     case "offloader_pairing_changed":
     case "offloader_pairing_removed":
     case "offloader_alert":
-    case "offloader_settings_changed": {
+    case "offloader_settings_changed":
+    case "local_builds_changed": {
       if (state.remote === null) return state;
       const remote = applyRemoteEvent(state.remote, e);
       return remote === state.remote ? state : { ...state, remote };

@@ -6,7 +6,7 @@
  */
 import type { EventMap, IdentityView, InitialState as FullInitialState, PairingSummary, PeerSummary, RemoteBuildSnapshot, SubscribedEventMap, TerminalStatus } from "../../../src/api/wire.ts";
 
-export { isTerminal, phasesOf } from "../../../src/api/wire.ts";
+export { LOCAL_BUILDS, isTerminal, phasesOf } from "../../../src/api/wire.ts";
 export type {
   BuilderProblem,
   Device,
@@ -17,6 +17,9 @@ export type {
   JobSource,
   JobStatus,
   JobType,
+  JobWaiting,
+  JobWaitReason,
+  LocalBuilds,
   OffloaderAlert,
   OffloaderAlertKind,
   OffloaderSettings,
@@ -57,7 +60,7 @@ export type SubscribedEvent = {
 }[keyof SubscribedEventMap];
 
 /** The events about build servers (both roles). */
-export type RemoteBuildEvent = Extract<SubscribedEvent, { event: `remote_build_${string}` | `offloader_${string}` }>;
+export type RemoteBuildEvent = Extract<SubscribedEvent, { event: `remote_build_${string}` | `offloader_${string}` | "local_builds_changed" }>;
 
 /** Events of a `firmware/follow_job` stream. */
 export interface FollowJobEventMap {

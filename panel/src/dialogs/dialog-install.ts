@@ -209,6 +209,9 @@ export class EsphomeInstallDialog extends LitElement implements DialogElement<In
         case "clean":
           next = await ctx.api.clean(job.configuration);
           break;
+        case "clean_all":
+          next = job.source === "remote" ? await ctx.api.resetBuildEnv(job.source_pin_sha256) : await ctx.api.cleanAll();
+          break;
       }
       this._binaries = null;
       this.#followJob(next.job_id, next);
@@ -318,7 +321,8 @@ export class EsphomeInstallDialog extends LitElement implements DialogElement<In
 
   protected override render(): TemplateResult | typeof nothing {
     const ctx = this.ctx;
-    if (ctx === undefined || this._configuration === "") return nothing;
+    // A clean_all names no device ("" here): its log still opens.
+    if (ctx === undefined || (this._configuration === "" && this._purpose !== "clean_all")) return nothing;
     const { localize } = ctx;
     const device = this._state?.devices[this._configuration];
     const name = deviceTitle(device, this._configuration);

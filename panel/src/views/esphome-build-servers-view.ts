@@ -20,9 +20,11 @@ import {
   mdiCheck,
   mdiCloudUpload,
   mdiDelete,
+  mdiDeleteSweep,
   mdiFingerprint,
   mdiKeyChange,
   mdiLan,
+  mdiLaptop,
   mdiPencil,
   mdiPlus,
   mdiServer,
@@ -43,7 +45,7 @@ import {
   type RemoteBuildState,
 } from "../data/remote-build.ts";
 import type { AppState } from "../data/state.ts";
-import type { DiscoveredHost, OffloaderAlert, Pairing, PairingWindow, ReceiverPeer, RemoteBuildProblem } from "../data/types.ts";
+import { LOCAL_BUILDS, type DiscoveredHost, type LocalBuilds, type OffloaderAlert, type Pairing, type PairingWindow, type ReceiverPeer, type RemoteBuildProblem } from "../data/types.ts";
 import { showConfirmDialog, showEndpointDialog, showPairDialog } from "../dialogs/show-dialog.ts";
 
 /** The builder keeps a window open 300 s per client; extend well before that. */
@@ -240,7 +242,7 @@ export class EsphomeBuildServersView extends LitElement {
       ${alerts.length === 0 && problems.length === 0
         ? nothing
         : html`<div class="alerts">${problems.map((p) => this.#renderProblem(p))}${alerts.map((a) => this.#renderAlert(a))}</div>`}
-      ${this.#renderIdentity(remote)} ${this.#renderReceiver(remote)} ${this.#renderOffloader(remote)}
+      ${this.#renderIdentity(remote)} ${this.#renderReceiver(remote)} ${this.#renderOffloader(remote)} ${this.#renderLocal(remote)}
     `;
   }
 
@@ -493,6 +495,85 @@ export class EsphomeBuildServersView extends LitElement {
     </section>`;
   }
 
+  /** This machine: where its own compiles run (`local_builds`) and cleaning all its build files. */
+  #renderLocal(remote: RemoteBuildState): TemplateResult {
+    const { localize } = this.ctx as PanelContext;
+    const mode = remote.offloader.localBuilds;
+    const connected = remote.offloader.remoteBuildsEnabled && remote.offloader.pairings.some((p) => p.connected && p.enabled && p.status === "approved");
+    return html`<section class="card local-builds" aria-labelledby="local-title">
+      <div class="card-header">
+        <span class="header-icon">${icon(mdiLaptop)}</span>
+        <div class="header-text">
+          <h2 id="local-title">${localize("build_servers.local.title")}</h2>
+          <p class="secondary">${localize("build_servers.local.text")}</p>
+        </div>
+      </div>
+      <label class="switch-row">
+        <span class="switch-text">
+          <span class="switch-label">${localize("build_servers.local.mode")}</span>
+          <span class="secondary">${localize("build_servers.local.mode_text")}</span>
+          ${mode === "never" && !connected ? html`<span class="warning-text never-warning">${localize("build_servers.local.never_warning")}</span>` : nothing}
+        </span>
+        <select
+          class="local-builds-select"
+          aria-label=${localize("build_servers.local.mode")}
+          .value=${mode}
+          ?disabled=${this._busy.has("local-builds")}
+          @change=${(e: Event) => {
+            const target = e.target as HTMLSelectElement;
+            const value = LOCAL_BUILDS.find((m) => m === target.value);
+            if (value === undefined) return;
+            void this.#run("local-builds", (c) => c.api.setLocalBuilds(value)).then((ok) => {
+              if (!ok) target.value = mode;
+            });
+          }}
+        >
+          ${LOCAL_BUILDS.map((m: LocalBuilds) => html`<option value=${m} ?selected=${m === mode}>${localize(`build_servers.local.modes.${m}`)}</option>`)}
+        </select>
+      </label>
+      <div class="switch-row">
+        <span class="switch-text">
+          <span class="switch-label">${localize("build_servers.local.clean_all")}</span>
+          <span class="secondary">${localize("build_servers.local.clean_all_text")}</span>
+        </span>
+        <md-outlined-button class="clean-all" ?disabled=${this._busy.has("clean-all")} @click=${() => void this.#cleanAll()}>
+          <span slot="icon">${icon(mdiDeleteSweep)}</span>${localize("build_servers.local.clean_all")}
+        </md-outlined-button>
+      </div>
+    </section>`;
+  }
+
+  async #cleanAll(): Promise<void> {
+    const ctx = this.ctx;
+    if (ctx === undefined) return;
+    const ok = await showConfirmDialog(this, {
+      title: ctx.localize("build_servers.local.clean_all_confirm.title"),
+      text: ctx.localize("build_servers.local.clean_all_confirm.text"),
+      action: ctx.localize("build_servers.local.clean_all_confirm.action"),
+    });
+    if (!ok) return;
+    await this.#run("clean-all", async (c) => {
+      await c.api.cleanAll();
+      fireToast(this, { message: c.localize("build_servers.local.clean_all_started") });
+    });
+  }
+
+  async #resetBuildEnv(pairing: Pairing): Promise<void> {
+    const ctx = this.ctx;
+    if (ctx === undefined) return;
+    const label = pairing.label;
+    const ok = await showConfirmDialog(this, {
+      title: ctx.localize("build_servers.offloader.reset_confirm.title", { label }),
+      text: ctx.localize("build_servers.offloader.reset_confirm.text", { label }),
+      action: ctx.localize("build_servers.offloader.reset_confirm.action"),
+    });
+    if (!ok) return;
+    await this.#run(`reset:${pairing.pin_sha256}`, async (c) => {
+      await c.api.resetBuildEnv(pairing.pin_sha256);
+      fireToast(this, { message: c.localize("build_servers.offloader.reset_started", { label }) });
+    });
+  }
+
   #renderPairing(pairing: Pairing, remote: RemoteBuildState): TemplateResult {
     const { localize } = this.ctx as PanelContext;
     const pin = pairing.pin_sha256;
@@ -540,6 +621,16 @@ export class EsphomeBuildServersView extends LitElement {
                 showEndpointDialog(this, { pin_sha256: pin, label: pairing.label, hostname: pairing.receiver_hostname, port: pairing.receiver_port });
               }}
               >${icon(mdiPencil)}</md-icon-button
+            >`}
+        ${pending || !pairing.connected
+          ? nothing
+          : html`<md-icon-button
+              class="reset-build-env"
+              aria-label=${localize(pairing.reset_build_env_supported ? "build_servers.offloader.reset" : "build_servers.offloader.reset_unsupported", { label: pairing.label })}
+              title=${localize(pairing.reset_build_env_supported ? "build_servers.offloader.reset" : "build_servers.offloader.reset_unsupported", { label: pairing.label })}
+              ?disabled=${!pairing.reset_build_env_supported || this._busy.has(`reset:${pin}`)}
+              @click=${() => void this.#resetBuildEnv(pairing)}
+              >${icon(mdiDeleteSweep)}</md-icon-button
             >`}
         <md-icon-button
           class="unpair"
@@ -750,6 +841,27 @@ export class EsphomeBuildServersView extends LitElement {
         height: 18px;
         margin-top: 1px;
       }
+      .never-warning {
+        color: var(--esphome-warning-text, var(--warning-color, #ffa600));
+      }
+      .local-builds-select {
+        flex: none;
+        max-width: 50%;
+        min-height: 40px;
+        padding: 0 12px;
+        border: 1px solid var(--outline-color, var(--divider-color, rgba(0, 0, 0, 0.38)));
+        border-radius: 4px;
+        background: var(--card-background-color, #fff);
+        color: var(--primary-text-color, #212121);
+        font: inherit;
+        font-size: 14px;
+      }
+      .local-builds .switch-row {
+        cursor: default;
+      }
+      .local-builds .switch-row + .switch-row {
+        border-top: 1px solid var(--divider-color, rgba(0, 0, 0, 0.12));
+      }
       md-switch {
         flex: none;
         --md-switch-selected-handle-color: var(--text-primary-color, #fff);
@@ -907,6 +1019,19 @@ export class EsphomeBuildServersView extends LitElement {
         .window {
           margin-left: 12px;
           margin-right: 12px;
+        }
+        .local-builds .switch-row {
+          flex-wrap: wrap;
+        }
+        .local-builds-select {
+          max-width: none;
+          width: 100%;
+        }
+        .local-builds .switch-text {
+          flex-basis: 100%;
+        }
+        .local-builds md-outlined-button {
+          margin-left: auto;
         }
         .row {
           flex-wrap: wrap;

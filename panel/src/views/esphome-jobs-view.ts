@@ -9,11 +9,11 @@ import { LitElement, css, html, nothing, type PropertyValues, type TemplateResul
 import { customElement, property, state } from "lit/decorators.js";
 import { fireToast, type PanelContext } from "../common/context.ts";
 import { formatDuration, formatTime } from "../common/format.ts";
-import { icon, mdiBroom, mdiCancel, mdiChip, mdiServerNetwork, mdiTextBoxOutline, mdiUpload } from "../common/icons.ts";
+import { icon, mdiBroom, mdiCancel, mdiChip, mdiDeleteSweep, mdiServerNetwork, mdiTextBoxOutline, mdiUpload } from "../common/icons.ts";
 import { emptyStateStyles, progressStyles, sharedStyles } from "../common/styles.ts";
 import { statusBadge } from "../components/job-status.ts";
 import { errorText } from "../data/api.ts";
-import { progressView, remoteBuildLabel, remotePeerLabel } from "../data/job-view.ts";
+import { jobSubject, progressView, remoteBuildLabel, remotePeerLabel } from "../data/job-view.ts";
 import { deviceTitle, jobDuration, selectJobGroups, type AppState } from "../data/state.ts";
 import { isTerminal, type FirmwareJob, type JobType } from "../data/types.ts";
 
@@ -22,6 +22,7 @@ const JOB_ICONS: Readonly<Record<JobType, string>> = {
   upload: mdiUpload,
   compile: mdiChip,
   clean: mdiBroom,
+  clean_all: mdiDeleteSweep,
 };
 import { showConfirmDialog, showInstallDialog } from "../dialogs/show-dialog.ts";
 
@@ -123,7 +124,7 @@ export class EsphomeJobsView extends LitElement {
   #renderJob(job: FirmwareJob): TemplateResult {
     const { localize, locale } = this.ctx as PanelContext;
     const st = this.state as AppState;
-    const name = deviceTitle(st.devices[job.configuration], job.configuration);
+    const name = jobSubject(job, deviceTitle(st.devices[job.configuration], job.configuration), localize);
     const remote = job.source === "remote" ? (remoteBuildLabel(job) ?? job.source_label) : null;
     const peer = remotePeerLabel(job);
     const duration = jobDuration(job, this._now);
