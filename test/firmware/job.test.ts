@@ -86,6 +86,25 @@ describe("FirmwareJob dispatch-origin fields", () => {
     expect(() => parseStoredJob(old)).toThrow(/invalid configuration/);
   });
 
+  it("holds a clean_all to its scope: \"\" here, the peer's canonical pin on a build server, nothing else", () => {
+    const peer = "ab".repeat(32);
+    const row = (configuration: string, remote_peer = "") => ({ job_id: "0123456789ab", configuration, job_type: "clean_all", remote_peer });
+    expect(parseStoredJob(row("")).configuration).toBe("");
+    expect(parseStoredJob(row(peer, peer)).configuration).toBe(peer);
+    for (const [bad, by] of [["kitchen.yaml", ""], ["../..", ""], [peer, ""], ["", peer], [`${peer}/kitchen`, peer], ["AB".repeat(32), "AB".repeat(32)], ["..", ".."]] as const) {
+      expect(() => parseStoredJob(row(bad, by)), `${bad} by ${by}`).toThrow(/invalid clean_all scope/);
+    }
+    // Any other job type still needs a configuration.
+    expect(() => parseStoredJob({ job_id: "0123456789ab", configuration: "", job_type: "compile" })).toThrow();
+  });
+
+  it("keeps what a job waits for, and rejects an unknown reason", () => {
+    const row = { job_id: "0123456789ab", configuration: "a.yaml", job_type: "compile", waiting: { reason: "build_server", since: now.toISOString() } };
+    expect(parseStoredJob(row).waiting).toEqual({ reason: "build_server", since: now.toISOString() });
+    expect(() => parseStoredJob({ ...row, waiting: { reason: "the moon", since: "" } })).toThrow(/waiting/);
+    expect("waiting" in parseStoredJob({ job_id: "0123456789ab", configuration: "a.yaml", job_type: "compile" })).toBe(false);
+  });
+
   it("re-checks a stored port with the API's port rule", () => {
     const row = (port: string) => ({ job_id: "0123456789ab", configuration: "a.yaml", job_type: "upload", port });
     for (const good of ["", "OTA", "/dev/ttyUSB0", "192.168.1.20", "kitchen.local"]) expect(parseStoredJob(row(good)).port).toBe(good);
