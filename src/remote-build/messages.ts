@@ -66,7 +66,7 @@ export const intentResponseSchema = z.object({
   friendly_name: label.default(""),
   ha_addon: z.boolean().default(false),
   /** Newer upstream: the build server takes `reset_build_env`; anything but `true` means it does not. */
-  reset_build_env_supported: z.unknown().transform((v) => v === true),
+  reset_build_env_supported: z.boolean().catch(false),
 });
 export type IntentResponse = z.infer<typeof intentResponseSchema>;
 

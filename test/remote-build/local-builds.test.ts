@@ -18,6 +18,7 @@ import { FirmwareQueue } from "../../src/firmware/queue.ts";
 import { RemoteRunner, SourceRoutedRunner } from "../../src/firmware/remote-runner.ts";
 import { resolvePaths } from "../../src/paths.ts";
 import { IdentityStore } from "../../src/remote-build/identity.ts";
+import { intentResponseSchema } from "../../src/remote-build/messages.ts";
 import { Offloader } from "../../src/remote-build/offloader.ts";
 import type { LocalBuilds } from "../../src/remote-build/placement.ts";
 import { Receiver } from "../../src/remote-build/receiver.ts";
@@ -324,6 +325,14 @@ describe("resetting a build server's environment", () => {
     expect(o.job(reset.job_id).status).toBe("completed");
     await o.stop();
     await server.stop();
+  });
+
+  it("counts a build server as able to reset only when its intent response says true", () => {
+    const flag = (extra: Record<string, unknown>): boolean => intentResponseSchema.parse({ intent_response: "ok", ...extra }).reset_build_env_supported;
+    expect(flag({})).toBe(false); // upstream 2026-05-31 and older builders of ours
+    expect(flag({ reset_build_env_supported: "yes" })).toBe(false);
+    expect(flag({ reset_build_env_supported: false })).toBe(false);
+    expect(flag({ reset_build_env_supported: true })).toBe(true);
   });
 
   it("answers a malformed reset_build_env with invalid_frame and ends the session", async () => {

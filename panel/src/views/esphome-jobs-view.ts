@@ -125,7 +125,8 @@ export class EsphomeJobsView extends LitElement {
     const { localize, locale } = this.ctx as PanelContext;
     const st = this.state as AppState;
     const name = jobSubject(job, deviceTitle(st.devices[job.configuration], job.configuration), localize);
-    const remote = job.source === "remote" ? (remoteBuildLabel(job) ?? job.source_label) : null;
+    // A clean_all on a build server names it in its title already.
+    const remote = job.source === "remote" && job.job_type !== "clean_all" ? (remoteBuildLabel(job) ?? job.source_label) : null;
     const peer = remotePeerLabel(job);
     const duration = jobDuration(job, this._now);
     const view = progressView(job);
