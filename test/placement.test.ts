@@ -9,7 +9,7 @@ import path from "node:path";
 import { describe, expect, it } from "vitest";
 import type { FirmwareJob, InitialState } from "../src/api/wire.ts";
 import { ApiClient } from "./helpers/api-client.ts";
-import { STAND_IN, configDir, spawnBuilder } from "./helpers/builder.ts";
+import { STAND_IN, configDir, spawnBuilder, startBuilder } from "./helpers/builder.ts";
 import { pairBuilders } from "./helpers/pairing.ts";
 import { waitFor } from "./helpers/tmp.ts";
 
@@ -92,4 +92,33 @@ describe("a build server process killed mid-build", () => {
     a.api.close();
     laptop.api.close();
   }, 60_000);
+});
+
+describe("placement commands refuse bad input, naming the fix, and change nothing", () => {
+  it("set_local_builds, clean_all and reset_build_env", async () => {
+    const { builder, port } = await startBuilder();
+    const api = await ApiClient.connect(port);
+    await expect(api.call("remote_build/set_local_builds", { local_builds: "sometimes" })).rejects.toThrow(/^invalid_args/);
+    await expect(api.call("remote_build/set_local_builds", {})).rejects.toThrow(/^invalid_args/);
+    await expect(api.call("remote_build/set_local_builds", { local_builds: "never", extra: 1 })).rejects.toThrow(/^invalid_args/);
+    expect(builder.remote.placement.localBuilds).toBe("always");
+    await expect(api.call("firmware/clean_all", { configuration: "kitchen.yaml" })).rejects.toThrow(/^invalid_args/);
+    await expect(api.call("remote_build/reset_build_env", { pin_sha256: "not a pin" })).rejects.toThrow(/^invalid_args/);
+    await expect(api.call("remote_build/reset_build_env", { pin_sha256: "ab".repeat(32) })).rejects.toThrow(/^not_found: No pairing with/);
+    expect(builder.queue.list()).toEqual([]);
+
+    // A pairing that is not connected: unavailable, saying when it will work.
+    const server = await startBuilder({ label: "Desktop" });
+    server.builder.remote.receiver.setPairingWindow("t", true);
+    const peerPort = server.builder.remote.receiver.port!;
+    const preview = await builder.remote.offloader.previewPair("127.0.0.1", peerPort);
+    await builder.remote.offloader.requestPair("127.0.0.1", peerPort, preview.pin_sha256);
+    server.builder.remote.receiver.approve(builder.remote.identityView().dashboard_id);
+    await waitFor(() => builder.remote.offloader.session(preview.pin_sha256) !== undefined, 10_000, "connected");
+    await server.builder.remote.receiver.setEnabled(false);
+    await waitFor(() => builder.remote.offloader.session(preview.pin_sha256) === undefined, 10_000, "disconnected");
+    await expect(api.call("remote_build/reset_build_env", { pin_sha256: preview.pin_sha256 })).rejects.toThrow(/^unavailable: Desktop is not connected; reset its build environment once it is/);
+    expect(builder.queue.list()).toEqual([]);
+    api.close();
+  }, 30_000);
 });

@@ -90,7 +90,7 @@ export function phasesOf(jobType: JobType): readonly JobPhase[] {
 }
 
 export interface QueueStatus {
-  /** True when the compile lane runs nothing and nothing waits for it. */
+  /** True when the compile lane runs nothing and nothing waits for it (a job waiting for a build server does not). */
   idle: boolean;
   running: number;
   queue_depth: number;

@@ -290,8 +290,11 @@ export class FirmwareQueue {
 
   status(): QueueStatus {
     const lane = this.#lanes.compile;
+    // A job waiting for a build server does not keep this machine's compile lane busy
+    // (a build server that is also an offloader with `local_builds: never` stays usable).
+    const forThisLane = lane.waiting.filter((id) => this.#jobs.get(id)?.job.waiting === undefined).length;
     return {
-      idle: lane.active.size === 0 && lane.waiting.length === 0,
+      idle: lane.active.size === 0 && forThisLane === 0,
       running: lane.active.size,
       queue_depth: lane.waiting.length,
     };
@@ -399,6 +402,7 @@ export class FirmwareQueue {
     if (reason === null && entry.job.waiting?.reason !== "build_server") return;
     if (!setWaiting(entry.job, reason, this.#now())) return;
     this.#persist();
+    this.#statusMaybeChanged();
     this.#bus.emit("job_updated", { job: this.#wire(entry) });
   }
 
