@@ -31,6 +31,12 @@ export interface PlacementJob {
   readonly offloadable: boolean;
   /** Build servers lost while compiling it. */
   readonly remoteLosses: number;
+  /**
+   * This builder started moments ago and its build servers may not have
+   * reconnected yet (upstream's dispatch pool waits 20 s after startup):
+   * `fallback` then waits for a paired one instead of compiling here.
+   */
+  readonly startingUp?: boolean;
 }
 
 /**
@@ -42,6 +48,11 @@ export function hasEligibleBuildServer(inputs: SchedulerInputs): boolean {
   const allIdle = new Map<string, { idle: boolean }>();
   for (const pin of inputs.openPeerLinks) allIdle.set(pin, { idle: true });
   return pickBuildPath({ ...inputs, peerQueueStatus: allIdle, busyPins: new Set() }).path === "remote";
+}
+
+/** An approved, enabled pairing, connected or not (while sending builds is on). */
+export function hasPairedBuildServer(inputs: SchedulerInputs): boolean {
+  return inputs.remoteBuildsEnabled && inputs.pairings.some((p) => p.status === "approved" && p.enabled);
 }
 
 const NEVER_HINT = "this builder does not compile (local_builds: never; change it under Build servers)";
@@ -65,6 +76,7 @@ export function placeCompile(inputs: SchedulerInputs, localBuilds: LocalBuilds, 
     case "never":
       return { kind: "wait" };
     case "fallback":
-      return hasEligibleBuildServer(inputs) ? { kind: "wait" } : { kind: "local" };
+      if (hasEligibleBuildServer(inputs)) return { kind: "wait" };
+      return job.startingUp === true && hasPairedBuildServer(inputs) ? { kind: "wait" } : { kind: "local" };
   }
 }

@@ -64,12 +64,28 @@ export class BuildRouter implements JobRouter {
       if (restored !== null) return restored;
     }
     const localBuilds = this.#deps.localBuilds?.() ?? "always";
-    const placed = placeCompile(inputs, localBuilds, { offloadable, remoteLosses: ctx.remoteLosses ?? 0 });
+    const startingUp = this.#graceLeft() > 0;
+    const placed = placeCompile(inputs, localBuilds, { offloadable, remoteLosses: ctx.remoteLosses ?? 0, startingUp });
+    if (placed.kind === "wait" && startingUp) this.#wakeAfterGrace();
     if (placed.kind !== "remote") return placed;
     // The pairing can disappear between the snapshot and this lookup.
     const label = this.#deps.offloader.label(placed.pinSha256);
     if (label === undefined) return localBuilds === "always" ? { kind: "local" } : { kind: "wait" };
     return { kind: "remote", pinSha256: placed.pinSha256, label };
+  }
+
+  /** How long build servers still have to reconnect after this builder started. */
+  #graceLeft(): number {
+    return this.#startedAt + (this.#deps.restoreGraceMs ?? RESTORE_GRACE_MS) - (this.#deps.now ?? Date.now)();
+  }
+
+  /** Dispatch again when the start-up grace is over (a waiting decision may change then). */
+  #wakeAfterGrace(): void {
+    this.#graceTimer ??= setTimeout(() => {
+      this.#graceTimer = undefined;
+      this.#deps.wake();
+    }, this.#graceLeft() + 5);
+    this.#graceTimer.unref();
   }
 
   /**
@@ -87,13 +103,8 @@ export class BuildRouter implements JobRouter {
       return { kind: "remote", pinSha256: pin, label: job.source_label };
     }
     const grace = this.#deps.restoreGraceMs ?? RESTORE_GRACE_MS;
-    const left = this.#startedAt + grace - (this.#deps.now ?? Date.now)();
-    if (usable && left > 0) {
-      this.#graceTimer ??= setTimeout(() => {
-        this.#graceTimer = undefined;
-        this.#deps.wake();
-      }, left + 5);
-      this.#graceTimer.unref();
+    if (usable && this.#graceLeft() > 0) {
+      this.#wakeAfterGrace();
       return { kind: "wait" };
     }
     const localBuilds = this.#deps.localBuilds?.() ?? "always";

@@ -67,7 +67,7 @@ async function buildServer(label: string) {
 }
 type Server = Awaited<ReturnType<typeof buildServer>>;
 
-async function offloaderBuilder(initial: LocalBuilds) {
+async function offloaderBuilder(initial: LocalBuilds, startGraceMs = 0) {
   const dir = await tempDir();
   await writeFile(path.join(dir, "kitchen.yaml"), DEVICE_YAML("kitchen"));
   const paths = resolvePaths({ configDir: dir });
@@ -81,7 +81,7 @@ async function offloaderBuilder(initial: LocalBuilds) {
   remote.start();
   const setting = { value: initial };
   const queue = new FirmwareQueue({ bus, paths, runner: new SourceRoutedRunner(new LocalRunner({ esphome: STAND_IN, paths }), remote) });
-  const router = new BuildRouter({ offloader, wake: () => { queue.wake(); }, localBuilds: () => setting.value });
+  const router = new BuildRouter({ offloader, wake: () => { queue.wake(); }, localBuilds: () => setting.value, restoreGraceMs: startGraceMs });
   queue.setRouter(router);
   for (const n of ["offloader_peer_link_opened", "offloader_peer_link_closed", "offloader_queue_status_changed", "offloader_pairing_changed"] as const) bus.on(n, () => { queue.wake(); });
   await queue.start();
@@ -157,6 +157,21 @@ describe("local_builds with real build servers", () => {
     await server.receiver.setEnabled(false);
     await waitFor(() => o.offloader.session(pin) === undefined, 5000, "the session to close");
     const queued = await o.queue.enqueue({ configuration: "kitchen.yaml", job_type: "compile" });
+    await o.done(queued.job_id);
+    expect(o.job(queued.job_id)).toMatchObject({ status: "completed", source: "local" });
+    await o.stop();
+    await server.stop();
+  });
+
+  it("fallback: right after this builder starts, waits for a paired build server to reconnect, then builds here", async () => {
+    const server = await buildServer("Desktop");
+    const o = await offloaderBuilder("fallback", 3000);
+    const pin = await o.pair(server);
+    await server.receiver.setEnabled(false);
+    await waitFor(() => o.offloader.session(pin) === undefined, 5000, "the session to close");
+    const queued = await o.queue.enqueue({ configuration: "kitchen.yaml", job_type: "compile" });
+    expect(o.job(queued.job_id)).toMatchObject({ status: "queued", waiting: { reason: "build_server" } });
+    // It did not come back: once the start-up grace is over, the job builds here.
     await o.done(queued.job_id);
     expect(o.job(queued.job_id)).toMatchObject({ status: "completed", source: "local" });
     await o.stop();

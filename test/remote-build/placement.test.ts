@@ -59,6 +59,15 @@ describe("placeCompile", () => {
     expect(placeCompile(inputs([{ pin: A, idle: false }], { remoteBuildsEnabled: false }), "fallback", own)).toEqual({ kind: "local" });
   });
 
+  it("fallback: while this builder is starting up, waits for a paired build server that has not reconnected yet", () => {
+    const starting = { ...own, startingUp: true };
+    expect(placeCompile(inputs([{ pin: A, connected: false }]), "fallback", starting)).toEqual({ kind: "wait" });
+    expect(placeCompile(inputs([]), "fallback", starting)).toEqual({ kind: "local" });
+    expect(placeCompile(inputs([{ pin: A, connected: false, enabled: false }]), "fallback", starting)).toEqual({ kind: "local" });
+    expect(placeCompile(inputs([{ pin: A, connected: false }], { remoteBuildsEnabled: false }), "fallback", starting)).toEqual({ kind: "local" });
+    expect(placeCompile(inputs([{ pin: A, connected: false }]), "always", starting)).toEqual({ kind: "local" });
+  });
+
   it("never: waits when no build server is connected or idle", () => {
     expect(placeCompile(inputs([]), "never", own)).toEqual({ kind: "wait" });
     expect(placeCompile(inputs([{ pin: A, connected: false }]), "never", own)).toEqual({ kind: "wait" });

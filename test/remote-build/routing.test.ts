@@ -92,7 +92,25 @@ describe("BuildRouter", () => {
     expect(router(busy, { localBuilds: "always" }).r.route(fresh(), { busyPins: new Set() })).toEqual({ kind: "local" });
     expect(router(busy, { localBuilds: "fallback" }).r.route(fresh(), { busyPins: new Set() })).toEqual({ kind: "wait" });
     expect(router(busy, { localBuilds: "never" }).r.route(fresh(), { busyPins: new Set() })).toEqual({ kind: "wait" });
-    expect(router([row({ connected: false })], { localBuilds: "fallback" }).r.route(fresh(), { busyPins: new Set() })).toEqual({ kind: "local" });
+    const clock = { t: 0 };
+    const fallback = router([row({ connected: false })], { localBuilds: "fallback", clock });
+    clock.t = 1500;
+    expect(fallback.r.route(fresh(), { busyPins: new Set() })).toEqual({ kind: "local" });
+  });
+
+  it("fallback: right after start, waits for a paired build server to reconnect instead of compiling here, then wakes the queue", async () => {
+    const clock = { t: 0 };
+    const { r, woken } = router([row({ connected: false })], { localBuilds: "fallback", clock, });
+    expect(r.route(fresh(), { busyPins: new Set() })).toEqual({ kind: "wait" });
+    // Nothing paired: nothing to wait for.
+    expect(router([], { localBuilds: "fallback", clock }).r.route(fresh(), { busyPins: new Set() })).toEqual({ kind: "local" });
+    // `always` does not wait at start.
+    expect(router([row({ connected: false })], { clock }).r.route(fresh(), { busyPins: new Set() })).toEqual({ kind: "local" });
+    await new Promise((resolve) => setTimeout(resolve, 1100));
+    expect(woken()).toBe(1);
+    clock.t = 1100;
+    expect(r.route(fresh(), { busyPins: new Set() })).toEqual({ kind: "local" });
+    r.stop();
   });
 
   it("fails a job that must build here when local builds are off, and builds it here otherwise", () => {
