@@ -248,8 +248,17 @@ export class PeerJobs {
     // The peer hears of output lines it missed before the final state.
     if (status !== "running") this.#output.end(job.job_id);
     if (job.remote_peer === "") return;
+    // Resubmitted under the same id (the offloader lost its session and dispatched the
+    // compile again): the older run's end is not the peer's job's end.
+    if (status !== "running" && this.#sameIdActive(job)) return;
     const error = status === "failed" || status === "cancelled" ? (job.error ?? "") : "";
     for (const session of this.#deps.sessionsOf(job.remote_peer)) session.channel.send({ type: "job_state_changed", job_id: job.remote_job_id, status, error_message: error });
+  }
+
+  #sameIdActive(job: FirmwareJob): boolean {
+    return this.#deps.queue
+      .list()
+      .some((j) => j.job_id !== job.job_id && j.remote_peer === job.remote_peer && j.remote_job_id === job.remote_job_id && j.status !== "completed" && j.status !== "failed" && j.status !== "cancelled");
   }
 
   /** `download_artifacts` of one of this peer's completed compiles. */

@@ -24,6 +24,7 @@ import type { LocalBuilds } from "../../src/remote-build/placement.ts";
 import { Receiver } from "../../src/remote-build/receiver.ts";
 import { BuildRouter } from "../../src/remote-build/routing.ts";
 import { DEVICE_YAML, STAND_IN } from "../helpers/builder.ts";
+import { standInBundle } from "../helpers/pairing.ts";
 import { ScriptedRunner, type ScriptedRun } from "../helpers/scripted-runner.ts";
 import { tempDir, waitFor } from "../helpers/tmp.ts";
 
@@ -265,6 +266,27 @@ describe("a build server lost mid-build", () => {
     await o.stop();
     await laptop.stop();
     await desktop.stop();
+  });
+
+  it("a build server given the same job id again (an upstream offloader's re-route) ends the older run without telling the peer it was cancelled", async () => {
+    const server = await buildServer("Desktop");
+    const o = await offloaderBuilder("always");
+    const pin = await o.pair(server);
+    const session = o.offloader.session(pin)!;
+    const bundle = await standInBundle(o.paths.configDir);
+    const states: string[] = [];
+    o.bus.on("offloader_job_state_changed", (e) => { if (e.job_id === "0123456789ab") states.push(e.status); });
+    expect(await session.submitJob("0123456789ab", "compile", "kitchen.yaml", bundle, "kitchen")).toEqual({ accepted: true });
+    const first = await server.runner.next();
+    expect(await session.submitJob("0123456789ab", "compile", "kitchen.yaml", bundle, "kitchen")).toEqual({ accepted: true });
+    await waitFor(() => first.signal.aborted, 5000, "the older run superseded there");
+    const second = await server.runner.next();
+    second.succeed();
+    await waitFor(() => states.includes("completed"), 5000, "the job's end");
+    expect(states).not.toContain("cancelled");
+    expect(states.filter((s) => s === "completed")).toHaveLength(1);
+    await o.stop();
+    await server.stop();
   });
 
   it("never: after the fourth lost build server the job fails with the count", async () => {
