@@ -34,8 +34,8 @@ import {
   type StoredJob,
   type TerminalStatus,
 } from "./job.ts";
-import { isSerialPort } from "../esphome/port.ts";
 import { JobIndex } from "./job-index.ts";
+import { finishedToPrune, isOffloadable, isPlaceable, sameTarget } from "./queue-rules.ts";
 import { JobLogWriter, readJobLog, readJobLogForRestore } from "./job-log.ts";
 import { ProcessRegistry } from "./process-registry.ts";
 import { OUTPUT_LINES_RETAINED, OutputHistory, ProgressParser } from "./output.ts";
@@ -121,14 +121,6 @@ interface Entry {
   cancelReason: string;
   /** Build servers lost while compiling it (it was dispatched again each time). */
   remoteLosses: number;
-}
-
-/** Jobs that supersede each other: one device's, or the same build environment's clean_all. */
-function sameTarget(a: Readonly<StoredJob>, b: Readonly<StoredJob>): boolean {
-  if (a.configuration !== b.configuration) return false;
-  const wipe = (j: Readonly<StoredJob>): boolean => j.job_type === "clean_all";
-  if (wipe(a) !== wipe(b)) return false;
-  return !wipe(a) || (a.source_pin_sha256 === b.source_pin_sha256 && a.remote_peer === b.remote_peer);
 }
 
 function laneFor(phase: JobPhase): LaneName {
@@ -384,18 +376,6 @@ export class FirmwareQueue {
     this.#pump();
   }
 
-  /** A compile of this builder's own: the router places it (here, on a build server, or not yet). */
-  #placeable(entry: Entry): boolean {
-    const { job } = entry;
-    return (job.job_type === "compile" || job.job_type === "install") && phasesOf(job.job_type)[entry.phaseIndex] === "compile" && job.remote_peer === "";
-  }
-
-  /** Whether a compile of this job may go to a build server at all. */
-  #offloadable(entry: Entry): boolean {
-    const { job } = entry;
-    return this.#placeable(entry) && !job.force_local && !isSerialPort(job.port);
-  }
-
   /** What the job waits for changed: clients hear it (`job_updated`). */
   #waiting(entry: Entry, reason: "build_server" | null): void {
     // Only this queue's own reason is cleared here; others belong to whoever set them.
@@ -438,10 +418,10 @@ export class FirmwareQueue {
         // A reset of a build server's environment runs there, once none of our compiles does.
         const pin = entry.job.source_pin_sha256;
         decision = [...this.#remotePins.values()].includes(pin) ? { kind: "wait" } : { kind: "remote", pinSha256: pin, label: entry.job.source_label };
-      } else if (this.#router !== undefined && this.#placeable(entry)) {
+      } else if (this.#router !== undefined && isPlaceable(entry.job, phasesOf(entry.job.job_type)[entry.phaseIndex])) {
         decision = this.#router.route(entry.job, {
           busyPins: new Set(this.#remotePins.values()),
-          offloadable: this.#offloadable(entry),
+          offloadable: isOffloadable(entry.job, phasesOf(entry.job.job_type)[entry.phaseIndex]),
           remoteLosses: entry.remoteLosses,
         });
       }
@@ -611,20 +591,9 @@ export class FirmwareQueue {
 
   /** Keeps the newest finished job per configuration and type, within the limits. */
   #prune(): void {
-    const finished = [...this.#jobs.values()]
-      .filter((e) => isTerminal(e.job.status))
-      .sort((a, b) => b.job.created_at.localeCompare(a.job.created_at));
-    const seen = new Set<string>();
-    let primary = 0;
-    let aux = 0;
-    for (const entry of finished) {
-      const key = `${entry.job.configuration}\u0000${entry.job.job_type}`;
-      const isAux = entry.job.job_type === "clean" || entry.job.job_type === "clean_all";
-      let keep = !seen.has(key);
-      seen.add(key);
-      if (keep && isAux) keep = ++aux <= this.#options.auxHistoryLimit;
-      if (keep && !isAux) keep = ++primary <= this.#options.historyLimit;
-      if (!keep) this.#remove(entry);
+    for (const job of finishedToPrune([...this.#jobs.values()].map((e) => e.job), this.#options)) {
+      const entry = this.#jobs.get(job.job_id);
+      if (entry !== undefined) this.#remove(entry);
     }
   }
 
