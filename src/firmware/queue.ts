@@ -33,7 +33,6 @@ import {
   type StoredJob,
   type TerminalStatus,
 } from "./job.ts";
-import { isSerialPort } from "../esphome/port.ts";
 import { JobIndex } from "./job-index.ts";
 import { JobLogWriter, readJobLog, readJobLogForRestore } from "./job-log.ts";
 import { ProcessRegistry } from "./process-registry.ts";
@@ -365,8 +364,7 @@ export class FirmwareQueue {
       (job.job_type === "compile" || job.job_type === "install") &&
       phasesOf(job.job_type)[entry.phaseIndex] === "compile" &&
       !job.force_local &&
-      job.remote_peer === "" &&
-      !isSerialPort(job.port)
+      job.remote_peer === ""
     );
   }
 

@@ -16,9 +16,7 @@
  * goes through the safe tar reader (regular files only, relative paths that
  * stay inside, size caps, no duplicates) and must hold `storage.json` and the
  * image it names. Older builders of ours sent flat names (`firmware.bin` at the
- * top); those still read. `stageFirmware` writes the image into a fresh temp
- * folder for `esphome upload --file`, and removes it afterwards, without
- * blocking.
+ * top); those still read. materialise.ts puts them into the local build tree.
  */
 import { createHash } from "node:crypto";
 import { promises as fs } from "node:fs";
@@ -365,37 +363,4 @@ export async function readArtifacts(bytes: Buffer, opts: ArtifactsOptions = {}):
     throw new ArtifactsError("missing_firmware", `the artifacts have no ${firmwareInBuild}, the image storage.json names`);
   }
   return { files, firmware, firmwareName, firmwareInBuild, storage, idedata: parseJsonMember(files, IDEDATA_NAME) };
-}
-
-export interface StagedFirmware {
-  /** The temp folder holding the image. */
-  dir: string;
-  /** `<dir>/<its base name>`. */
-  firmwarePath: string;
-  /** Removes the folder; safe to call more than once. */
-  cleanup(): Promise<void>;
-}
-
-/**
- * Writes a firmware image (named by its flat base name: `firmware.bin`,
- * `program`, ...) into a fresh temp folder under `tmpRoot` (created if
- * needed), 0644. A name that is not flat is `unsafe_path`. On failure the
- * folder is removed.
- */
-export async function stageFirmware(image: { name: string; data: Uint8Array }, tmpRoot: string): Promise<StagedFirmware> {
-  if (!isFlatName(image.name)) throw new ArtifactsError("unsafe_path", `artifact name ${JSON.stringify(image.name)} is not a plain file name`);
-  await fs.mkdir(tmpRoot, { recursive: true });
-  const dir = await fs.mkdtemp(path.join(path.resolve(tmpRoot), "remote-artifacts-"));
-  const cleanup = async (): Promise<void> => {
-    await fs.rm(dir, { recursive: true, force: true });
-  };
-  const target = path.join(dir, image.name);
-  try {
-    await fs.writeFile(target, image.data, { flag: "wx", mode: 0o644 });
-    await fs.chmod(target, 0o644);
-  } catch (err) {
-    await cleanup();
-    throw err;
-  }
-  return { dir, firmwarePath: target, cleanup };
 }

@@ -10,7 +10,7 @@
  */
 import { createHash } from "node:crypto";
 import { z } from "zod";
-import type { OffloaderAlert, OffloaderSettings, PairPreview, PairingSummary, RemoteBuildProblem } from "../api/wire.ts";
+import type { OffloaderAlert, OffloaderSettings, PairPreview, PairingSummary, PeerQueueStatus, RemoteBuildProblem } from "../api/wire.ts";
 import { BuilderError, ErrorCode, errorMessage, invalidArgs, notFound } from "../errors.ts";
 import type { EventBus } from "../events.ts";
 import { getLogger } from "../logger.ts";
@@ -52,11 +52,7 @@ export type StoredPairing = z.infer<typeof storedPairingSchema>;
 
 
 
-export interface PeerQueueStatus {
-  idle: boolean;
-  running: number;
-  queue_depth: number;
-}
+export type { PeerQueueStatus };
 
 export interface OffloaderTimings {
   stepTimeoutMs: number;
@@ -114,7 +110,7 @@ export class PeerSession {
   }
 
   /** Sends a bundle for `target` and waits for the build server's acknowledgement. */
-  async submitJob(jobId: string, target: "compile" | "clean", configurationFilename: string, bundle: Buffer, deviceName = ""): Promise<AckResult> {
+  async submitJob(jobId: string, target: "compile" | "clean", configurationFilename: string, bundle: Buffer, deviceName = "", deviceFriendlyName = deviceName): Promise<AckResult> {
     const ack = new Promise<AckResult>((resolve, reject) => {
       const timer = setTimeout(() => {
         this.#acks.delete(jobId);
@@ -131,6 +127,7 @@ export class PeerSession {
       num_chunks: chunkCount(bundle.length),
       bundle_sha256: createHash("sha256").update(bundle).digest("hex"),
       device_name: deviceName.slice(0, 256),
+      device_friendly_name: deviceFriendlyName.slice(0, 256),
     });
     if (!sent) this.#failAck(jobId, "the session closed before the job was sent");
     else await sendChunks(this.channel, "submit_job_chunk", jobId, bundle);
@@ -716,8 +713,9 @@ export class Offloader {
       channel.onMessage((raw) => {
         const parsed = parseMessage(offloaderInbound, raw);
         if (parsed.kind === "unknown") return;
+        // Upstream's parse policy (WIRE-FACTS §8): a known frame with a bad shape is dropped, the session stays.
         if (parsed.kind === "malformed") {
-          channel.terminate("malformed_frame", `${parsed.type}: ${parsed.error}`);
+          log.info(`dropped a malformed ${parsed.type} frame from ${state.stored.label}: ${parsed.error.slice(0, 200)}`);
           return;
         }
         session.handle(parsed.type, parsed.message);

@@ -136,7 +136,8 @@ export class PeerJobs {
       session.submit = null;
       const code = err instanceof AssemblyError ? err.code : "invalid_header";
       this.#ack(session, chunk.job_id, code);
-      if (code === "out_of_order" || code === "post_completion" || code === "chunk_count_mismatch") {
+      // As upstream: these end the session, the other refusals do not (WIRE-FACTS §5).
+      if (code === "out_of_order" || code === "post_completion" || code === "chunk_count_mismatch" || code === "chunk_decode_failed") {
         session.channel.terminate("malformed_frame", `bundle chunk: ${code}`);
       }
       return;
@@ -217,9 +218,9 @@ export class PeerJobs {
   }
 
   /** A peer's job changed state: tell that peer's sessions. */
-  jobStateChanged(job: FirmwareJob, status: "running" | "completed" | "failed" | "cancelled"): void {
+  jobStateChanged(job: FirmwareJob, status: "queued" | "running" | "completed" | "failed" | "cancelled"): void {
     // The peer hears of output lines it missed before the final state.
-    if (status !== "running") this.#output.end(job.job_id);
+    if (status !== "queued" && status !== "running") this.#output.end(job.job_id);
     if (job.remote_peer === "") return;
     const error = status === "failed" || status === "cancelled" ? (job.error ?? "") : "";
     for (const session of this.#deps.sessionsOf(job.remote_peer)) session.channel.send({ type: "job_state_changed", job_id: job.remote_job_id, status, error_message: error });

@@ -189,7 +189,7 @@ describe("a compile on a build server", () => {
 });
 
 describe("an install built on a build server", () => {
-  it("uploads here with --file and the build server's firmware", async () => {
+  it("uploads here from the build tree the build server's artifacts filled (no --file)", async () => {
     const { server, o, stop } = await setup();
     const queued = await o.queue.enqueue({ configuration: "kitchen.yaml", job_type: "install", port: "OTA" });
     const run = await server.runner.next();

@@ -66,7 +66,7 @@ describe("pairing two builders through the panel API", () => {
     const { a, b, idB } = await pairedBuilders();
     const session = a.builder.remote.offloader.session(idB.pin_sha256)!;
     await waitFor(() => session.queueStatus !== null, 5000, "queue status");
-    expect(session.queueStatus).toEqual({ idle: true, running: 0, queue_depth: 0 });
+    expect(session.queueStatus).toEqual({ idle: true, running: false, queue_depth: 0 });
     const out = path.join(await tempDir(), "kitchen.tar.gz");
     execFileSync(STAND_IN, ["bundle", path.join(a.dir, "kitchen.yaml"), "-o", out], { stdio: "ignore" });
     const bundle = await readFile(out);

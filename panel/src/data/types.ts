@@ -22,6 +22,7 @@ export type {
   OffloaderSettings,
   PairPreview,
   ProblemCode,
+  PeerQueueStatus,
   QueueStatus,
   ReceiverSettings,
   RemoteBuildProblem,
