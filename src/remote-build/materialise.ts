@@ -27,11 +27,11 @@ import path from "node:path";
 import { errorMessage } from "../errors.ts";
 import type { Paths } from "../paths.ts";
 import { atomicWrite } from "../store.ts";
-import { ArtifactsError, BUILD_INFO_NAME, buildRelative, IDEDATA_NAME, PLATFORMIO_INI_NAME, STORAGE_NAME, type ReadArtifactsResult } from "./artifacts.ts";
+import { ArtifactsError, BUILD_INFO_NAME, buildRelative, IDEDATA_NAME, PLATFORMIO_INI_NAME, STORAGE_NAME, VALIDATED_NAME, type ReadArtifactsResult } from "./artifacts.ts";
 import { DEVICE_STEM_RE } from "./bundle.ts";
 
 /** Members the offloader rewrites or leaves out instead of extracting. */
-const NOT_EXTRACTED: ReadonlySet<string> = new Set([STORAGE_NAME, IDEDATA_NAME, "validated.yaml"]);
+const NOT_EXTRACTED: ReadonlySet<string> = new Set([STORAGE_NAME, IDEDATA_NAME, VALIDATED_NAME]);
 /** StorageJSON keys that, when they differ from the previous sidecar, mean another build: its folder goes. */
 const BUILD_KEYS = ["core_platform", "esp_platform", "toolchain", "framework", "framework_version", "src_version"] as const;
 

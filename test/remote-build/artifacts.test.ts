@@ -122,7 +122,7 @@ async function fakeBuild(opts: { platform?: string; images?: string[]; name?: st
 const META = ["storage.json", "idedata.json", "platformio.ini", "build_info.json"];
 
 describe("packArtifacts -> readArtifacts", () => {
-  it("packs the metadata, then the firmware image and the other images at their paths in the build folder; reading gives the same bytes", async () => {
+  it("packs the metadata, then the platform's files in upstream's order at their paths in the build folder; reading gives the same bytes", async () => {
     const { paths, sources } = await fakeBuild();
     const packed = await packArtifacts(paths, "kitchen.yaml");
     expect(packed.firmwareOffset).toBe("0x10000");
@@ -131,9 +131,9 @@ describe("packArtifacts -> readArtifacts", () => {
     expect(packed.names).toEqual([
       ...META,
       ".pioenvs/kitchen/firmware.bin",
+      ".pioenvs/kitchen/firmware.elf",
       ".pioenvs/kitchen/firmware.factory.bin",
       ".pioenvs/kitchen/firmware.ota.bin",
-      ".pioenvs/kitchen/firmware.elf",
       ".pioenvs/kitchen/bootloader.bin",
       ".pioenvs/kitchen/partitions.bin",
       ".pioenvs/kitchen/ota_data_initial.bin",
@@ -161,7 +161,7 @@ describe("packArtifacts -> readArtifacts", () => {
     expect(read.firmware).toEqual(await fs.readFile(sources[".pioenvs/hostdev/program"]!));
   });
 
-  it("a native ESP-IDF build (ESPHome 2026.10's default for ESP32): build/<name>.bin and the images beside it and under it", async () => {
+  it("a native ESP-IDF build (ESPHome 2026.10's default for ESP32): upstream's build/ files, then the flash images idedata lists", async () => {
     const { paths } = await fakeBuild({ layout: "esp-idf" });
     const packed = await packArtifacts(paths, "kitchen.yaml");
     expect(packed.firmwareOffset).toBe("0x10000");
@@ -169,13 +169,11 @@ describe("packArtifacts -> readArtifacts", () => {
       "storage.json",
       "idedata.json",
       "build_info.json",
-      "build/kitchen.bin",
       "build/firmware.factory.bin",
-      "build/firmware.ota.bin",
-      "build/firmware.elf",
-      "build/ota_data_initial.bin",
+      "build/kitchen.bin",
       "build/bootloader/bootloader.bin",
       "build/partition_table/partition-table.bin",
+      "build/ota_data_initial.bin",
     ]);
     expect((await readArtifacts(packed.tarball)).firmwareName).toBe("build/kitchen.bin");
   });
@@ -185,7 +183,7 @@ describe("packArtifacts -> readArtifacts", () => {
       const { paths } = await fakeBuild({ layout });
       expect((await packArtifacts(paths, "kitchen.yaml", { only: new Set() })).names).toEqual(["storage.json", firmware]);
       expect((await packArtifacts(paths, "kitchen.yaml", { only: new Set(["firmware.elf"]) })).names).toEqual(
-        layout === "host" ? ["storage.json", firmware] : ["storage.json", firmware, `${layout === "esp-idf" ? "build" : ".pioenvs/kitchen"}/firmware.elf`],
+        layout === "platformio" ? ["storage.json", firmware, ".pioenvs/kitchen/firmware.elf"] : ["storage.json", firmware],
       );
     }
   });
