@@ -124,6 +124,11 @@ export class RemoteBuild {
     return `esphome-builder-${(this.#current?.dashboard_id ?? "unknown").slice(0, 8)}`;
   }
 
+  /** The mDNS TXT this builder advertises now (upstream's keys, plus `friendly_name` as newer upstream). */
+  txt(): { server_version: string; esphome_version: string; friendly_name: string; pin_sha256?: string; remote_build_port?: number } {
+    return this.#txt();
+  }
+
   #txt(): { server_version: string; esphome_version: string; friendly_name: string; pin_sha256?: string; remote_build_port?: number } {
     const port = this.receiver.port;
     return {
