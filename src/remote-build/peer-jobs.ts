@@ -157,6 +157,8 @@ export class PeerJobs {
     };
     // Read through a call: a cancel_job may set it while this awaits.
     const cancelled = (): boolean => state.cancelled;
+    // Newer upstream's wording: "receiver could not process the bundle: <extract_failed|queue_rejected>".
+    let stage = "extract_failed";
     try {
       const stem = header.configuration_filename.replace(/\.ya?ml$/i, "");
       const dir = bundleDirFor(this.#deps.paths.remoteBuildsDir, session.peer.pin_sha256, stem);
@@ -166,6 +168,7 @@ export class PeerJobs {
         return;
       }
       const configuration = path.relative(this.#deps.paths.remoteBuildsDir, path.join(dir, extracted.configuration)).split(path.sep).join("/");
+      stage = "queue_rejected";
       const job = await this.#deps.queue.enqueue({
         configuration,
         job_type: header.target === "clean" ? "clean" : "compile",
@@ -176,7 +179,7 @@ export class PeerJobs {
       // A cancel that came while the job was being written down applies now.
       if (cancelled()) this.#cancelQueued(job.job_id, header.job_id);
     } catch (err) {
-      fail(`receiver could not process the bundle: ${errorMessage(err)}`);
+      fail(`receiver could not process the bundle: ${stage} (${errorMessage(err)})`);
     } finally {
       session.pendingJobs.delete(header.job_id);
     }

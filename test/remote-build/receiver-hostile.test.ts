@@ -293,7 +293,7 @@ describe("session frames", () => {
     expect(await s.next((f) => f.type === "submit_job_ack")).toEqual({ type: "submit_job_ack", job_id: "job1", accepted: true });
     const failed = await s.next((f) => f.type === "job_state_changed", 20_000);
     expect(failed).toMatchObject({ status: "failed", job_id: "job1" });
-    expect(String(failed.error_message)).toMatch(/receiver could not process the bundle/);
+    expect(String(failed.error_message)).toMatch(/^receiver could not process the bundle: extract_failed \(\S/);
     expect(builder.queue.list()).toEqual([]);
     expect(await remoteBuildsWritten(builder)).toEqual([]);
   });
