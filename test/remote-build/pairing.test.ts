@@ -77,7 +77,7 @@ describe("pairing two builders through the panel API", () => {
     const ack = await session.submitJob("aaaaaaaaaaaa", "compile", "kitchen.yaml", bundle, "kitchen");
     expect(ack).toEqual({ accepted: true });
     await waitFor(() => states.includes("completed") || states.includes("failed"), 20_000, "the remote compile");
-    expect(states).toEqual(["running", "completed"]);
+    expect(states).toEqual(["queued", "running", "completed"]); // `queued` first, as upstream
     expect(lines.join("")).toContain("Successfully compiled program.");
     const onB = b.builder.queue.list().find((j) => j.remote_job_id === "aaaaaaaaaaaa");
     expect(onB).toMatchObject({ remote_peer: expect.any(String) as unknown, remote_peer_label: "Offloader A", job_type: "compile", status: "completed" });
