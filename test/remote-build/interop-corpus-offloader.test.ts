@@ -35,17 +35,17 @@ import { tempDir, waitFor } from "../helpers/tmp.ts";
 
 type Frame = Record<string, unknown>;
 
-/** Upstream's frames for job-kitchen-1 after its last chunk, up to the queue_status after `completed`. */
-function upstreamJobFrames(): Frame[] {
+/** Upstream's frames for one job after its last chunk, up to the queue_status after its final state. */
+function upstreamJobFrames(jobId: string): Frame[] {
   const records = corpusFrames();
-  const start = records.findIndex((r) => (r.frame as Frame | null)?.["type"] === "submit_job_chunk" && (r.frame as Frame)["job_id"] === "job-kitchen-1");
+  const start = records.findLastIndex((r) => (r.frame as Frame | null)?.["type"] === "submit_job_chunk" && (r.frame as Frame)["job_id"] === jobId);
   const session = records[start]!.session;
   const out: Frame[] = [];
   for (const r of records.slice(start + 1)) {
     if (r.session !== session || r.dir !== "upstream->peer" || r.layer !== "transport") continue;
     const frame = r.frame as Frame;
     out.push(frame);
-    if (frame["type"] === "queue_status" && out.some((f) => f["status"] === "completed")) break;
+    if (frame["type"] === "queue_status" && out.some((f) => f["job_id"] === jobId && ["completed", "failed", "cancelled"].includes(String(f["status"])))) break;
   }
   return out;
 }
@@ -58,11 +58,11 @@ const MALFORMED: Frame[] = [
   { type: "job_state_changed", job_id: "JOB", status: "exploded", error_message: "" },
 ];
 
-async function replayServer(opts: { malformed: boolean }) {
+async function replayServer(opts: { malformed: boolean; job?: string }) {
   const key = generateStaticKey();
   const tarball = await readFile(corpusFile("artifacts-esp32.tar.gz"));
   const header = artifactsHeader("esp32");
-  const script = upstreamJobFrames();
+  const script = upstreamJobFrames(opts.job ?? "job-kitchen-1");
   const received: Frame[] = [];
   const withJob = (f: Frame, job: string): Frame => (f["job_id"] === undefined ? f : { ...f, job_id: job });
   const onFrame = (ch: SecureChannel, f: Frame): void => {
@@ -155,6 +155,20 @@ describe.skipIf(corpusMissing())("our offloader against upstream's recorded buil
       if (member.startsWith(".pioenvs/")) expect(await readFile(path.join(o.paths.buildDir("kitchen"), member)), member).toEqual(data);
     }
     expect(up.received.find((f) => f["type"] === "submit_job")).toMatchObject({ configuration_filename: "kitchen.yaml", device_name: "kitchen", device_friendly_name: "kitchen" });
+    await o.stop();
+    await up.stop();
+  });
+
+  it("takes upstream's failure: a 20,012-character output line and an empty error_message", async () => {
+    const up = await replayServer({ malformed: false, job: "job-longline-1" });
+    const o = await offloaderAgainst(up.port);
+    const job = await o.queue.enqueue({ configuration: "kitchen.yaml", job_type: "compile" });
+    const done = await o.finished(job.job_id);
+    // Upstream says nothing in error_message for an ordinary failure; the user still reads why.
+    expect(done).toMatchObject({ status: "failed", source: "remote", error: "remote build on upstream: compile failed" });
+    const long = upstreamJobFrames("job-longline-1").find((f) => String(f["line"]).length > 20_000)!;
+    expect((await o.queue.output(job.job_id)).join("")).toContain(String(long["line"]).slice(0, 2000));
+    expect(o.events.filter((e) => e.name === "offloader_peer_link_closed")).toEqual([]);
     await o.stop();
     await up.stop();
   });
