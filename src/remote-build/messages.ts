@@ -133,7 +133,8 @@ export const offloaderInbound = {
     firmware_offset: shortText(16).default("0x0"),
   }),
   artifacts_chunk: z.object({ type: z.literal("artifacts_chunk"), ...chunk }),
-  artifacts_end: z.object({ type: z.literal("artifacts_end"), job_id: jobId, accepted: z.boolean(), reason: shortText(64).optional() }),
+  // `detail` (newer upstream): a human-readable word on a refusal, e.g. the missing path.
+  artifacts_end: z.object({ type: z.literal("artifacts_end"), job_id: jobId, accepted: z.boolean(), reason: shortText(64).optional(), detail: z.string().max(1024).catch("").optional() }),
 } as const;
 
 export type ReceiverInbound = { [K in keyof typeof receiverInbound]: z.infer<(typeof receiverInbound)[K]> };

@@ -241,7 +241,8 @@ export class PeerSession {
         const d = this.#downloads.get(m.job_id);
         if (d === undefined) return;
         this.#downloads.delete(m.job_id);
-        d.reject(new RemoteBuildError(m.reason ?? "incomplete", m.accepted ? "the build server ended the download before all chunks arrived" : `the build server could not send the artifacts (${m.reason ?? "no reason"})`));
+        const detail = m.detail === undefined || m.detail === "" ? "" : `: ${m.detail}`;
+        d.reject(new RemoteBuildError(m.reason ?? "incomplete", m.accepted ? "the build server ended the download before all chunks arrived" : `the build server could not send the artifacts (${m.reason ?? "no reason"}${detail})`));
         return;
       }
     }

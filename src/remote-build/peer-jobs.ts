@@ -231,8 +231,12 @@ export class PeerJobs {
 
   /** `download_artifacts` of one of this peer's completed compiles. */
   async download(session: JobSession, remoteJobId: string, only: ReadonlySet<string> | undefined): Promise<void> {
-    const end = (reason?: string): void => {
-      session.channel.send(reason === undefined ? { type: "artifacts_end", job_id: remoteJobId, accepted: true } : { type: "artifacts_end", job_id: remoteJobId, accepted: false, reason });
+    const end = (reason?: string, detail?: string): void => {
+      session.channel.send(
+        reason === undefined
+          ? { type: "artifacts_end", job_id: remoteJobId, accepted: true }
+          : { type: "artifacts_end", job_id: remoteJobId, accepted: false, reason, ...(detail === undefined ? {} : { detail: detail.slice(0, 1024) }) },
+      );
     };
     if (session.downloading) {
       end("duplicate_download");
@@ -256,7 +260,7 @@ export class PeerJobs {
         packed = await packArtifacts(jobPaths, path.basename(yaml), only === undefined ? {} : { only });
       } catch (err) {
         const code = (err as { code?: unknown }).code;
-        end(code === "build_dir_missing" ? "build_dir_missing" : "pack_failed");
+        end(code === "build_dir_missing" ? "build_dir_missing" : "pack_failed", errorMessage(err));
         return;
       }
       session.channel.send({

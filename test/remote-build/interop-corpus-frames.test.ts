@@ -36,8 +36,11 @@ import { tempDir, waitFor } from "../helpers/tmp.ts";
 type Frame = Record<string, unknown>;
 const isObject = (v: unknown): v is Frame => typeof v === "object" && v !== null && !Array.isArray(v);
 
-const transport = (pred: (r: CorpusRecord) => boolean): (CorpusRecord & { frame: Frame })[] =>
-  corpusFrames().filter((r): r is CorpusRecord & { frame: Frame } => r.layer === "transport" && isObject(r.frame) && pred(r));
+type ObjectRecord = CorpusRecord & { frame: Frame };
+const transport = (pred: (r: ObjectRecord) => boolean): ObjectRecord[] =>
+  corpusFrames()
+    .filter((r): r is ObjectRecord => r.layer === "transport" && isObject(r.frame))
+    .filter(pred);
 
 describe.skipIf(corpusMissing())("upstream's frames (frames.jsonl)", () => {
   it("every application frame upstream sent decodes with our schemas to the same meaning", () => {
