@@ -16,14 +16,18 @@ import type { FirmwareJob } from "../firmware/job.ts";
 import type { FirmwareQueue } from "../firmware/queue.ts";
 import { getLogger } from "../logger.ts";
 import { resolvePaths, type Paths } from "../paths.ts";
-import { packArtifacts } from "./artifacts.ts";
+import { ArtifactCache } from "./artifact-cache.ts";
+import { packArtifacts, type PackedArtifacts } from "./artifacts.ts";
 import { bundleDirFor, extractBundle } from "./bundle.ts";
 import type { SecureChannel } from "./channel.ts";
-import { AssemblyError, BUNDLE_MAX_BYTES, ChunkAssembler, chunkCount, sendChunks } from "./chunks.ts";
+import { ARTIFACTS_MAX_BYTES, AssemblyError, BUNDLE_MAX_BYTES, ChunkAssembler, chunkCount, sendChunks } from "./chunks.ts";
 import { OutputRelay } from "./output-relay.ts";
 import type { ReceiverInbound } from "./messages.ts";
 
 const log = getLogger("receiver");
+
+/** How long a pack made at completion waits for its download. */
+export const PACKED_TTL_MS = 30 * 60 * 1000;
 
 interface InflightSubmit {
   header: ReceiverInbound["submit_job"];
@@ -60,6 +64,9 @@ export class PeerJobs {
   /** Output of peers' jobs, back to them with a bounded backlog. */
   readonly #output: OutputRelay;
 
+  /** Artifacts packed as each peer's compile completes, ready for its download. */
+  readonly #packed = new ArtifactCache({ maxBytes: ARTIFACTS_MAX_BYTES, ttlMs: PACKED_TTL_MS });
+
   constructor(deps: PeerJobsDeps) {
     this.#deps = deps;
     this.#output = new OutputRelay({
@@ -76,9 +83,17 @@ export class PeerJobs {
     this.#output.line(jobId, line);
   }
 
-  /** Forgets per-job output state (the receiver stops). */
+  /** Forgets per-job output state and packed artifacts (the receiver stops). */
   clear(): void {
     this.#output.clear();
+    this.#packed.clear();
+  }
+
+  /** Packs a peer's job from its build folder (`only`: our `download_artifacts.files` extension). */
+  #pack(job: FirmwareJob, only?: ReadonlySet<string>): Promise<PackedArtifacts> {
+    const yaml = this.#deps.paths.jobYaml(job);
+    const jobPaths = resolvePaths({ configDir: path.dirname(yaml), dataDir: this.#deps.paths.jobDataDir(job) });
+    return packArtifacts(jobPaths, path.basename(yaml), only === undefined ? {} : { only });
   }
 
   #ack(session: JobSession, jobId: string, reason?: string): void {
@@ -227,6 +242,10 @@ export class PeerJobs {
     if (job.remote_peer === "") return;
     const error = status === "failed" || status === "cancelled" ? (job.error ?? "") : "";
     for (const session of this.#deps.sessionsOf(job.remote_peer)) session.channel.send({ type: "job_state_changed", job_id: job.remote_job_id, status, error_message: error });
+    // The download follows at once: pack now, after the frame is out. A new job for the device drops the old pack.
+    const device = `${job.remote_peer}/${job.configuration}`;
+    if (status === "queued") this.#packed.forgetDevice(device);
+    if (status === "completed" && job.job_type === "compile") this.#packed.start(job.job_id, device, () => this.#pack(job));
   }
 
   /** `download_artifacts` of one of this peer's completed compiles. */
@@ -253,11 +272,11 @@ export class PeerJobs {
     }
     session.downloading = true;
     try {
-      const yaml = this.#deps.paths.jobYaml(job);
-      const jobPaths = resolvePaths({ configDir: path.dirname(yaml), dataDir: this.#deps.paths.jobDataDir(job) });
       let packed;
       try {
-        packed = await packArtifacts(jobPaths, path.basename(yaml), only === undefined ? {} : { only });
+        // The pack made at completion when there is one (a failed one is made again, to say why).
+        const early = only === undefined ? this.#packed.get(job.job_id) : undefined;
+        packed = early === undefined ? await this.#pack(job, only) : await early.catch(() => this.#pack(job, only));
       } catch (err) {
         const code = (err as { code?: unknown }).code;
         end(code === "build_dir_missing" ? "build_dir_missing" : "pack_failed", errorMessage(err));

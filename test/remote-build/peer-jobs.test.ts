@@ -4,16 +4,19 @@
  * the one the bundle's manifest names), and a new job for the same device
  * from the same peer supersedes the older one still queued or running.
  */
-import { writeFile } from "node:fs/promises";
+import { execFileSync } from "node:child_process";
+import { rm, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
+import { esphomeEnv } from "../../src/esphome/cli.ts";
 import { EventBus, type EventMap } from "../../src/events.ts";
 import { FirmwareQueue } from "../../src/firmware/queue.ts";
 import { resolvePaths } from "../../src/paths.ts";
+import { readArtifacts } from "../../src/remote-build/artifacts.ts";
 import { IdentityStore } from "../../src/remote-build/identity.ts";
 import { Offloader } from "../../src/remote-build/offloader.ts";
 import { Receiver } from "../../src/remote-build/receiver.ts";
-import { DEVICE_YAML } from "../helpers/builder.ts";
+import { DEVICE_YAML, STAND_IN } from "../helpers/builder.ts";
 import { standInBundle } from "../helpers/pairing.ts";
 import { ScriptedRunner } from "../helpers/scripted-runner.ts";
 import { tempDir, waitFor } from "../helpers/tmp.ts";
@@ -48,7 +51,7 @@ async function setup() {
   const session = offloader.session(preview.pin_sha256)!;
   const statusOf = (id: string): string[] => states.filter((s) => s.job_id === id).map((s) => s.status);
   return {
-    dir, runner, queue, session, states, statusOf,
+    dir, runner, queue, session, states, statusOf, serverPaths,
     stop: async () => { await offloader.stop(); await receiver.stop(); await queue.stop(); },
   };
 }
@@ -87,6 +90,30 @@ describe("a peer's jobs on our build server", () => {
     const last = await t.runner.next();
     last.succeed();
     await waitFor(() => t.statusOf("jobkitchen02").includes("completed") && t.statusOf("jobgarage001").includes("completed"), 5000, "both completed");
+    await t.stop();
+  });
+
+  it("packs a peer's artifacts when its compile completes: the download sends that pack", async () => {
+    const t = await setup();
+    const bundle = await standInBundle(t.dir, "kitchen.yaml");
+    expect(await t.session.submitJob("jobpacked001", "compile", "kitchen.yaml", bundle, "kitchen")).toEqual({ accepted: true });
+    const run = await t.runner.next();
+    const env = { ...process.env, ...esphomeEnv(t.serverPaths.jobDataDir(run.job)), ESPHOME_STANDIN_COMPILE_SECONDS: "0", ESPHOME_STANDIN_FAIL: "" };
+    execFileSync(STAND_IN, ["--dashboard", "compile", t.serverPaths.jobYaml(run.job)], { env, stdio: "ignore" });
+    run.succeed();
+    await waitFor(() => t.statusOf("jobpacked001").includes("completed"), 5000, "completed");
+    const first = await t.session.downloadArtifacts("jobpacked001");
+    // The build goes away: a pack made on request would now fail; the one made at completion is still sent.
+    await rm(path.join(t.serverPaths.jobDataDir(run.job), "build"), { recursive: true, force: true });
+    const again = await t.session.downloadArtifacts("jobpacked001");
+    expect(again).toEqual(first);
+    expect((await readArtifacts(again)).firmwareInBuild).toBe(".pioenvs/kitchen/firmware.bin");
+    // A new job for the device drops that pack.
+    expect(await t.session.submitJob("jobpacked002", "compile", "kitchen.yaml", bundle, "kitchen")).toEqual({ accepted: true });
+    const next = await t.runner.next();
+    next.fail("boom");
+    await waitFor(() => t.statusOf("jobpacked002").includes("failed"), 5000, "failed");
+    await expect(t.session.downloadArtifacts("jobpacked001")).rejects.toThrow(/build_dir_missing|unknown_job/);
     await t.stop();
   });
 });
