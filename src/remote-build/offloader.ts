@@ -85,6 +85,8 @@ type AckResult = { accepted: true } | { accepted: false; reason: string };
 
 interface Download {
   assembler: ChunkAssembler | null;
+  /** The verified tarball, once its last chunk came; handed over at `artifacts_end`. */
+  result: Buffer | null;
   resolve: (bytes: Buffer) => void;
   reject: (err: Error) => void;
 }
@@ -146,7 +148,7 @@ export class PeerSession {
   downloadArtifacts(jobId: string, files?: readonly string[]): Promise<Buffer> {
     if (this.#downloads.has(jobId)) return Promise.reject(new RemoteBuildError("duplicate_download", "a download of this job is already running"));
     return new Promise<Buffer>((resolve, reject) => {
-      this.#downloads.set(jobId, { assembler: null, resolve, reject });
+      this.#downloads.set(jobId, { assembler: null, result: null, resolve, reject });
       if (!this.channel.send({ type: "download_artifacts", job_id: jobId, ...(files === undefined ? {} : { files: [...files] }) })) {
         this.#downloads.delete(jobId);
         reject(new RemoteBuildError("session_lost", "the session closed before the download started"));
@@ -223,13 +225,11 @@ export class PeerSession {
       case "artifacts_chunk": {
         const m = message as OffloaderInbound["artifacts_chunk"];
         const d = this.#downloads.get(m.job_id);
-        if (d?.assembler === null || d === undefined) return;
+        if (d?.assembler === null || d === undefined || d.result !== null) return;
         try {
-          const done = d.assembler.push(m);
-          if (done !== null) {
-            this.#downloads.delete(m.job_id);
-            d.resolve(done);
-          }
+          // Verified on the last chunk; the download ends with `artifacts_end`, as upstream's does, so
+          // that frame can never be taken for the end of a next download of the same job.
+          d.result = d.assembler.push(m);
         } catch (err) {
           this.#downloads.delete(m.job_id);
           d.reject(new RemoteBuildError(err instanceof AssemblyError ? err.code : "malformed", `artifacts refused: ${errorMessage(err)}`));
@@ -241,6 +241,10 @@ export class PeerSession {
         const d = this.#downloads.get(m.job_id);
         if (d === undefined) return;
         this.#downloads.delete(m.job_id);
+        if (m.accepted && d.result !== null) {
+          d.resolve(d.result);
+          return;
+        }
         const detail = m.detail === undefined || m.detail === "" ? "" : `: ${m.detail}`;
         d.reject(new RemoteBuildError(m.reason ?? "incomplete", m.accepted ? "the build server ended the download before all chunks arrived" : `the build server could not send the artifacts (${m.reason ?? "no reason"}${detail})`));
         return;

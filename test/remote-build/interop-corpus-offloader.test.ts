@@ -58,7 +58,7 @@ const MALFORMED: Frame[] = [
   { type: "job_state_changed", job_id: "JOB", status: "exploded", error_message: "" },
 ];
 
-async function replayServer(opts: { malformed: boolean; job?: string }) {
+async function replayServer(opts: { malformed: boolean; job?: string; holdEnd?: Promise<void> }) {
   const key = generateStaticKey();
   const tarball = await readFile(corpusFile("artifacts-esp32.tar.gz"));
   const header = artifactsHeader("esp32");
@@ -83,7 +83,7 @@ async function replayServer(opts: { malformed: boolean; job?: string }) {
       case "download_artifacts":
         ch.send({ type: "artifacts_start", job_id: job, total_bytes: header.total_bytes, num_chunks: header.num_chunks, artifacts_sha256: header.artifacts_sha256, firmware_offset: header.firmware_offset });
         for (const c of splitChunks(tarball)) ch.send({ type: "artifacts_chunk", job_id: job, ...c });
-        ch.send({ type: "artifacts_end", job_id: job, accepted: true });
+        void (opts.holdEnd ?? Promise.resolve()).then(() => ch.send({ type: "artifacts_end", job_id: job, accepted: true }));
         return;
     }
   };
@@ -104,6 +104,7 @@ async function replayServer(opts: { malformed: boolean; job?: string }) {
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
   return {
     port: (server.address() as AddressInfo).port,
+    key,
     received,
     tarball,
     stop: async () => {
@@ -136,7 +137,7 @@ async function offloaderAgainst(port: number) {
   const finished = (id: string): Promise<FirmwareJob> =>
     waitFor(() => ["completed", "failed", "cancelled"].includes(queue.get(id)!.status), 20_000, `job ${id}`).then(() => queue.get(id)!);
   return {
-    dir, paths, events, queue, finished,
+    dir, paths, events, queue, finished, offloader, pin: preview.pin_sha256,
     stop: async () => { await queue.stop(); await remote.stop(); await offloader.stop(); },
   };
 }
@@ -155,6 +156,23 @@ describe.skipIf(corpusMissing())("our offloader against upstream's recorded buil
       if (member.startsWith(".pioenvs/")) expect(await readFile(path.join(o.paths.buildDir("kitchen"), member)), member).toEqual(data);
     }
     expect(up.received.find((f) => f["type"] === "submit_job")).toMatchObject({ configuration_filename: "kitchen.yaml", device_name: "kitchen", device_friendly_name: "kitchen" });
+    await o.stop();
+    await up.stop();
+  });
+
+  it("ends a download at artifacts_end, as upstream's offloader does, not at the last chunk", async () => {
+    let release = (): void => undefined;
+    const up = await replayServer({ malformed: false, holdEnd: new Promise<void>((r) => { release = r; }) });
+    const o = await offloaderAgainst(up.port);
+    const session = o.offloader.session(o.pin)!;
+    let done = false;
+    const download = session.downloadArtifacts("job-one").then((b) => { done = true; return b; });
+    await waitFor(() => up.received.some((f) => f["type"] === "download_artifacts"), 5000, "the request");
+    // Every chunk is in and verified; the end frame is held back.
+    await new Promise((r) => setTimeout(r, 300));
+    expect(done).toBe(false);
+    release();
+    expect((await download).equals(up.tarball)).toBe(true);
     await o.stop();
     await up.stop();
   });
