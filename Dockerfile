@@ -58,6 +58,7 @@ COPY panel ./panel
 COPY translations ./translations
 COPY src/api/wire.ts ./src/api/wire.ts
 COPY src/remote-build/pin.ts ./src/remote-build/pin.ts
+COPY src/remote-build/sas-emoji.ts ./src/remote-build/sas-emoji.ts
 RUN node_modules/.bin/node panel/build.ts
 
 # ---- the add-on ----

@@ -159,6 +159,7 @@ export class Builder {
     await this.devices.start();
     void probeEsphomeVersion(this.config.esphome).then((version) => {
       this.#esphomeVersion = version;
+      this.remote.esphomeVersionChanged();
       if (version === null) {
         log.warning(
           `ESPHome CLI '${this.config.esphome}' was not found or did not answer; jobs will fail until it is installed ` +

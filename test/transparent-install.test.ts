@@ -19,7 +19,11 @@ interface Call {
   host: string;
   file?: string | null;
   file_sha256?: string | null;
+  images?: { offset: string; path: string; sha256: string }[];
+  idedata_source?: string | null;
 }
+
+const sha256 = (data: Buffer): string => createHash("sha256").update(data).digest("hex");
 
 async function calls(record: string): Promise<Call[]> {
   const text = await readFile(record, "utf8").catch(() => "");
@@ -70,13 +74,15 @@ describe("transparent install across two builders", () => {
     const onA = await calls(a.record);
     expect(onA.map((c) => c.command)).toEqual(["bundle", "upload"]);
     const upload = onA[1]!;
-    expect(upload.argv).toContain("--file");
+    // As the upstream offloader: B's build is in A's build tree, and the upload finds it there (no --file).
+    expect(upload.argv).not.toContain("--file");
     expect(upload.argv).toContain("OTA");
+    expect(upload.file).toBe(path.join(a.dir, ".esphome", "build", "kitchen", ".pioenvs", "kitchen", "firmware.bin"));
     // The bytes A flashed are the ones B built (the stand-in stamps the compiling host into them).
     const jobOnB = (await b.api.call<FirmwareJob[]>("firmware/get_jobs", {}))[0]!;
     expect(jobOnB).toMatchObject({ remote_peer_label: "Pi in the closet", status: "completed" });
     const built = await readFile(path.join(b.dir, ".esphome", ".remote_builds", path.dirname(jobOnB.configuration), ".esphome", "build", "kitchen", ".pioenvs", "kitchen", "firmware.bin"));
-    expect(upload.file_sha256).toBe(createHash("sha256").update(built).digest("hex"));
+    expect(upload.file_sha256).toBe(sha256(built));
     expect(built.includes(Buffer.from("Desktop PC"))).toBe(true);
 
     // The same events as a local install of the same device.
@@ -87,14 +93,35 @@ describe("transparent install across two builders", () => {
     expect((await calls(a.record)).map((c) => c.command)).toEqual(["bundle", "upload", "compile", "upload"]);
   });
 
-  it("builds here when the build server is busy, disconnected, or the port is serial", async () => {
-    const a = await builder("Pi", { ESPHOME_STANDIN_SERIAL_OK: "1" });
-    const b = await builder("Desktop", { ESPHOME_STANDIN_COMPILE_SECONDS: "3" });
+  it("installs a remote build over a serial port: the whole image set from B at its offsets, idedata from the cache", async () => {
+    // A has no toolchain: a stale or missing idedata cache would fail the upload instead of being regenerated.
+    const a = await builder("Pi", { ESPHOME_STANDIN_SERIAL_OK: "1", ESPHOME_STANDIN_NO_TOOLCHAIN: "1" });
+    const b = await builder("Desktop");
     await pairBuilders(a, b);
 
-    // Serial: always local.
     const serial = await install(a.api, { configuration: "kitchen.yaml", port: "/dev/ttyUSB0" });
-    expect(serial.final).toMatchObject({ source: "local", status: "completed" });
+    expect(serial.final).toMatchObject({ source: "remote", status: "completed" });
+    const upload = (await calls(a.record)).find((c) => c.command === "upload")!;
+    expect(upload.argv).toEqual(["--dashboard", "upload", path.join(a.dir, "kitchen.yaml"), "--device", "/dev/ttyUSB0"]);
+    expect(upload.idedata_source).toBe("cache");
+    const jobOnB = (await b.api.call<FirmwareJob[]>("firmware/get_jobs", {}))[0]!;
+    const onB = path.join(b.dir, ".esphome", ".remote_builds", path.dirname(jobOnB.configuration), ".esphome", "build", "kitchen", ".pioenvs", "kitchen");
+    const onA = path.join(a.dir, ".esphome", "build", "kitchen", ".pioenvs", "kitchen");
+    const expected = [
+      ["0x10000", "firmware.bin"],
+      ["0x1000", "bootloader.bin"],
+      ["0x8000", "partitions.bin"],
+      ["0xe000", "ota_data_initial.bin"],
+    ];
+    expect(upload.images).toEqual(
+      await Promise.all(expected.map(async ([offset, name]) => ({ offset, path: path.join(onA, name!), sha256: sha256(await readFile(path.join(onB, name!))) }))),
+    );
+  });
+
+  it("builds here when the build server is busy or disconnected", async () => {
+    const a = await builder("Pi");
+    const b = await builder("Desktop", { ESPHOME_STANDIN_COMPILE_SECONDS: "3" });
+    await pairBuilders(a, b);
 
     // Busy: B compiles something of its own.
     await b.api.call("firmware/compile", { configuration: "garage.yaml" });

@@ -96,6 +96,14 @@ export interface QueueStatus {
   queue_depth: number;
 }
 
+/** A build server's queue as it reports it over the peer link (`running` is a boolean there). */
+export interface PeerQueueStatus {
+  idle: boolean;
+  /** A compile is executing there. */
+  running: boolean;
+  queue_depth: number;
+}
+
 // ---- devices, the server, this machine ----
 
 export interface Device {
@@ -367,7 +375,7 @@ export interface EventMap {
   /** A session ended; `reason` is the terminate reason or a local one (transport_error, heartbeat_timeout, …). */
   offloader_peer_link_closed: { pin_sha256: string; receiver_hostname: string; receiver_port: number; reason: string; error_detail: string };
   /** A build server's compile lane changed. */
-  offloader_queue_status_changed: { pin_sha256: string; idle: boolean; running: number; queue_depth: number };
+  offloader_queue_status_changed: { pin_sha256: string } & PeerQueueStatus;
   /** One output line of a job running on a build server. */
   offloader_job_output: { pin_sha256: string; job_id: string; stream: string; line: string };
   /** A job on a build server changed state. */

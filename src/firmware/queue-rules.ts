@@ -3,7 +3,6 @@
  * supersede each other, which compiles the router places, and which finished
  * jobs the history keeps.
  */
-import { isSerialPort } from "../esphome/port.ts";
 import { isTerminal, type JobPhase, type StoredJob } from "./job.ts";
 
 /** Jobs that supersede each other: one device's, or the same build environment's clean_all. */
@@ -21,7 +20,7 @@ export function isPlaceable(job: Readonly<StoredJob>, phase: JobPhase | undefine
 
 /** Whether a compile of this job may go to a build server at all. */
 export function isOffloadable(job: Readonly<StoredJob>, phase: JobPhase | undefined): boolean {
-  return isPlaceable(job, phase) && !job.force_local && !isSerialPort(job.port);
+  return isPlaceable(job, phase) && !job.force_local;
 }
 
 export interface HistoryLimits {

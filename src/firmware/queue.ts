@@ -71,7 +71,7 @@ export type RouteDecision =
   | { kind: "remote"; pinSha256: string; label: string }
   /** Not yet: a build server this job is waiting for may come back, or become idle. */
   | { kind: "wait" }
-  /** It cannot build anywhere it is allowed to (say `local_builds: never` and a serial-port install). */
+  /** It cannot build anywhere it is allowed to (say `local_builds: never` and `force_local`). */
   | { kind: "fail"; error: string };
 
 export interface RouteContext {

@@ -5,30 +5,27 @@
  * outcome, through the same queue as a local build.
  *
  * compile: bundle the YAML (`esphome bundle`), submit it over the peer link,
- *   relay output, and on success download the artifacts (a compile puts them
- *   in the local build folder; an install stages the firmware image
- *   StorageJSON names, `firmware.bin`, `<name>.bin` or the host `program`,
- *   for its upload).
- * upload: `esphome upload <yaml> --device <port> --file <staged image>`
- *   on this machine, through the same tracked subprocess as a local upload.
+ *   relay output, and on success download the artifacts and put them in the
+ *   local build tree as the upstream offloader does (images at their build
+ *   paths, StorageJSON and idedata re-rooted here: src/remote-build/materialise.ts).
+ * upload: `esphome upload <yaml> --device <port>` on this machine, through the
+ *   same tracked subprocess as a local upload; with no `--file`, ESPHome finds
+ *   what it needs in the build tree, so a serial port flashes the whole image
+ *   set (bootloader, partitions, OTA data, firmware at their offsets).
  */
 import { promises as fs } from "node:fs";
 import path from "node:path";
 import { bundleArgs, esphomeEnv, missingEsphomeError, resolveExecutable, uploadArgs } from "../esphome/cli.ts";
 import { errorMessage } from "../errors.ts";
 import type { EventBus, Unsubscribe } from "../events.ts";
-import { getLogger } from "../logger.ts";
 import type { Paths } from "../paths.ts";
-import { BUILD_INFO_NAME, METADATA_NAMES, PLATFORMIO_INI_NAME, readArtifacts, stageFirmware, type ReadArtifactsResult, type StagedFirmware } from "../remote-build/artifacts.ts";
-import { DEVICE_STEM_RE } from "../remote-build/bundle.ts";
+import { readArtifacts } from "../remote-build/artifacts.ts";
+import { materialiseArtifacts } from "../remote-build/materialise.ts";
 import { RemoteBuildError, type Offloader } from "../remote-build/offloader.ts";
-import { atomicWrite } from "../store.ts";
 import { runEsphome } from "./local-runner.ts";
 import { LineSplitter } from "./output.ts";
 import { KILL_GRACE_MS, runTracked, type SpawnFn } from "./process.ts";
 import type { JobRunner, PhaseContext, PhaseResult } from "./runner.ts";
-
-const log = getLogger("remote-runner");
 
 /** How long a cancelled remote build may take to confirm before we stop waiting. */
 export const REMOTE_CANCEL_WAIT_MS = 10_000;
@@ -55,28 +52,18 @@ function lostIf(err: unknown): { buildServerLost?: true } {
 
 export class RemoteRunner implements JobRunner {
   readonly #deps: RemoteRunnerDeps;
-  /** Firmware an install's compile phase fetched, waiting for its upload phase. */
-  readonly #staged = new Map<string, StagedFirmware>();
-  readonly #subscriptions: Unsubscribe[] = [];
 
   constructor(deps: RemoteRunnerDeps) {
     this.#deps = deps;
   }
 
-  /** Staged firmware goes away with its job, however the job ends. */
+  /** Nothing to set up: what a remote compile fetched lives in the build tree, like a local build. */
   start(): void {
-    for (const name of ["job_completed", "job_failed", "job_cancelled"] as const) {
-      this.#subscriptions.push(
-        this.#deps.bus.on(name, ({ job }) => {
-          void this.discard(job.job_id).catch((err: unknown) => { log.warning(`could not remove staged firmware: ${String(err)}`); });
-        }),
-      );
-    }
+    // (kept for the composition root's lifecycle)
   }
 
-  async stop(): Promise<void> {
-    for (const off of this.#subscriptions.splice(0)) off();
-    for (const id of [...this.#staged.keys()]) await this.discard(id);
+  stop(): Promise<void> {
+    return Promise.resolve();
   }
 
   async runPhase(ctx: PhaseContext): Promise<PhaseResult> {
@@ -89,13 +76,6 @@ export class RemoteRunner implements JobRunner {
         if (ctx.job.job_type === "clean_all") return this.#resetBuildEnv(ctx);
         return { exitCode: null, error: "remote build: clean runs on this machine only" };
     }
-  }
-
-  /** Removes staged firmware of a job that will not upload after all. */
-  async discard(jobId: string): Promise<void> {
-    const staged = this.#staged.get(jobId);
-    this.#staged.delete(jobId);
-    await staged?.cleanup();
   }
 
   async #bundle(ctx: PhaseContext, executable: string, yaml: string): Promise<Buffer | { error: string }> {
@@ -177,7 +157,8 @@ export class RemoteRunner implements JobRunner {
       ctx.onLine(notice(`building on ${label}`));
       let ack;
       try {
-        ack = await session.submitJob(job.job_id, "compile", path.basename(yaml), bundle, path.basename(yaml).replace(/\.ya?ml$/i, ""));
+        const device = path.basename(yaml).replace(/\.ya?ml$/i, "");
+        ack = await session.submitJob(job.job_id, "compile", path.basename(yaml), bundle, device, device);
       } catch (err) {
         return { exitCode: null, error: `remote build: ${errorMessage(err)}`, ...lostIf(err) };
       }
@@ -195,26 +176,16 @@ export class RemoteRunner implements JobRunner {
       if (end.status === "failed") return { exitCode: null, error: `remote build on ${label}: ${end.error || "compile failed"}` };
       if (cancelled()) return { exitCode: null, error: "cancelled" };
 
-      // Completed: fetch what was built.
+      // Completed: fetch what was built (every image: a serial upload flashes the whole set).
       let artifacts;
       try {
         ctx.onLine(notice(`downloading the firmware from ${label}`));
-        // An install flashes the image StorageJSON names over the network (always sent);
-        // a compile keeps every image.
-        const wanted = job.job_type === "compile" ? undefined : [];
-        artifacts = await readArtifacts(await session.downloadArtifacts(job.job_id, wanted));
+        artifacts = await readArtifacts(await session.downloadArtifacts(job.job_id));
       } catch (err) {
         return { exitCode: null, error: `remote build: downloading the artifacts from ${label} failed: ${errorMessage(err)}`, ...lostIf(err) };
       }
       try {
-        if (job.job_type === "compile") {
-          await this.#materialise(job.configuration, artifacts);
-        } else {
-          await this.discard(job.job_id);
-          // The upload needs the app image only (`--file` over the network).
-          const image = { name: path.posix.basename(artifacts.firmwareName), data: artifacts.firmware };
-          this.#staged.set(job.job_id, await stageFirmware(image, this.#deps.paths.tmpDir));
-        }
+        await materialiseArtifacts(this.#deps.paths, path.basename(yaml), artifacts);
       } catch (err) {
         return { exitCode: null, error: `remote build: the artifacts from ${label} could not be used: ${errorMessage(err)}` };
       }
@@ -283,39 +254,9 @@ export class RemoteRunner implements JobRunner {
     }
   }
 
-  /**
-   * Puts a remote compile's build where a local compile leaves it, as the
-   * upstream offloader does: every image at its path under this machine's build
-   * folder, StorageJSON re-rooted there, so downloads and a later upload find
-   * them. Images from older builders of ours come flat and go beside the
-   * firmware image.
-   */
-  async #materialise(configuration: string, artifacts: ReadArtifactsResult): Promise<void> {
-    const { paths } = this.#deps;
-    const { storage } = artifacts;
-    const name = typeof storage["name"] === "string" && DEVICE_STEM_RE.test(storage["name"]) ? storage["name"] : configuration.replace(/\.ya?ml$/i, "");
-    const buildDir = paths.buildDir(name);
-    const firmwarePath = path.join(buildDir, ...artifacts.firmwareInBuild.split("/"));
-    const flat = artifacts.firmwareName !== artifacts.firmwareInBuild;
-    for (const [member, data] of artifacts.files) {
-      if (METADATA_NAMES.has(member)) continue;
-      const besideFirmware = flat && member !== PLATFORMIO_INI_NAME && member !== BUILD_INFO_NAME;
-      // Member paths were checked by the tar reader (relative, no `..`).
-      const target = besideFirmware ? path.join(path.dirname(firmwarePath), member) : path.join(buildDir, ...member.split("/"));
-      await atomicWrite(target, data);
-    }
-    await atomicWrite(paths.storageJson(configuration), JSON.stringify({ ...storage, name, build_path: buildDir, firmware_bin_path: firmwarePath }, null, 2));
-  }
-
-  async #upload(ctx: PhaseContext): Promise<PhaseResult> {
-    const { job } = ctx;
-    const staged = this.#staged.get(job.job_id);
-    if (staged === undefined) return { exitCode: null, error: "remote build: the firmware from the build server is gone (was the builder restarted?); install again" };
-    try {
-      return await runEsphome(this.#deps, ctx, uploadArgs(this.#deps.paths.jobYaml(job), job.port, staged.firmwarePath));
-    } finally {
-      await this.discard(job.job_id).catch((err: unknown) => { log.warning(`could not remove staged firmware: ${String(err)}`); });
-    }
+  /** `esphome upload` without `--file`: the image set is in the build tree the compile phase filled. */
+  #upload(ctx: PhaseContext): Promise<PhaseResult> {
+    return runEsphome(this.#deps, ctx, uploadArgs(this.#deps.paths.jobYaml(ctx.job), ctx.job.port));
   }
 }
 

@@ -16,9 +16,7 @@
  * goes through the safe tar reader (regular files only, relative paths that
  * stay inside, size caps, no duplicates) and must hold `storage.json` and the
  * image it names. Older builders of ours sent flat names (`firmware.bin` at the
- * top); those still read. `stageFirmware` writes the image into a fresh temp
- * folder for `esphome upload --file`, and removes it afterwards, without
- * blocking.
+ * top); those still read. materialise.ts puts them into the local build tree.
  */
 import { createHash } from "node:crypto";
 import { promises as fs } from "node:fs";
@@ -34,6 +32,7 @@ export const STORAGE_NAME = "storage.json";
 export const IDEDATA_NAME = "idedata.json";
 export const PLATFORMIO_INI_NAME = "platformio.ini";
 export const BUILD_INFO_NAME = "build_info.json";
+export const VALIDATED_NAME = "validated.yaml";
 /** Members that describe the build rather than sit in it (an offloader rewrites them). */
 export const METADATA_NAMES: ReadonlySet<string> = new Set([STORAGE_NAME, IDEDATA_NAME]);
 /** Images collected from beside the firmware image when they exist, in this order. */
@@ -48,6 +47,51 @@ export const EXTRA_IMAGE_NAMES: readonly string[] = [
   "ota_data_initial.bin",
   "boot_app0.bin",
 ];
+/**
+ * The build-folder files upstream ships per platform, in its order, each only
+ * when it exists (WIRE-FACTS §11); `{name}` is StorageJSON's `name`. ESP32
+ * variants use the esp32 list. A platform not here (the host) ships the image
+ * StorageJSON names and the images beside it (EXTRA_IMAGE_NAMES).
+ */
+export const PLATFORM_FILES: Readonly<Record<string, readonly string[]>> = {
+  esp32: [
+    ".pioenvs/{name}/firmware.bin",
+    ".pioenvs/{name}/firmware.elf",
+    ".pioenvs/{name}/firmware.factory.bin",
+    ".pioenvs/{name}/firmware.ota.bin",
+    ".pioenvs/{name}/bootloader.bin",
+    ".pioenvs/{name}/partitions.bin",
+    ".pioenvs/{name}/ota_data_initial.bin",
+    "build/firmware.factory.bin",
+    "build/{name}.bin",
+  ],
+  esp8266: [".pioenvs/{name}/firmware.bin", ".pioenvs/{name}/firmware.elf"],
+  rp2040: [".pioenvs/{name}/firmware.bin", ".pioenvs/{name}/firmware.uf2", ".pioenvs/{name}/firmware.ota.bin", ".pioenvs/{name}/firmware.elf"],
+  libretiny: [".pioenvs/{name}/firmware.uf2", ".pioenvs/{name}/firmware.bin", ".pioenvs/{name}/firmware.elf", ".pioenvs/{name}/firmware.json"],
+  nrf52: [
+    ".pioenvs/{name}/firmware.bin",
+    ".pioenvs/{name}/firmware.elf",
+    ".pioenvs/{name}/zephyr/zephyr.uf2",
+    ".pioenvs/{name}/firmware.zip",
+    ".pioenvs/{name}/zephyr/zephyr.hex",
+    ".pioenvs/{name}/zephyr/merged.hex",
+    ".pioenvs/{name}/zephyr/app_update.bin",
+    ".pioenvs/{name}/zephyr/zephyr.elf",
+  ],
+};
+
+/** Which PLATFORM_FILES list a StorageJSON's platform uses, or null. */
+export function platformFilesKey(storage: Record<string, unknown>): string | null {
+  const raw = storage["esp_platform"] ?? storage["target_platform"] ?? storage["core_platform"];
+  if (typeof raw !== "string") return null;
+  const p = raw.toLowerCase();
+  if (p.startsWith("esp32")) return "esp32";
+  if (p === "bk72xx" || p === "rtl87xx" || p === "ln882x" || p === "libretiny") return "libretiny";
+  return Object.hasOwn(PLATFORM_FILES, p) ? p : null;
+}
+
+/** How long before StorageJSON a `validated.yaml` may have been written to ship with it (upstream: 60 s). */
+const VALIDATED_MAX_AGE_MS = 60_000;
 const HASH_SLICE_BYTES = 4 * 1024 * 1024;
 /** Most members an artifacts tarball may have. */
 export const ARTIFACTS_MAX_MEMBERS = 256;
@@ -92,9 +136,9 @@ function isPlainObject(value: unknown): value is Record<string, unknown> {
   return typeof value === "object" && value !== null && !Array.isArray(value);
 }
 
-/** "0x10000" when StorageJSON's target_platform or core_platform names an ESP32 chip, else "0x0". */
+/** "0x10000" when StorageJSON's platform (`esp_platform`, upstream's choice) names an ESP32 chip, else "0x0". */
 export function firmwareOffsetFor(storage: Record<string, unknown>): string {
-  for (const key of ["target_platform", "core_platform"]) {
+  for (const key of ["esp_platform", "target_platform", "core_platform"]) {
     const value = storage[key];
     if (typeof value === "string" && value.toLowerCase().startsWith("esp32")) return "0x10000";
   }
@@ -143,6 +187,16 @@ async function sha256Hex(data: Buffer): Promise<string> {
     hash.update(data.subarray(pos, pos + HASH_SLICE_BYTES));
   }
   return hash.digest("hex");
+}
+
+/** Whether `file` exists and was written at most `maxAgeMs` before `reference` (or after it). */
+async function writtenWithin(file: string, reference: string, maxAgeMs: number): Promise<boolean> {
+  try {
+    const [a, b] = await Promise.all([fs.stat(file), fs.stat(reference)]);
+    return a.isFile() && b.mtimeMs - a.mtimeMs <= maxAgeMs;
+  } catch {
+    return false;
+  }
 }
 
 /** Size of a regular file, or null when it does not exist (or is not a regular file). */
@@ -202,20 +256,25 @@ async function pack(paths: Paths, configuration: string, maxBytes: number, only:
   }
   const idedataPath = path.join(paths.dataDir, "idedata", `${name}.json`);
 
-  // Upstream's order: metadata, then the images at their paths in the build folder.
+  // Upstream's order: metadata, then the platform's files at their paths in the build folder.
   const candidates: { name: string; file: string; required: boolean }[] = [
     { name: STORAGE_NAME, file: storagePath, required: true },
     { name: IDEDATA_NAME, file: idedataPath, required: false },
     { name: PLATFORMIO_INI_NAME, file: path.join(buildPath, PLATFORMIO_INI_NAME), required: false },
     { name: BUILD_INFO_NAME, file: path.join(buildPath, BUILD_INFO_NAME), required: false },
-    { name: firmware, file: firmwarePath, required: true },
   ];
+  const validatedPath = path.join(paths.dataDir, "storage", `${path.basename(configuration)}.validated.yaml`);
+  if (await writtenWithin(validatedPath, storagePath, VALIDATED_MAX_AGE_MS)) candidates.push({ name: VALIDATED_NAME, file: validatedPath, required: false });
+  const platform = platformFilesKey(storage);
+  const listed = platform === null ? [] : (PLATFORM_FILES[platform] ?? []).map((f) => f.replaceAll("{name}", name));
+  if (!listed.includes(firmware)) listed.unshift(firmware);
+  for (const member of listed) candidates.push({ name: member, file: path.join(buildPath, ...member.split("/")), required: member === firmware });
   const image = (file: string): void => {
     const rel = buildRelative(buildPath, file);
     if (rel !== null) candidates.push({ name: rel, file, required: false });
   };
   const imageDir = path.dirname(firmwarePath);
-  for (const extra of EXTRA_IMAGE_NAMES) image(path.join(imageDir, extra));
+  if (platform === null) for (const extra of EXTRA_IMAGE_NAMES) image(path.join(imageDir, extra));
   // Images idedata lists (bootloader, partitions, ...), when they lie in the build folder.
   if ((await fileSize(idedataPath)) !== null) {
     try {
@@ -365,37 +424,4 @@ export async function readArtifacts(bytes: Buffer, opts: ArtifactsOptions = {}):
     throw new ArtifactsError("missing_firmware", `the artifacts have no ${firmwareInBuild}, the image storage.json names`);
   }
   return { files, firmware, firmwareName, firmwareInBuild, storage, idedata: parseJsonMember(files, IDEDATA_NAME) };
-}
-
-export interface StagedFirmware {
-  /** The temp folder holding the image. */
-  dir: string;
-  /** `<dir>/<its base name>`. */
-  firmwarePath: string;
-  /** Removes the folder; safe to call more than once. */
-  cleanup(): Promise<void>;
-}
-
-/**
- * Writes a firmware image (named by its flat base name: `firmware.bin`,
- * `program`, ...) into a fresh temp folder under `tmpRoot` (created if
- * needed), 0644. A name that is not flat is `unsafe_path`. On failure the
- * folder is removed.
- */
-export async function stageFirmware(image: { name: string; data: Uint8Array }, tmpRoot: string): Promise<StagedFirmware> {
-  if (!isFlatName(image.name)) throw new ArtifactsError("unsafe_path", `artifact name ${JSON.stringify(image.name)} is not a plain file name`);
-  await fs.mkdir(tmpRoot, { recursive: true });
-  const dir = await fs.mkdtemp(path.join(path.resolve(tmpRoot), "remote-artifacts-"));
-  const cleanup = async (): Promise<void> => {
-    await fs.rm(dir, { recursive: true, force: true });
-  };
-  const target = path.join(dir, image.name);
-  try {
-    await fs.writeFile(target, image.data, { flag: "wx", mode: 0o644 });
-    await fs.chmod(target, 0o644);
-  } catch (err) {
-    await cleanup();
-    throw err;
-  }
-  return { dir, firmwarePath: target, cleanup };
 }

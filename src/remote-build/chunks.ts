@@ -15,8 +15,8 @@ import { createHash, type Hash } from "node:crypto";
 export const CHUNK_SIZE = 32 * 1024;
 /** Largest config bundle a receiver accepts. */
 export const BUNDLE_MAX_BYTES = 128 * 1024 * 1024;
-/** Largest artifacts tarball a receiver sends and an offloader accepts. */
-export const ARTIFACTS_MAX_BYTES = 64 * 1024 * 1024;
+/** Largest artifacts tarball a receiver sends and an offloader accepts (upstream's 256 MiB). */
+export const ARTIFACTS_MAX_BYTES = 256 * 1024 * 1024;
 
 export interface Chunk {
   chunk_index: number;
@@ -31,6 +31,7 @@ export type AssemblyErrorCode =
   | "empty_bundle"
   | "chunk_count_mismatch"
   | "out_of_order"
+  | "chunk_decode_failed"
   | "post_completion"
   | "hash_mismatch";
 
@@ -185,17 +186,13 @@ export class ChunkAssembler {
     const chunkSize = header.chunkSize ?? CHUNK_SIZE;
     if (!Number.isSafeInteger(maxBytes) || maxBytes <= 0) throw new RangeError("maxBytes must be a positive integer");
     if (!Number.isSafeInteger(chunkSize) || chunkSize <= 0) throw new RangeError("chunkSize must be a positive integer");
-    if (!Number.isSafeInteger(totalBytes) || totalBytes < 0) {
-      throw new AssemblyError("invalid_header", "total_bytes must be a non-negative integer");
-    }
-    if (!Number.isSafeInteger(numChunks) || numChunks < 0) {
-      throw new AssemblyError("invalid_header", "num_chunks must be a non-negative integer");
-    }
+    if (!Number.isSafeInteger(totalBytes)) throw new AssemblyError("invalid_header", "total_bytes must be an integer");
+    if (!Number.isSafeInteger(numChunks)) throw new AssemblyError("invalid_header", "num_chunks must be an integer");
+    // Upstream's order: empty_bundle, chunk_count_mismatch, oversized.
+    if (totalBytes <= 0) throw new AssemblyError("empty_bundle", "announced an empty transfer");
+    if (numChunks <= 0) throw new AssemblyError("chunk_count_mismatch", `num_chunks ${numChunks} must be positive`);
     if (totalBytes > maxBytes) {
       throw new AssemblyError("oversized", `announced size ${totalBytes} bytes exceeds the limit of ${maxBytes} bytes`);
-    }
-    if (totalBytes === 0 || numChunks === 0) {
-      throw new AssemblyError("empty_bundle", "announced an empty transfer");
     }
     const expected = chunkCount(totalBytes, chunkSize);
     if (numChunks !== expected) {
@@ -256,16 +253,16 @@ export class ChunkAssembler {
       );
     }
     if (typeof text !== "string") {
-      throw new AssemblyError("out_of_order", `chunk ${index}: data_b64 is not a string`);
+      throw new AssemblyError("chunk_decode_failed", `chunk ${index}: data_b64 is not a string`);
     }
     const size = base64DecodedLength(text);
-    if (size === null) throw new AssemblyError("out_of_order", `chunk ${index}: data_b64 is not valid base64`);
+    if (size === null) throw new AssemblyError("chunk_decode_failed", `chunk ${index}: data_b64 is not valid base64`);
     if (this.#received + size > this.totalBytes) {
       throw new AssemblyError("oversized", `chunk ${index} goes past the announced ${this.totalBytes} bytes`);
     }
     const buffer = (this.#buffer ??= Buffer.allocUnsafe(this.totalBytes));
     const written = decodeBase64Into(text, buffer, this.#received);
-    if (written === null) throw new AssemblyError("out_of_order", `chunk ${index}: data_b64 is not valid base64`);
+    if (written === null) throw new AssemblyError("chunk_decode_failed", `chunk ${index}: data_b64 is not valid base64`);
     const data = buffer.subarray(this.#received, this.#received + written);
     this.#hash.update(data);
     this.#received += data.length;

@@ -79,11 +79,19 @@ const chunk = {
   is_last: z.boolean(),
 };
 
+/**
+ * A heartbeat nonce: upstream counts 1, 2, 3… but echoes whatever JSON value
+ * a ping carried (`null` when it had none), and any pong resets the clock.
+ */
+const nonce = z.unknown().optional().transform((v) => (v === undefined ? null : v));
+/** A terminate's reason; one that is not a short string still ends the session. */
+const terminateReason = z.string().max(64).catch("unknown");
+
 /** Frames a receiver (build server) accepts from an offloader. */
 export const receiverInbound = {
-  ping: z.object({ type: z.literal("ping"), nonce: int }),
-  pong: z.object({ type: z.literal("pong"), nonce: int }),
-  terminate: z.object({ type: z.literal("terminate"), reason: shortText(64) }),
+  ping: z.object({ type: z.literal("ping"), nonce }),
+  pong: z.object({ type: z.literal("pong"), nonce }),
+  terminate: z.object({ type: z.literal("terminate"), reason: terminateReason }),
   submit_job: z.object({
     type: z.literal("submit_job"),
     job_id: jobId,
@@ -111,16 +119,18 @@ export const offloaderInbound = {
   ping: receiverInbound.ping,
   pong: receiverInbound.pong,
   terminate: receiverInbound.terminate,
-  queue_status: z.object({ type: z.literal("queue_status"), idle: z.boolean(), running: int.min(0), queue_depth: int.min(0) }),
+  // `running` is a boolean on the wire (upstream's; WIRE-FACTS §3, §10).
+  queue_status: z.object({ type: z.literal("queue_status"), idle: z.boolean(), running: z.boolean(), queue_depth: int.min(0) }),
   submit_job_ack: z.object({ type: z.literal("submit_job_ack"), job_id: jobId, accepted: z.boolean(), reason: shortText(64).optional() }),
   job_state_changed: z.object({
     type: z.literal("job_state_changed"),
     job_id: jobId,
     status: z.enum(["queued", "running", "completed", "failed", "cancelled"]),
-    error_message: shortText(4096).default(""),
+    // Upstream sends "" for ordinary failures and cancellations: an empty message is fine.
+    error_message: shortText(4096),
   }),
   // A line as long as the frame allows (upstream sends lines of 20,000+ characters); the remote runner cuts it like local output.
-  job_output: z.object({ type: z.literal("job_output"), job_id: jobId, stream: shortText(16).default("stdout"), line: shortText(APP_FRAME_MAX_BYTES) }),
+  job_output: z.object({ type: z.literal("job_output"), job_id: jobId, stream: z.enum(["stdout", "stderr"]), line: shortText(APP_FRAME_MAX_BYTES) }),
   artifacts_start: z.object({
     type: z.literal("artifacts_start"),
     job_id: jobId,
@@ -130,7 +140,8 @@ export const offloaderInbound = {
     firmware_offset: shortText(16).default("0x0"),
   }),
   artifacts_chunk: z.object({ type: z.literal("artifacts_chunk"), ...chunk }),
-  artifacts_end: z.object({ type: z.literal("artifacts_end"), job_id: jobId, accepted: z.boolean(), reason: shortText(64).optional() }),
+  // `detail` (newer upstream): a human-readable word on a refusal, e.g. the missing path.
+  artifacts_end: z.object({ type: z.literal("artifacts_end"), job_id: jobId, accepted: z.boolean(), reason: shortText(64).optional(), detail: z.string().max(1024).catch("").optional() }),
   reset_build_env_ack: z.object({ type: z.literal("reset_build_env_ack"), job_id: jobId, accepted: z.boolean(), reason: shortText(64).optional() }),
 } as const;
 

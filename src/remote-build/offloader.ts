@@ -10,7 +10,7 @@
  */
 import { createHash } from "node:crypto";
 import { z } from "zod";
-import type { OffloaderAlert, OffloaderSettings, PairPreview, PairingSummary, RemoteBuildProblem } from "../api/wire.ts";
+import type { OffloaderAlert, OffloaderSettings, PairPreview, PairingSummary, PeerQueueStatus, RemoteBuildProblem } from "../api/wire.ts";
 import { BuilderError, ErrorCode, errorMessage, invalidArgs, notFound } from "../errors.ts";
 import type { EventBus } from "../events.ts";
 import { getLogger } from "../logger.ts";
@@ -52,11 +52,7 @@ export type StoredPairing = z.infer<typeof storedPairingSchema>;
 
 
 
-export interface PeerQueueStatus {
-  idle: boolean;
-  running: number;
-  queue_depth: number;
-}
+export type { PeerQueueStatus };
 
 export interface OffloaderTimings {
   stepTimeoutMs: number;
@@ -89,6 +85,8 @@ type AckResult = { accepted: true } | { accepted: false; reason: string };
 
 interface Download {
   assembler: ChunkAssembler | null;
+  /** The verified tarball, once its last chunk came; handed over at `artifacts_end`. */
+  result: Buffer | null;
   resolve: (bytes: Buffer) => void;
   reject: (err: Error) => void;
 }
@@ -138,7 +136,7 @@ export class PeerSession {
   }
 
   /** Sends a bundle for `target` and waits for the build server's acknowledgement. */
-  async submitJob(jobId: string, target: "compile" | "clean", configurationFilename: string, bundle: Buffer, deviceName = ""): Promise<AckResult> {
+  async submitJob(jobId: string, target: "compile" | "clean", configurationFilename: string, bundle: Buffer, deviceName = "", deviceFriendlyName = deviceName): Promise<AckResult> {
     const ack = new Promise<AckResult>((resolve, reject) => {
       const timer = setTimeout(() => {
         this.#acks.delete(jobId);
@@ -155,6 +153,7 @@ export class PeerSession {
       num_chunks: chunkCount(bundle.length),
       bundle_sha256: createHash("sha256").update(bundle).digest("hex"),
       device_name: deviceName.slice(0, 256),
+      device_friendly_name: deviceFriendlyName.slice(0, 256),
     });
     if (!sent) this.#failAck(jobId, "the session closed before the job was sent");
     else await sendChunks(this.channel, "submit_job_chunk", jobId, bundle);
@@ -173,7 +172,7 @@ export class PeerSession {
   downloadArtifacts(jobId: string, files?: readonly string[]): Promise<Buffer> {
     if (this.#downloads.has(jobId)) return Promise.reject(new RemoteBuildError("duplicate_download", "a download of this job is already running"));
     return new Promise<Buffer>((resolve, reject) => {
-      this.#downloads.set(jobId, { assembler: null, resolve, reject });
+      this.#downloads.set(jobId, { assembler: null, result: null, resolve, reject });
       if (!this.channel.send({ type: "download_artifacts", job_id: jobId, ...(files === undefined ? {} : { files: [...files] }) })) {
         this.#downloads.delete(jobId);
         reject(new RemoteBuildError("session_lost", "the session closed before the download started"));
@@ -251,13 +250,11 @@ export class PeerSession {
       case "artifacts_chunk": {
         const m = message as OffloaderInbound["artifacts_chunk"];
         const d = this.#downloads.get(m.job_id);
-        if (d?.assembler === null || d === undefined) return;
+        if (d?.assembler === null || d === undefined || d.result !== null) return;
         try {
-          const done = d.assembler.push(m);
-          if (done !== null) {
-            this.#downloads.delete(m.job_id);
-            d.resolve(done);
-          }
+          // Verified on the last chunk; the download ends with `artifacts_end`, as upstream's does, so
+          // that frame can never be taken for the end of a next download of the same job.
+          d.result = d.assembler.push(m);
         } catch (err) {
           this.#downloads.delete(m.job_id);
           d.reject(new RemoteBuildError(err instanceof AssemblyError ? err.code : "malformed", `artifacts refused: ${errorMessage(err)}`));
@@ -269,7 +266,12 @@ export class PeerSession {
         const d = this.#downloads.get(m.job_id);
         if (d === undefined) return;
         this.#downloads.delete(m.job_id);
-        d.reject(new RemoteBuildError(m.reason ?? "incomplete", m.accepted ? "the build server ended the download before all chunks arrived" : `the build server could not send the artifacts (${m.reason ?? "no reason"})`));
+        if (m.accepted && d.result !== null) {
+          d.resolve(d.result);
+          return;
+        }
+        const detail = m.detail === undefined || m.detail === "" ? "" : `: ${m.detail}`;
+        d.reject(new RemoteBuildError(m.reason ?? "incomplete", m.accepted ? "the build server ended the download before all chunks arrived" : `the build server could not send the artifacts (${m.reason ?? "no reason"}${detail})`));
         return;
       }
     }
@@ -742,8 +744,9 @@ export class Offloader {
       channel.onMessage((raw) => {
         const parsed = parseMessage(offloaderInbound, raw);
         if (parsed.kind === "unknown") return;
+        // Upstream's parse policy (WIRE-FACTS §8): a known frame with a bad shape is dropped, the session stays.
         if (parsed.kind === "malformed") {
-          channel.terminate("malformed_frame", `${parsed.type}: ${parsed.error}`);
+          log.info(`dropped a malformed ${parsed.type} frame from ${state.stored.label}: ${parsed.error.slice(0, 200)}`);
           return;
         }
         session.handle(parsed.type, parsed.message);

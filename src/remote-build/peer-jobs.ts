@@ -16,14 +16,18 @@ import type { FirmwareJob } from "../firmware/job.ts";
 import type { FirmwareQueue } from "../firmware/queue.ts";
 import { getLogger } from "../logger.ts";
 import { resolvePaths, type Paths } from "../paths.ts";
-import { packArtifacts } from "./artifacts.ts";
+import { ArtifactCache } from "./artifact-cache.ts";
+import { packArtifacts, type PackedArtifacts } from "./artifacts.ts";
 import { bundleDirFor, extractBundle } from "./bundle.ts";
 import type { SecureChannel } from "./channel.ts";
-import { AssemblyError, BUNDLE_MAX_BYTES, ChunkAssembler, chunkCount, sendChunks } from "./chunks.ts";
+import { ARTIFACTS_MAX_BYTES, AssemblyError, BUNDLE_MAX_BYTES, ChunkAssembler, chunkCount, sendChunks } from "./chunks.ts";
 import { OutputRelay } from "./output-relay.ts";
 import type { ReceiverInbound } from "./messages.ts";
 
 const log = getLogger("receiver");
+
+/** How long a pack made at completion waits for its download. */
+export const PACKED_TTL_MS = 30 * 60 * 1000;
 
 interface InflightSubmit {
   header: ReceiverInbound["submit_job"];
@@ -60,6 +64,9 @@ export class PeerJobs {
   /** Output of peers' jobs, back to them with a bounded backlog. */
   readonly #output: OutputRelay;
 
+  /** Artifacts packed as each peer's compile completes, ready for its download. */
+  readonly #packed = new ArtifactCache({ maxBytes: ARTIFACTS_MAX_BYTES, ttlMs: PACKED_TTL_MS });
+
   constructor(deps: PeerJobsDeps) {
     this.#deps = deps;
     this.#output = new OutputRelay({
@@ -76,9 +83,17 @@ export class PeerJobs {
     this.#output.line(jobId, line);
   }
 
-  /** Forgets per-job output state (the receiver stops). */
+  /** Forgets per-job output state and packed artifacts (the receiver stops). */
   clear(): void {
     this.#output.clear();
+    this.#packed.clear();
+  }
+
+  /** Packs a peer's job from its build folder (`only`: our `download_artifacts.files` extension). */
+  #pack(job: FirmwareJob, only?: ReadonlySet<string>): Promise<PackedArtifacts> {
+    const yaml = this.#deps.paths.jobYaml(job);
+    const jobPaths = resolvePaths({ configDir: path.dirname(yaml), dataDir: this.#deps.paths.jobDataDir(job) });
+    return packArtifacts(jobPaths, path.basename(yaml), only === undefined ? {} : { only });
   }
 
   #ack(session: JobSession, jobId: string, reason?: string): void {
@@ -136,7 +151,8 @@ export class PeerJobs {
       session.submit = null;
       const code = err instanceof AssemblyError ? err.code : "invalid_header";
       this.#ack(session, chunk.job_id, code);
-      if (code === "out_of_order" || code === "post_completion" || code === "chunk_count_mismatch") {
+      // As upstream: these end the session, the other refusals do not (WIRE-FACTS §5).
+      if (code === "out_of_order" || code === "post_completion" || code === "chunk_count_mismatch" || code === "chunk_decode_failed") {
         session.channel.terminate("malformed_frame", `bundle chunk: ${code}`);
       }
       return;
@@ -156,6 +172,8 @@ export class PeerJobs {
     };
     // Read through a call: a cancel_job may set it while this awaits.
     const cancelled = (): boolean => state.cancelled;
+    // Newer upstream's wording: "receiver could not process the bundle: <extract_failed|queue_rejected>".
+    let stage = "extract_failed";
     try {
       const stem = header.configuration_filename.replace(/\.ya?ml$/i, "");
       const dir = bundleDirFor(this.#deps.paths.remoteBuildsDir, session.peer.pin_sha256, stem);
@@ -165,6 +183,7 @@ export class PeerJobs {
         return;
       }
       const configuration = path.relative(this.#deps.paths.remoteBuildsDir, path.join(dir, extracted.configuration)).split(path.sep).join("/");
+      stage = "queue_rejected";
       const job = await this.#deps.queue.enqueue({
         configuration,
         job_type: header.target === "clean" ? "clean" : "compile",
@@ -175,7 +194,7 @@ export class PeerJobs {
       // A cancel that came while the job was being written down applies now.
       if (cancelled()) this.#cancelQueued(job.job_id, header.job_id);
     } catch (err) {
-      fail(`receiver could not process the bundle: ${errorMessage(err)}`);
+      fail(`receiver could not process the bundle: ${stage} (${errorMessage(err)})`);
     } finally {
       session.pendingJobs.delete(header.job_id);
     }
@@ -244,15 +263,19 @@ export class PeerJobs {
   }
 
   /** A peer's job changed state: tell that peer's sessions. */
-  jobStateChanged(job: FirmwareJob, status: "running" | "completed" | "failed" | "cancelled"): void {
+  jobStateChanged(job: FirmwareJob, status: "queued" | "running" | "completed" | "failed" | "cancelled"): void {
     // The peer hears of output lines it missed before the final state.
-    if (status !== "running") this.#output.end(job.job_id);
+    if (status !== "queued" && status !== "running") this.#output.end(job.job_id);
     if (job.remote_peer === "") return;
     // Resubmitted under the same id (the offloader lost its session and dispatched the
     // compile again): the older run's end is not the peer's job's end.
     if (status !== "running" && this.#sameIdActive(job)) return;
     const error = status === "failed" || status === "cancelled" ? (job.error ?? "") : "";
     for (const session of this.#deps.sessionsOf(job.remote_peer)) session.channel.send({ type: "job_state_changed", job_id: job.remote_job_id, status, error_message: error });
+    // The download follows at once: pack now, after the frame is out. A new job for the device drops the old pack.
+    const device = `${job.remote_peer}/${job.configuration}`;
+    if (status === "queued") this.#packed.forgetDevice(device);
+    if (status === "completed" && job.job_type === "compile") this.#packed.start(job.job_id, device, () => this.#pack(job));
   }
 
   #sameIdActive(job: FirmwareJob): boolean {
@@ -263,8 +286,12 @@ export class PeerJobs {
 
   /** `download_artifacts` of one of this peer's completed compiles. */
   async download(session: JobSession, remoteJobId: string, only: ReadonlySet<string> | undefined): Promise<void> {
-    const end = (reason?: string): void => {
-      session.channel.send(reason === undefined ? { type: "artifacts_end", job_id: remoteJobId, accepted: true } : { type: "artifacts_end", job_id: remoteJobId, accepted: false, reason });
+    const end = (reason?: string, detail?: string): void => {
+      session.channel.send(
+        reason === undefined
+          ? { type: "artifacts_end", job_id: remoteJobId, accepted: true }
+          : { type: "artifacts_end", job_id: remoteJobId, accepted: false, reason, ...(detail === undefined ? {} : { detail: detail.slice(0, 1024) }) },
+      );
     };
     if (session.downloading) {
       end("duplicate_download");
@@ -281,14 +308,14 @@ export class PeerJobs {
     }
     session.downloading = true;
     try {
-      const yaml = this.#deps.paths.jobYaml(job);
-      const jobPaths = resolvePaths({ configDir: path.dirname(yaml), dataDir: this.#deps.paths.jobDataDir(job) });
       let packed;
       try {
-        packed = await packArtifacts(jobPaths, path.basename(yaml), only === undefined ? {} : { only });
+        // The pack made at completion when there is one (a failed one is made again, to say why).
+        const early = only === undefined ? this.#packed.get(job.job_id) : undefined;
+        packed = early === undefined ? await this.#pack(job, only) : await early.catch(() => this.#pack(job, only));
       } catch (err) {
         const code = (err as { code?: unknown }).code;
-        end(code === "build_dir_missing" ? "build_dir_missing" : "pack_failed");
+        end(code === "build_dir_missing" ? "build_dir_missing" : "pack_failed", errorMessage(err));
         return;
       }
       session.channel.send({

@@ -27,7 +27,7 @@ export type Placement =
   | { readonly kind: "fail"; readonly error: string };
 
 export interface PlacementJob {
-  /** May a build server take it (not forced here, not a serial-port install)? */
+  /** May a build server take it (not forced here)? */
   readonly offloadable: boolean;
   /** Build servers lost while compiling it. */
   readonly remoteLosses: number;

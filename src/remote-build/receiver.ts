@@ -13,7 +13,7 @@ import type { AddressInfo } from "node:net";
 import path from "node:path";
 import { WebSocketServer, type WebSocket } from "ws";
 import { z } from "zod";
-import type { PeerSummary, ReceiverSettings, RemoteBuildProblem } from "../api/wire.ts";
+import type { PeerSummary, QueueStatus, ReceiverSettings, RemoteBuildProblem } from "../api/wire.ts";
 import { BuilderError, ErrorCode, errorMessage, notFound } from "../errors.ts";
 import type { EventBus, Unsubscribe } from "../events.ts";
 import type { FirmwareQueue } from "../firmware/queue.ts";
@@ -39,6 +39,11 @@ import { newJobSession, PeerJobs, type JobSession } from "./peer-jobs.ts";
 import { looseFileSchema, rowName, StateFileReport, type LooseFile } from "./state-files.ts";
 
 const log = getLogger("receiver");
+
+/** `queue_status` as upstream sends it: `running` is a boolean (a compile is executing). */
+export function queueStatusFrame(status: QueueStatus): Record<string, unknown> {
+  return { type: "queue_status", idle: status.idle, running: status.running > 0, queue_depth: status.queue_depth };
+}
 
 export const PAIRING_WINDOW_MS = 300_000;
 /** Bundles and build caches of peers are deleted after a day without use. */
@@ -154,8 +159,9 @@ export class Receiver {
     const { bus } = this.#deps;
     this.#unsubscribe.push(
       bus.on("queue_status_changed", (status) => {
-        for (const session of this.#sessions.values()) session.channel.send({ type: "queue_status", ...status });
+        for (const session of this.#sessions.values()) session.channel.send(queueStatusFrame(status));
       }),
+      bus.on("job_queued", ({ job }) => { this.#jobs.jobStateChanged(job, "queued"); }),
       bus.on("job_started", ({ job }) => { this.#jobs.jobStateChanged(job, "running"); }),
       bus.on("job_completed", ({ job }) => { this.#jobs.jobStateChanged(job, "completed"); }),
       bus.on("job_failed", ({ job }) => { this.#jobs.jobStateChanged(job, "failed"); }),
@@ -625,7 +631,7 @@ export class Receiver {
       if (!channel.send({ type: "ping", nonce: ++session.nonce })) channel.close("transport_error", "ping could not be sent");
     }, this.#timings.heartbeatIntervalMs);
     session.heartbeat.unref();
-    channel.send({ type: "queue_status", ...this.#deps.queue.status() });
+    channel.send(queueStatusFrame(this.#deps.queue.status()));
     this.#deps.bus.emit("remote_build_peer_session_changed", { dashboard_id: peer.dashboard_id, connected: true, reason: "" });
   }
 
@@ -636,13 +642,21 @@ export class Receiver {
       return;
     }
     if (parsed.kind === "malformed") {
-      if (parsed.type === "submit_job" && typeof raw.job_id === "string" && raw.job_id.length <= 64) {
-        session.channel.send({ type: "submit_job_ack", job_id: raw.job_id, accepted: false, reason: "invalid_header" });
+      // Upstream's parse policy (WIRE-FACTS §8): a bad cancel_job is dropped; a bad submit_job or
+      // chunk is refused (invalid_header / invalid_chunk) and, like a bad download_artifacts, ends the session.
+      if (parsed.type === "cancel_job") {
+        log.info(`dropped a malformed cancel_job from ${session.peer.label}: ${parsed.error.slice(0, 200)}`);
+        return;
       }
       if (parsed.type === "reset_build_env") {
         const id = typeof raw.job_id === "string" ? raw.job_id.slice(0, 64) : "";
         session.channel.send({ type: "reset_build_env_ack", job_id: id, accepted: false, reason: "invalid_frame" });
       }
+      const refusal = parsed.type === "submit_job" ? "invalid_header" : parsed.type === "submit_job_chunk" ? "invalid_chunk" : null;
+      if (refusal !== null && typeof raw.job_id === "string" && raw.job_id.length <= 64) {
+        session.channel.send({ type: "submit_job_ack", job_id: raw.job_id, accepted: false, reason: refusal });
+      }
+      if (parsed.type === "submit_job_chunk") session.submit = null;
       session.channel.terminate("malformed_frame", `${parsed.type}: ${parsed.error}`);
       return;
     }

@@ -106,9 +106,11 @@ export class RemoteBuild {
       },
     });
     this.#discovery = discovery;
+    let advertised;
     try {
       await discovery.start();
-      await discovery.advertise({ instanceName: this.#instanceName(), port: httpPort, txt: this.#txt() });
+      advertised = this.#txt();
+      await discovery.advertise({ instanceName: this.#instanceName(), port: httpPort, txt: advertised });
     } catch (err) {
       log.warning(`mDNS is not available (${String(err)}); add build servers by host and port`);
       return;
@@ -116,7 +118,17 @@ export class RemoteBuild {
     const refresh = (): void => {
       void discovery.updateTxt(this.#txt()).catch((err: unknown) => { log.warning(`mDNS update failed: ${String(err)}`); });
     };
+    this.#refreshTxt = refresh;
     this.#offs.push(bus.on("remote_build_receiver_changed", refresh), bus.on("remote_build_identity_rotated", refresh));
+    // The ESPHome version may have become known while the advertisement went out.
+    if (advertised.esphome_version !== this.#txt().esphome_version) refresh();
+  }
+
+  #refreshTxt: (() => void) | null = null;
+
+  /** The ESPHome version is known (or changed): the mDNS TXT says so (upstream's `esphome_version`). */
+  esphomeVersionChanged(): void {
+    this.#refreshTxt?.();
   }
 
   hosts(): DiscoveredHost[] {
@@ -125,6 +137,11 @@ export class RemoteBuild {
 
   #instanceName(): string {
     return `esphome-builder-${(this.#current?.dashboard_id ?? "unknown").slice(0, 8)}`;
+  }
+
+  /** The mDNS TXT this builder advertises now (upstream's keys, plus `friendly_name` as newer upstream). */
+  txt(): { server_version: string; esphome_version: string; friendly_name: string; pin_sha256?: string; remote_build_port?: number } {
+    return this.#txt();
   }
 
   #txt(): { server_version: string; esphome_version: string; friendly_name: string; pin_sha256?: string; remote_build_port?: number } {
@@ -138,6 +155,7 @@ export class RemoteBuild {
   }
 
   async stop(): Promise<void> {
+    this.#refreshTxt = null;
     for (const off of this.#offs.splice(0)) off();
     await this.#discovery?.stop();
     await this.offloader.stop();

@@ -147,7 +147,8 @@ describe("a compile on a build server", () => {
     (await server.runner.next()).succeed(); // nothing was built: the build server has nothing to send
     await o.done(queued.job_id);
     expect(o.job(queued.job_id).status).toBe("failed");
-    expect(o.job(queued.job_id).error).toMatch(/downloading the artifacts from Desktop failed.*build_dir_missing/);
+    // The reason, and the build server's detail (newer upstream's artifacts_end.detail): what is missing.
+    expect(o.job(queued.job_id).error).toMatch(/downloading the artifacts from Desktop failed.*\(build_dir_missing: no build information for kitchen\.yaml \(\S+kitchen\.yaml\.json is missing\)\)/);
     await stop();
   });
 
@@ -194,7 +195,7 @@ describe("a compile on a build server", () => {
 });
 
 describe("an install built on a build server", () => {
-  it("uploads here with --file and the build server's firmware", async () => {
+  it("uploads here from the build tree the build server's artifacts filled (no --file)", async () => {
     const { server, o, stop } = await setup();
     const queued = await o.queue.enqueue({ configuration: "kitchen.yaml", job_type: "install", port: "OTA" });
     const run = await server.runner.next();

@@ -616,7 +616,7 @@ describe.skipIf(missingTool(HAS_CHROMIUM, "Chromium"))(HAS_CHROMIUM ? "panel in 
           connected: true, idle: true, last_connect_error: "", esphome_version: "2026.11.0", fingerprint_emoji: [], ...extra,
         });
         send("offloader_pairing_changed", { pairing: pairing(pins.busy, "Workstation", { idle: false }) });
-        send("offloader_queue_status_changed", { pin_sha256: pins.busy, idle: false, running: 1, queue_depth: 2 });
+        send("offloader_queue_status_changed", { pin_sha256: pins.busy, idle: false, running: true, queue_depth: 2 });
         send("offloader_pairing_changed", { pairing: pairing(pins.moved, "Old laptop", { connected: false, idle: null, receiver_hostname: "192.168.1.41", last_connect_error: "pin mismatch: expected 5e5e…, got c3c3…" }) });
         send("offloader_alert", { alert: { pin_sha256: pins.moved, kind: "pin_mismatch", label: "Old laptop", receiver_hostname: "192.168.1.41", receiver_port: 6055, observed_pin: pins.observed,
           message: "Old laptop now presents a different key. If its identity was rotated, pair again after comparing the new fingerprint; otherwise something else is answering at 192.168.1.41:6055." } });

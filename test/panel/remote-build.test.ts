@@ -141,7 +141,7 @@ describe("remote build state: sending builds (offloader)", () => {
       [
         ev({ event: "offloader_pairing_changed", data: { pairing: pairing({ status: "approved" }) } }),
         ev({ event: "offloader_peer_link_opened", data: { pin_sha256: PIN_B, receiver_hostname: "192.168.1.20", receiver_port: 6055, esphome_version: "2026.12.0" } }),
-        ev({ event: "offloader_queue_status_changed", data: { pin_sha256: PIN_B, idle: false, running: 1, queue_depth: 2 } }),
+        ev({ event: "offloader_queue_status_changed", data: { pin_sha256: PIN_B, idle: false, running: true, queue_depth: 2 } }),
       ],
       state,
     );
@@ -198,7 +198,7 @@ describe("build server display rules", () => {
     expect(pairingStatus(pairing({ enabled: false, connected: true }), undefined).kind).toBe("off");
     expect(pairingStatus(pairing({ connected: true, idle: true }), undefined)).toMatchObject({ kind: "idle", tone: "success" });
     expect(pairingStatus(pairing({ connected: true, idle: null }), undefined).kind).toBe("connected");
-    expect(pairingStatus(pairing({ connected: true, idle: true }), { idle: false, running: 1, queue_depth: 0 }).kind).toBe("busy");
+    expect(pairingStatus(pairing({ connected: true, idle: true }), { idle: false, running: true, queue_depth: 0 })).toMatchObject({ kind: "busy", running: 1 });
     expect(pairingStatus(pairing({ last_connect_error: "ECONNREFUSED" }), undefined)).toMatchObject({ kind: "error", tone: "error" });
     expect(pairingStatus(pairing(), undefined).kind).toBe("connecting");
   });

@@ -41,10 +41,10 @@ function feed(assembler: ChunkAssembler, chunks: Chunk[]): Buffer | null {
 }
 
 describe("limits", () => {
-  it("uses 32 KiB chunks and 128 / 64 MiB caps", () => {
+  it("uses 32 KiB chunks and 128 / 256 MiB caps (newer upstream's bundle cap, upstream's artifacts cap)", () => {
     expect(CHUNK_SIZE).toBe(32768);
     expect(BUNDLE_MAX_BYTES).toBe(128 * 1024 * 1024);
-    expect(ARTIFACTS_MAX_BYTES).toBe(64 * 1024 * 1024);
+    expect(ARTIFACTS_MAX_BYTES).toBe(256 * 1024 * 1024);
   });
 });
 
@@ -98,10 +98,14 @@ describe("ChunkAssembler", () => {
         "oversized",
       );
     });
-    it("empty_bundle: zero bytes or zero chunks", () => {
+    it("empty_bundle: zero or fewer bytes, checked first (upstream's order)", () => {
       expect(codeOf(() => new ChunkAssembler(headerFor(bytes, { totalBytes: 0, numChunks: 0 })))).toBe("empty_bundle");
       expect(codeOf(() => new ChunkAssembler(headerFor(bytes, { totalBytes: 0, numChunks: 1 })))).toBe("empty_bundle");
-      expect(codeOf(() => new ChunkAssembler(headerFor(bytes, { numChunks: 0 })))).toBe("empty_bundle");
+      expect(codeOf(() => new ChunkAssembler(headerFor(bytes, { totalBytes: -5, numChunks: 1 })))).toBe("empty_bundle");
+    });
+    it("chunk_count_mismatch: zero or fewer chunks, before the size cap", () => {
+      expect(codeOf(() => new ChunkAssembler(headerFor(bytes, { numChunks: 0 })))).toBe("chunk_count_mismatch");
+      expect(codeOf(() => new ChunkAssembler(headerFor(bytes, { numChunks: -1, maxBytes: 99 })))).toBe("chunk_count_mismatch");
     });
     it("chunk_count_mismatch: num_chunks inconsistent with the total", () => {
       expect(codeOf(() => new ChunkAssembler(headerFor(bytes, { numChunks: 2 })))).toBe("chunk_count_mismatch");
@@ -119,7 +123,6 @@ describe("ChunkAssembler", () => {
     });
     it.each([
       ["a fractional total", { totalBytes: 1.5 }],
-      ["a negative total", { totalBytes: -1 }],
       ["a NaN chunk count", { numChunks: Number.NaN }],
       ["a string total", { totalBytes: "100" as unknown as number }],
     ])("invalid_header: %s", (_label, over) => {
@@ -150,8 +153,8 @@ describe("ChunkAssembler", () => {
       ["a non-ASCII character Node would read as 'A'", "\u0141AAAAAAA"],
       ["a non-ASCII character Node would read as '-'", "A\u012dAAAAAA"],
       ["a non-string", 42 as unknown as string],
-    ])("out_of_order: bad base64 (%s)", (_label, data) => {
-      expect(codeOf(() => new ChunkAssembler(headerFor(bytes)).push({ ...c0, data_b64: data }))).toBe("out_of_order");
+    ])("chunk_decode_failed: bad base64 (%s)", (_label, data) => {
+      expect(codeOf(() => new ChunkAssembler(headerFor(bytes)).push({ ...c0, data_b64: data }))).toBe("chunk_decode_failed");
     });
 
     it("post_completion: a chunk after the last one, and after an error", () => {

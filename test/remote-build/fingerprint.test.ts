@@ -26,15 +26,19 @@ describe("pinSha256", () => {
 });
 
 describe("the SAS emoji table", () => {
-  it("has the 64 Matrix entries in spec order", () => {
+  it("has the 64 Matrix entries in spec order, as the upstream frontend shows them", () => {
     expect(SAS_EMOJI_TABLE).toHaveLength(64);
     expect(new Set(SAS_EMOJI_TABLE.map((e) => e.emoji)).size).toBe(64);
     const at = (i: number): [string, string] => [SAS_EMOJI_TABLE[i]!.emoji, SAS_EMOJI_TABLE[i]!.name];
     expect(at(0)).toEqual(["\u{1F436}", "Dog"]);
     expect(at(21)).toEqual(["\u{2601}\u{FE0F}", "Cloud"]);
     expect(at(29)).toEqual(["\u{2764}\u{FE0F}", "Heart"]);
-    expect(at(34)).toEqual(["\u{1F527}", "Spanner"]);
-    expect(at(38)).toEqual(["\u{231B}", "Hourglass"]);
+    expect(at(34)).toEqual(["\u{1F527}", "Wrench"]);
+    expect(at(36)).toEqual(["\u{1F44D}", "Thumbs up"]);
+    expect(at(38)).toEqual(["\u{231B}\u{FE0F}", "Hourglass"]);
+    expect(at(41)).toEqual(["\u{1F4A1}", "Light bulb"]);
+    expect(at(56)).toEqual(["\u{26BD}\u{FE0F}", "Ball"]);
+    expect(at(60)).toEqual(["\u{2693}\u{FE0F}", "Anchor"]);
     expect(at(53)).toEqual(["\u{2708}\u{FE0F}", "Aeroplane"]);
     expect(at(61)).toEqual(["\u{1F3A7}", "Headphones"]);
     expect(at(63)).toEqual(["\u{1F4CC}", "Pin"]);
@@ -59,7 +63,7 @@ describe("fingerprintEmoji", () => {
     //   = 11111100 00001111 10000001 11110100 00101111 00|000000 = fc 0f 81 f4 2f 00
     const mixed = `FC0F81F42F00${ZEROS}`; // either case is accepted
     expect(fingerprintEmojiNames(mixed)).toEqual(["Pin", "Dog", "Folder", "Cat", "Headphones", "Lion", "Anchor"]);
-    expect(fingerprintEmoji(mixed)).toEqual(["\u{1F4CC}", "\u{1F436}", "\u{1F4C1}", "\u{1F431}", "\u{1F3A7}", "\u{1F981}", "\u{2693}"]);
+    expect(fingerprintEmoji(mixed)).toEqual(["\u{1F4CC}", "\u{1F436}", "\u{1F4C1}", "\u{1F431}", "\u{1F3A7}", "\u{1F981}", "\u{2693}\u{FE0F}"]);
   });
 
   it("refuses something that is not a pin", () => {

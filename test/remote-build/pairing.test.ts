@@ -66,7 +66,7 @@ describe("pairing two builders through the panel API", () => {
     const { a, b, idB } = await pairedBuilders();
     const session = a.builder.remote.offloader.session(idB.pin_sha256)!;
     await waitFor(() => session.queueStatus !== null, 5000, "queue status");
-    expect(session.queueStatus).toEqual({ idle: true, running: 0, queue_depth: 0 });
+    expect(session.queueStatus).toEqual({ idle: true, running: false, queue_depth: 0 });
     const out = path.join(await tempDir(), "kitchen.tar.gz");
     execFileSync(STAND_IN, ["bundle", path.join(a.dir, "kitchen.yaml"), "-o", out], { stdio: "ignore" });
     const bundle = await readFile(out);
@@ -77,7 +77,7 @@ describe("pairing two builders through the panel API", () => {
     const ack = await session.submitJob("aaaaaaaaaaaa", "compile", "kitchen.yaml", bundle, "kitchen");
     expect(ack).toEqual({ accepted: true });
     await waitFor(() => states.includes("completed") || states.includes("failed"), 20_000, "the remote compile");
-    expect(states).toEqual(["running", "completed"]);
+    expect(states).toEqual(["queued", "running", "completed"]); // `queued` first, as upstream
     expect(lines.join("")).toContain("Successfully compiled program.");
     const onB = b.builder.queue.list().find((j) => j.remote_job_id === "aaaaaaaaaaaa");
     expect(onB).toMatchObject({ remote_peer: expect.any(String) as unknown, remote_peer_label: "Offloader A", job_type: "compile", status: "completed" });

@@ -168,19 +168,58 @@ describe("session frames", () => {
     ["an oversize frame", (s: Raw) => { s.sendRaw(Buffer.alloc(61 * 1024)); }],
     ["garbage ciphertext", (s: Raw) => { s.sendRaw(Buffer.from("not noise at all")); }],
     ["JSON that is not an object", (s: Raw) => { s.send([1, 2, 3]); }],
-    ["a known message with bad fields", (s: Raw) => { s.send({ type: "cancel_job", job_id: 42 }); }],
+    ["a download_artifacts without job_id", (s: Raw) => { s.send({ type: "download_artifacts" }); }],
   ])("ends the session as malformed_frame on %s", async (_what, act) => {
     const { s, builder } = await session();
     act(s);
     await s.closed;
+    expect(s.frames.at(-1)).toEqual({ type: "terminate", reason: "malformed_frame" });
     expect(builder.queue.list()).toEqual([]);
   });
 
-  it("ignores unknown message types and answers ping with the same nonce", async () => {
+  it("ignores unknown message types and answers ping with the same nonce, whatever its type", async () => {
     const { s } = await session();
     s.send({ type: "from_the_future", x: 1 });
+    s.send({ no_type: true });
     s.send({ type: "ping", nonce: 77 });
     expect(await s.next((f) => f.type === "pong")).toEqual({ type: "pong", nonce: 77 });
+    s.frames.length = 0;
+    s.send({ type: "ping" });
+    expect(await s.next((f) => f.type === "pong")).toEqual({ type: "pong", nonce: null });
+    s.frames.length = 0;
+    s.send({ type: "ping", nonce: "abc" });
+    expect(await s.next((f) => f.type === "pong")).toEqual({ type: "pong", nonce: "abc" });
+  });
+
+  it("drops a malformed cancel_job silently and keeps the session (upstream's policy)", async () => {
+    const { s } = await session();
+    s.send({ type: "cancel_job", job_id: 42 });
+    s.send({ type: "cancel_job" });
+    s.send({ type: "cancel_job", job_id: "never-submitted" });
+    s.send({ type: "ping", nonce: 5 });
+    expect(await s.next((f) => f.type === "pong")).toEqual({ type: "pong", nonce: 5 });
+    expect(s.frames.filter((f) => f.type !== "pong" && f.type !== "queue_status")).toEqual([]);
+  });
+
+  it.each([
+    ["a header with a boolean for an integer", (s: Raw) => { s.send(header({ num_chunks: true })); }, "invalid_header"],
+    ["a header without bundle_sha256", (s: Raw) => { s.send({ ...header(), bundle_sha256: undefined }); }, "invalid_header"],
+    ["a chunk without is_last", (s: Raw) => { s.send({ type: "submit_job_chunk", job_id: "job1", chunk_index: 0, data_b64: "QUFB" }); }, "invalid_chunk"],
+    [
+      "a chunk that is not base64",
+      (s: Raw) => {
+        s.send(header({ total_bundle_bytes: 3, num_chunks: 1, bundle_sha256: createHash("sha256").update("AAA").digest("hex") }));
+        s.send({ type: "submit_job_chunk", job_id: "job1", chunk_index: 0, data_b64: "!!!!", is_last: true });
+      },
+      "chunk_decode_failed",
+    ],
+  ])("refuses %s and then ends the session as malformed_frame", async (_what, act, reason) => {
+    const { s, builder } = await session();
+    act(s);
+    expect(await s.next((f) => f.type === "submit_job_ack")).toEqual({ type: "submit_job_ack", job_id: "job1", accepted: false, reason });
+    await s.closed;
+    expect(s.frames.at(-1)).toEqual({ type: "terminate", reason: "malformed_frame" });
+    expect(builder.queue.list()).toEqual([]);
   });
 
   const header = (over: Record<string, unknown> = {}) => ({
@@ -254,7 +293,7 @@ describe("session frames", () => {
     expect(await s.next((f) => f.type === "submit_job_ack")).toEqual({ type: "submit_job_ack", job_id: "job1", accepted: true });
     const failed = await s.next((f) => f.type === "job_state_changed", 20_000);
     expect(failed).toMatchObject({ status: "failed", job_id: "job1" });
-    expect(String(failed.error_message)).toMatch(/receiver could not process the bundle/);
+    expect(String(failed.error_message)).toMatch(/^receiver could not process the bundle: extract_failed \(\S/);
     expect(builder.queue.list()).toEqual([]);
     expect(await remoteBuildsWritten(builder)).toEqual([]);
   });

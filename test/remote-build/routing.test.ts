@@ -19,7 +19,7 @@ function row(over: { connected?: boolean; idle?: boolean | null; enabled?: boole
   return {
     stored: { pin_sha256: PIN, label: "Desktop", receiver_hostname: "h", receiver_port: 6055, paired_at: "", enabled: over.enabled ?? true, esphome_version: "", friendly_name: "" },
     status: over.status ?? "approved",
-    session: over.connected === false ? null : ({ queueStatus: idle === null ? null : { idle, running: 0, queue_depth: 0 } } as unknown as Row["session"]),
+    session: over.connected === false ? null : ({ queueStatus: idle === null ? null : { idle, running: false, queue_depth: 0 } } as unknown as Row["session"]),
   };
 }
 

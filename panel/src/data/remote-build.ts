@@ -10,7 +10,7 @@ import type {
   OffloaderAlert,
   Pairing,
   PairingWindow,
-  QueueStatus,
+  PeerQueueStatus,
   ReceiverPeer,
   RemoteBuildProblem,
   RemoteBuildSnapshot,
@@ -34,7 +34,7 @@ export interface RemoteBuildState {
     /** In the order they were made (the order the router tries them). */
     pairings: readonly Pairing[];
     /** The last queue status each connected build server reported. */
-    queues: Readonly<Record<string, QueueStatus>>;
+    queues: Readonly<Record<string, PeerQueueStatus>>;
     /** Why a pairing went away (a rejected request, an unpair), by pin. */
     removed: Readonly<Record<string, string>>;
   };
@@ -249,8 +249,9 @@ export interface PairingStatus {
 }
 
 /** What a paired build server's badge says. */
-export function pairingStatus(pairing: Pairing, queue: QueueStatus | undefined): PairingStatus {
-  const running = queue?.running ?? 0;
+export function pairingStatus(pairing: Pairing, queue: PeerQueueStatus | undefined): PairingStatus {
+  // A build server says whether a compile runs there, not how many.
+  const running = queue?.running === true ? 1 : 0;
   const waiting = queue?.queue_depth ?? 0;
   const base = { running, waiting };
   if (pairing.status === "pending") return { kind: "pending", tone: "warning", ...base };

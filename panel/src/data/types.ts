@@ -25,6 +25,7 @@ export type {
   OffloaderSettings,
   PairPreview,
   ProblemCode,
+  PeerQueueStatus,
   QueueStatus,
   ReceiverSettings,
   RemoteBuildProblem,
