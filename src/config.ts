@@ -57,6 +57,10 @@ export interface BuilderConfig {
   buildServer?: boolean | undefined;
   /** Announce the legacy dashboard API to Home Assistant's ESPHome integration (Supervisor discovery). */
   dashboardIntegration?: boolean | undefined;
+  /** As a build server: ESPHome versions kept for peers that run other ones (0: never installs any; default 3). */
+  buildServerVersions?: number | undefined;
+  /** As a build server: disk those versions may take together, in GB (default 8). */
+  buildServerVersionsDiskGb?: number | undefined;
 }
 
 const portSchema = z.coerce.number().int().min(0).max(65535);
@@ -84,6 +88,8 @@ export const ENV_NAMES = {
   password: "ESPHOME_BUILDER_PASSWORD",
   "allowed-hosts": "ESPHOME_BUILDER_ALLOWED_HOSTS",
   "trusted-proxies": "ESPHOME_BUILDER_TRUSTED_PROXIES",
+  "build-server-versions": "ESPHOME_BUILDER_BUILD_SERVER_VERSIONS",
+  "build-server-versions-disk": "ESPHOME_BUILDER_BUILD_SERVER_VERSIONS_DISK",
 } as const;
 
 /** Whether a listen address is only reachable from this machine. */
@@ -119,6 +125,9 @@ export const USAGE = `Usage: esphome-builder [options]
   --stdin-commands           read automation commands (JSON lines) from stdin (on by default in the add-on)
   --ingress-address A[,B]    add-on: the peers served as ingress (default 172.30.32.2)
   --remote-restore-grace S   after a restart, seconds a remote build waits for its build server (default 30)
+  --build-server-versions N  as a build server: ESPHome versions kept for peers that run others (default 3;
+                             0 = never install one; used under the version policies exact and exact_required)
+  --build-server-versions-disk GB  disk those versions may take together (default 8); least recently used go first
   -h, --help                 show this help
 
 Every flag has an environment variable: ESPHOME_BUILDER_<FLAG> (for example ESPHOME_BUILDER_PORT).
@@ -167,6 +176,8 @@ export function parseConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Bu
         password: { type: "string" },
         "allowed-hosts": { type: "string" },
         "trusted-proxies": { type: "string" },
+        "build-server-versions": { type: "string" },
+        "build-server-versions-disk": { type: "string" },
         help: { type: "boolean", short: "h" },
       },
     });
@@ -191,6 +202,15 @@ export function parseConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Bu
     if (raw === undefined) return 30;
     const n = Number(raw);
     if (raw.trim() === "" || !Number.isFinite(n) || n < 0 || n > 3600) fail(`--remote-restore-grace must be a number of seconds from 0 to 3600, got '${raw}'`);
+    return n;
+  };
+  const bounded = (name: "build-server-versions" | "build-server-versions-disk", fallback: number, max: number, integer: boolean): number => {
+    const raw = pick(name);
+    if (raw === undefined) return fallback;
+    const n = Number(raw);
+    if (raw.trim() === "" || !Number.isFinite(n) || n < 0 || n > max || (integer && !Number.isInteger(n))) {
+      fail(`--${name} must be a ${integer ? "whole number" : "number"} from 0 to ${max}, got '${raw}'`);
+    }
     return n;
   };
   const count = (name: "compile-concurrency" | "upload-concurrency", fallback: number): number => {
@@ -289,5 +309,7 @@ export function parseConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Bu
     stdinCommands: envFlag("stdin-commands") ?? (addon && !stdinTty),
     buildServer: options.build_server,
     dashboardIntegration: options.home_assistant_dashboard_integration ?? true,
+    buildServerVersions: bounded("build-server-versions", 3, 16, true),
+    buildServerVersionsDiskGb: bounded("build-server-versions-disk", 8, 4096, false),
   };
 }

@@ -21,6 +21,7 @@ import { removeStaleTempFiles } from "../store.ts";
 import {
   RESTART_MARKER,
   createJob,
+  fallBackToLocal,
   enterPhase,
   isTerminal,
   markStarted,
@@ -69,7 +70,9 @@ export type RouteDecision =
   | { kind: "local"; note?: string }
   | { kind: "remote"; pinSha256: string; label: string }
   /** Not yet: a build server this job is waiting for may come back. */
-  | { kind: "wait" };
+  | { kind: "wait" }
+  /** Nowhere: the job fails with this error (no build server can serve it and it may not build here). */
+  | { kind: "fail"; error: string };
 
 export interface JobRouter {
   route(job: Readonly<StoredJob>, ctx: { busyPins: ReadonlySet<string> }): RouteDecision;
@@ -322,10 +325,12 @@ export class FirmwareQueue {
     );
   }
 
-  #place(entry: Entry): void {
+  #place(entry: Entry, opts: { front?: boolean } = {}): void {
     const phase = phasesOf(entry.job.job_type)[entry.phaseIndex];
     if (phase === undefined) return;
-    this.#lanes[laneFor(phase)].waiting.push(entry.job.job_id);
+    const waiting = this.#lanes[laneFor(phase)].waiting;
+    if (opts.front === true) waiting.unshift(entry.job.job_id);
+    else waiting.push(entry.job.job_id);
     this.#statusMaybeChanged();
   }
 
@@ -402,6 +407,11 @@ export class FirmwareQueue {
         decision = this.#router.route(entry.job, { busyPins: new Set(this.#remotePins.values()) });
       }
       if (decision.kind === "wait") continue;
+      if (decision.kind === "fail") {
+        lane.waiting.splice(lane.waiting.indexOf(id), 1);
+        this.#finish(entry, "failed", { error: decision.error });
+        continue;
+      }
       if (decision.kind === "remote") {
         lane.waiting.splice(lane.waiting.indexOf(id), 1);
         entry.job.source = "remote";
@@ -460,8 +470,13 @@ export class FirmwareQueue {
     this.#remotePins.delete(job.job_id);
     if (entry.cancelRequested) {
       this.#finish(entry, "cancelled", { error: entry.cancelReason, exitCode: result.exitCode });
+    } else if (result.fallbackLocal !== undefined && job.source === "remote" && phase === "compile") {
+      fallBackToLocal(job);
+      this.#ingest(entry, `*** ${result.fallbackLocal} ***\n`);
+      this.#place(entry, { front: true });
+      this.#persist();
     } else if (result.error !== null) {
-      this.#finish(entry, "failed", { error: result.error, exitCode: result.exitCode });
+      this.#finish(entry, "failed", { error: result.error, exitCode: result.exitCode, ...(result.failureReason === undefined ? {} : { failureReason: result.failureReason }) });
     } else if (entry.phaseIndex + 1 < phasesOf(job.job_type).length) {
       entry.phaseIndex += 1;
       job.exit_code = result.exitCode ?? 0;
@@ -493,7 +508,7 @@ export class FirmwareQueue {
     }
   }
 
-  #finish(entry: Entry, status: TerminalStatus, detail: { exitCode?: number | null; error?: string | null }): void {
+  #finish(entry: Entry, status: TerminalStatus, detail: { exitCode?: number | null; error?: string | null; failureReason?: string }): void {
     const { job } = entry;
     if (isTerminal(job.status)) return;
     markTerminal(job, status, this.#now(), detail);

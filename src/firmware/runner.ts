@@ -20,6 +20,14 @@ export interface PhaseResult {
   readonly exitCode: number | null;
   /** Null when the phase succeeded; else a message for the job's `error`. */
   readonly error: string | null;
+  /** With an error: why, when it is not the build itself ("provision": the ESPHome version could not be installed). */
+  readonly failureReason?: string;
+  /**
+   * A remote compile the build server could not do with the ESPHome version
+   * asked for (it said `failure_reason: "provision"`): the queue runs the
+   * compile on this machine instead, and this note says why in the job's output.
+   */
+  readonly fallbackLocal?: string;
 }
 
 export interface JobRunner {

@@ -7,13 +7,19 @@
 import type { JobRouter, RouteDecision } from "../firmware/queue.ts";
 import type { StoredJob } from "../firmware/job.ts";
 import type { Offloader } from "./offloader.ts";
-import { pickBuildPath, type SchedulerInputs } from "./scheduler.ts";
+import { normalizeVersion } from "../esphome/version-policy.ts";
+import type { BuildAffinity } from "./affinity.ts";
+import { pickBuildPath, type SchedulerInputs, type VersionSkip } from "./scheduler.ts";
 
 /** How long a restored remote job waits for its build server before building here. */
 export const RESTORE_GRACE_MS = 30_000;
 
 export interface BuildRouterDeps {
-  offloader: Pick<Offloader, "snapshot" | "label" | "remoteBuildsEnabled">;
+  offloader: Pick<Offloader, "snapshot" | "label" | "remoteBuildsEnabled"> & Partial<Pick<Offloader, "versionMatchPolicy">>;
+  /** This builder's ESPHome version (null while unknown). */
+  esphomeVersion?: () => string | null;
+  /** Which build server compiled a device last (warm-cache affinity). */
+  affinity?: Pick<BuildAffinity, "lastBuiltOn">;
   /** Called when a waiting decision may have changed (the grace period ran out). */
   wake: () => void;
   restoreGraceMs?: number;
@@ -46,18 +52,40 @@ export class BuildRouter implements JobRouter {
     }
     return Object.freeze({
       remoteBuildsEnabled: this.#deps.offloader.remoteBuildsEnabled,
-      pairings: Object.freeze(rows.map((r) => Object.freeze({ pin_sha256: r.stored.pin_sha256, status: r.status, enabled: r.stored.enabled }))),
+      pairings: Object.freeze(
+        rows.map((r) =>
+          Object.freeze({
+            pin_sha256: r.stored.pin_sha256,
+            status: r.status,
+            enabled: r.stored.enabled,
+            label: r.stored.label,
+            esphome_version: r.stored.esphome_version,
+            auto_provision_supported: r.stored.auto_provision_supported,
+            version_policy: r.stored.version_policy,
+          }),
+        ),
+      ),
       openPeerLinks: open,
       peerQueueStatus: queueStatus,
       busyPins: new Set(busyPins),
+      esphomeVersion: normalizeVersion(this.#deps.esphomeVersion?.() ?? ""),
+      versionMatchPolicy: this.#deps.offloader.versionMatchPolicy ?? "any",
     });
   }
 
   route(job: Readonly<StoredJob>, ctx: { busyPins: ReadonlySet<string> }): RouteDecision {
     const inputs = this.snapshot(ctx.busyPins);
     if (job.source === "remote" && job.source_pin_sha256 !== "") return this.#restored(job, inputs);
-    const decision = pickBuildPath(inputs);
-    if (decision.path === "local") return { kind: "local" };
+    const lastBuiltOn = this.#deps.affinity?.lastBuiltOn(job.configuration);
+    const decision = pickBuildPath(inputs, lastBuiltOn === undefined ? {} : { lastBuiltOn });
+    if (decision.path === "wait") return { kind: "wait" };
+    if (decision.path === "no_compatible_peer") {
+      return { kind: "fail", error: `no paired build server can build with this builder's ESPHome and version_match_policy is exact_required (it never builds here): ${reasons(decision.skipped)}` };
+    }
+    if (decision.path === "local") {
+      const skipped = decision.skipped ?? [];
+      return skipped.length === 0 ? { kind: "local" } : { kind: "local", note: `building on this machine: ${reasons(skipped)}` };
+    }
     // The pairing can disappear between the snapshot and this lookup.
     const label = this.#deps.offloader.label(decision.pinSha256);
     if (label === undefined) return { kind: "local" };
@@ -86,4 +114,8 @@ export class BuildRouter implements JobRouter {
     }
     return { kind: "local", note: `build server ${label} did not come back within ${Math.round(grace / 1000)} s; building on this machine instead` };
   }
+}
+
+function reasons(skipped: readonly VersionSkip[]): string {
+  return skipped.map((s) => s.reason).join("; ");
 }

@@ -16,7 +16,7 @@ type Row = ReturnType<BuildRouterDeps["offloader"]["snapshot"]>[number];
 function row(over: { connected?: boolean; idle?: boolean | null; enabled?: boolean; status?: "approved" | "pending" } = {}): Row {
   const idle = over.idle === undefined ? true : over.idle;
   return {
-    stored: { pin_sha256: PIN, label: "Desktop", receiver_hostname: "h", receiver_port: 6055, paired_at: "", enabled: over.enabled ?? true, esphome_version: "", friendly_name: "" },
+    stored: { pin_sha256: PIN, label: "Desktop", receiver_hostname: "h", receiver_port: 6055, paired_at: "", enabled: over.enabled ?? true, esphome_version: "", friendly_name: "", auto_provision_supported: false, version_policy: null },
     status: over.status ?? "approved",
     session: over.connected === false ? null : ({ queueStatus: idle === null ? null : { idle, running: 0, queue_depth: 0 } } as unknown as Row["session"]),
   };
