@@ -56,7 +56,11 @@ export class BuildAffinity {
       for (const [configuration, entry] of rows) this.#last.set(configuration, entry);
     }
     const seen = (job: FirmwareJob): void => { this.#seen(job); };
-    this.#offs.push(this.#deps.bus.on("job_completed", ({ job }) => { seen(job); }), this.#deps.bus.on("job_failed", ({ job }) => { seen(job); }));
+    this.#offs.push(
+      this.#deps.bus.on("job_completed", ({ job }) => { seen(job); }),
+      this.#deps.bus.on("job_failed", ({ job }) => { seen(job); }),
+      this.#deps.bus.on("offloader_pairing_removed", ({ pin_sha256 }) => { this.forget(pin_sha256); }),
+    );
   }
 
   async stop(): Promise<void> {

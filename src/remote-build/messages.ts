@@ -43,7 +43,7 @@ const dashboardId = z.string().refine((s) => isValidDashboardId(s), "not a valid
 const jobId = z.string().min(1).max(64).regex(/^[A-Za-z0-9_-]+$/);
 const int = z.number().int();
 /** A version from a peer: well-formed PEP 440 of at most 64 characters, anything else (or nothing) "" (upstream's rule). */
-const peerVersion = z.unknown().transform((v) => normalizeVersion(v));
+const peerVersion = z.unknown().optional().transform((v) => normalizeVersion(v));
 
 /** msg1's plaintext payload. */
 export const msg1Schema = z.object({ intent: z.string().max(64) });
@@ -69,9 +69,9 @@ export const intentResponseSchema = z.object({
   friendly_name: label.default(""),
   ha_addon: z.boolean().default(false),
   /** The build server installs the version a `submit_job` asks for; missing or not a bool: false (upstream's rule). */
-  auto_provision_supported: z.unknown().transform((v) => v === true),
+  auto_provision_supported: z.unknown().optional().transform((v) => v === true),
   /** Ours only: the build server's version policy (anything else: not said). */
-  version_policy: z.unknown().transform((v) => (isVersionPolicy(v) ? v : null)),
+  version_policy: z.unknown().optional().transform((v) => (isVersionPolicy(v) ? v : null)),
 });
 export type IntentResponse = z.infer<typeof intentResponseSchema>;
 
@@ -121,7 +121,7 @@ export const offloaderInbound = {
     status: z.enum(["queued", "running", "completed", "failed", "cancelled"]),
     error_message: shortText(4096).default(""),
     /** "provision": the build server could not provide the ESPHome version asked for (build here instead); else "". */
-    failure_reason: z.unknown().transform((v) => (typeof v === "string" ? v.slice(0, 64) : "")),
+    failure_reason: z.unknown().optional().transform((v) => (typeof v === "string" ? v.slice(0, 64) : "")),
   }),
   // A line as long as the frame allows (upstream sends lines of 20,000+ characters); the remote runner cuts it like local output.
   job_output: z.object({ type: z.literal("job_output"), job_id: jobId, stream: shortText(16).default("stdout"), line: shortText(APP_FRAME_MAX_BYTES) }),
