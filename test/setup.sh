@@ -26,3 +26,11 @@ bash test/setup-esphome.sh
 # A real Home Assistant Core for test/ha (its own venv, .venv/ha; about a minute).
 bash test/setup-ha.sh
 command -v ip >/dev/null || (apt-get update && apt-get install -y iproute2)
+# ccache: build servers' ESPHome compiles use it when it is on PATH (test/real-device/versions.test.ts checks they do).
+if ! command -v ccache >/dev/null; then
+  if [ "$(id -u)" = 0 ]; then
+    DEBIAN_FRONTEND=noninteractive apt-get install -y ccache || (apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y ccache)
+  else
+    echo "test setup: ccache is missing and this is not root; the ccache check of the real-device tests will be skipped" >&2
+  fi
+fi

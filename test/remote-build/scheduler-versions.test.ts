@@ -49,7 +49,7 @@ describe("version eligibility", () => {
 
   it("skips an exact-policy build server that cannot install versions", () => {
     const decision = pickBuildPath(inputs([server(A, { esphome_version: "2026.9.1", version_policy: "exact", auto_provision_supported: false })]));
-    expect(decision.path === "local" && decision.skipped[0]?.reason).toContain("cannot install other ESPHome versions");
+    expect(decision.path === "local" && decision.skipped?.[0]?.reason).toContain("cannot install other ESPHome versions");
   });
 
   it("a build server of another make (no policy said): auto-provisioning makes it build with our version", () => {
@@ -58,7 +58,7 @@ describe("version eligibility", () => {
     // ...but not when our version cannot be installed by name (a dev build).
     const dev = pickBuildPath(inputs([upstream], { versionMatchPolicy: "exact", esphomeVersion: "2026.11.0.dev3" }));
     expect(dev.path).toBe("local");
-    expect(dev.path === "local" && dev.skipped[0]?.reason).toContain("builds with ESPHome 2026.9.1 and this builder (ESPHome 2026.11.0.dev3) sends builds only where the version matches (version_match_policy exact)");
+    expect(dev.path === "local" && dev.skipped?.[0]?.reason).toContain("builds with ESPHome 2026.9.1 and this builder (ESPHome 2026.11.0.dev3) sends builds only where the version matches (version_match_policy exact)");
   });
 
   it("our version_match_policy: release keeps the same month, exact the same string; unknown versions pass both", () => {
