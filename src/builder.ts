@@ -171,9 +171,13 @@ export class Builder {
     }
     // Remote builds first: restored jobs are routed as soon as the queue starts.
     await this.#affinity.start();
-    await this.#serverEnvironments.start().catch((err: unknown) => {
-      log.warning(`the build server's ESPHome versions in ${this.paths.buildServerVersionsDir} could not be prepared: ${String(err)}`);
-    });
+    // Only once there are any (the first is made on demand): no empty folder on builders that never serve another version.
+    const versionsDir = this.paths.buildServerVersionsDir;
+    if (await fs.stat(versionsDir).then(() => true, () => false)) {
+      await this.#serverEnvironments.start().catch((err: unknown) => {
+        log.warning(`the build server's ESPHome versions in ${versionsDir} could not be prepared: ${String(err)}`);
+      });
+    }
     await this.remote.start();
     // Add-on options that act on running parts (the build-server switch), before anything is served.
     await this.ha.applyAddonOptions();

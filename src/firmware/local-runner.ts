@@ -65,8 +65,9 @@ export class LocalRunner implements JobRunner {
  * through this same path.
  */
 export async function runEsphome(deps: LocalRunnerDeps, ctx: PhaseContext, args: string[]): Promise<PhaseResult> {
-  const wanted = ctx.job.target_esphome_version;
-  if (wanted === "") {
+  // Jobs written by older builders (and hand-made ones) have no target: the builder's own ESPHome.
+  const wanted: string | undefined = ctx.job.target_esphome_version;
+  if (wanted === undefined || wanted === "") {
     const executable = await resolveExecutable(deps.esphome);
     if (executable === null) return { exitCode: null, error: missingEsphomeError(deps.esphome).message };
     return runWith(deps, ctx, args, executable);

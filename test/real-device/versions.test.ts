@@ -1,11 +1,11 @@
 /**
  * A build server serving the offloader's ESPHome version, with the real CLI on
- * both builders: the offloader runs ESPHome 2026.9.1 (from the shared test
+ * both builders: the offloader runs ESPHome 2026.10.0b6 (from the shared test
  * cache, test/helpers/esphome-versions.ts: one real pip install per machine),
  * the build server runs the pinned 2026.10.0 under the version policy `exact`.
- * The build server provisions 2026.9.1 for the job (reported in the job's
+ * The build server provisions 2026.10.0b6 for the job (reported in the job's
  * output), compiles the host-platform device with it, and the firmware that
- * comes back says 2026.9.1; ccache on the build server's PATH caches that
+ * comes back says 2026.10.0b6; ccache on the build server's PATH caches that
  * compile's objects.
  */
 import { readdirSync, statSync } from "node:fs";
@@ -23,8 +23,8 @@ import { outputText, pairBuilders, runJob, startRealBuilder, type RealBuilder } 
 import { writeHostDevice } from "./devices.ts";
 import { PINNED_ESPHOME_VERSION, describeNeeding, realEsphomeVersion } from "./esphome.ts";
 
-/** A release of another line than the pinned one (the policy tests need a different YYYY.MM). */
-export const OTHER_ESPHOME_VERSION = "2026.9.1";
+/** Another ESPHome than the pinned one whose host build needs nothing from the network (2026.9 builds host devices with PlatformIO's native platform, downloaded from its registry). */
+export const OTHER_ESPHOME_VERSION = "2026.10.0b6";
 const COMPILE_MS = 900_000;
 
 function unavailable(): string | null {
@@ -64,7 +64,7 @@ describeNeeding(unavailable, "a build server provisioning the offloader's ESPHom
     serverDir = await mkdtemp(path.join(os.tmpdir(), "esb-versions-b-"));
     ccacheDir = await mkdtemp(path.join(os.tmpdir(), "esb-versions-ccache-"));
     await writeHostDevice(offloaderDir, "hostdev.yaml", { label: "versions-1" });
-    // The build server finds 2026.9.1 where it installs versions, as if it had installed it itself.
+    // The build server finds that version where it installs versions, as if it had installed it itself.
     await seedEnvironment(resolvePaths({ configDir: serverDir }).buildServerVersionsDir, other);
     a = await startRealBuilder(offloaderDir, { label: "Offloader", extraArgs: ["--esphome", other.esphome] });
     b = await startRealBuilder(serverDir, { label: "Build server", env: { CCACHE_DIR: ccacheDir } });
@@ -94,10 +94,10 @@ describeNeeding(unavailable, "a build server provisioning the offloader's ESPHom
     expect(text).toContain(`*** provisioning ESPHome ${OTHER_ESPHOME_VERSION} for this build ***`);
     expect(text).toMatch(new RegExp(`\\*\\*\\* ESPHome ${OTHER_ESPHOME_VERSION.replaceAll(".", "\\.")} ready \\(\\d+\\.\\d s\\) \\*\\*\\*`));
 
-    // The build server's job asked for 2026.9.1 and ran that ESPHome.
+    // The build server's job asked for it and ran that ESPHome.
     const onB = (await b.api.call<{ target_esphome_version: string; status: string }[]>("firmware/get_jobs", {}))[0];
     expect(onB).toMatchObject({ target_esphome_version: OTHER_ESPHOME_VERSION, status: "completed" });
-    // What came back (materialised into A's build folder) was built by 2026.9.1.
+    // What came back (materialised into A's build folder) was built by it.
     const storage = JSON.parse(await readFile(resolvePaths({ configDir: offloaderDir }).storageJson("hostdev.yaml"), "utf8")) as { esphome_version: string };
     expect(storage.esphome_version).toBe(OTHER_ESPHOME_VERSION);
 
