@@ -75,7 +75,8 @@ export type RouteDecision =
   | { kind: "fail"; error: string };
 
 export interface JobRouter {
-  route(job: Readonly<StoredJob>, ctx: { busyPins: ReadonlySet<string> }): RouteDecision;
+  /** `localFree`: this machine has a compile slot free now (a device built here last may stay here). */
+  route(job: Readonly<StoredJob>, ctx: { busyPins: ReadonlySet<string>; localFree?: boolean }): RouteDecision;
 }
 
 export interface FirmwareQueueDeps {
@@ -404,7 +405,7 @@ export class FirmwareQueue {
       }
       let decision: RouteDecision = { kind: "local" };
       if (this.#router !== undefined && this.#offloadable(entry)) {
-        decision = this.#router.route(entry.job, { busyPins: new Set(this.#remotePins.values()) });
+        decision = this.#router.route(entry.job, { busyPins: new Set(this.#remotePins.values()), localFree: lane.active.size < lane.concurrency });
       }
       if (decision.kind === "wait") continue;
       if (decision.kind === "fail") {

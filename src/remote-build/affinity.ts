@@ -4,7 +4,9 @@
  * for a day), so the next compile there is incremental; the scheduler sends
  * the device back to it when it is eligible and idle.
  *
- * Plain data in `build-affinity.json`: `{configuration: {pin_sha256, at}}`,
+ * A device this machine compiled last stays here when a local slot is free.
+ *
+ * Plain data in `build-affinity.json`: `{configuration: {pin_sha256, at}}` (`"local"` for this machine),
  * bounded, rows that do not parse dropped one by one.
  */
 import { z } from "zod";
@@ -13,11 +15,12 @@ import type { FirmwareJob } from "../firmware/job.ts";
 import type { ProblemSink } from "../problems.ts";
 import { JsonStore } from "../store.ts";
 import { pinSchema } from "./fingerprint.ts";
+import { THIS_MACHINE } from "./scheduler.ts";
 
 /** Devices remembered at most (the oldest are forgotten first). */
 export const AFFINITY_MAX_ENTRIES = 500;
 
-const entrySchema = z.object({ pin_sha256: pinSchema, at: z.number().int().min(0) });
+const entrySchema = z.object({ pin_sha256: z.union([pinSchema, z.literal(THIS_MACHINE)]), at: z.number().int().min(0) });
 type Entry = z.infer<typeof entrySchema>;
 const fileSchema = z.object({ devices: z.record(z.string().max(255), z.unknown()).default({}) });
 type AffinityFile = z.infer<typeof fileSchema>;
@@ -68,7 +71,7 @@ export class BuildAffinity {
     await this.#store.flush();
   }
 
-  /** The build server that compiled this device last, if any. */
+  /** Where this device was compiled last: a build server's pin or `THIS_MACHINE`; undefined when not known. */
   lastBuiltOn(configuration: string): string | undefined {
     return this.#last.get(configuration)?.pin_sha256;
   }
@@ -84,13 +87,15 @@ export class BuildAffinity {
     if (changed) this.#save();
   }
 
-  /** A job ended: its compile ran on a build server when it completed, or failed only in its upload. */
+  /** A job ended: where its compile ran, when it completed or failed only in its upload (a build server's pin, or this machine). */
   #seen(job: FirmwareJob): void {
-    if (job.source !== "remote" || job.source_pin_sha256 === "" || job.remote_peer !== "") return;
+    if (job.remote_peer !== "" || (job.job_type !== "compile" && job.job_type !== "install")) return;
     const compiled = job.status === "completed" || (job.status === "failed" && job.phase === "upload");
     if (!compiled) return;
+    const where = job.source === "remote" ? job.source_pin_sha256 : THIS_MACHINE;
+    if (where === "") return;
     this.#last.delete(job.configuration);
-    this.#last.set(job.configuration, { pin_sha256: job.source_pin_sha256, at: (this.#deps.now ?? Date.now)() });
+    this.#last.set(job.configuration, { pin_sha256: where, at: (this.#deps.now ?? Date.now)() });
     while (this.#last.size > AFFINITY_MAX_ENTRIES) {
       const oldest = this.#last.keys().next().value;
       if (oldest === undefined) break;

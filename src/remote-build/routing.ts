@@ -73,11 +73,14 @@ export class BuildRouter implements JobRouter {
     });
   }
 
-  route(job: Readonly<StoredJob>, ctx: { busyPins: ReadonlySet<string> }): RouteDecision {
+  route(job: Readonly<StoredJob>, ctx: { busyPins: ReadonlySet<string>; localFree?: boolean }): RouteDecision {
     const inputs = this.snapshot(ctx.busyPins);
     if (job.source === "remote" && job.source_pin_sha256 !== "") return this.#restored(job, inputs);
     const lastBuiltOn = this.#deps.affinity?.lastBuiltOn(job.configuration);
-    const decision = pickBuildPath(inputs, lastBuiltOn === undefined ? {} : { lastBuiltOn });
+    const decision = pickBuildPath(inputs, {
+      ...(lastBuiltOn === undefined ? {} : { lastBuiltOn }),
+      ...(ctx.localFree === undefined ? {} : { localFree: ctx.localFree }),
+    });
     if (decision.path === "wait") return { kind: "wait" };
     if (decision.path === "no_compatible_peer") {
       return { kind: "fail", error: `no paired build server can build with this builder's ESPHome and version_match_policy is exact_required (it never builds here): ${reasons(decision.skipped)}` };

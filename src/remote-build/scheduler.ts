@@ -40,10 +40,15 @@ export interface SchedulerInputs {
   readonly versionMatchPolicy?: VersionPolicy;
 }
 
+/** `lastBuiltOn` of a device this machine compiled last. */
+export const THIS_MACHINE = "local";
+
 /** What is known of the job being placed. */
 export interface SchedulerJob {
-  /** The build server that built this device last (its build tree there is warm), if any. */
+  /** Where this device was compiled last (its build tree there is warm): a build server's pin, or `THIS_MACHINE`. */
   readonly lastBuiltOn?: string;
+  /** This machine has a compile slot free now. */
+  readonly localFree?: boolean;
 }
 
 /** A build server left out for its ESPHome version, and why (for the job's output). */
@@ -96,7 +101,8 @@ export function versionSkipReason(pairing: SchedulerPairing, ours: string, polic
  * connected, able to build with our ESPHome version (`versionSkipReason`),
  * not already busy with one of our compiles and reported idle, the one that
  * built this device last if it is among them (its build tree is warm), else
- * the first in pairing order; else local. A build server that never sent its
+ * the first in pairing order; else local. A device this machine built last
+ * stays here when a local compile slot is free. A build server that never sent its
  * queue status is treated as busy (it has told us nothing).
  *
  * Under `exact_required` nothing builds here while a pairing is approved and
@@ -105,6 +111,8 @@ export function versionSkipReason(pairing: SchedulerPairing, ours: string, polic
  */
 export function pickBuildPath(inputs: SchedulerInputs, job: SchedulerJob = {}): BuildPathDecision {
   if (!inputs.remoteBuildsEnabled) return LOCAL;
+  // Built here last and a slot is free here: the warm tree is here (never under exact_required, which builds only remotely).
+  if (job.lastBuiltOn === THIS_MACHINE && job.localFree === true && inputs.versionMatchPolicy !== "exact_required") return LOCAL;
   const ours = inputs.esphomeVersion ?? "";
   const policy = inputs.versionMatchPolicy ?? "any";
   const skipped: VersionSkip[] = [];

@@ -9,6 +9,7 @@ import { describe, expect, it } from "vitest";
 import { EventBus } from "../../src/events.ts";
 import { createJob, type FirmwareJob } from "../../src/firmware/job.ts";
 import { AFFINITY_MAX_ENTRIES, BuildAffinity } from "../../src/remote-build/affinity.ts";
+import { THIS_MACHINE } from "../../src/remote-build/scheduler.ts";
 import { tempDir } from "../helpers/tmp.ts";
 
 const A = "a".repeat(64);
@@ -36,10 +37,18 @@ describe("BuildAffinity", () => {
     await a.stop();
   });
 
-  it("ignores local builds, compiles that failed on the build server, and a build server's jobs for its peers", async () => {
+  it("remembers this machine for a local build", async () => {
     const { a, bus } = await affinity();
     bus.emit("job_completed", { job: job({ status: "completed", source: "local", source_pin_sha256: "" }) });
+    expect(a.lastBuiltOn("kitchen.yaml")).toBe(THIS_MACHINE);
+    await a.stop();
+  });
+
+  it("ignores compiles that failed, cleans and uploads, and a build server's jobs for its peers", async () => {
+    const { a, bus } = await affinity();
     bus.emit("job_failed", { job: job({ status: "failed", phase: "compile" }) });
+    bus.emit("job_completed", { job: job({ status: "completed", job_type: "clean", source: "local", source_pin_sha256: "" }) });
+    bus.emit("job_completed", { job: job({ status: "completed", job_type: "upload", source: "local", source_pin_sha256: "" }) });
     bus.emit("job_completed", { job: job({ status: "completed", remote_peer: B, configuration: "x/y/kitchen.yaml" }) });
     expect(a.lastBuiltOn("kitchen.yaml")).toBeUndefined();
     expect(a.lastBuiltOn("x/y/kitchen.yaml")).toBeUndefined();

@@ -6,7 +6,7 @@
  * the device going back to the build server that built it last.
  */
 import { describe, expect, it } from "vitest";
-import { pickBuildPath, versionSkipReason, type SchedulerInputs, type SchedulerPairing } from "../../src/remote-build/scheduler.ts";
+import { THIS_MACHINE, pickBuildPath, versionSkipReason, type SchedulerInputs, type SchedulerPairing } from "../../src/remote-build/scheduler.ts";
 
 const A = "a".repeat(64);
 const B = "b".repeat(64);
@@ -116,6 +116,14 @@ describe("warm-cache affinity", () => {
     expect(pickBuildPath(inputs(both, { busyPins: new Set([B]) }), { lastBuiltOn: B })).toEqual({ path: "remote", pinSha256: A });
     const skipped = [server(A), server(B, { esphome_version: "2026.9.1", version_policy: "release" })];
     expect(pickBuildPath(inputs(skipped), { lastBuiltOn: B })).toEqual({ path: "remote", pinSha256: A });
+  });
+
+  it("keeps a device this machine built last here while a local slot is free, else the usual order", () => {
+    expect(pickBuildPath(inputs([server(A)]), { lastBuiltOn: THIS_MACHINE, localFree: true })).toEqual({ path: "local", pinSha256: "" });
+    expect(pickBuildPath(inputs([server(A)]), { lastBuiltOn: THIS_MACHINE, localFree: false })).toEqual({ path: "remote", pinSha256: A });
+    expect(pickBuildPath(inputs([server(A)]), { lastBuiltOn: THIS_MACHINE })).toEqual({ path: "remote", pinSha256: A });
+    // exact_required never builds here.
+    expect(pickBuildPath(inputs([server(A)], { versionMatchPolicy: "exact_required" }), { lastBuiltOn: THIS_MACHINE, localFree: true })).toEqual({ path: "remote", pinSha256: A });
   });
 
   it("a build server that is no longer paired is simply not chosen", () => {
