@@ -66,8 +66,8 @@ export class LocalRunner implements JobRunner {
  */
 export async function runEsphome(deps: LocalRunnerDeps, ctx: PhaseContext, args: string[]): Promise<PhaseResult> {
   // Jobs written by older builders (and hand-made ones) have no target: the builder's own ESPHome.
-  const wanted: string | undefined = ctx.job.target_esphome_version;
-  if (wanted === undefined || wanted === "") {
+  const wanted = (ctx.job as { target_esphome_version?: string }).target_esphome_version ?? "";
+  if (wanted === "") {
     const executable = await resolveExecutable(deps.esphome);
     if (executable === null) return { exitCode: null, error: missingEsphomeError(deps.esphome).message };
     return runWith(deps, ctx, args, executable);

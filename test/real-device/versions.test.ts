@@ -37,7 +37,7 @@ function unavailable(): string | null {
 /** Files below a folder, counted (ccache's objects). */
 function filesBelow(dir: string): number {
   let n = 0;
-  let entries: string[] = [];
+  let entries: string[];
   try {
     entries = readdirSync(dir);
   } catch {

@@ -23,7 +23,7 @@ const WHEEL_SCRIPT = `
 import base64, hashlib, sys, zipfile
 out, version = sys.argv[1], sys.argv[2]
 files = {
-    "esphome_stub.py": "def main():\\n    print('Version: ${"$"}{V}')\\n".replace("${"$"}{V}", version),
+    "esphome_stub.py": f"def main():\\n    print('Version: {version}')\\n",
     f"esphome-{version}.dist-info/METADATA": f"Metadata-Version: 2.1\\nName: esphome\\nVersion: {version}\\n",
     f"esphome-{version}.dist-info/WHEEL": "Wheel-Version: 1.0\\nGenerator: test\\nRoot-Is-Purelib: true\\nTag: py3-none-any\\n",
     f"esphome-{version}.dist-info/entry_points.txt": "[console_scripts]\\nesphome = esphome_stub:main\\n",

@@ -71,7 +71,7 @@ describe("version eligibility", () => {
 
   it("any (the default) sends builds anywhere a build server's own policy allows", () => {
     expect(pickBuildPath(inputs([server(A, { esphome_version: "2020.1.0" })]))).toEqual({ path: "remote", pinSha256: A });
-    const { versionMatchPolicy: _, esphomeVersion: __, ...bare } = inputs([server(A, { esphome_version: "2020.1.0" })]);
+    const bare: SchedulerInputs = { remoteBuildsEnabled: true, pairings: [server(A, { esphome_version: "2020.1.0" })], openPeerLinks: new Set([A]), peerQueueStatus: new Map([[A, { idle: true }]]) };
     expect(pickBuildPath(bare)).toEqual({ path: "remote", pinSha256: A });
   });
 
