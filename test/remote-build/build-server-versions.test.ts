@@ -16,7 +16,10 @@ import { findPython } from "../../src/esphome/python-finder.ts";
 import { BuildServerVersions } from "../../src/remote-build/build-server-versions.ts";
 import { pythonUnavailableReason } from "../helpers/esphome-versions.ts";
 import { missingTool } from "../helpers/tools.ts";
-import { tempDir } from "../helpers/tmp.ts";
+import { tempDir, waitFor } from "../helpers/tmp.ts";
+import { createJob } from "../../src/firmware/job.ts";
+import { runEsphome } from "../../src/firmware/local-runner.ts";
+import { resolvePaths } from "../../src/paths.ts";
 
 /** Writes a wheel of a package named esphome at `version` whose `esphome version` prints `Version: <version>`. */
 const WHEEL_SCRIPT = `
@@ -111,6 +114,40 @@ describe("BuildServerVersions", () => {
     expect((await v.environments.list()).some((e) => e.in_use)).toBe(false);
     expect(v.server.enabled).toBe(true);
   }, 120_000);
+
+  it("in a job: the runner installs the version, reports it in the output, and runs that ESPHome; a cancel during the install ends the job at once", async (ctx) => {
+    if (skip) ctx.skip();
+    const v = await versions({ limit: 4 });
+    const paths = resolvePaths({ configDir: await tempDir() });
+    const job = { ...createJob({ configuration: "kitchen.yaml", job_type: "compile", target_esphome_version: "1.0.3" }, new Date()) };
+    const run = async (signal: AbortSignal) => {
+      const lines: string[] = [];
+      const result = await runEsphome({ esphome: "/nonexistent/esphome", paths, versions: v.server }, { job, phase: "compile", signal, onLine: (l) => lines.push(l) }, ["version"]);
+      return { result, text: lines.join("") };
+    };
+    const cancel = new AbortController();
+    const cancelled = run(cancel.signal);
+    setTimeout(() => { cancel.abort(); }, 200);
+    const t = Date.now();
+    expect((await cancelled).result).toEqual({ exitCode: null, error: "cancelled" });
+    expect(Date.now() - t).toBeLessThan(3000);
+    // The install went on; the next job finds the version there.
+    await waitFor(async () => (await v.installed()).includes("1.0.3"), 120_000, "the install to finish");
+    const done = await run(new AbortController().signal);
+    expect(done.result).toEqual({ exitCode: 0, error: null });
+    expect(done.text).toContain("*** provisioning ESPHome 1.0.3 for this build ***\n");
+    expect(done.text).toMatch(/\*\*\* ESPHome 1\.0\.3 ready \(\d+\.\d s\) \*\*\*\n/);
+    // The environment's own ESPHome ran (not the builder's, which does not exist here).
+    expect(done.text).toContain("Version: 1.0.3");
+    expect((await v.environments.list()).every((e) => !e.in_use)).toBe(true);
+  }, 180_000);
+
+  it("in a job on a builder that does not install versions: failure_reason provision, with the reason", async () => {
+    const paths = resolvePaths({ configDir: await tempDir() });
+    const job = createJob({ configuration: "kitchen.yaml", job_type: "compile", target_esphome_version: "1.0.3" }, new Date());
+    const result = await runEsphome({ esphome: "/nonexistent/esphome", paths }, { job, phase: "compile", signal: new AbortController().signal, onLine: () => undefined }, ["version"]);
+    expect(result).toEqual({ exitCode: null, error: "could not provide ESPHome 1.0.3: this builder does not install other ESPHome versions (it runs the one given with --esphome)", failureReason: "provision" });
+  });
 
   it("is off with a limit of 0", async (ctx) => {
     if (skip) ctx.skip();
