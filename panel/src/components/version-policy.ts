@@ -15,6 +15,8 @@ export interface VersionPolicyOptions {
   value: VersionPolicy;
   disabled: boolean;
   onChange: (policy: VersionPolicy) => void;
+  /** Notes under the help text (say, that this builder cannot install versions). */
+  notes?: readonly string[];
 }
 
 function isPolicy(value: string): value is VersionPolicy {
@@ -23,7 +25,7 @@ function isPolicy(value: string): value is VersionPolicy {
 
 export function versionPolicySelect(localize: LocalizeFunc, opts: VersionPolicyOptions): TemplateResult {
   const label = localize(`build_servers.versions.${opts.role}_label`);
-  return html`<div class="version-policy" data-role=${opts.role}>
+  return html`<div class="subsection version-policy" data-role=${opts.role}>
     <md-outlined-select
       class="version-policy-select"
       label=${label}
@@ -40,17 +42,15 @@ export function versionPolicySelect(localize: LocalizeFunc, opts: VersionPolicyO
       )}
     </md-outlined-select>
     <p class="secondary hint version-policy-help">${localize(`build_servers.versions.${opts.role}_help.${opts.value}`)}</p>
+    ${(opts.notes ?? []).map((note) => html`<p class="secondary hint version-policy-note">${note}</p>`)}
   </div>`;
 }
 
 export const versionPolicyStyles = css`
-  .version-policy {
-    padding: 8px 16px 0;
-  }
   .version-policy md-outlined-select {
-    min-width: min(100%, 320px);
+    width: min(100%, 360px);
   }
   .version-policy-help {
-    margin: 4px 0 0;
+    margin-top: 4px;
   }
 `;

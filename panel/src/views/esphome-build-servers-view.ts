@@ -361,11 +361,13 @@ export class EsphomeBuildServersView extends LitElement {
               value: remote.receiver.versionPolicy,
               disabled: this._busy.has("version_policy"),
               onChange: (policy) => void this.#run("version_policy", (c) => c.api.setVersionPolicy(policy)),
+              notes: [
+                ...(!remote.receiver.autoProvision && (remote.receiver.versionPolicy === "exact" || remote.receiver.versionPolicy === "exact_required")
+                  ? [localize("build_servers.versions.receiver_cannot_install")]
+                  : []),
+                ...(remote.receiver.ccache ? [localize("build_servers.versions.ccache_on")] : []),
+              ],
             })}
-            ${!remote.receiver.autoProvision && (remote.receiver.versionPolicy === "exact" || remote.receiver.versionPolicy === "exact_required")
-              ? html`<p class="secondary hint cannot-install">${localize("build_servers.versions.receiver_cannot_install")}</p>`
-              : nothing}
-            ${remote.receiver.ccache ? html`<p class="secondary hint ccache">${localize("build_servers.versions.ccache_on")}</p>` : nothing}
             ${this.#renderWindow(remote)}
             <div class="subsection" role="group" aria-labelledby="requests-title">
               <h3 id="requests-title">${localize("build_servers.receiver.requests")}</h3>
