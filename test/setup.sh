@@ -23,6 +23,8 @@ fi
 echo "test setup done: $(.venv/bin/python --version) in .venv"
 # The real ESPHome (the version addon/requirements.txt pins) for test/real-device and the stand-in's checks.
 bash test/setup-esphome.sh
+# Another ESPHome version (a build server provisioning it, test/real-device/versions.test.ts), into the shared cache.
+node_modules/.bin/node test/setup-esphome-versions.ts
 # A real Home Assistant Core for test/ha (its own venv, .venv/ha; about a minute).
 bash test/setup-ha.sh
 command -v ip >/dev/null || (apt-get update && apt-get install -y iproute2)

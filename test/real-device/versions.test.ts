@@ -21,10 +21,9 @@ import { waitFor } from "../helpers/tmp.ts";
 import { missingTool } from "../helpers/tools.ts";
 import { outputText, pairBuilders, runJob, startRealBuilder, type RealBuilder } from "./builder.ts";
 import { writeHostDevice } from "./devices.ts";
+import { OTHER_ESPHOME_VERSION } from "./other-version.ts";
 import { PINNED_ESPHOME_VERSION, describeNeeding, realEsphomeVersion } from "./esphome.ts";
 
-/** Another ESPHome than the pinned one whose host build needs nothing from the network (2026.9 builds host devices with PlatformIO's native platform, downloaded from its registry). */
-export const OTHER_ESPHOME_VERSION = "2026.10.0b6";
 const COMPILE_MS = 900_000;
 
 function unavailable(): string | null {
