@@ -69,10 +69,14 @@ ARG BUILD_VERSION=0.1.0
 
 # Python for ESPHome (python3-venv: PlatformIO makes virtual environments for ESP-IDF),
 # git for external components, tini so the builder is the container's main process and
-# gets its stdin (hassio.addon_stdin; s6-overlay does not pass stdin on).
+# gets its stdin (hassio.addon_stdin; s6-overlay does not pass stdin on), ccache: ESPHome
+# wraps every compile with a ccache it finds on PATH (PlatformIO, ESP-IDF and host builds).
 RUN apt-get update \
- && apt-get install -y --no-install-recommends python3 python3-venv git tini ca-certificates \
+ && apt-get install -y --no-install-recommends python3 python3-venv git tini ca-certificates ccache \
  && rm -rf /var/lib/apt/lists/*
+# ccache's objects live under /data, so they outlast the container (ESPHome respects a
+# CCACHE_DIR that is set); bounded so they never fill the add-on's disk.
+ENV CCACHE_DIR=/data/ccache CCACHE_MAXSIZE=2G
 
 # ESPHome at the one pinned version, its dependencies at the versions the lock names.
 COPY addon/requirements.txt addon/constraints.txt /tmp/esphome/

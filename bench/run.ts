@@ -84,6 +84,16 @@ const BENCHES: Bench[] = [
     pass: (r) =>
       (r.clean_overhead_pct ?? Infinity) <= 3 && (r.noop_overhead_ms ?? Infinity) <= 150 && (r.remote_vs_local ?? Infinity) <= 1.3 && r.warm_tree_reused === 1,
   },
+  {
+    file: "affinity.ts",
+    title: "Warm-cache affinity (real ESPHome, host platform): 6 devices compiled twice over this builder and two build servers",
+    goal: "the second round takes at most 0.5 of the first",
+    report: (r) => [
+      `round 1, empty build folders: ${fmt((r.round1_ms ?? 0) / 1000, 1)} s over ${int(r.round1_places)} machines`,
+      `round 2, the same ${int(r.devices)} devices: ${fmt((r.round2_ms ?? 0) / 1000, 1)} s = ${fmt(r.round2_vs_round1)} of round 1; ${int(r.round2_same_place)} of ${int(r.devices)} went back where they were built, ${int(r.round2_no_work)} found nothing to rebuild`,
+    ],
+    pass: (r) => (r.round2_vs_round1 ?? Infinity) <= 0.5,
+  },
 ];
 
 const only = process.argv.slice(2);

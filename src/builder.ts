@@ -17,6 +17,11 @@ import { SUPERVISOR_INGRESS_ADDRESS, isLoopbackHost, type BuilderConfig } from "
 import { DeviceScanner } from "./esphome/device-scan.ts";
 import { listSerialPorts } from "./esphome/serial-ports.ts";
 import { probeEsphomeVersion } from "./esphome/version.ts";
+import { subprocessEnv } from "./esphome/cli.ts";
+import { Environments } from "./esphome/environments.ts";
+import { findPython } from "./esphome/python-finder.ts";
+import { BuildAffinity } from "./remote-build/affinity.ts";
+import { BuildServerVersions } from "./remote-build/build-server-versions.ts";
 import { EventBus } from "./events.ts";
 import { LocalRunner } from "./firmware/local-runner.ts";
 import { RemoteRunner, SourceRoutedRunner } from "./firmware/remote-runner.ts";
@@ -77,6 +82,11 @@ export class Builder {
   readonly ha: HomeAssistant;
   readonly #remoteRunner: RemoteRunner;
   readonly #router: BuildRouter;
+  /** Which build server compiled each device last (warm-cache affinity). */
+  readonly #affinity: BuildAffinity;
+  /** As a build server: ESPHome versions installed for peers that run other ones. */
+  readonly #serverEnvironments: Environments;
+  readonly #serverVersions: BuildServerVersions;
   #http: HttpServer | undefined;
   #esphomeVersion: string | null = null;
   /** This builder's name for peers; in the add-on without a label option, the host's name learnt at start. */
@@ -86,17 +96,29 @@ export class Builder {
     this.config = config;
     this.#label = config.label;
     this.paths = resolvePaths({ configDir: config.configDir, dataDir: config.dataDir });
+    this.#serverEnvironments = new Environments({
+      root: this.paths.buildServerVersionsDir,
+      limit: config.buildServerVersions ?? 3,
+      python: () => findPython(),
+      env: () => subprocessEnv("own"),
+    });
+    this.#serverVersions = new BuildServerVersions({
+      environments: this.#serverEnvironments,
+      diskBudgetBytes: (config.buildServerVersionsDiskGb ?? 8) * 1e9,
+    });
+    this.#affinity = new BuildAffinity({ bus: this.bus, file: this.paths.affinityFile, problems: this.problems });
     // The remote runner reaches the offloader lazily: the offloader needs the queue first.
     this.#remoteRunner = new RemoteRunner({
       bus: this.bus,
       paths: this.paths,
       esphome: config.esphome,
+      esphomeVersion: () => this.#esphomeVersion,
       offloader: { session: (pin) => this.remote.offloader.session(pin), label: (pin) => this.remote.offloader.label(pin) },
     });
     this.queue = new FirmwareQueue({
       bus: this.bus,
       paths: this.paths,
-      runner: new SourceRoutedRunner(new LocalRunner({ esphome: config.esphome, paths: this.paths }), this.#remoteRunner),
+      runner: new SourceRoutedRunner(new LocalRunner({ esphome: config.esphome, paths: this.paths, versions: this.#serverVersions }), this.#remoteRunner),
       options: { compileConcurrency: config.compileConcurrency, uploadConcurrency: config.uploadConcurrency },
       problems: this.problems,
     });
@@ -111,6 +133,7 @@ export class Builder {
       esphomeVersion: () => this.#esphomeVersion,
       // The build server is on by default standalone; in the add-on the user turns it on.
       receiverDefaultEnabled: !config.addon,
+      canProvision: () => this.#serverVersions.enabled,
       mdns: config.mdns,
       serverVersion: SERVER_VERSION,
       localBuilds: config.localBuilds,
@@ -119,6 +142,8 @@ export class Builder {
     });
     this.#router = new BuildRouter({
       offloader: this.remote.offloader,
+      esphomeVersion: () => this.#esphomeVersion,
+      affinity: this.#affinity,
       wake: () => { this.queue.wake(); },
       localBuilds: () => this.remote.placement.localBuilds,
       restoreGraceMs: config.remoteRestoreGraceSeconds * 1000,
@@ -148,6 +173,14 @@ export class Builder {
       }
     }
     // Remote builds first: restored jobs are routed as soon as the queue starts.
+    await this.#affinity.start();
+    // Only once there are any (the first is made on demand): no empty folder on builders that never serve another version.
+    const versionsDir = this.paths.buildServerVersionsDir;
+    if (await fs.stat(versionsDir).then(() => true, () => false)) {
+      await this.#serverEnvironments.start().catch((err: unknown) => {
+        log.warning(`the build server's ESPHome versions in ${versionsDir} could not be prepared: ${String(err)}`);
+      });
+    }
     await this.remote.start();
     // Add-on options that act on running parts (the build-server switch), before anything is served.
     await this.ha.applyAddonOptions();
@@ -237,6 +270,8 @@ export class Builder {
       // After the queue: the cancellations of a stop still reach Home Assistant (bounded wait).
       ["home assistant", () => this.ha.stop()],
       ["remote builds", async () => { this.#router.stop(); await this.remote.stop(); }],
+      ["build affinity", () => this.#affinity.stop()],
+      ["build-server versions", () => this.#serverEnvironments.flush()],
     ];
     for (const [name, step] of steps) {
       try {

@@ -62,6 +62,10 @@ export interface BuilderConfig {
   buildServer?: boolean | undefined;
   /** Announce the legacy dashboard API to Home Assistant's ESPHome integration (Supervisor discovery). */
   dashboardIntegration?: boolean | undefined;
+  /** As a build server: ESPHome versions kept for peers that run other ones (0: never installs any; default 3). */
+  buildServerVersions?: number | undefined;
+  /** As a build server: disk those versions may take together, in GB (default 8). */
+  buildServerVersionsDiskGb?: number | undefined;
 }
 
 const portSchema = z.coerce.number().int().min(0).max(65535);
@@ -94,6 +98,8 @@ export const ENV_NAMES = {
   password: "ESPHOME_BUILDER_PASSWORD",
   "allowed-hosts": "ESPHOME_BUILDER_ALLOWED_HOSTS",
   "trusted-proxies": "ESPHOME_BUILDER_TRUSTED_PROXIES",
+  "build-server-versions": "ESPHOME_BUILDER_BUILD_SERVER_VERSIONS",
+  "build-server-versions-disk": "ESPHOME_BUILDER_BUILD_SERVER_VERSIONS_DISK",
 } as const;
 
 /** Whether a listen address is only reachable from this machine. */
@@ -131,6 +137,9 @@ export const USAGE = `Usage: esphome-builder [options]
   --remote-restore-grace S   after a restart, seconds a remote build waits for its build server (default 30)
   --local-builds MODE        compile here: always, fallback (only while no build server is connected)
                              or never (wait for a build server); default always, or the panel's choice
+  --build-server-versions N  as a build server: ESPHome versions kept for peers that run others (default 3;
+                             0 = never install one; used under the version policies exact and exact_required)
+  --build-server-versions-disk GB  disk those versions may take together (default 8); least recently used go first
   -h, --help                 show this help
 
 Every flag has an environment variable: ESPHOME_BUILDER_<FLAG> (for example ESPHOME_BUILDER_PORT).
@@ -181,6 +190,8 @@ export function parseConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Bu
         password: { type: "string" },
         "allowed-hosts": { type: "string" },
         "trusted-proxies": { type: "string" },
+        "build-server-versions": { type: "string" },
+        "build-server-versions-disk": { type: "string" },
         help: { type: "boolean", short: "h" },
       },
     });
@@ -214,6 +225,15 @@ export function parseConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Bu
     const known = LOCAL_BUILDS_OPTIONS.find((v) => v === value);
     if (known === undefined) fail(`--local-builds must be always, fallback or never, got '${raw}'`);
     return known;
+  };
+  const bounded = (name: "build-server-versions" | "build-server-versions-disk", fallback: number, max: number, integer: boolean): number => {
+    const raw = pick(name);
+    if (raw === undefined) return fallback;
+    const n = Number(raw);
+    if (raw.trim() === "" || !Number.isFinite(n) || n < 0 || n > max || (integer && !Number.isInteger(n))) {
+      fail(`--${name} must be a ${integer ? "whole number" : "number"} from 0 to ${max}, got '${raw}'`);
+    }
+    return n;
   };
   const count = (name: "compile-concurrency" | "upload-concurrency", fallback: number): number => {
     const raw = pick(name);
@@ -312,5 +332,7 @@ export function parseConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Bu
     stdinCommands: envFlag("stdin-commands") ?? (addon && !stdinTty),
     buildServer: options.build_server,
     dashboardIntegration: options.home_assistant_dashboard_integration ?? true,
+    buildServerVersions: bounded("build-server-versions", 3, 16, true),
+    buildServerVersionsDiskGb: bounded("build-server-versions-disk", 8, 4096, false),
   };
 }

@@ -17,6 +17,14 @@ export const ErrorCode = {
   DiskFull: "disk_full",
   /** A write failed for another reason (read-only file system, permissions, I/O error); nothing was changed. */
   StorageError: "storage_error",
+  /** No Python 3.12 or newer to make an ESPHome environment with (managed ESPHome). */
+  NoPython: "no_python",
+  /** Making an ESPHome environment failed (venv, pip, or the installed ESPHome did not answer). */
+  ProvisionFailed: "provision_failed",
+  /** The package index could not be asked (unreachable, an error status, an answer that does not parse). */
+  IndexUnavailable: "index_unavailable",
+  /** The thing is in use (an ESPHome environment a running job holds). */
+  Busy: "busy",
 } as const;
 
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];

@@ -39,6 +39,10 @@ export interface Paths {
   readonly offloaderFile: string;
   /** Where this builder's own compiles run (`local_builds`). */
   readonly placementFile: string;
+  /** Which build server compiled each device last (warm-cache affinity). */
+  readonly affinityFile: string;
+  /** On a build server: the ESPHome versions installed for peers (`<version>` environments, upstream's place for them). */
+  readonly buildServerVersionsDir: string;
   /** The YAML a job builds: in the config folder, or for a job from a peer, in its extracted bundle. */
   jobYaml(job: { configuration: string; remote_peer: string }): string;
   /** ESPHome's data dir for a job: a peer's job gets its own build cache beside its bundle. */
@@ -69,6 +73,8 @@ export function resolvePaths(opts: { configDir: string; dataDir?: string | undef
     receiverFile: path.join(stateDir, "receiver.json"),
     offloaderFile: path.join(stateDir, "offloader.json"),
     placementFile: path.join(stateDir, "placement.json"),
+    affinityFile: path.join(stateDir, "build-affinity.json"),
+    buildServerVersionsDir: path.join(remoteBuildsDir, "venvs"),
     jobYaml: (job) =>
       job.remote_peer === "" ? path.join(configDir, job.configuration) : path.join(remoteBuildsDir, job.configuration),
     jobDataDir: (job) =>

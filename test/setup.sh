@@ -23,6 +23,16 @@ fi
 echo "test setup done: $(.venv/bin/python --version) in .venv"
 # The real ESPHome (the version addon/requirements.txt pins) for test/real-device and the stand-in's checks.
 bash test/setup-esphome.sh
+# Another ESPHome version (a build server provisioning it, test/real-device/versions.test.ts), into the shared cache.
+node_modules/.bin/node test/setup-esphome-versions.ts
 # A real Home Assistant Core for test/ha (its own venv, .venv/ha; about a minute).
 bash test/setup-ha.sh
 command -v ip >/dev/null || (apt-get update && apt-get install -y iproute2)
+# ccache: build servers' ESPHome compiles use it when it is on PATH (test/real-device/versions.test.ts checks they do).
+if ! command -v ccache >/dev/null; then
+  if [ "$(id -u)" = 0 ]; then
+    DEBIAN_FRONTEND=noninteractive apt-get install -y ccache || (apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y ccache)
+  else
+    echo "test setup: ccache is missing and this is not root; the ccache check of the real-device tests will be skipped" >&2
+  fi
+fi

@@ -5,7 +5,7 @@
  */
 import { promises as fs } from "node:fs";
 import { z } from "zod";
-import { LOCAL_BUILDS, SUBSCRIBED_EVENTS, type InitialState, type ServerInfo } from "./wire.ts";
+import { LOCAL_BUILDS, SUBSCRIBED_EVENTS, VERSION_POLICIES, type InitialState, type ServerInfo } from "./wire.ts";
 import { BuilderError, ErrorCode, invalidArgs, notFound } from "../errors.ts";
 import type { EventBus, EventMap, EventName } from "../events.ts";
 import { resolveConfigurationPath, validateConfigurationName } from "../esphome/configuration.ts";
@@ -288,8 +288,9 @@ export const COMMANDS = {
 
   "remote_build/get_settings": reply(none, (_args, s) => s.remote.receiver.settings()),
 
-  "remote_build/set_settings": reply(z.strictObject({ enabled: z.boolean() }), async (args, s) => {
-    await s.remote.receiver.setEnabled(args.enabled);
+  "remote_build/set_settings": reply(z.strictObject({ enabled: z.boolean().optional(), version_policy: z.enum(VERSION_POLICIES).optional() }), async (args, s) => {
+    if (args.version_policy !== undefined) s.remote.receiver.setVersionPolicy(args.version_policy);
+    if (args.enabled !== undefined) await s.remote.receiver.setEnabled(args.enabled);
     return s.remote.receiver.settings();
   }),
 
@@ -325,8 +326,9 @@ export const COMMANDS = {
 
   "remote_build/get_offloader_settings": reply(none, (_args, s) => s.remote.offloader.settings()),
 
-  "remote_build/set_offloader_settings": reply(z.strictObject({ remote_builds_enabled: z.boolean() }), (args, s) => {
-    s.remote.offloader.setRemoteBuildsEnabled(args.remote_builds_enabled);
+  "remote_build/set_offloader_settings": reply(z.strictObject({ remote_builds_enabled: z.boolean().optional(), version_match_policy: z.enum(VERSION_POLICIES).optional() }), (args, s) => {
+    if (args.version_match_policy !== undefined) s.remote.offloader.setVersionMatchPolicy(args.version_match_policy);
+    if (args.remote_builds_enabled !== undefined) s.remote.offloader.setRemoteBuildsEnabled(args.remote_builds_enabled);
     return s.remote.offloader.settings();
   }),
 

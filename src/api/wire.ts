@@ -66,6 +66,10 @@ export interface FirmwareJob {
   force_local: boolean;
   /** Set while the job waits for something other than a free slot: a build server (`local_builds`, a re-route). */
   waiting?: JobWaiting;
+  /** A build server's job for a peer: the ESPHome version it compiles with when not this builder's own ("" = its own). */
+  target_esphome_version: string;
+  /** Why a failed job failed, when that is not the build itself: "provision" (the ESPHome version could not be installed); else "". */
+  failure_reason: string;
   /** Its output lines (the retained tail). */
   output: string[];
 }
@@ -157,6 +161,17 @@ export interface FirmwareBinary {
 
 // ---- remote builds ----
 
+/**
+ * How ESPHome versions decide where a build runs (upstream's names). On a
+ * build server: what it does with a job for another version (`any`: builds
+ * with its own; `release`: only for its own YYYY.MM; `exact`: installs the
+ * sender's version; `exact_required`: the same, and refuses senders that do
+ * not say). On the sending builder (`version_match_policy`): which build
+ * servers its builds may go to.
+ */
+export const VERSION_POLICIES = ["any", "release", "exact", "exact_required"] as const;
+export type VersionPolicy = (typeof VERSION_POLICIES)[number];
+
 /** This builder's peer-link identity (`remote_build/get_identity`). */
 export interface IdentityView {
   dashboard_id: string;
@@ -183,6 +198,12 @@ export interface PeerSummary {
 
 export interface ReceiverSettings {
   enabled: boolean;
+  /** What this build server does with a job for another ESPHome version. */
+  version_policy: VersionPolicy;
+  /** Whether it can install other ESPHome versions (off with --esphome, or without a Python for them). */
+  auto_provision_supported: boolean;
+  /** ccache on PATH: ESPHome wraps compiles with it. */
+  ccache: boolean;
   pairing_window_open: boolean;
   expires_in_seconds: number | null;
   peers: PeerSummary[];
@@ -201,6 +222,10 @@ export interface PairingSummary {
   idle: boolean | null;
   last_connect_error: string;
   esphome_version: string;
+  /** It can install the ESPHome version a build asks for (its last intent response). */
+  auto_provision_supported: boolean;
+  /** Its version policy, when it is a builder of ours that says (null otherwise). */
+  version_policy: VersionPolicy | null;
   fingerprint_emoji: string[];
   /** The connected build server takes `reset_build_env` (false while disconnected). */
   reset_build_env_supported: boolean;
@@ -208,6 +233,8 @@ export interface PairingSummary {
 
 export interface OffloaderSettings {
   remote_builds_enabled: boolean;
+  /** Which build servers this builder's compiles may go to, by their ESPHome version. */
+  version_match_policy: VersionPolicy;
   pairings: PairingSummary[];
 }
 
@@ -379,15 +406,17 @@ export interface EventMap {
   /** One output line of a job running on a build server. */
   offloader_job_output: { pin_sha256: string; job_id: string; stream: string; line: string };
   /** A job on a build server changed state. */
-  offloader_job_state_changed: { pin_sha256: string; job_id: string; status: string; error_message: string };
+  offloader_job_state_changed: { pin_sha256: string; job_id: string; status: string; error_message: string; failure_reason?: string };
   /** A pairing was added, approved, changed or its connection state moved. */
   offloader_pairing_changed: { pairing: PairingSummary };
   /** A pairing was removed (unpaired, or refused by the build server). */
   offloader_pairing_removed: { pin_sha256: string; reason: string };
   /** Something needs the user: the build server's key changed, or it revoked us. */
   offloader_alert: { alert: OffloaderAlert };
-  /** The offloader's master switch changed. */
-  offloader_settings_changed: { remote_builds_enabled: boolean };
+  /** The offloader's master switch or its version_match_policy changed. */
+  offloader_settings_changed: { remote_builds_enabled: boolean; version_match_policy: VersionPolicy };
+  /** The build server's version policy changed. */
+  remote_build_version_policy_changed: { version_policy: VersionPolicy; auto_provision_supported: boolean };
   /** The `local_builds` setting changed. */
   local_builds_changed: { local_builds: LocalBuilds };
 
@@ -432,6 +461,7 @@ export const SUBSCRIBED_EVENTS = [
   "remote_build_peer_session_changed",
   "remote_build_identity_rotated",
   "remote_build_problem_dismissed",
+  "remote_build_version_policy_changed",
   "remote_build_host_added",
   "remote_build_host_removed",
   "offloader_peer_link_opened",

@@ -37,7 +37,7 @@ const PEER_ENV_NAMES: ReadonlySet<string> = new Set([
   "PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV", "LD_LIBRARY_PATH",
   "SSL_CERT_FILE", "SSL_CERT_DIR", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE",
   "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "no_proxy",
-  "PLATFORMIO_CORE_DIR", "PLATFORMIO_CACHE_DIR", "XDG_CACHE_HOME", "CCACHE_DIR",
+  "PLATFORMIO_CORE_DIR", "PLATFORMIO_CACHE_DIR", "XDG_CACHE_HOME", "CCACHE_DIR", "CCACHE_MAXSIZE",
 ]);
 
 function peerMaySee(name: string): boolean {

@@ -8,6 +8,7 @@ import { validateConfigurationName } from "../esphome/configuration.ts";
 import { validatePort } from "../esphome/port.ts";
 import { errorMessage, invalidArgs } from "../errors.ts";
 import { bundleDirFor } from "../remote-build/bundle.ts";
+import { isPinnable } from "../esphome/version-policy.ts";
 
 import { JOB_SOURCES, JOB_STATUSES, JOB_TYPES, JOB_WAIT_REASONS, type FirmwareJob, type JobPhase, type JobSource, type JobType, type JobWaitReason, type TerminalStatus } from "../api/wire.ts";
 
@@ -44,6 +45,13 @@ export const firmwareJobSchema = z.object({
   remote_peer_label: z.string().max(256).default(""),
   force_local: z.boolean().default(false),
   waiting: z.object({ reason: z.enum(JOB_WAIT_REASONS), since: z.string().max(64) }).exactOptional(),
+  // Goes to `pip install esphome==<it>`: only a version PyPI can serve by its exact name.
+  target_esphome_version: z
+    .string()
+    .max(64)
+    .refine((v) => v === "" || isPinnable(v), "not an installable ESPHome version")
+    .default(""),
+  failure_reason: z.string().max(32).default(""),
 });
 
 /**
@@ -68,6 +76,7 @@ export interface NewJobInput {
   remote_job_id?: string;
   remote_peer_label?: string;
   force_local?: boolean;
+  target_esphome_version?: string;
 }
 
 export function createJob(input: NewJobInput, now: Date, jobId: string = newJobId()): StoredJob {
@@ -91,6 +100,8 @@ export function createJob(input: NewJobInput, now: Date, jobId: string = newJobI
     remote_job_id: input.remote_job_id ?? "",
     remote_peer_label: input.remote_peer_label ?? "",
     force_local: input.force_local ?? false,
+    target_esphome_version: input.target_esphome_version ?? "",
+    failure_reason: "",
   };
 }
 
@@ -168,9 +179,10 @@ export function markTerminal(
   job: StoredJob,
   status: TerminalStatus,
   now: Date,
-  detail: { exitCode?: number | null; error?: string | null } = {},
+  detail: { exitCode?: number | null; error?: string | null; failureReason?: string } = {},
 ): void {
   job.status = status;
+  job.failure_reason = status === "failed" ? (detail.failureReason ?? "") : "";
   job.completed_at = now.toISOString();
   delete job.waiting;
   if (detail.exitCode !== undefined) job.exit_code = detail.exitCode;
@@ -191,4 +203,18 @@ export function resetForRestart(job: StoredJob): void {
   job.error = null;
   job.progress = null;
   job.phase = null;
+  job.failure_reason = "";
+}
+
+/**
+ * A compile that was to run on a build server runs here instead (the build
+ * server could not provide the ESPHome version it asked for): the job stays
+ * on this machine for the rest of its life.
+ */
+export function fallBackToLocal(job: StoredJob): void {
+  job.source = "local";
+  job.source_pin_sha256 = "";
+  job.source_label = "";
+  job.force_local = true;
+  job.progress = 0;
 }

@@ -4,15 +4,32 @@
 import path from "node:path";
 import { cleanArgs, compileArgs, esphomeEnv, missingEsphomeError, resolveExecutable, uploadArgs } from "../esphome/cli.ts";
 import { FailureReader } from "../esphome/failure.ts";
+import { errorMessage } from "../errors.ts";
 import type { Paths } from "../paths.ts";
 import { cleanBuildEnvironment } from "./clean-all.ts";
 import type { JobPhase, StoredJob } from "./job.ts";
 import { KILL_GRACE_MS, runTracked, type SpawnFn } from "./process.ts";
 import type { JobRunner, PhaseContext, PhaseResult } from "./runner.ts";
 
+/**
+ * ESPHome versions installed on demand, one environment each (a build
+ * server's jobs for peers that run another version).
+ */
+export interface EsphomeVersions {
+  /**
+   * The executable of ESPHome `version`, installed first when it is not there
+   * yet (each line of the install goes to `onLine`), held (never removed)
+   * until `release` is called. Rejects when it cannot be installed; the
+   * message says why.
+   */
+  acquire(version: string, opts: { onLine: (line: string) => void }): Promise<{ esphome: string; release: () => void }>;
+}
+
 export interface LocalRunnerDeps {
   /** The ESPHome executable: a path or a command name looked up on PATH. */
   esphome: string;
+  /** Other ESPHome versions, for jobs with a `target_esphome_version`; without it such jobs fail with `failure_reason: "provision"`. */
+  versions?: EsphomeVersions;
   paths: Paths;
   spawn?: SpawnFn;
   killGraceMs?: number;
@@ -50,8 +67,23 @@ export class LocalRunner implements JobRunner {
  * through this same path.
  */
 export async function runEsphome(deps: LocalRunnerDeps, ctx: PhaseContext, args: string[]): Promise<PhaseResult> {
-  const executable = await resolveExecutable(deps.esphome);
-  if (executable === null) return { exitCode: null, error: missingEsphomeError(deps.esphome).message };
+  // Jobs written by older builders (and hand-made ones) have no target: the builder's own ESPHome.
+  const wanted = (ctx.job as { target_esphome_version?: string }).target_esphome_version ?? "";
+  if (wanted === "") {
+    const executable = await resolveExecutable(deps.esphome);
+    if (executable === null) return { exitCode: null, error: missingEsphomeError(deps.esphome).message };
+    return runWith(deps, ctx, args, executable);
+  }
+  const provisioned = await provision(deps, ctx, wanted);
+  if (!("esphome" in provisioned)) return provisioned;
+  try {
+    return await runWith(deps, ctx, args, provisioned.esphome);
+  } finally {
+    provisioned.release();
+  }
+}
+
+async function runWith(deps: LocalRunnerDeps, ctx: PhaseContext, args: string[], executable: string): Promise<PhaseResult> {
   const failure = new FailureReader();
   const result = await runTracked({
     file: executable,
@@ -74,4 +106,29 @@ export async function runEsphome(deps: LocalRunnerDeps, ctx: PhaseContext, args:
   const how = result.signal === null ? `exit code ${result.exitCode}` : `signal ${result.signal}`;
   const why = failure.message;
   return { exitCode: result.exitCode, error: `esphome ${ctx.phase} failed (${how})${why === null ? "" : `: ${why}`}` };
+}
+
+/** The executable of the ESPHome version a job asks for, installed now if need be, with what happens in the job's output. */
+async function provision(deps: LocalRunnerDeps, ctx: PhaseContext, version: string): Promise<{ esphome: string; release: () => void } | PhaseResult> {
+  const failed = (why: string): PhaseResult => ({ exitCode: null, error: `could not provide ESPHome ${version}: ${why}`, failureReason: "provision" });
+  if (deps.versions === undefined) return failed("this builder does not install other ESPHome versions (it runs the one given with --esphome)");
+  ctx.onLine(`*** provisioning ESPHome ${version} for this build ***\n`);
+  const started = Date.now();
+  // The install goes on after a cancel (the environment is kept for the next job); the job ends at once.
+  const aborted = new Promise<"aborted">((resolve) => {
+    if (ctx.signal.aborted) resolve("aborted");
+    ctx.signal.addEventListener("abort", () => { resolve("aborted"); }, { once: true });
+  });
+  const acquiring = deps.versions.acquire(version, { onLine: (line) => { if (!ctx.signal.aborted) ctx.onLine(line); } });
+  try {
+    const got = await Promise.race([acquiring, aborted]);
+    if (got === "aborted") {
+      void acquiring.then((held) => { held.release(); }, () => undefined);
+      return { exitCode: null, error: "cancelled" };
+    }
+    ctx.onLine(`*** ESPHome ${version} ready (${((Date.now() - started) / 1000).toFixed(1)} s) ***\n`);
+    return got;
+  } catch (err) {
+    return failed(errorMessage(err));
+  }
 }

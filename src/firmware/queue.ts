@@ -21,6 +21,7 @@ import { removeStaleTempFiles } from "../store.ts";
 import {
   RESTART_MARKER,
   createJob,
+  fallBackToLocal,
   enterPhase,
   isTerminal,
   markStarted,
@@ -81,6 +82,8 @@ export interface RouteContext {
   offloadable?: boolean;
   /** How often a build server compiling it was lost mid-build. */
   remoteLosses?: number;
+  /** This machine has a compile slot free now (a device built here last may stay here). */
+  localFree?: boolean;
 }
 
 export interface JobRouter {
@@ -340,10 +343,12 @@ export class FirmwareQueue {
     );
   }
 
-  #place(entry: Entry): void {
+  #place(entry: Entry, opts: { front?: boolean } = {}): void {
     const phase = phasesOf(entry.job.job_type)[entry.phaseIndex];
     if (phase === undefined) return;
-    this.#lanes[laneFor(phase)].waiting.push(entry.job.job_id);
+    const waiting = this.#lanes[laneFor(phase)].waiting;
+    if (opts.front === true) waiting.unshift(entry.job.job_id);
+    else waiting.push(entry.job.job_id);
     this.#statusMaybeChanged();
   }
 
@@ -423,6 +428,7 @@ export class FirmwareQueue {
           busyPins: new Set(this.#remotePins.values()),
           offloadable: isOffloadable(entry.job, phasesOf(entry.job.job_type)[entry.phaseIndex]),
           remoteLosses: entry.remoteLosses,
+          localFree: lane.active.size < lane.concurrency,
         });
       }
       if (decision.kind === "wait") {
@@ -499,8 +505,13 @@ export class FirmwareQueue {
       this.#reroute(entry);
     } else if (entry.cancelRequested) {
       this.#finish(entry, "cancelled", { error: entry.cancelReason, exitCode: result.exitCode });
+    } else if (result.fallbackLocal !== undefined && job.source === "remote" && phase === "compile") {
+      fallBackToLocal(job);
+      this.#ingest(entry, `*** ${result.fallbackLocal} ***\n`);
+      this.#place(entry, { front: true });
+      this.#persist();
     } else if (result.error !== null) {
-      this.#finish(entry, "failed", { error: result.error, exitCode: result.exitCode });
+      this.#finish(entry, "failed", { error: result.error, exitCode: result.exitCode, ...(result.failureReason === undefined ? {} : { failureReason: result.failureReason }) });
     } else if (entry.phaseIndex + 1 < phasesOf(job.job_type).length) {
       entry.phaseIndex += 1;
       job.exit_code = result.exitCode ?? 0;
@@ -554,7 +565,7 @@ export class FirmwareQueue {
     }
   }
 
-  #finish(entry: Entry, status: TerminalStatus, detail: { exitCode?: number | null; error?: string | null }): void {
+  #finish(entry: Entry, status: TerminalStatus, detail: { exitCode?: number | null; error?: string | null; failureReason?: string }): void {
     const { job } = entry;
     if (isTerminal(job.status)) return;
     markTerminal(job, status, this.#now(), detail);

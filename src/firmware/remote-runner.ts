@@ -17,6 +17,7 @@ import { promises as fs } from "node:fs";
 import path from "node:path";
 import { bundleArgs, esphomeEnv, missingEsphomeError, resolveExecutable, uploadArgs } from "../esphome/cli.ts";
 import { errorMessage } from "../errors.ts";
+import { normalizeVersion } from "../esphome/version-policy.ts";
 import type { EventBus, Unsubscribe } from "../events.ts";
 import type { Paths } from "../paths.ts";
 import { readArtifacts } from "../remote-build/artifacts.ts";
@@ -36,6 +37,8 @@ export interface RemoteRunnerDeps {
   paths: Paths;
   offloader: Pick<Offloader, "session" | "label">;
   esphome: string;
+  /** This builder's ESPHome version, sent as `target_esphome_version` ("" or null: not sent). */
+  esphomeVersion?: () => string | null;
   spawn?: SpawnFn;
   killGraceMs?: number;
   cancelWaitMs?: number;
@@ -123,12 +126,13 @@ export class RemoteRunner implements JobRunner {
 
     const session = this.#deps.offloader.session(pin);
     if (session === undefined) return { exitCode: null, error: `remote build: build server ${label} is not connected`, buildServerLost: true };
+    const ours = normalizeVersion(this.#deps.esphomeVersion?.() ?? "");
 
     // Listeners go on before the job is submitted, so no early frame is missed.
     const { bus } = this.#deps;
     const subscriptions: Unsubscribe[] = [];
-    let settle: (outcome: { status: string; error: string }) => void = () => undefined;
-    const outcome = new Promise<{ status: string; error: string }>((resolve) => { settle = resolve; });
+    let settle: (outcome: { status: string; error: string; failureReason?: string }) => void = () => undefined;
+    const outcome = new Promise<{ status: string; error: string; failureReason?: string }>((resolve) => { settle = resolve; });
     // The build server's lines are cut and split here exactly as local output is.
     const lines = new LineSplitter();
     const flushLines = (): void => {
@@ -141,7 +145,7 @@ export class RemoteRunner implements JobRunner {
       }),
       bus.on("offloader_job_state_changed", (e) => {
         if (e.pin_sha256 !== pin || e.job_id !== job.job_id) return;
-        if (e.status === "completed" || e.status === "failed" || e.status === "cancelled") settle({ status: e.status, error: e.error_message });
+        if (e.status === "completed" || e.status === "failed" || e.status === "cancelled") settle({ status: e.status, error: e.error_message, failureReason: e.failure_reason ?? "" });
       }),
       bus.on("offloader_peer_link_closed", (e) => {
         if (e.pin_sha256 !== pin) return;
@@ -158,7 +162,7 @@ export class RemoteRunner implements JobRunner {
       let ack;
       try {
         const device = path.basename(yaml).replace(/\.ya?ml$/i, "");
-        ack = await session.submitJob(job.job_id, "compile", path.basename(yaml), bundle, device, device);
+        ack = await session.submitJob(job.job_id, "compile", path.basename(yaml), bundle, device, device, ours);
       } catch (err) {
         return { exitCode: null, error: `remote build: ${errorMessage(err)}`, ...lostIf(err) };
       }
@@ -173,6 +177,10 @@ export class RemoteRunner implements JobRunner {
         return { exitCode: null, error: `remote build: peer-link session with ${label} lost (${end.error})`, buildServerLost: true };
       }
       if (end.status === "cancelled") return { exitCode: null, error: end.error || "cancelled" };
+      if (end.status === "failed" && end.failureReason === "provision" && !cancelled()) {
+        const why = end.error || `it could not provide ESPHome ${ours || "of this builder's version"}`;
+        return { exitCode: null, error: `remote build on ${label}: ${why}`, failureReason: "provision", fallbackLocal: `build server ${label} did not build this: ${why}; building on this machine instead` };
+      }
       if (end.status === "failed") return { exitCode: null, error: `remote build on ${label}: ${end.error || "compile failed"}` };
       if (cancelled()) return { exitCode: null, error: "cancelled" };
 

@@ -25,6 +25,14 @@ export interface PhaseResult {
    * the queue dispatches the compile again instead of failing the job.
    */
   readonly buildServerLost?: boolean;
+  /** With an error: why, when it is not the build itself ("provision": the ESPHome version could not be installed). */
+  readonly failureReason?: string;
+  /**
+   * A remote compile the build server could not do with the ESPHome version
+   * asked for (it said `failure_reason: "provision"`): the queue runs the
+   * compile on this machine instead, and this note says why in the job's output.
+   */
+  readonly fallbackLocal?: string;
 }
 
 export interface JobRunner {

@@ -6,6 +6,7 @@
  */
 import { z } from "zod";
 import { isValidDashboardId } from "./identity.ts";
+import { isVersionPolicy, normalizeVersion } from "../esphome/version-policy.ts";
 
 export const PEER_LINK_PATH = "/remote-build/peer-link";
 /** Largest inbound application frame (ciphertext), checked before decrypting. */
@@ -41,6 +42,8 @@ const shortText = (max: number) => z.string().max(max);
 const dashboardId = z.string().refine((s) => isValidDashboardId(s), "not a valid dashboard_id");
 const jobId = z.string().min(1).max(64).regex(/^[A-Za-z0-9_-]+$/);
 const int = z.number().int();
+/** A version from a peer: well-formed PEP 440 of at most 64 characters, anything else (or nothing) "" (upstream's rule). */
+const peerVersion = z.unknown().optional().transform((v) => normalizeVersion(v));
 
 /** msg1's plaintext payload. */
 export const msg1Schema = z.object({ intent: z.string().max(64) });
@@ -61,12 +64,16 @@ export const dashboardIdPayloadSchema = z.object({
 
 export const intentResponseSchema = z.object({
   intent_response: z.enum(INTENT_RESPONSES),
-  esphome_version: shortText(64).default(""),
+  esphome_version: peerVersion,
   reason: z.string().max(64).optional(),
   friendly_name: label.default(""),
   ha_addon: z.boolean().default(false),
   /** Newer upstream: the build server takes `reset_build_env`; anything but `true` means it does not. */
   reset_build_env_supported: z.boolean().catch(false),
+  /** The build server installs the version a `submit_job` asks for; missing or not a bool: false (upstream's rule). */
+  auto_provision_supported: z.unknown().optional().transform((v) => v === true),
+  /** Ours only: the build server's version policy (anything else: not said). */
+  version_policy: z.unknown().optional().transform((v) => (isVersionPolicy(v) ? v : null)),
 });
 export type IntentResponse = z.infer<typeof intentResponseSchema>;
 
@@ -102,6 +109,8 @@ export const receiverInbound = {
     bundle_sha256: shortText(64),
     device_name: shortText(256).optional(),
     device_friendly_name: shortText(256).optional(),
+    /** The sender's ESPHome version; anything but well-formed PEP 440 of <= 64 characters counts as "" (use the installed one). */
+    target_esphome_version: peerVersion,
   }),
   submit_job_chunk: z.object({ type: z.literal("submit_job_chunk"), ...chunk }),
   cancel_job: z.object({ type: z.literal("cancel_job"), job_id: jobId }),
@@ -127,7 +136,9 @@ export const offloaderInbound = {
     job_id: jobId,
     status: z.enum(["queued", "running", "completed", "failed", "cancelled"]),
     // Upstream sends "" for ordinary failures and cancellations: an empty message is fine.
-    error_message: shortText(4096),
+    error_message: shortText(4096).default(""),
+    /** "provision": the build server could not provide the ESPHome version asked for (build here instead); else "". */
+    failure_reason: z.unknown().optional().transform((v) => (typeof v === "string" ? v.slice(0, 64) : "")),
   }),
   // A line as long as the frame allows (upstream sends lines of 20,000+ characters); the remote runner cuts it like local output.
   job_output: z.object({ type: z.literal("job_output"), job_id: jobId, stream: z.enum(["stdout", "stderr"]), line: shortText(APP_FRAME_MAX_BYTES) }),

@@ -10,7 +10,8 @@
  */
 import { createHash } from "node:crypto";
 import { z } from "zod";
-import type { OffloaderAlert, OffloaderSettings, PairPreview, PairingSummary, PeerQueueStatus, RemoteBuildProblem } from "../api/wire.ts";
+import { VERSION_POLICIES, type OffloaderAlert, type OffloaderSettings, type PairPreview, type PairingSummary, type PeerQueueStatus, type RemoteBuildProblem, type VersionPolicy } from "../api/wire.ts";
+import { isVersionPolicy } from "../esphome/version-policy.ts";
 import { BuilderError, ErrorCode, errorMessage, invalidArgs, notFound } from "../errors.ts";
 import type { EventBus } from "../events.ts";
 import { getLogger } from "../logger.ts";
@@ -47,6 +48,10 @@ const storedPairingSchema = z.object({
   enabled: z.boolean().default(true),
   esphome_version: z.string().max(64).default(""),
   friendly_name: z.string().max(128).default(""),
+  /** What its last intent response said: it installs the ESPHome version a build asks for. */
+  auto_provision_supported: z.boolean().default(false),
+  /** Its version policy, when it is a builder of ours that says. */
+  version_policy: z.enum(VERSION_POLICIES).nullable().default(null),
 });
 export type StoredPairing = z.infer<typeof storedPairingSchema>;
 
@@ -135,8 +140,12 @@ export class PeerSession {
     });
   }
 
-  /** Sends a bundle for `target` and waits for the build server's acknowledgement. */
-  async submitJob(jobId: string, target: "compile" | "clean", configurationFilename: string, bundle: Buffer, deviceName = "", deviceFriendlyName = deviceName): Promise<AckResult> {
+  /**
+   * Sends a bundle for `target` and waits for the build server's
+   * acknowledgement. `esphomeVersion` is ours (`target_esphome_version`, left
+   * out when unknown): a build server that installs versions builds with it.
+   */
+  async submitJob(jobId: string, target: "compile" | "clean", configurationFilename: string, bundle: Buffer, deviceName = "", deviceFriendlyName = deviceName, esphomeVersion = ""): Promise<AckResult> {
     const ack = new Promise<AckResult>((resolve, reject) => {
       const timer = setTimeout(() => {
         this.#acks.delete(jobId);
@@ -154,6 +163,7 @@ export class PeerSession {
       bundle_sha256: createHash("sha256").update(bundle).digest("hex"),
       device_name: deviceName.slice(0, 256),
       device_friendly_name: deviceFriendlyName.slice(0, 256),
+      ...(esphomeVersion === "" ? {} : { target_esphome_version: esphomeVersion }),
     });
     if (!sent) this.#failAck(jobId, "the session closed before the job was sent");
     else await sendChunks(this.channel, "submit_job_chunk", jobId, bundle);
@@ -227,7 +237,7 @@ export class PeerSession {
       }
       case "job_state_changed": {
         const m = message as OffloaderInbound["job_state_changed"];
-        this.#bus.emit("offloader_job_state_changed", { pin_sha256: this.pin, job_id: m.job_id, status: m.status, error_message: m.error_message });
+        this.#bus.emit("offloader_job_state_changed", { pin_sha256: this.pin, job_id: m.job_id, status: m.status, error_message: m.error_message, failure_reason: m.failure_reason });
         return;
       }
       case "job_output": {
@@ -299,6 +309,7 @@ export class Offloader {
   readonly #pairings = new Map<string, PairingState>();
   readonly #alerts = new Map<string, OffloaderAlert>();
   #enabled = true;
+  #versionMatchPolicy: VersionPolicy = "any";
   #identity: Identity | undefined;
   #stopped = false;
 
@@ -354,6 +365,9 @@ export class Offloader {
         whenUnreadable: "no build server is paired now, so builds run here; pair them again.",
       });
       for (const stored of pairings) this.#addApproved(stored);
+      const policy = loaded.value["version_match_policy"];
+      if (isVersionPolicy(policy)) this.#versionMatchPolicy = policy;
+      else if (policy !== undefined) log.warning(`offloader.json: version_match_policy ${JSON.stringify(policy)} is not one of ${VERSION_POLICIES.join(", ")}; using any`);
     }
     const rewrite = report.needsRewrite;
     await report.finish();
@@ -380,11 +394,22 @@ export class Offloader {
   setRemoteBuildsEnabled(enabled: boolean): void {
     this.#enabled = enabled;
     this.#save();
-    this.#deps.bus.emit("offloader_settings_changed", { remote_builds_enabled: enabled });
+    this.#deps.bus.emit("offloader_settings_changed", { remote_builds_enabled: enabled, version_match_policy: this.#versionMatchPolicy });
+  }
+
+  /** Which build servers this builder's compiles may go to, by their ESPHome version. */
+  get versionMatchPolicy(): VersionPolicy {
+    return this.#versionMatchPolicy;
+  }
+
+  setVersionMatchPolicy(policy: VersionPolicy): void {
+    this.#versionMatchPolicy = policy;
+    this.#save();
+    this.#deps.bus.emit("offloader_settings_changed", { remote_builds_enabled: this.#enabled, version_match_policy: policy });
   }
 
   settings(): OffloaderSettings {
-    return { remote_builds_enabled: this.#enabled, pairings: this.pairings() };
+    return { remote_builds_enabled: this.#enabled, version_match_policy: this.#versionMatchPolicy, pairings: this.pairings() };
   }
 
   pairings(): PairingSummary[] {
@@ -447,6 +472,8 @@ export class Offloader {
       enabled: true,
       esphome_version: response.esphome_version,
       friendly_name: response.friendly_name,
+      auto_provision_supported: response.auto_provision_supported,
+      version_policy: response.version_policy,
     };
     switch (response.intent_response) {
       case "approved": {
@@ -534,6 +561,8 @@ export class Offloader {
       idle: state.session?.queueStatus?.idle ?? null,
       last_connect_error: state.lastError,
       esphome_version: s.esphome_version,
+      auto_provision_supported: s.auto_provision_supported,
+      version_policy: s.version_policy,
       fingerprint_emoji: fingerprintEmoji(s.pin_sha256),
       reset_build_env_supported: state.session?.resetBuildEnvSupported ?? false,
     };
@@ -546,6 +575,7 @@ export class Offloader {
   #fileData(): LooseFile {
     return {
       remote_builds_enabled: this.#enabled,
+      version_match_policy: this.#versionMatchPolicy,
       pairings: [...this.#pairings.values()].filter((s) => s.status === "approved").map((s) => s.stored),
     };
   }
@@ -713,8 +743,13 @@ export class Offloader {
     const session = new PeerSession(pin, channel, response, this.#deps.bus, this.#timings.submitAckTimeoutMs);
     state.session = session;
     state.lastError = "";
-    if (response.esphome_version !== "" && response.esphome_version !== state.stored.esphome_version) {
-      state.stored.esphome_version = response.esphome_version;
+    // What it says of its ESPHome now decides which builds may go there (the scheduler reads the stored pairing).
+    const s = state.stored;
+    const version = response.esphome_version === "" ? s.esphome_version : response.esphome_version;
+    if (version !== s.esphome_version || response.auto_provision_supported !== s.auto_provision_supported || response.version_policy !== s.version_policy) {
+      s.esphome_version = version;
+      s.auto_provision_supported = response.auto_provision_supported;
+      s.version_policy = response.version_policy;
       this.#save();
     }
     let nonce = 0;

@@ -23,6 +23,7 @@ import type { SecureChannel } from "./channel.ts";
 import { ARTIFACTS_MAX_BYTES, AssemblyError, BUNDLE_MAX_BYTES, ChunkAssembler, chunkCount, sendChunks } from "./chunks.ts";
 import { OutputRelay } from "./output-relay.ts";
 import type { ReceiverInbound } from "./messages.ts";
+import type { ServeDecision } from "../esphome/version-policy.ts";
 
 const log = getLogger("receiver");
 
@@ -56,6 +57,8 @@ export interface PeerJobsDeps {
   paths: Paths;
   /** The open sessions of one peer (by pin). */
   sessionsOf: (peerPin: string) => Iterable<JobSession>;
+  /** What a compile for ESPHome `target` ("" unsaid) gets here: this builder's version policy. */
+  serve?: (target: string) => ServeDecision;
 }
 
 export class PeerJobs {
@@ -167,9 +170,20 @@ export class PeerJobs {
   }
 
   async #startRemoteJob(session: JobSession, header: ReceiverInbound["submit_job"], bundle: Buffer, state: { cancelled: boolean }): Promise<void> {
-    const fail = (message: string): void => {
-      session.channel.send({ type: "job_state_changed", job_id: header.job_id, status: "failed", error_message: message });
+    const fail = (message: string, failureReason?: string): void => {
+      session.channel.send({ type: "job_state_changed", job_id: header.job_id, status: "failed", error_message: message, ...(failureReason === undefined ? {} : { failure_reason: failureReason }) });
     };
+    // The version policy first: a job it refuses costs no extraction, and the peer builds it itself.
+    const serve: ServeDecision = header.target === "compile" ? (this.#deps.serve?.(header.target_esphome_version) ?? { kind: "installed", note: "" }) : { kind: "installed", note: "" };
+    if (serve.kind === "refuse") {
+      log.info(`refused ${session.peer.label}'s job ${header.job_id}: ${serve.reason}`);
+      session.pendingJobs.delete(header.job_id);
+      fail(serve.reason, "provision");
+      return;
+    }
+    if (serve.kind === "installed" && serve.note !== "") {
+      session.channel.send({ type: "job_output", job_id: header.job_id, stream: "stdout", line: `*** ${serve.note} ***\n` });
+    }
     // Read through a call: a cancel_job may set it while this awaits.
     const cancelled = (): boolean => state.cancelled;
     // Newer upstream's wording: "receiver could not process the bundle: <extract_failed|queue_rejected>".
@@ -190,6 +204,7 @@ export class PeerJobs {
         remote_peer: session.peer.pin_sha256,
         remote_job_id: header.job_id,
         remote_peer_label: session.peer.label,
+        ...(serve.kind === "provision" ? { target_esphome_version: serve.version } : {}),
       });
       // A cancel that came while the job was being written down applies now.
       if (cancelled()) this.#cancelQueued(job.job_id, header.job_id);
@@ -271,7 +286,8 @@ export class PeerJobs {
     // compile again): the older run's end is not the peer's job's end.
     if (status !== "running" && this.#sameIdActive(job)) return;
     const error = status === "failed" || status === "cancelled" ? (job.error ?? "") : "";
-    for (const session of this.#deps.sessionsOf(job.remote_peer)) session.channel.send({ type: "job_state_changed", job_id: job.remote_job_id, status, error_message: error });
+    const reason = status === "failed" && job.failure_reason !== "" ? { failure_reason: job.failure_reason } : {};
+    for (const session of this.#deps.sessionsOf(job.remote_peer)) session.channel.send({ type: "job_state_changed", job_id: job.remote_job_id, status, error_message: error, ...reason });
     // The download follows at once: pack now, after the frame is out. A new job for the device drops the old pack.
     const device = `${job.remote_peer}/${job.configuration}`;
     if (status === "queued") this.#packed.forgetDevice(device);

@@ -13,7 +13,7 @@
  * `MAX_REROUTES` times; after that it builds here, unless `never` says no.
  */
 import type { LocalBuilds } from "../api/wire.ts";
-import { pickBuildPath, type SchedulerInputs } from "./scheduler.ts";
+import { pickBuildPath, type SchedulerInputs, type VersionSkip } from "./scheduler.ts";
 
 export { LOCAL_BUILDS, type LocalBuilds } from "../api/wire.ts";
 
@@ -37,6 +37,10 @@ export interface PlacementJob {
    * `fallback` then waits for a paired one instead of compiling here.
    */
   readonly startingUp?: boolean;
+  /** Where this device was compiled last (warm-cache affinity): a build server's pin, or `THIS_MACHINE`. */
+  readonly lastBuiltOn?: string;
+  /** This machine has a compile slot free now. */
+  readonly localFree?: boolean;
 }
 
 /**
@@ -68,15 +72,29 @@ export function placeCompile(inputs: SchedulerInputs, localBuilds: LocalBuilds, 
     if (localBuilds === "never") return { kind: "fail", error: `build servers were lost mid-build ${job.remoteLosses} times; ${NEVER_HINT}` };
     return { kind: "local", note: `build servers were lost mid-build ${job.remoteLosses} times; building on this machine instead` };
   }
-  const decision = pickBuildPath(inputs);
+  // A device built here last stays here only where here is the first choice (`always`).
+  const decision = pickBuildPath(inputs, {
+    ...(job.lastBuiltOn === undefined ? {} : { lastBuiltOn: job.lastBuiltOn }),
+    ...(job.localFree === undefined || localBuilds !== "always" ? {} : { localFree: job.localFree }),
+  });
   if (decision.path === "remote") return { kind: "remote", pinSha256: decision.pinSha256 };
+  if (decision.path === "wait") return { kind: "wait" };
+  if (decision.path === "no_compatible_peer") {
+    return { kind: "fail", error: `no paired build server can build with this builder's ESPHome and version_match_policy is exact_required (it never builds here): ${reasons(decision.skipped)}` };
+  }
+  const skipped = decision.skipped ?? [];
+  const here: Placement = skipped.length === 0 ? { kind: "local" } : { kind: "local", note: `building on this machine: ${reasons(skipped)}` };
   switch (localBuilds) {
     case "always":
-      return { kind: "local" };
+      return here;
     case "never":
       return { kind: "wait" };
     case "fallback":
       if (hasEligibleBuildServer(inputs)) return { kind: "wait" };
-      return job.startingUp === true && hasPairedBuildServer(inputs) ? { kind: "wait" } : { kind: "local" };
+      return job.startingUp === true && hasPairedBuildServer(inputs) ? { kind: "wait" } : here;
   }
+}
+
+function reasons(skipped: readonly VersionSkip[]): string {
+  return skipped.map((s) => s.reason).join("; ");
 }

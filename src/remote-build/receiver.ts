@@ -13,7 +13,9 @@ import type { AddressInfo } from "node:net";
 import path from "node:path";
 import { WebSocketServer, type WebSocket } from "ws";
 import { z } from "zod";
-import type { PeerSummary, QueueStatus, ReceiverSettings, RemoteBuildProblem } from "../api/wire.ts";
+import { VERSION_POLICIES, type PeerSummary, type QueueStatus, type ReceiverSettings, type RemoteBuildProblem, type VersionPolicy } from "../api/wire.ts";
+import { resolveExecutable } from "../esphome/cli.ts";
+import { isVersionPolicy, serveVersion, type ServeDecision } from "../esphome/version-policy.ts";
 import { BuilderError, ErrorCode, errorMessage, notFound } from "../errors.ts";
 import type { EventBus, Unsubscribe } from "../events.ts";
 import type { FirmwareQueue } from "../firmware/queue.ts";
@@ -93,6 +95,8 @@ export interface ReceiverDeps {
   esphomeVersion: () => string | null;
   /** The receiver switch when no settings were saved yet. */
   defaultEnabled: boolean;
+  /** Whether this builder can install other ESPHome versions (it manages its ESPHome; not with --esphome). */
+  canProvision?: () => boolean;
   timings?: Partial<ReceiverTimings>;
   now?: () => number;
 }
@@ -123,6 +127,8 @@ export class Receiver {
   /** What could not be read of receiver.json at start-up. */
   readonly problems: RemoteBuildProblem[] = [];
   #enabled = false;
+  #versionPolicy: VersionPolicy = "any";
+  #ccache = false;
   readonly #approved = new Map<string, StoredPeer>();
   readonly #pending = new Map<string, PendingPeer>();
   readonly #sessions = new Map<string, Session>();
@@ -150,11 +156,14 @@ export class Receiver {
     };
     this.#now = deps.now ?? Date.now;
     this.#store = new JsonStore({ file: deps.paths.receiverFile, schema: looseFileSchema, mode: 0o600, debounceMs: 50 });
-    this.#jobs = new PeerJobs({ queue: deps.queue, paths: deps.paths, sessionsOf: (pin) => this.#sessionsOf(pin) });
+    this.#jobs = new PeerJobs({ queue: deps.queue, paths: deps.paths, sessionsOf: (pin) => this.#sessionsOf(pin), serve: (target) => this.serve(target) });
   }
 
   async start(): Promise<void> {
     await this.#load();
+    // ESPHome wraps compiles with a ccache it finds on PATH (host, ESP-IDF and PlatformIO builds alike).
+    this.#ccache = (await resolveExecutable("ccache")) !== null;
+    if (this.#ccache) log.info("ccache is on PATH: ESPHome caches compiled objects between builds");
     this.#identity = await this.#deps.identity.load();
     const { bus } = this.#deps;
     this.#unsubscribe.push(
@@ -213,6 +222,9 @@ export class Receiver {
         whenUnreadable: "no builder is approved here now; pair the other builders again.",
       });
       for (const peer of peers) this.#approved.set(peer.dashboard_id, peer);
+      const policy = loaded.value["version_policy"];
+      if (isVersionPolicy(policy)) this.#versionPolicy = policy;
+      else if (policy !== undefined) log.warning(`receiver.json: version_policy ${JSON.stringify(policy)} is not one of ${VERSION_POLICIES.join(", ")}; using any`);
     }
     const rewrite = loaded.kind === "corrupt" || report.needsRewrite;
     await report.finish(this.#now);
@@ -278,10 +290,41 @@ export class Receiver {
     const expires = this.#windowExpiresIn();
     return {
       enabled: this.#enabled,
+      version_policy: this.#versionPolicy,
+      auto_provision_supported: this.autoProvisionSupported,
+      ccache: this.#ccache,
       pairing_window_open: expires !== null,
       expires_in_seconds: expires,
       peers: this.peers(),
     };
+  }
+
+  /** What this build server does with a job for another ESPHome version. */
+  get versionPolicy(): VersionPolicy {
+    return this.#versionPolicy;
+  }
+
+  /** Advertised in intent responses: it installs the version a job asks for (policy exact or exact_required, and able to). */
+  get autoProvisionSupported(): boolean {
+    return (this.#versionPolicy === "exact" || this.#versionPolicy === "exact_required") && (this.#deps.canProvision?.() ?? false);
+  }
+
+  /**
+   * Sets the version policy. Open sessions are left alone (one may be
+   * building): their builders learn the new policy when they reconnect, and
+   * until then a job the policy refuses fails with `failure_reason:
+   * "provision"`, which makes them build it themselves.
+   */
+  setVersionPolicy(policy: VersionPolicy): void {
+    if (policy === this.#versionPolicy) return;
+    this.#versionPolicy = policy;
+    this.#save();
+    this.#deps.bus.emit("remote_build_version_policy_changed", { version_policy: policy, auto_provision_supported: this.autoProvisionSupported });
+  }
+
+  /** What a job for ESPHome `target` ("" unsaid) gets here. */
+  serve(target: string): ServeDecision {
+    return serveVersion(this.#versionPolicy, this.#deps.esphomeVersion() ?? "", target, this.#deps.canProvision?.() ?? false);
   }
 
   peers(): PeerSummary[] {
@@ -391,7 +434,7 @@ export class Receiver {
   }
 
   #fileData(): LooseFile {
-    return { enabled: this.#enabled, peers: [...this.#approved.values()] };
+    return { enabled: this.#enabled, version_policy: this.#versionPolicy, peers: [...this.#approved.values()] };
   }
 
   #save(): void {
@@ -466,7 +509,15 @@ export class Receiver {
       ws.terminate();
       return;
     }
-    const base = { esphome_version: this.#deps.esphomeVersion() ?? "", friendly_name: this.#deps.label(), ha_addon: false, reset_build_env_supported: true };
+    const base = {
+      esphome_version: this.#deps.esphomeVersion() ?? "",
+      friendly_name: this.#deps.label(),
+      ha_addon: false,
+      reset_build_env_supported: true,
+      auto_provision_supported: this.autoProvisionSupported,
+      // Ours only (others ignore it): lets a sending builder skip this build server when its policy would refuse the job.
+      version_policy: this.#versionPolicy,
+    };
     const reply = (response: Record<string, unknown>): SecureChannel => accepted.respond({ ...response, ...base });
     const done = (response: Record<string, unknown>): void => { reply(response).close("done"); };
     const ip = accepted.remoteAddress.replace(/^::ffff:/, "");

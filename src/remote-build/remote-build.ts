@@ -29,6 +29,8 @@ export interface RemoteBuildDeps {
   label: () => string;
   esphomeVersion: () => string | null;
   receiverDefaultEnabled: boolean;
+  /** Whether the build server can install other ESPHome versions for its peers. */
+  canProvision?: () => boolean;
   receiverTimings?: Partial<ReceiverTimings>;
   offloaderTimings?: Partial<OffloaderTimings>;
   /** Advertise and browse with mDNS. */
@@ -66,6 +68,7 @@ export class RemoteBuild {
       label,
       esphomeVersion: deps.esphomeVersion,
       defaultEnabled: deps.receiverDefaultEnabled,
+      ...(deps.canProvision === undefined ? {} : { canProvision: deps.canProvision }),
       ...(deps.receiverTimings === undefined ? {} : { timings: deps.receiverTimings }),
     });
     this.offloader = new Offloader({

@@ -7,6 +7,8 @@
 import type { JobRouter, RouteContext, RouteDecision } from "../firmware/queue.ts";
 import type { StoredJob } from "../firmware/job.ts";
 import type { Offloader } from "./offloader.ts";
+import { normalizeVersion } from "../esphome/version-policy.ts";
+import type { BuildAffinity } from "./affinity.ts";
 import { placeCompile, type LocalBuilds } from "./placement.ts";
 import type { SchedulerInputs } from "./scheduler.ts";
 
@@ -14,7 +16,11 @@ import type { SchedulerInputs } from "./scheduler.ts";
 export const RESTORE_GRACE_MS = 30_000;
 
 export interface BuildRouterDeps {
-  offloader: Pick<Offloader, "snapshot" | "label" | "remoteBuildsEnabled">;
+  offloader: Pick<Offloader, "snapshot" | "label" | "remoteBuildsEnabled"> & Partial<Pick<Offloader, "versionMatchPolicy">>;
+  /** This builder's ESPHome version (null while unknown). */
+  esphomeVersion?: () => string | null;
+  /** Which build server compiled a device last (warm-cache affinity). */
+  affinity?: Pick<BuildAffinity, "lastBuiltOn">;
   /** Called when a waiting decision may have changed (the grace period ran out). */
   wake: () => void;
   /** The `local_builds` setting, read at each decision (default `always`). */
@@ -49,10 +55,24 @@ export class BuildRouter implements JobRouter {
     }
     return Object.freeze({
       remoteBuildsEnabled: this.#deps.offloader.remoteBuildsEnabled,
-      pairings: Object.freeze(rows.map((r) => Object.freeze({ pin_sha256: r.stored.pin_sha256, status: r.status, enabled: r.stored.enabled }))),
+      pairings: Object.freeze(
+        rows.map((r) =>
+          Object.freeze({
+            pin_sha256: r.stored.pin_sha256,
+            status: r.status,
+            enabled: r.stored.enabled,
+            label: r.stored.label,
+            esphome_version: r.stored.esphome_version,
+            auto_provision_supported: r.stored.auto_provision_supported,
+            version_policy: r.stored.version_policy,
+          }),
+        ),
+      ),
       openPeerLinks: open,
       peerQueueStatus: queueStatus,
       busyPins: new Set(busyPins),
+      esphomeVersion: normalizeVersion(this.#deps.esphomeVersion?.() ?? ""),
+      versionMatchPolicy: this.#deps.offloader.versionMatchPolicy ?? "any",
     });
   }
 
@@ -65,7 +85,14 @@ export class BuildRouter implements JobRouter {
     }
     const localBuilds = this.#deps.localBuilds?.() ?? "always";
     const startingUp = this.#graceLeft() > 0;
-    const placed = placeCompile(inputs, localBuilds, { offloadable, remoteLosses: ctx.remoteLosses ?? 0, startingUp });
+    const lastBuiltOn = this.#deps.affinity?.lastBuiltOn(job.configuration);
+    const placed = placeCompile(inputs, localBuilds, {
+      offloadable,
+      remoteLosses: ctx.remoteLosses ?? 0,
+      startingUp,
+      ...(lastBuiltOn === undefined ? {} : { lastBuiltOn }),
+      ...(ctx.localFree === undefined ? {} : { localFree: ctx.localFree }),
+    });
     if (placed.kind === "wait" && startingUp) this.#wakeAfterGrace();
     if (placed.kind !== "remote") return placed;
     // The pairing can disappear between the snapshot and this lookup.

@@ -25,7 +25,7 @@ describe("the wire types", () => {
       job_id: "0123456789ab", configuration: "kitchen.yaml", job_type: "install", status: JOB_STATUSES[1], port: "OTA",
       created_at: "2026-01-01T00:00:00.000Z", started_at: null, completed_at: null, exit_code: null, error: null, progress: 5,
       phase: "compile", source: "remote", source_pin_sha256: "ab".repeat(32), source_label: "B", remote_peer: "", remote_job_id: "",
-      remote_peer_label: "", force_local: false,
+      remote_peer_label: "", force_local: false, target_esphome_version: "", failure_reason: "",
     };
     expect(firmwareJobSchema.parse(job)).toEqual(job);
   });

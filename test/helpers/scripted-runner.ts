@@ -37,6 +37,11 @@ export class ScriptedRun {
   fail(error = "boom", exitCode: number | null = 1): void {
     this.#resolve({ exitCode, error });
   }
+
+  /** Ends the phase with exactly this result (failure reasons, a fallback to this machine). */
+  end(result: PhaseResult): void {
+    this.#resolve(result);
+  }
 }
 
 export class ScriptedRunner implements JobRunner {

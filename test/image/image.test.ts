@@ -108,7 +108,7 @@ describe("the add-on image", () => {
     if (interfaces.join(",") !== "hassio,hassio-peer,lo") throw new Error(`not in the image check's network namespace (interfaces: ${interfaces.join(", ")}); run bash test/image/check.sh`);
   });
 
-  it("carries the Supervisor's labels, the pinned ESPHome and Python packages, Node 24, and no build tools", async () => {
+  it("carries the Supervisor's labels, the pinned ESPHome and Python packages, ccache, Node 24, and no build tools", async () => {
     const [bin = "podman", ...global] = env.podman;
     const labels = (JSON.parse(execFileSync(bin, [...global, "image", "inspect", "--format", "{{json .Labels}}", env.image], { encoding: "utf8" })) ?? {}) as Record<string, string>;
     expect(labels).toMatchObject({ "io.hass.version": manifest.version, "io.hass.arch": env.arch, "io.hass.type": "app", "io.hass.name": manifest.name });
@@ -116,6 +116,7 @@ describe("the add-on image", () => {
     const report = await inImage(env.podman, env.ulimits, env.image, [
       "echo node=$(node --version)",
       "echo esphome=$(esphome version)",
+      "echo ccache=$(ccache --version | head -n 1) dir=$CCACHE_DIR max=$CCACHE_MAXSIZE",
       "for tool in npm npx nodejs gcc cc make; do command -v $tool && echo found=$tool; done",
       "dpkg-query -W -f='${Package}\\n' nodejs npm 2>/dev/null | sed 's/^/package=/'",
       "echo pip-check=$(/opt/esphome/bin/pip check >/dev/null && echo ok)",
@@ -123,6 +124,8 @@ describe("the add-on image", () => {
     ].join("; "));
     const lines = report.split("\n");
     expect(lines).toContain(`esphome=Version: ${esphomePin}`);
+    // ccache on PATH (ESPHome picks it up there), its objects under /data.
+    expect(lines.find((l) => l.startsWith("ccache="))).toMatch(/^ccache=ccache version \d+\.\d+.* dir=\/data\/ccache max=2G$/);
     expect(lines.find((l) => l.startsWith("node="))).toMatch(/^node=v24\./);
     expect(lines.filter((l) => l.startsWith("found=") || l.startsWith("package="))).toEqual([]);
     expect(lines).toContain("pip-check=ok");

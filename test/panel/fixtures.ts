@@ -33,6 +33,8 @@ export function job(overrides: Partial<FirmwareJob> = {}): FirmwareJob {
     remote_job_id: "",
     remote_peer_label: "",
     force_local: false,
+    target_esphome_version: "",
+    failure_reason: "",
     ...overrides,
   };
 }
@@ -85,6 +87,8 @@ export function pairing(overrides: Partial<Pairing> = {}): Pairing {
     idle: null,
     last_connect_error: "",
     esphome_version: "2026.11.0",
+    auto_provision_supported: false,
+    version_policy: null,
     fingerprint_emoji: [],
     reset_build_env_supported: false,
     ...overrides,
@@ -129,8 +133,8 @@ export function remoteSnapshot(overrides: Partial<RemoteBuildSnapshot> = {}): Re
       esphome_version: "2026.11.0",
       listener_port: 6055,
     },
-    receiver: { enabled: true, pairing_window_open: false, expires_in_seconds: null, peers: [] },
-    offloader: { remote_builds_enabled: true, pairings: [] },
+    receiver: { enabled: true, version_policy: "any", auto_provision_supported: false, ccache: false, pairing_window_open: false, expires_in_seconds: null, peers: [] },
+    offloader: { remote_builds_enabled: true, version_match_policy: "any", pairings: [] },
     alerts: [],
     problems: [],
     hosts: [],

@@ -40,14 +40,14 @@ describe("remote build state: seeding", () => {
   it("is null without remote_build in initial_state, and events about it change nothing", () => {
     const state = reducer(INITIAL_STATE, { type: "initial_state", state: initialState() });
     expect(state.remote).toBeNull();
-    expect(reducer(state, ev({ event: "offloader_settings_changed", data: { remote_builds_enabled: false } }))).toBe(state);
+    expect(reducer(state, ev({ event: "offloader_settings_changed", data: { remote_builds_enabled: false, version_match_policy: "any" } }))).toBe(state);
   });
 
   it("seeds identity, receiver, pairings, alerts and hosts from initial_state.remote_build", () => {
     const state = seeded(
       remoteSnapshot({
-        receiver: { enabled: true, pairing_window_open: true, expires_in_seconds: 120, peers: [receiverPeer(), receiverPeer({ dashboard_id: "e".repeat(32), status: "approved", connected: true })] },
-        offloader: { remote_builds_enabled: false, pairings: [pairing()] },
+        receiver: { enabled: true, version_policy: "exact", auto_provision_supported: true, ccache: true, pairing_window_open: true, expires_in_seconds: 120, peers: [receiverPeer(), receiverPeer({ dashboard_id: "e".repeat(32), status: "approved", connected: true })] },
+        offloader: { remote_builds_enabled: false, version_match_policy: "release", pairings: [pairing()] },
         alerts: [alert()],
         hosts: [host({ name: "Esphome-Builder-X" })],
       }),
@@ -58,6 +58,8 @@ describe("remote build state: seeding", () => {
     expect(receiverPeers(remote).pending.map((p) => p.label)).toEqual(["Attic Pi"]);
     expect(receiverPeers(remote).approved.map((p) => p.connected)).toEqual([true]);
     expect(remote.offloader.remoteBuildsEnabled).toBe(false);
+    expect(remote.receiver).toMatchObject({ versionPolicy: "exact", autoProvision: true, ccache: true });
+    expect(remote.offloader.versionMatchPolicy).toBe("release");
     expect(remote.offloader.pairings.map((p) => p.pin_sha256)).toEqual([PIN_B]);
     expect(Object.keys(remote.alerts)).toEqual([PIN_B]);
     // mDNS names compare case-insensitively.
@@ -166,9 +168,9 @@ describe("remote build state: sending builds (offloader)", () => {
   });
 
   it("follows the master switch", () => {
-    const state = run([ev({ event: "offloader_settings_changed", data: { remote_builds_enabled: false } })]);
+    const state = run([ev({ event: "offloader_settings_changed", data: { remote_builds_enabled: false, version_match_policy: "any" } })]);
     expect(state.remote!.offloader.remoteBuildsEnabled).toBe(false);
-    expect(reducer(state, ev({ event: "offloader_settings_changed", data: { remote_builds_enabled: false } }))).toBe(state);
+    expect(reducer(state, ev({ event: "offloader_settings_changed", data: { remote_builds_enabled: false, version_match_policy: "any" } }))).toBe(state);
   });
 
   it("keeps an alert while the pairing stays disconnected, and drops it on a new request, a session or an unpair", () => {
@@ -188,7 +190,7 @@ describe("remote build state: sending builds (offloader)", () => {
     const store = new Store(seeded());
     const seen: boolean[] = [];
     store.subscribe((s) => seen.push(s.remote!.offloader.remoteBuildsEnabled));
-    store.dispatch(ev({ event: "offloader_settings_changed", data: { remote_builds_enabled: false } }));
+    store.dispatch(ev({ event: "offloader_settings_changed", data: { remote_builds_enabled: false, version_match_policy: "any" } }));
     expect(seen).toEqual([false]);
   });
 });
@@ -206,7 +208,7 @@ describe("build server display rules", () => {
   it("offers discovered builders that are not this one and not yet paired, by name", () => {
     const state = seeded(
       remoteSnapshot({
-        offloader: { remote_builds_enabled: true, pairings: [pairing({ pin_sha256: PIN_B })] },
+        offloader: { remote_builds_enabled: true, version_match_policy: "any", pairings: [pairing({ pin_sha256: PIN_B })] },
         hosts: [
           host({ name: "self", pin_sha256: PIN_SELF }),
           host({ name: "paired", pin_sha256: PIN_B }),
@@ -261,5 +263,15 @@ describe("remote build state: problems with the builder's files", () => {
     expect(Object.keys(next.remote!.problems)).toEqual(["key_file"]);
     // Dismissing one that is not there changes nothing.
     expect(run([ev({ event: "remote_build_problem_dismissed", data: { id: "nope" } })], next)).toBe(next);
+  });
+});
+
+describe("remote build state: ESPHome version policies", () => {
+  it("follows the build server's version policy and the offloader's version_match_policy", () => {
+    let state = run([ev({ event: "remote_build_version_policy_changed", data: { version_policy: "exact", auto_provision_supported: true } })]);
+    expect(state.remote!.receiver).toMatchObject({ versionPolicy: "exact", autoProvision: true });
+    expect(reducer(state, ev({ event: "remote_build_version_policy_changed", data: { version_policy: "exact", auto_provision_supported: true } }))).toBe(state);
+    state = reducer(state, ev({ event: "offloader_settings_changed", data: { remote_builds_enabled: true, version_match_policy: "exact_required" } }));
+    expect(state.remote!.offloader).toMatchObject({ remoteBuildsEnabled: true, versionMatchPolicy: "exact_required" });
   });
 });

@@ -17,7 +17,7 @@ type Row = ReturnType<BuildRouterDeps["offloader"]["snapshot"]>[number];
 function row(over: { connected?: boolean; idle?: boolean | null; enabled?: boolean; status?: "approved" | "pending" } = {}): Row {
   const idle = over.idle === undefined ? true : over.idle;
   return {
-    stored: { pin_sha256: PIN, label: "Desktop", receiver_hostname: "h", receiver_port: 6055, paired_at: "", enabled: over.enabled ?? true, esphome_version: "", friendly_name: "" },
+    stored: { pin_sha256: PIN, label: "Desktop", receiver_hostname: "h", receiver_port: 6055, paired_at: "", enabled: over.enabled ?? true, esphome_version: "", friendly_name: "", auto_provision_supported: false, version_policy: null },
     status: over.status ?? "approved",
     session: over.connected === false ? null : ({ queueStatus: idle === null ? null : { idle, running: false, queue_depth: 0 } } as unknown as Row["session"]),
   };
@@ -138,5 +138,56 @@ describe("BuildRouter", () => {
   it("after too many lost build servers, builds here (always) or fails (never)", () => {
     expect(router([row()]).r.route(fresh(), { busyPins: new Set(), remoteLosses: 4 }).kind).toBe("local");
     expect(router([row()], { localBuilds: "never" }).r.route(fresh(), { busyPins: new Set(), remoteLosses: 4 }).kind).toBe("fail");
+  });
+});
+
+describe("BuildRouter and ESPHome versions", () => {
+  const versioned = (over: Partial<Row["stored"]>): Row => {
+    const r = row();
+    return { ...r, stored: { ...r.stored, ...over } };
+  };
+  function versionRouter(rows: Row[], policy: "any" | "release" | "exact" | "exact_required", ours: string | null, lastBuiltOn?: string) {
+    return new BuildRouter({
+      offloader: { snapshot: () => rows, label: () => "Desktop", remoteBuildsEnabled: true, versionMatchPolicy: policy },
+      esphomeVersion: () => ours,
+      affinity: { lastBuiltOn: () => lastBuiltOn },
+      wake: () => undefined,
+    });
+  }
+
+  it("builds here with a note naming the build server and its reason when its policy refuses our version", () => {
+    const r = versionRouter([versioned({ esphome_version: "2026.9.1", version_policy: "release" })], "any", "2026.10.0");
+    const decision = r.route(fresh(), { busyPins: new Set() });
+    expect(decision).toEqual({ kind: "local", note: expect.stringMatching(/^building on this machine: Desktop: this build server runs ESPHome 2026\.9\.1 and its version policy release builds only for 2026\.9\.x/) as unknown });
+  });
+
+  it("fails the job under exact_required when no build server matches (it never builds here)", () => {
+    const r = versionRouter([versioned({ esphome_version: "2026.9.1" })], "exact_required", "2026.10.0");
+    const decision = r.route(fresh(), { busyPins: new Set() });
+    expect(decision.kind).toBe("fail");
+    expect(decision.kind === "fail" && decision.error).toContain("version_match_policy is exact_required");
+  });
+
+  it("waits under exact_required while the matching build server is busy", () => {
+    const r = versionRouter([versioned({ esphome_version: "2026.10.0" })], "exact_required", "2026.10.0");
+    expect(r.route(fresh(), { busyPins: new Set([PIN]) })).toEqual({ kind: "wait" });
+  });
+
+  it("an unparsable version of ours counts as unknown", () => {
+    const r = versionRouter([versioned({ esphome_version: "2026.9.1" })], "exact", "not a version");
+    expect(r.snapshot(new Set()).esphomeVersion).toBe("");
+    expect(r.route(fresh(), { busyPins: new Set() }).kind).toBe("remote");
+  });
+
+  it("asks the affinity for the device's last build server", () => {
+    const B = "b".repeat(64);
+    const rows: Row[] = [row(), { ...row(), stored: { ...row().stored, pin_sha256: B, label: "Beta" } }];
+    const r = new BuildRouter({
+      offloader: { snapshot: () => rows, label: (pin) => (pin === B ? "Beta" : "Desktop"), remoteBuildsEnabled: true },
+      affinity: { lastBuiltOn: (configuration) => (configuration === "k.yaml" ? B : undefined) },
+      wake: () => undefined,
+    });
+    expect(r.route(fresh(), { busyPins: new Set() })).toEqual({ kind: "remote", pinSha256: B, label: "Beta" });
+    expect(r.route(createJob({ configuration: "other.yaml", job_type: "install" }, now), { busyPins: new Set() })).toEqual({ kind: "remote", pinSha256: PIN, label: "Desktop" });
   });
 });

@@ -103,7 +103,7 @@ describe("receiver.json", () => {
     ]);
     expect(problems(first)[0]!.message).toMatch(/left off.*turn the build server on/);
     expect(await readFile(`${paths.receiverFile}.corrupt`, "utf8")).toBe('{"enabled": true, "peers": [');
-    expect(JSON.parse(await readFile(paths.receiverFile, "utf8"))).toEqual({ enabled: false, peers: [] });
+    expect(JSON.parse(await readFile(paths.receiverFile, "utf8"))).toEqual({ enabled: false, version_policy: "any", peers: [] });
     expect((await stat(paths.receiverFile)).mode & 0o777).toBe(0o600);
     await stop(first);
 
@@ -214,7 +214,7 @@ describe("dismissing a problem", () => {
     expect(later.remote_build.problems.map((p) => p.id)).toEqual(["offloader_file"]);
     expect((await r.api.request("remote_build/dismiss_problem", { id: "receiver_file" })).error_code).toBe("not_found");
     expect((await r.api.request("remote_build/dismiss_problem", { id: "" })).error_code).toBe("invalid_args");
-    expect(JSON.parse(await readFile(paths.receiverFile, "utf8"))).toEqual({ enabled: false, peers: [] });
+    expect(JSON.parse(await readFile(paths.receiverFile, "utf8"))).toEqual({ enabled: false, version_policy: "any", peers: [] });
     other.close();
     await stop(r);
   });

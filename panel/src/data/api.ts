@@ -20,6 +20,7 @@ import type {
   RemoteIdentity,
   SerialPort,
   SubscribedEvent,
+  VersionPolicy,
 } from "./types.ts";
 
 export interface InstallOptions {
@@ -167,6 +168,11 @@ export class BuilderApi {
     return this.connection.request("remote_build/set_settings", { enabled });
   }
 
+  /** What this build server does with a compile for another ESPHome version. */
+  setVersionPolicy(versionPolicy: VersionPolicy): Promise<ReceiverSettings> {
+    return this.connection.request("remote_build/set_settings", { version_policy: versionPolicy });
+  }
+
   /** Opens (or extends, 300 s for this client) or closes the pairing window; `unavailable` while the build server is off. */
   setPairingWindow(open: boolean): Promise<PairingWindow> {
     return this.connection.request("remote_build/set_pairing_window", { open });
@@ -226,6 +232,10 @@ export class BuilderApi {
   /** Wipes this builder's own build folders for every device (one job). */
   cleanAll(): Promise<FirmwareJob> {
     return this.connection.request("firmware/clean_all", {});
+  };
+  /** Which build servers compiles may go to, by their ESPHome version (upstream's version_match_policy). */
+  setVersionMatchPolicy(versionMatchPolicy: VersionPolicy): Promise<OffloaderSettings> {
+    return this.connection.request("remote_build/set_offloader_settings", { version_match_policy: versionMatchPolicy });
   }
 
   /** Off keeps the pairing but routes nothing to it. */

@@ -17,12 +17,18 @@ import type {
   RemoteBuildEvent,
   RemoteIdentity,
   LocalBuilds,
+  VersionPolicy,
 } from "./types.ts";
 
 export interface RemoteBuildState {
   identity: RemoteIdentity;
   receiver: {
     enabled: boolean;
+    /** What it does with a compile for another ESPHome version. */
+    versionPolicy: VersionPolicy;
+    /** It can install other ESPHome versions. */
+    autoProvision: boolean;
+    ccache: boolean;
     window: PairingWindow;
     /** Pending requests and approved peers by dashboard_id, in arrival order. */
     peers: Readonly<Record<string, ReceiverPeer>>;
@@ -31,6 +37,8 @@ export interface RemoteBuildState {
     remoteBuildsEnabled: boolean;
     /** Where this builder compiles its own jobs (`always` from builders that do not say). */
     localBuilds: LocalBuilds;
+    /** Which build servers compiles may go to, by their ESPHome version. */
+    versionMatchPolicy: VersionPolicy;
     /** In the order they were made (the order the router tries them). */
     pairings: readonly Pairing[];
     /** The last queue status each connected build server reported. */
@@ -62,12 +70,16 @@ export function seedRemoteBuild(snapshot: RemoteBuildSnapshot): RemoteBuildState
     identity: snapshot.identity,
     receiver: {
       enabled: snapshot.receiver.enabled,
+      versionPolicy: snapshot.receiver.version_policy,
+      autoProvision: snapshot.receiver.auto_provision_supported,
+      ccache: snapshot.receiver.ccache,
       window: { open: snapshot.receiver.pairing_window_open, expires_in_seconds: snapshot.receiver.expires_in_seconds },
       peers: byKey(snapshot.receiver.peers, (p) => p.dashboard_id),
     },
     offloader: {
       remoteBuildsEnabled: snapshot.offloader.remote_builds_enabled,
       localBuilds: (snapshot as Partial<RemoteBuildSnapshot>).local_builds ?? "always",
+      versionMatchPolicy: snapshot.offloader.version_match_policy,
       pairings: snapshot.offloader.pairings,
       queues: {},
       removed: {},
@@ -123,6 +135,11 @@ export function applyRemoteEvent(state: RemoteBuildState, e: RemoteBuildEvent): 
           window: enabled ? state.receiver.window : { open: false, expires_in_seconds: null },
         },
       };
+    }
+    case "remote_build_version_policy_changed": {
+      const { version_policy, auto_provision_supported } = e.data;
+      if (state.receiver.versionPolicy === version_policy && state.receiver.autoProvision === auto_provision_supported) return state;
+      return { ...state, receiver: { ...state.receiver, versionPolicy: version_policy, autoProvision: auto_provision_supported } };
     }
     case "remote_build_pairing_window_changed": {
       const window = { open: e.data.open, expires_in_seconds: e.data.expires_in_seconds };
@@ -180,9 +197,9 @@ export function applyRemoteEvent(state: RemoteBuildState, e: RemoteBuildEvent): 
     case "local_builds_changed":
       return state.offloader.localBuilds === e.data.local_builds ? state : { ...state, offloader: { ...state.offloader, localBuilds: e.data.local_builds } };
     case "offloader_settings_changed":
-      return state.offloader.remoteBuildsEnabled === e.data.remote_builds_enabled
+      return state.offloader.remoteBuildsEnabled === e.data.remote_builds_enabled && state.offloader.versionMatchPolicy === e.data.version_match_policy
         ? state
-        : { ...state, offloader: { ...state.offloader, remoteBuildsEnabled: e.data.remote_builds_enabled } };
+        : { ...state, offloader: { ...state.offloader, remoteBuildsEnabled: e.data.remote_builds_enabled, versionMatchPolicy: e.data.version_match_policy } };
     case "offloader_pairing_changed": {
       const pairing = e.data.pairing;
       const pin = pairing.pin_sha256;

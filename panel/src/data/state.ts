@@ -169,6 +169,7 @@ export function applyEvent(state: AppState, e: SubscribedEvent): AppState {
     case "remote_build_peer_session_changed":
     case "remote_build_identity_rotated":
     case "remote_build_problem_dismissed":
+    case "remote_build_version_policy_changed":
     case "remote_build_host_added":
     case "remote_build_host_removed":
     case "offloader_peer_link_opened":

@@ -35,7 +35,9 @@ export type {
   ServerInfo,
   SubscribedEventMap,
   TerminalStatus,
+  VersionPolicy,
 } from "../../../src/api/wire.ts";
+export { VERSION_POLICIES } from "../../../src/api/wire.ts";
 
 /** This builder's peer-link identity (`remote_build/get_identity`). */
 export type RemoteIdentity = IdentityView;

@@ -33,6 +33,7 @@ import {
 } from "../common/icons.ts";
 import { emptyStateStyles, sharedStyles } from "../common/styles.ts";
 import { fingerprint, fingerprintStyles } from "../components/fingerprint.ts";
+import { versionPolicySelect, versionPolicyStyles } from "../components/version-policy.ts";
 import { errorText } from "../data/api.ts";
 import {
   formatCountdown,
@@ -357,6 +358,18 @@ export class EsphomeBuildServersView extends LitElement {
       </label>
       ${enabled
         ? html`
+            ${versionPolicySelect(localize, {
+              role: "receiver",
+              value: remote.receiver.versionPolicy,
+              disabled: this._busy.has("version_policy"),
+              onChange: (policy) => void this.#run("version_policy", (c) => c.api.setVersionPolicy(policy)),
+              notes: [
+                ...(!remote.receiver.autoProvision && (remote.receiver.versionPolicy === "exact" || remote.receiver.versionPolicy === "exact_required")
+                  ? [localize("build_servers.versions.receiver_cannot_install")]
+                  : []),
+                ...(remote.receiver.ccache ? [localize("build_servers.versions.ccache_on")] : []),
+              ],
+            })}
             ${this.#renderWindow(remote)}
             <div class="subsection" role="group" aria-labelledby="requests-title">
               <h3 id="requests-title">${localize("build_servers.receiver.requests")}</h3>
@@ -475,6 +488,12 @@ export class EsphomeBuildServersView extends LitElement {
           @change=${(e: Event) => { this.#toggle(e, "offloader", (c, on) => c.api.setRemoteBuildsEnabled(on)); }}
         ></md-switch>
       </label>
+      ${versionPolicySelect(localize, {
+        role: "offloader",
+        value: remote.offloader.versionMatchPolicy,
+        disabled: this._busy.has("version_match_policy"),
+        onChange: (policy) => void this.#run("version_match_policy", (c) => c.api.setVersionMatchPolicy(policy)),
+      })}
       <div class="subsection" role="group" aria-labelledby="pairings-title">
         <h3 id="pairings-title">${localize("build_servers.offloader.pairings")}</h3>
         ${pairings.length === 0
@@ -581,6 +600,8 @@ export class EsphomeBuildServersView extends LitElement {
     const busy = this._busy.has(`pairing:${pin}`);
     const meta = [`${pairing.receiver_hostname}:${pairing.receiver_port}`];
     if (pairing.esphome_version !== "") meta.push(localize("app.esphome_version", { version: pairing.esphome_version }));
+    if (pairing.version_policy !== null) meta.push(localize("build_servers.versions.pairing_policy", { policy: localize(`build_servers.versions.policy.${pairing.version_policy}`) }));
+    if (pairing.auto_provision_supported) meta.push(localize("build_servers.versions.pairing_installs"));
     const statusText =
       status.kind === "busy" && (status.running > 0 || status.waiting > 0)
         ? localize("build_servers.status.busy_counts", { running: status.running, waiting: status.waiting })
@@ -669,6 +690,7 @@ export class EsphomeBuildServersView extends LitElement {
     sharedStyles,
     emptyStateStyles,
     fingerprintStyles,
+    versionPolicyStyles,
     css`
       :host {
         display: flex;
