@@ -37,6 +37,10 @@ export interface Paths {
   readonly receiverFile: string;
   /** Offloader: settings and approved build servers (0600). */
   readonly offloaderFile: string;
+  /** Managed ESPHome: one environment per version, `<data-dir>/esphome/<version>/`. */
+  readonly esphomeDir: string;
+  /** Managed ESPHome: the version chosen in the panel. */
+  readonly esphomeSelectionFile: string;
   /** The YAML a job builds: in the config folder, or for a job from a peer, in its extracted bundle. */
   jobYaml(job: { configuration: string; remote_peer: string }): string;
   /** ESPHome's data dir for a job: a peer's job gets its own build cache beside its bundle. */
@@ -66,6 +70,8 @@ export function resolvePaths(opts: { configDir: string; dataDir?: string | undef
     identityFile: path.join(stateDir, "identity.json"),
     receiverFile: path.join(stateDir, "receiver.json"),
     offloaderFile: path.join(stateDir, "offloader.json"),
+    esphomeDir: path.join(dataDir, "esphome"),
+    esphomeSelectionFile: path.join(stateDir, "esphome.json"),
     jobYaml: (job) =>
       job.remote_peer === "" ? path.join(configDir, job.configuration) : path.join(remoteBuildsDir, job.configuration),
     jobDataDir: (job) =>

@@ -15,6 +15,7 @@
  *   diskUsage(): Promise<DiskUsage>;                         // bytes per environment and in all
  *   touch(version: string): void;                            // LRU: mark as used now
  *   hold(version: string): () => void;                       // in use by a job: never removed until released
+ *   stop(): Promise<void>;                                   // stops a running pip (its half-built venv is removed)
  * }
  * ```
  *
@@ -81,6 +82,7 @@ export interface EsphomeEnvironments {
   diskUsage(): Promise<DiskUsage>;
   touch(version: string): void;
   hold(version: string): () => void;
+  stop(): Promise<void>;
 }
 
 /** ESPHome release numbers (PEP 440 as ESPHome uses it): 2026.10.0, 2026.11.0b2, 1.20.4. Nothing else reaches a path or pip. */
@@ -153,6 +155,8 @@ export class Environments implements EsphomeEnvironments {
   /** One pip at a time: a second version waits for the first. */
   #chain: Promise<unknown> = Promise.resolve();
   readonly #sizes = new Map<string, number>();
+  /** Aborted by stop(): a pip that runs is stopped and its half-built venv removed. */
+  readonly #abort = new AbortController();
 
   constructor(deps: EnvironmentsDeps) {
     this.#deps = deps;
@@ -274,6 +278,7 @@ export class Environments implements EsphomeEnvironments {
         version,
         constraints: this.#deps.constraintsFor?.(version) ?? null,
         env: this.#deps.env?.() ?? {},
+        signal: this.#abort.signal,
         onLine: emitLine,
         onProgress: emitProgress,
         ...(this.#deps.spawn === undefined ? {} : { spawn: this.#deps.spawn }),
@@ -389,6 +394,13 @@ export class Environments implements EsphomeEnvironments {
       environments.push({ version: env.version, bytes });
     }
     return { total_bytes: environments.reduce((n, e) => n + e.bytes, 0), environments };
+  }
+
+  /** Stops a provisioning that runs (its folder is removed) and waits for it. */
+  async stop(): Promise<void> {
+    this.#abort.abort();
+    await Promise.allSettled([...this.#inflight.values()].map((i) => i.promise));
+    await this.flush();
   }
 
   touch(version: string): void {

@@ -2,7 +2,7 @@
  * Runs a job's phases on this machine with the ESPHome CLI.
  */
 import path from "node:path";
-import { cleanArgs, compileArgs, esphomeEnv, missingEsphomeError, resolveExecutable, uploadArgs } from "../esphome/cli.ts";
+import { cleanArgs, compileArgs, esphomeEnv, leaseEsphome, uploadArgs, type EsphomeCommand } from "../esphome/cli.ts";
 import { FailureReader } from "../esphome/failure.ts";
 import type { Paths } from "../paths.ts";
 import type { JobPhase, StoredJob } from "./job.ts";
@@ -10,8 +10,8 @@ import { KILL_GRACE_MS, runTracked, type SpawnFn } from "./process.ts";
 import type { JobRunner, PhaseContext, PhaseResult } from "./runner.ts";
 
 export interface LocalRunnerDeps {
-  /** The ESPHome executable: a path or a command name looked up on PATH. */
-  esphome: string;
+  /** The ESPHome executable: a path or a command name looked up on PATH, or the managed ESPHome. */
+  esphome: EsphomeCommand;
   paths: Paths;
   spawn?: SpawnFn;
   killGraceMs?: number;
@@ -48,8 +48,16 @@ export class LocalRunner implements JobRunner {
  * through this same path.
  */
 export async function runEsphome(deps: LocalRunnerDeps, ctx: PhaseContext, args: string[]): Promise<PhaseResult> {
-  const executable = await resolveExecutable(deps.esphome);
-  if (executable === null) return { exitCode: null, error: missingEsphomeError(deps.esphome).message };
+  const lease = await leaseEsphome(deps.esphome);
+  if ("error" in lease) return { exitCode: null, error: lease.error };
+  try {
+    return await runLeased(deps, ctx, args, lease.executable);
+  } finally {
+    lease.release();
+  }
+}
+
+async function runLeased(deps: LocalRunnerDeps, ctx: PhaseContext, args: string[], executable: string): Promise<PhaseResult> {
   const failure = new FailureReader();
   const result = await runTracked({
     file: executable,

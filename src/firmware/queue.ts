@@ -85,6 +85,11 @@ export interface FirmwareQueueDeps {
   now?: () => Date;
   /** Where a corrupt index, skipped rows and failing writes are reported. */
   problems?: ProblemSink;
+  /**
+   * Whether this machine's ESPHome can run jobs now (false while the managed ESPHome is first
+   * provisioned): local phases wait, queued, until it is; `wake()` when it changes.
+   */
+  localReady?: () => boolean;
 }
 
 type LaneName = "compile" | "upload";
@@ -132,8 +137,10 @@ export class FirmwareQueue {
   #stopping = false;
   #lastStatus = "";
   readonly #problems: ProblemSink | undefined;
+  readonly #localReady: () => boolean;
 
   constructor(deps: FirmwareQueueDeps) {
+    this.#localReady = deps.localReady ?? (() => true);
     this.#bus = deps.bus;
     this.#paths = deps.paths;
     this.#runner = deps.runner;
@@ -374,7 +381,7 @@ export class FirmwareQueue {
     if (!this.#started || this.#stopping) return;
     this.#dispatchCompiles();
     const upload = this.#lanes.upload;
-    while (upload.active.size < upload.concurrency && upload.waiting.length > 0) {
+    while (upload.active.size < upload.concurrency && upload.waiting.length > 0 && this.#localReady()) {
       const id = upload.waiting.shift();
       const entry = id === undefined ? undefined : this.#jobs.get(id);
       if (entry === undefined || isTerminal(entry.job.status)) continue;
@@ -412,7 +419,7 @@ export class FirmwareQueue {
         this.#track(this.#execute(entry, this.#remoteLane));
         continue;
       }
-      if (lane.active.size >= lane.concurrency) continue;
+      if (lane.active.size >= lane.concurrency || !this.#localReady()) continue;
       lane.waiting.splice(lane.waiting.indexOf(id), 1);
       if (entry.job.source === "remote" && phasesOf(entry.job.job_type)[entry.phaseIndex] === "compile") {
         entry.job.source = "local";
