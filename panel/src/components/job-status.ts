@@ -4,10 +4,13 @@ import { icon, mdiAlertCircle, mdiCheckCircle, mdiClockOutline, mdiProgressClock
 import type { LocalizeFunc } from "../common/localize.ts";
 import type { FirmwareJob } from "../data/types.ts";
 
-export function statusBadge(job: FirmwareJob, localize: LocalizeFunc): TemplateResult {
+/** `waitingForEsphome`: queued jobs wait for the managed ESPHome's first environment, and say so. */
+export function statusBadge(job: FirmwareJob, localize: LocalizeFunc, waitingForEsphome = false): TemplateResult {
   switch (job.status) {
     case "queued":
-      return html`<span class="badge" data-status="queued">${icon(mdiClockOutline)}${localize("status.queued")}</span>`;
+      return waitingForEsphome
+        ? html`<span class="badge" data-status="queued" data-waiting="esphome">${icon(mdiClockOutline)}${localize("status.waiting_esphome")}</span>`
+        : html`<span class="badge" data-status="queued">${icon(mdiClockOutline)}${localize("status.queued")}</span>`;
     case "running": {
       const pct = job.progress !== null && job.progress > 0 ? html` ${job.progress}%` : nothing;
       const phase = job.phase === null ? localize("status.running") : localize(`phase.${job.phase}`);
