@@ -194,6 +194,8 @@ export class Environments implements EsphomeEnvironments {
       log.info(`removing an unfinished ESPHome environment: ${path.join(this.#venvs, name)}`);
       await fs.rm(path.join(this.#venvs, name), { recursive: true, force: true });
     }
+    // A lower limit than last time, or a removal a crash interrupted: back to the limit.
+    await this.#evict(null);
   }
 
   /** The real venv folder a published version points to, null when there is none. */
@@ -302,7 +304,7 @@ export class Environments implements EsphomeEnvironments {
   }
 
   /** Removes the least recently used environments past the limit (never a held one or `keep`). */
-  async #evict(keep: string): Promise<void> {
+  async #evict(keep: string | null): Promise<void> {
     const envs = (await this.list()).filter((e) => !e.bundled);
     if (envs.length <= this.limit) return;
     // list() is newest use first: the tail goes.

@@ -98,13 +98,26 @@ export interface VersionsOptions {
 export async function fetchEsphomeVersions(opts: VersionsOptions = {}): Promise<IndexAnswer> {
   const doFetch = opts.fetch ?? fetch;
   const indexUrl = await pipIndexUrl(opts.env ?? process.env);
-  const url = indexUrl === null ? PYPI_JSON_URL : `${indexUrl.replace(/\/+$/, "")}/esphome/`;
-  const shown = url.replace(/\/\/[^/@]*@/, "//");
+  const raw = indexUrl === null ? PYPI_JSON_URL : `${indexUrl.replace(/\/+$/, "")}/esphome/`;
+  const shown = raw.replace(/\/\/[^/@]*@/, "//");
+  const headers: Record<string, string> = { Accept: indexUrl === null ? "application/json" : "application/vnd.pypi.simple.v1+json, text/html;q=0.1" };
+  let url: URL;
+  try {
+    url = new URL(raw);
+  } catch {
+    throw new BuilderError(ErrorCode.IndexUnavailable, `pip's index setting ${shown} is not a URL: fix PIP_INDEX_URL or index-url in pip.conf`);
+  }
+  // Credentials in an index URL (as pip allows) go in a header: fetch refuses them in the URL.
+  if (url.username !== "" || url.password !== "") {
+    headers.Authorization = `Basic ${Buffer.from(`${decodeURIComponent(url.username)}:${decodeURIComponent(url.password)}`).toString("base64")}`;
+    url.username = "";
+    url.password = "";
+  }
   let response: Response;
   let body: string;
   try {
     response = await doFetch(url, {
-      headers: { Accept: indexUrl === null ? "application/json" : "application/vnd.pypi.simple.v1+json, text/html;q=0.1" },
+      headers,
       signal: AbortSignal.timeout(opts.timeoutMs ?? 15_000),
     });
     body = await response.text();
