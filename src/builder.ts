@@ -142,6 +142,7 @@ export class Builder {
       queue: this.queue,
       receiver: this.remote.receiver,
       stateDir: this.paths.stateDir,
+      esphome: () => this.esphome.status(),
       ...(hooks.stdin === undefined ? {} : { stdin: hooks.stdin }),
       ...(hooks.haTimings === undefined ? {} : { timings: hooks.haTimings }),
     });
