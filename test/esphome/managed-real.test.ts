@@ -190,7 +190,9 @@ describe.skipIf(skip)("managed ESPHome, real pip and package index", () => {
     // Bad requests change nothing.
     expect(await refused(client, "esphome/install", { version: "../../etc" })).toMatchObject({ code: "invalid_args" });
     expect(await refused(client, "esphome/install", { version: "2026.10.0; rm -rf /" })).toMatchObject({ code: "invalid_args" });
-    expect(await refused(client, "esphome/remove", { version: OLDER })).toMatchObject({ code: "busy", message: expect.stringContaining("switch to another version") as unknown as string });
+    const current = await refused(client, "esphome/remove", { version: OLDER });
+    expect(current.code).toBe("busy");
+    expect(current.message).toContain("switch to another version");
     expect(await refused(client, "esphome/remove", { version: "2025.1.0" })).toMatchObject({ code: "not_found" });
     await stop(builder, client);
   }, 6 * MINUTES);

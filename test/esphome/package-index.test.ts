@@ -3,7 +3,7 @@
  * default, its simple API when pip's index setting names it), and every way a
  * configured index can fail, with a local index on the loopback.
  */
-import { createServer, type Server } from "node:http";
+import { createServer, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { writeFile } from "node:fs/promises";
 import path from "node:path";
@@ -60,7 +60,7 @@ describe("pip's index setting", () => {
 describe("a configured index that fails", () => {
   let server: Server;
   let base = "";
-  let answer: (res: import("node:http").ServerResponse) => void = () => undefined;
+  let answer: (res: ServerResponse) => void = () => undefined;
   beforeAll(async () => {
     server = createServer((_req, res) => { answer(res); });
     await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
