@@ -30,7 +30,8 @@ export const VERSIONS_TTL_MS = 10 * 60_000;
 /** How often the newest release is looked up for the "newer version" entity. */
 export const LATEST_CHECK_MS = 6 * 3600_000;
 
-const selectionSchema = z.object({ selected: z.string() });
+/** The user's choice; null (or no file) follows the default: the pin, or the add-on image's ESPHome. */
+const selectionSchema = z.object({ selected: z.string().nullable() });
 
 export interface ManagedEsphomeDeps {
   bus: EventBus;
@@ -102,14 +103,15 @@ export class ManagedEsphome implements EsphomeSource {
     const envs = this.#envs();
     await envs.start();
     const loaded = await this.#selection?.load();
-    if (loaded?.kind === "ok" && validVersion(loaded.value.selected)) this.#selected = loaded.value.selected;
+    const chosen = loaded?.kind === "ok" ? loaded.value.selected : null;
+    if (chosen !== null && validVersion(chosen)) this.#selected = chosen;
     await this.#refresh();
     const selected = this.#selected;
     if (selected === null) {
       this.#state = markFailed(null, ErrorCode.ProvisionFailed, "No ESPHome version is pinned (addon/requirements.txt) or chosen: choose one under ESPHome");
       this.#wake();
     } else {
-      this.#startProvisioning(selected);
+      this.#startProvisioning(selected, false);
     }
     this.#latestTimer = setInterval(() => { void this.#checkLatest(); }, LATEST_CHECK_MS);
     this.#latestTimer.unref();
@@ -195,7 +197,7 @@ export class ManagedEsphome implements EsphomeSource {
     if (!this.managed) throw new BuilderError(ErrorCode.Unavailable, "ESPHome is not managed by this builder (--esphome PATH names it): install another version there, or start without --esphome");
     validateVersion(version);
     if (this.#state.status === "provisioning" && this.#state.version === version) return this.status();
-    this.#startProvisioning(version);
+    this.#startProvisioning(version, true);
     return this.status();
   }
 
@@ -243,7 +245,8 @@ export class ManagedEsphome implements EsphomeSource {
     }
   }
 
-  #startProvisioning(version: string): void {
+  /** `chosen`: a user's install/switch, remembered (the default itself is remembered as "follow the default"). */
+  #startProvisioning(version: string, chosen: boolean): void {
     const seq = ++this.#seq;
     this.#state = beginProvisioning(version);
     this.#log.length = 0;
@@ -270,7 +273,10 @@ export class ManagedEsphome implements EsphomeSource {
             this.#switchedSeq = seq;
             this.#current = ready;
             this.#selected = version;
-            this.#selection?.scheduleSave(() => ({ selected: version }));
+            if (chosen) {
+              const remembered = version === this.#deps.defaultVersion ? null : version;
+              this.#selection?.scheduleSave(() => ({ selected: remembered }));
+            }
             log.info(`ESPHome ${version} is ready (${ready.esphome}); the next job uses it`);
           }
           if (this.#state.status === "provisioning" && this.#state.version === version) this.#state = markReady(version);
