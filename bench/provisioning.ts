@@ -9,7 +9,7 @@
  * Needs a Python >= 3.12 (as `npm run test:setup` finds) and the package index.
  */
 import { execFile } from "node:child_process";
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { performance } from "node:perf_hooks";
@@ -50,7 +50,6 @@ async function direct(): Promise<number> {
 async function builder(): Promise<{ listenMs: number; readyMs: number }> {
   const dir = await mkdtemp(path.join(os.tmpdir(), "bench-first-start-"));
   const config = path.join(dir, "config");
-  await writeFile(path.join(dir, "placeholder"), "");
   const b = new Builder(testConfig(config, { dataDir: path.join(dir, "data"), esphome: "esphome", managedEsphome: true, python: python.path }));
   const t = performance.now();
   const ready = new Promise<number>((resolve, reject) => {
