@@ -178,6 +178,11 @@ export class LegacyApi {
       res.status(503).type("text/plain").send("Busy validating other configurations; try again\n");
       return;
     }
+    // Home Assistant's request should not hang while the managed ESPHome is first installed.
+    if (typeof this.#esphome !== "string" && !this.#esphome.ready()) {
+      res.status(503).type("text/plain").send("ESPHome is being installed on this builder; try again in a minute\n");
+      return;
+    }
     const lease = await leaseEsphome(this.#esphome);
     if ("error" in lease) {
       res.status(503).type("text/plain").send(`${lease.error}\n`);

@@ -128,6 +128,8 @@ export interface EsphomeLease {
 export interface EsphomeSource {
   /** The executable for one run; waits while the first environment is provisioned; throws when there is none. */
   acquire(): Promise<EsphomeLease>;
+  /** False while the first environment is provisioned (acquire would wait). */
+  ready(): boolean;
 }
 
 /** A path or command name as given (`--esphome`), or the managed source. */

@@ -17,7 +17,7 @@ import type { EventBus } from "../events.ts";
 import { getLogger } from "../logger.ts";
 import { JsonStore } from "../store.ts";
 import type { EsphomeLease, EsphomeSource } from "./cli.ts";
-import { validateVersion, type Environments, type ReadyEnvironment } from "./environments.ts";
+import { validateVersion, type Environments, type EsphomeEnvironments, type ReadyEnvironment } from "./environments.ts";
 import { advance, beginProvisioning, idle, markFailed, markReady } from "./managed-state.ts";
 import type { IndexAnswer } from "./package-index.ts";
 
@@ -77,6 +77,14 @@ export class ManagedEsphome implements EsphomeSource {
     this.#deps = deps;
     this.#selected = deps.external === undefined ? deps.defaultVersion : null;
     this.#selection = deps.selectionFile === undefined ? undefined : new JsonStore({ file: deps.selectionFile, schema: selectionSchema, title: "The chosen ESPHome version", debounceMs: 0 });
+  }
+
+  /**
+   * The environments (managed mode; null with `--esphome`): a build server that provisions the
+   * version an offloader asks for uses these, so there is one pip at a time and one limit.
+   */
+  get environments(): EsphomeEnvironments | null {
+    return this.#deps.environments ?? null;
   }
 
   get managed(): boolean {

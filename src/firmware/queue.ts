@@ -404,6 +404,8 @@ export class FirmwareQueue {
         lane.waiting.splice(lane.waiting.indexOf(id), 1);
         continue;
       }
+      // No ESPHome here yet: a local compile cannot run, nor can a remote one be bundled.
+      if (!this.#localReady()) continue;
       let decision: RouteDecision = { kind: "local" };
       if (this.#router !== undefined && this.#offloadable(entry)) {
         decision = this.#router.route(entry.job, { busyPins: new Set(this.#remotePins.values()) });
@@ -419,7 +421,7 @@ export class FirmwareQueue {
         this.#track(this.#execute(entry, this.#remoteLane));
         continue;
       }
-      if (lane.active.size >= lane.concurrency || !this.#localReady()) continue;
+      if (lane.active.size >= lane.concurrency) continue;
       lane.waiting.splice(lane.waiting.indexOf(id), 1);
       if (entry.job.source === "remote" && phasesOf(entry.job.job_type)[entry.phaseIndex] === "compile") {
         entry.job.source = "local";
