@@ -50,13 +50,13 @@ afterAll(() => {
   if (base !== "") rmSync(base, { recursive: true, force: true, maxRetries: 10, retryDelay: 100 });
 });
 
-async function start(): Promise<{ builder: Builder; client: ApiClient; events: ReturnType<ApiClient["stream"]> }> {
+async function start(): Promise<{ builder: Builder; client: ApiClient; events: ReturnType<ApiClient["stream"]>; port: number }> {
   const builder = new Builder(testConfig(configDir, { dataDir, esphome: "esphome", managedEsphome: true }));
   const { port } = await builder.start();
   const client = await ApiClient.connect(port);
   const events = client.stream("subscribe_events", { job_output: false });
   await events.until((f) => f.event === "initial_state");
-  return { builder, client, events };
+  return { builder, client, events, port };
 }
 
 async function stop(builder: Builder, client: ApiClient): Promise<void> {
@@ -89,7 +89,7 @@ const statusOf = (f: Frame): EsphomeStatus => (f.data as { status: EsphomeStatus
 describe.skipIf(skip)("managed ESPHome, real pip and package index", () => {
   it("first start: API up at once, the pinned ESPHome provisioned in the background, a job queued meanwhile waits and then runs", async () => {
     const started = Date.now();
-    const { builder, client, events } = await start();
+    const { builder, client, events, port } = await start();
     // Up long before pip could have finished.
     expect(Date.now() - started).toBeLessThan(15_000);
     const initial = (events.frames.find((f) => f.event === "initial_state")?.data as { esphome: EsphomeStatus }).esphome;
@@ -103,6 +103,10 @@ describe.skipIf(skip)("managed ESPHome, real pip and package index", () => {
     await new Promise((r) => setTimeout(r, 1500));
     expect((await client.call<FirmwareJob>("firmware/get_job", { job_id: queued.job_id })).status).toBe("queued");
     expect(await client.call<{ status: string }>("esphome/status")).toMatchObject({ current_version: null, state: { status: "provisioning" } });
+    // Home Assistant's config request is told to come back rather than left hanging.
+    const legacy = await fetch(`http://127.0.0.1:${port}/json-config?configuration=dev.yaml`);
+    expect(legacy.status).toBe(503);
+    expect(await legacy.text()).toContain("ESPHome is being installed");
 
     const ready = await events.until((f) => f.event === "esphome_state_changed" && statusOf(f).state.status === "ready", 8 * MINUTES);
     const readyAt = Date.now();
