@@ -19,7 +19,7 @@ import type { Paths } from "../paths.ts";
 import type { Problems } from "../problems.ts";
 import type { DownloadTokens } from "./downloads.ts";
 import type { RemoteBuild } from "../remote-build/remote-build.ts";
-import { validateVersion } from "../esphome/environments.ts";
+import { validateVersion } from "../esphome/release-numbers.ts";
 import type { ManagedEsphome } from "../esphome/managed.ts";
 import { pinSchema } from "../remote-build/fingerprint.ts";
 import { isValidDashboardId } from "../remote-build/identity.ts";

@@ -36,6 +36,10 @@ import type { SpawnFn } from "../firmware/process.ts";
 import { JsonStore, atomicWrite } from "../store.ts";
 import type { PythonInfo } from "./python-finder.ts";
 import { provisionVenv, type ProvisionPhase } from "./provisioner.ts";
+import { folderBytes } from "./folder-bytes.ts";
+import { VERSION_PATTERN, validateVersion } from "./release-numbers.ts";
+
+export { VERSION_PATTERN, compareVersionsDesc, isPrerelease, validateVersion } from "./release-numbers.ts";
 
 const log = getLogger("esphome-envs");
 
@@ -83,38 +87,6 @@ export interface EsphomeEnvironments {
   touch(version: string): void;
   hold(version: string): () => void;
   stop(): Promise<void>;
-}
-
-/** ESPHome release numbers (PEP 440 as ESPHome uses it): 2026.10.0, 2026.11.0b2, 1.20.4. Nothing else reaches a path or pip. */
-export const VERSION_PATTERN = /^\d{1,4}\.\d{1,3}\.\d{1,4}(?:(?:a|b|rc)\d{1,4}|\.dev\d{1,14})?$/;
-
-export function validateVersion(version: string): string {
-  if (!VERSION_PATTERN.test(version)) {
-    throw new BuilderError(ErrorCode.InvalidArgs, `'${version.slice(0, 64)}' is not an ESPHome version: give one such as 2026.10.0 or 2026.11.0b1`);
-  }
-  return version;
-}
-
-/** Whether a version is a pre-release (beta, release candidate, dev build). */
-export function isPrerelease(version: string): boolean {
-  return /(?:a|b|rc)\d+$|\.dev\d+$/.test(version);
-}
-
-/** Orders release numbers newest first (numeric parts, then a pre-release before its release). */
-export function compareVersionsDesc(a: string, b: string): number {
-  const parse = (v: string): number[] => {
-    const m = /^(\d+)\.(\d+)\.(\d+)(?:(a|b|rc)(\d+)|\.dev(\d+))?$/.exec(v);
-    if (m === null) return [0, 0, 0, 0, 0];
-    const pre = m[4] === undefined ? (m[6] === undefined ? 4 : 0) : { a: 1, b: 2, rc: 3 }[m[4] as "a" | "b" | "rc"];
-    return [Number(m[1]), Number(m[2]), Number(m[3]), pre, Number(m[5] ?? m[6] ?? 0)];
-  };
-  const pa = parse(a);
-  const pb = parse(b);
-  for (let i = 0; i < pa.length; i++) {
-    const d = (pb[i] ?? 0) - (pa[i] ?? 0);
-    if (d !== 0) return d;
-  }
-  return 0;
 }
 
 const MARKER = "esphome-builder.json";
@@ -430,33 +402,4 @@ export class Environments implements EsphomeEnvironments {
   async flush(): Promise<void> {
     await this.#usage.flush();
   }
-}
-
-/** Bytes a folder takes on disk (allocated blocks; hard links counted once). */
-export async function folderBytes(dir: string): Promise<number> {
-  const seen = new Set<string>();
-  let total = 0;
-  const walk = async (d: string): Promise<void> => {
-    let entries;
-    try {
-      entries = await fs.readdir(d, { withFileTypes: true });
-    } catch {
-      return;
-    }
-    for (const entry of entries) {
-      const full = path.join(d, entry.name);
-      try {
-        const stat = await fs.lstat(full);
-        const id = `${stat.dev}:${stat.ino}`;
-        if (seen.has(id)) continue;
-        seen.add(id);
-        total += stat.blocks * 512;
-        if (entry.isDirectory()) await walk(full);
-      } catch {
-        // gone meanwhile
-      }
-    }
-  };
-  await walk(dir);
-  return total;
 }

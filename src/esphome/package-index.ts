@@ -10,7 +10,7 @@ import os from "node:os";
 import path from "node:path";
 import { z } from "zod";
 import { BuilderError, ErrorCode, errorMessage } from "../errors.ts";
-import { VERSION_PATTERN, compareVersionsDesc, isPrerelease } from "./environments.ts";
+import { VERSION_PATTERN, compareVersionsDesc, isPrerelease } from "./release-numbers.ts";
 
 export const PYPI_JSON_URL = "https://pypi.org/pypi/esphome/json";
 
