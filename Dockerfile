@@ -92,6 +92,10 @@ WORKDIR /opt/esphome-builder
 COPY --from=modules /src/node_modules ./node_modules
 RUN ln -s /opt/esphome-builder/node_modules/.bin/node /usr/local/bin/node && node --version
 COPY package.json ./
+# The pin and its lock: the builder reads which ESPHome the image bundles (its default) and
+# installs other versions into /data/esphome/<version>/ (managed ESPHome), the pinned one
+# with these constraints.
+COPY addon/requirements.txt addon/constraints.txt ./addon/
 COPY src ./src
 COPY translations ./translations
 COPY --from=panel /src/panel/dist ./panel/dist

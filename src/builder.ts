@@ -17,8 +17,11 @@ import { SUPERVISOR_INGRESS_ADDRESS, isLoopbackHost, type BuilderConfig } from "
 import { DeviceScanner } from "./esphome/device-scan.ts";
 import { listSerialPorts } from "./esphome/serial-ports.ts";
 import { probeEsphomeVersion } from "./esphome/version.ts";
-import { subprocessEnv } from "./esphome/cli.ts";
+import { subprocessEnv, type EsphomeCommand } from "./esphome/cli.ts";
 import { Environments } from "./esphome/environments.ts";
+import { ManagedEsphome } from "./esphome/managed.ts";
+import { fetchEsphomeVersions } from "./esphome/package-index.ts";
+import { readPin } from "./esphome/pinned.ts";
 import { findPython } from "./esphome/python-finder.ts";
 import { BuildAffinity } from "./remote-build/affinity.ts";
 import { BuildServerVersions } from "./remote-build/build-server-versions.ts";
@@ -60,6 +63,8 @@ export interface Listening {
 
 /** Test seams of the builder's parts. */
 export interface BuilderHooks {
+  /** Package index answers for `esphome/versions` (default: the real index, see src/esphome/package-index.ts). */
+  esphomeVersions?: ConstructorParameters<typeof ManagedEsphome>[0]["versions"];
   /** Where automation commands are read from with `stdinCommands` (default process.stdin). */
   stdin?: HomeAssistantDeps["stdin"];
   /** Home Assistant client timings (tests shorten retries and debounces). */
@@ -87,8 +92,11 @@ export class Builder {
   /** As a build server: ESPHome versions installed for peers that run other ones. */
   readonly #serverEnvironments: Environments;
   readonly #serverVersions: BuildServerVersions;
+  /** The ESPHome jobs run: managed environments, or `--esphome PATH` as given. */
+  readonly esphome: ManagedEsphome;
+  /** What runners run: the managed source, or the `--esphome` path as given. */
+  readonly #esphomeCommand: EsphomeCommand;
   #http: HttpServer | undefined;
-  #esphomeVersion: string | null = null;
   /** This builder's name for peers; in the add-on without a label option, the host's name learnt at start. */
   #label: string;
 
@@ -96,10 +104,13 @@ export class Builder {
     this.config = config;
     this.#label = config.label;
     this.paths = resolvePaths({ configDir: config.configDir, dataDir: config.dataDir });
+    this.esphome = this.#esphomeSource(config, hooks);
+    const esphome: EsphomeCommand = config.managedEsphome === true ? this.esphome : config.esphome;
+    this.#esphomeCommand = esphome;
     this.#serverEnvironments = new Environments({
       root: this.paths.buildServerVersionsDir,
       limit: config.buildServerVersions ?? 3,
-      python: () => findPython(),
+      python: () => findPython({ explicit: config.python }),
       env: () => subprocessEnv("own"),
     });
     this.#serverVersions = new BuildServerVersions({
@@ -111,14 +122,15 @@ export class Builder {
     this.#remoteRunner = new RemoteRunner({
       bus: this.bus,
       paths: this.paths,
-      esphome: config.esphome,
-      esphomeVersion: () => this.#esphomeVersion,
+      esphome,
+      esphomeVersion: () => this.esphome.currentVersion(),
       offloader: { session: (pin) => this.remote.offloader.session(pin), label: (pin) => this.remote.offloader.label(pin) },
     });
     this.queue = new FirmwareQueue({
       bus: this.bus,
       paths: this.paths,
-      runner: new SourceRoutedRunner(new LocalRunner({ esphome: config.esphome, paths: this.paths, versions: this.#serverVersions }), this.#remoteRunner),
+      runner: new SourceRoutedRunner(new LocalRunner({ esphome, paths: this.paths, versions: this.#serverVersions }), this.#remoteRunner),
+      localReady: () => this.esphome.ready(),
       options: { compileConcurrency: config.compileConcurrency, uploadConcurrency: config.uploadConcurrency },
       problems: this.problems,
     });
@@ -130,7 +142,7 @@ export class Builder {
       host: config.peerLinkHost,
       peerLinkPort: config.peerLinkPort,
       label: () => this.#label,
-      esphomeVersion: () => this.#esphomeVersion,
+      esphomeVersion: () => this.esphome.currentVersion(),
       // The build server is on by default standalone; in the add-on the user turns it on.
       receiverDefaultEnabled: !config.addon,
       canProvision: () => this.#serverVersions.enabled,
@@ -142,7 +154,7 @@ export class Builder {
     });
     this.#router = new BuildRouter({
       offloader: this.remote.offloader,
-      esphomeVersion: () => this.#esphomeVersion,
+      esphomeVersion: () => this.esphome.currentVersion(),
       affinity: this.#affinity,
       wake: () => { this.queue.wake(); },
       localBuilds: () => this.remote.placement.localBuilds,
@@ -155,6 +167,7 @@ export class Builder {
       queue: this.queue,
       receiver: this.remote.receiver,
       stateDir: this.paths.stateDir,
+      esphome: () => this.esphome.status(),
       ...(hooks.stdin === undefined ? {} : { stdin: hooks.stdin }),
       ...(hooks.haTimings === undefined ? {} : { timings: hooks.haTimings }),
     });
@@ -188,20 +201,14 @@ export class Builder {
     for (const name of ["offloader_peer_link_opened", "offloader_peer_link_closed", "offloader_queue_status_changed", "offloader_pairing_changed", "offloader_settings_changed", "local_builds_changed"] as const) {
       this.bus.on(name, () => { this.queue.wake(); });
     }
+    // ESPHome before the queue: jobs wait for a first environment, provisioned in the background.
+    this.bus.on("esphome_state_changed", () => {
+      this.queue.wake();
+      this.remote.esphomeVersionChanged();
+    });
+    await this.esphome.start();
     await this.queue.start();
     await this.devices.start();
-    void probeEsphomeVersion(this.config.esphome).then((version) => {
-      this.#esphomeVersion = version;
-      this.remote.esphomeVersionChanged();
-      if (version === null) {
-        log.warning(
-          `ESPHome CLI '${this.config.esphome}' was not found or did not answer; jobs will fail until it is installed ` +
-            "(pip install esphome) or --esphome names it",
-        );
-      } else {
-        log.info(`ESPHome ${version}`);
-      }
-    });
     const services: ApiServices = {
       bus: this.bus,
       queue: this.queue,
@@ -211,6 +218,7 @@ export class Builder {
       downloads: this.downloads,
       serialPorts: () => listSerialPorts(),
       remote: this.remote,
+      esphome: this.esphome,
       info: () => this.info(),
     };
     // In the add-on the Supervisor picks the ingress port, and only its ingress proxy (plus Home
@@ -222,7 +230,7 @@ export class Builder {
       port: listenPort,
       panelDir: await panelDir(),
       hosts: this.#hostPolicy(),
-      legacy: new LegacyApi({ services, esphome: this.config.esphome }),
+      legacy: new LegacyApi({ services, esphome: this.#esphomeCommand }),
       ...(this.config.addon ? { access: { full: this.config.ingressAddresses ?? [SUPERVISOR_INGRESS_ADDRESS], legacy: ["127.0.0.1", "::1"] } } : {}),
       ...(this.config.password !== undefined ? { auth: new BasicAuth({ credentials: { username: this.config.username ?? "esphome", password: this.config.password } }) } : {}),
     });
@@ -236,6 +244,32 @@ export class Builder {
     // Last: Home Assistant learns about a builder that is fully up (it starts in the background).
     this.ha.start({ services, port });
     return { port, peer_link_port: this.remote.receiver.port };
+  }
+
+  /** Managed: environments under `<data-dir>/esphome`, the add-on image's own as the default; else `--esphome` as given. */
+  #esphomeSource(config: BuilderConfig, hooks: BuilderHooks): ManagedEsphome {
+    const pin = readPin(PROJECT_ROOT);
+    const versions = hooks.esphomeVersions ?? (() => fetchEsphomeVersions());
+    if (config.managedEsphome !== true) {
+      return new ManagedEsphome({ bus: this.bus, external: config.esphome, pinned: pin.version, defaultVersion: null, versions, probe: probeEsphomeVersion });
+    }
+    const bundled = config.bundledEsphome !== undefined && pin.version !== null ? { version: pin.version, esphome: config.bundledEsphome } : undefined;
+    const environments = new Environments({
+      root: this.paths.esphomeDir,
+      python: () => findPython({ explicit: config.python }),
+      constraintsFor: (version) => (version === pin.version ? pin.constraints : null),
+      env: () => subprocessEnv("own"),
+      ...(bundled === undefined ? {} : { bundled }),
+    });
+    return new ManagedEsphome({
+      bus: this.bus,
+      environments,
+      selectionFile: this.paths.esphomeSelectionFile,
+      pinned: pin.version,
+      defaultVersion: pin.version,
+      versions,
+      probe: probeEsphomeVersion,
+    });
   }
 
   /** The DNS-rebinding guard: the names the user gave, the listen address when it is a name, the ingress proxy in the add-on. */
@@ -252,7 +286,7 @@ export class Builder {
   info(): ServerInfo {
     return {
       server_version: SERVER_VERSION,
-      esphome_version: this.#esphomeVersion,
+      esphome_version: this.esphome.currentVersion(),
       config_dir: this.paths.configDir,
       label: this.#label,
     };
@@ -266,6 +300,8 @@ export class Builder {
       ["devices", () => this.devices.stop()],
       // The queue stops first: running remote jobs send their cancel while the sessions are still up.
       ["queue", () => this.queue.stop()],
+      // After the queue (its jobs hold environments): a pip that runs is stopped, its folder removed.
+      ["esphome", () => this.esphome.stop()],
       ["remote runner", () => this.#remoteRunner.stop()],
       // After the queue: the cancellations of a stop still reach Home Assistant (bounded wait).
       ["home assistant", () => this.ha.stop()],

@@ -21,6 +21,15 @@ export interface BuilderConfig {
   /** Listen address of the peer link (Noise-authenticated, so all interfaces by default). */
   peerLinkHost: string;
   esphome: string;
+  /**
+   * Managed ESPHome (no `--esphome` given): the builder makes and uses its own environments
+   * in `<data-dir>/esphome/<version>/`. Undefined/false: `esphome` is run as given.
+   */
+  managedEsphome?: boolean | undefined;
+  /** Managed ESPHome: the Python to make environments with (`--python`); found on PATH/pyenv otherwise. */
+  python?: string | undefined;
+  /** Managed ESPHome in the add-on: the image's own ESPHome, the default version (served, never removed). */
+  bundledEsphome?: string | undefined;
   label: string;
   /** Add-on without a label (the `label` option empty): start() takes the Home Assistant host's name from the Supervisor. */
   labelFromSupervisor?: boolean | undefined;
@@ -83,6 +92,7 @@ export const ENV_NAMES = {
   "peer-link-port": "ESPHOME_BUILDER_PEER_LINK_PORT",
   "peer-link-host": "ESPHOME_BUILDER_PEER_LINK_HOST",
   esphome: "ESPHOME_BUILDER_ESPHOME",
+  python: "ESPHOME_BUILDER_PYTHON",
   label: "ESPHOME_BUILDER_LABEL",
   "no-mdns": "ESPHOME_BUILDER_NO_MDNS",
   "log-level": "ESPHOME_BUILDER_LOG_LEVEL",
@@ -107,6 +117,9 @@ export function isLoopbackHost(host: string): boolean {
   return host === "localhost" || host === "::1" || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
 }
 
+/** The add-on image's ESPHome (Dockerfile: a venv at /opt/esphome). */
+export const BUNDLED_ESPHOME = "/opt/esphome/bin/esphome";
+
 /** The Supervisor's ingress proxy address (Home Assistant's add-on docs). */
 export const SUPERVISOR_INGRESS_ADDRESS = "172.30.32.2";
 
@@ -124,7 +137,10 @@ export const USAGE = `Usage: esphome-builder [options]
   --port N                   HTTP port, 0 = any free port (default 6052)
   --peer-link-port N         peer-link port for build servers, 0 = any free (default 6055)
   --peer-link-host H         peer-link listen address (default 0.0.0.0: paired builders reach it over the LAN)
-  --esphome PATH             the ESPHome executable (default: esphome on PATH)
+  --esphome PATH             the ESPHome executable to run as is (default: the builder's own managed
+                             ESPHome in <data-dir>/esphome/<version>/, installed with pip on first start)
+  --python PATH              the Python >= 3.12 to make managed ESPHome environments with
+                             (default: python3.14/3.13/3.12 on PATH, pyenv's versions, python3)
   --label TEXT               this builder's name shown to peers (default or empty: the host name)
   --no-mdns                  do not advertise or browse with mDNS
   --log-level LEVEL          debug, info, warning or error (default info)
@@ -175,6 +191,7 @@ export function parseConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Bu
         "peer-link-port": { type: "string" },
         "peer-link-host": { type: "string" },
         esphome: { type: "string" },
+        python: { type: "string" },
         label: { type: "string" },
         "no-mdns": { type: "boolean" },
         "log-level": { type: "string" },
@@ -297,6 +314,11 @@ export function parseConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Bu
   }
   if (username !== undefined && password === undefined) fail("--username needs --password");
   if (username !== undefined && (username === "" || username.includes(":"))) fail("--username must be non-empty and without ':'");
+  const esphome = pick("esphome");
+  const python = pick("python");
+  if (esphome !== undefined && esphome.trim() === "") fail("--esphome must name the ESPHome executable, got ''");
+  if (python !== undefined && esphome !== undefined) fail("--python is for the builder's managed ESPHome: with --esphome PATH nothing is installed, so leave one out");
+  if (python !== undefined && python.trim() === "") fail("--python must name a Python 3.12+ executable, got ''");
   const stdinTty = isatty(0);
   // An empty label (the add-on's default option) is no label: the host's name is used.
   const label = [pick("label"), options.label].map((l) => l?.trim()).find((l) => l !== undefined && l !== "");
@@ -307,7 +329,10 @@ export function parseConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Bu
     port: number("port", 6052),
     peerLinkPort: number("peer-link-port", 6055),
     peerLinkHost: pick("peer-link-host") ?? "0.0.0.0",
-    esphome: pick("esphome") ?? "esphome",
+    esphome: esphome ?? (addon ? BUNDLED_ESPHOME : "esphome"),
+    managedEsphome: esphome === undefined,
+    python,
+    bundledEsphome: addon ? (env.ESPHOME_BUILDER_BUNDLED_ESPHOME ?? BUNDLED_ESPHOME) : undefined,
     label: label ?? os.hostname(),
     // In the add-on the container's host name is not Home Assistant's: the Supervisor knows that one.
     labelFromSupervisor: addon && label === undefined,

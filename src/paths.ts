@@ -43,6 +43,10 @@ export interface Paths {
   readonly affinityFile: string;
   /** On a build server: the ESPHome versions installed for peers (`<version>` environments, upstream's place for them). */
   readonly buildServerVersionsDir: string;
+  /** Managed ESPHome: one environment per version, `<data-dir>/esphome/<version>/`. */
+  readonly esphomeDir: string;
+  /** Managed ESPHome: the version chosen in the panel. */
+  readonly esphomeSelectionFile: string;
   /** The YAML a job builds: in the config folder, or for a job from a peer, in its extracted bundle. */
   jobYaml(job: { configuration: string; remote_peer: string }): string;
   /** ESPHome's data dir for a job: a peer's job gets its own build cache beside its bundle. */
@@ -75,6 +79,8 @@ export function resolvePaths(opts: { configDir: string; dataDir?: string | undef
     placementFile: path.join(stateDir, "placement.json"),
     affinityFile: path.join(stateDir, "build-affinity.json"),
     buildServerVersionsDir: path.join(remoteBuildsDir, "venvs"),
+    esphomeDir: path.join(dataDir, "esphome"),
+    esphomeSelectionFile: path.join(stateDir, "esphome.json"),
     jobYaml: (job) =>
       job.remote_peer === "" ? path.join(configDir, job.configuration) : path.join(remoteBuildsDir, job.configuration),
     jobDataDir: (job) =>

@@ -80,6 +80,34 @@ describe("parseConfig", () => {
   });
 });
 
+describe("managed ESPHome", () => {
+  it("is on without --esphome; --esphome (flag or variable) turns it off and is run as given", () => {
+    expect(parse([])).toMatchObject({ managedEsphome: true, python: undefined, bundledEsphome: undefined });
+    expect(parse(["--esphome", "/opt/my/esphome"])).toMatchObject({ managedEsphome: false, esphome: "/opt/my/esphome" });
+    expect(parse([], { ESPHOME_BUILDER_ESPHOME: "/opt/my/esphome" })).toMatchObject({ managedEsphome: false, esphome: "/opt/my/esphome" });
+  });
+
+  it("takes --python (or ESPHOME_BUILDER_PYTHON) for the environments", () => {
+    expect(parse(["--python", "/usr/bin/python3.13"]).python).toBe("/usr/bin/python3.13");
+    expect(parse([], { ESPHOME_BUILDER_PYTHON: "/usr/bin/python3.12" }).python).toBe("/usr/bin/python3.12");
+  });
+
+  it.each([
+    [["--python", "/usr/bin/python3", "--esphome", "/opt/esphome"], "--python is for the builder's managed ESPHome"],
+    [["--esphome", ""], "--esphome must name the ESPHome executable"],
+    [["--python", " "], "--python must name a Python 3.12+ executable"],
+  ])("refuses %j with a message naming the fix", (argv, message) => {
+    expect(errorOf(argv)).toContain(message);
+  });
+
+  it("in the add-on: the image's ESPHome is the bundled default", async () => {
+    const options = path.join(await tempDir(), "options.json");
+    await writeFile(options, "{}");
+    const config = parse([], { SUPERVISOR_TOKEN: "t", ESPHOME_BUILDER_ADDON_OPTIONS: options });
+    expect(config).toMatchObject({ managedEsphome: true, bundledEsphome: "/opt/esphome/bin/esphome", dataDir: "/data" });
+  });
+});
+
 describe("isLoopbackHost", () => {
   it.each([
     ["127.0.0.1", true],

@@ -19,10 +19,12 @@ import type { DialogElement, ShowDialogDetail } from "./dialogs/show-dialog.ts";
 import "./views/esphome-build-servers-view.ts";
 import "./views/esphome-devices-view.ts";
 import "./views/esphome-jobs-view.ts";
+import "./views/esphome-esphome-view.ts";
+import { esphomeBanner } from "./data/esphome-view.ts";
 
-type Tab = "devices" | "jobs" | "build-servers";
-const TABS: readonly Tab[] = ["devices", "jobs", "build-servers"];
-const TAB_KEYS = { devices: "app.tabs.devices", jobs: "app.tabs.jobs", "build-servers": "app.tabs.build_servers" } as const;
+type Tab = "devices" | "jobs" | "build-servers" | "esphome";
+const TABS: readonly Tab[] = ["devices", "jobs", "build-servers", "esphome"];
+const TAB_KEYS = { devices: "app.tabs.devices", jobs: "app.tabs.jobs", "build-servers": "app.tabs.build_servers", esphome: "app.tabs.esphome" } as const;
 
 function tabFromHash(hash: string): Tab {
   const name = hash.replace(/^#/, "");
@@ -185,9 +187,7 @@ export class EsphomeBuilderApp extends LitElement {
           </div>`}
       <main id="panel-${this._tab}" role="tabpanel" aria-labelledby="tab-${this._tab}">
         <esphome-problems .ctx=${ctx} .problems=${st.problems}></esphome-problems>
-        ${st.seeded && st.server !== null && st.server.esphome_version === null
-          ? html`<div class="alert warning notice" role="alert">${icon(mdiAlertCircle)}<span>${localize("app.esphome_missing")}</span></div>`
-          : nothing}
+        ${st.seeded ? this.#renderEsphomeBanner(ctx, st) : nothing}
         ${!st.seeded
           ? html`<div class="loading" aria-busy="true"></div>`
           : this.#renderView(ctx, st)}
@@ -210,8 +210,34 @@ export class EsphomeBuilderApp extends LitElement {
     `;
   }
 
+  /** Installing ESPHome (progress), or why it could not be, on every tab. */
+  #renderEsphomeBanner(ctx: PanelContext, st: AppState): TemplateResult | typeof nothing {
+    const { localize } = ctx;
+    // A builder without managed ESPHome (older) says only whether it found one.
+    const banner = st.esphome === null ? (st.server !== null && st.server.esphome_version === null ? { kind: "missing" as const } : null) : esphomeBanner(st.esphome);
+    if (banner === null) return nothing;
+    const details =
+      this._tab === "esphome" ? nothing : html`<md-text-button class="esphome-details" @click=${() => { this.#select("esphome"); }}>${localize("app.esphome_show")}</md-text-button>`;
+    switch (banner.kind) {
+      case "provisioning":
+        return html`<div class="alert info notice esphome-banner" role="status">${icon(mdiAlertCircle)}<span
+            >${localize("app.esphome_installing", { version: banner.version, percent: banner.percent })}</span
+          >${details}</div>`;
+      case "failed":
+        return html`<div class="alert ${banner.blocking ? "error" : "warning"} notice esphome-banner" role="alert">${icon(mdiAlertCircle)}<span
+            >${banner.blocking
+              ? localize("app.esphome_failed_blocking", { message: banner.message })
+              : localize("app.esphome_failed", { version: banner.version ?? "", message: banner.message })}</span
+          >${details}</div>`;
+      case "missing":
+        return html`<div class="alert warning notice" role="alert">${icon(mdiAlertCircle)}<span>${localize("app.esphome_missing")}</span></div>`;
+    }
+  }
+
   #renderView(ctx: PanelContext, st: AppState): TemplateResult {
     switch (this._tab) {
+      case "esphome":
+        return html`<esphome-esphome-view .ctx=${ctx} .state=${st} ?narrow=${this._narrow}></esphome-esphome-view>`;
       case "devices":
         return html`<esphome-devices-view .ctx=${ctx} .state=${st} ?narrow=${this._narrow}></esphome-devices-view>`;
       case "jobs":

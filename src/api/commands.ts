@@ -19,6 +19,8 @@ import type { Paths } from "../paths.ts";
 import type { Problems } from "../problems.ts";
 import type { DownloadTokens } from "./downloads.ts";
 import type { RemoteBuild } from "../remote-build/remote-build.ts";
+import { validateVersion } from "../esphome/release-numbers.ts";
+import type { ManagedEsphome } from "../esphome/managed.ts";
 import { pinSchema } from "../remote-build/fingerprint.ts";
 import { isValidDashboardId } from "../remote-build/identity.ts";
 import { classifyPort } from "../esphome/port.ts";
@@ -36,6 +38,8 @@ export interface ApiServices {
   downloads: DownloadTokens;
   serialPorts: () => Promise<SerialPort[]>;
   info: () => ServerInfo;
+  /** The ESPHome jobs run (managed environments, or `--esphome`). */
+  esphome: ManagedEsphome;
 }
 
 /** A stream sends frames `{message_id, event, data}` until it ends or the socket closes. */
@@ -122,6 +126,15 @@ const tcpPort = z.number().int().min(1).max(65535);
 /** Either case in, canonical (lowercase) out: the rule of src/remote-build/pin.ts. */
 const pin = pinSchema;
 const dashboardId = z.string().refine((v) => isValidDashboardId(v), "dashboard_id must be 1-64 base64url characters");
+
+const esphomeVersion = z.string().max(64).transform((value, ctx) => {
+  try {
+    return validateVersion(value);
+  } catch (err) {
+    ctx.addIssue({ code: "custom", message: (err as Error).message });
+    return z.NEVER;
+  }
+});
 
 const jobId = z.string().regex(/^[0-9a-f]{12}$/, "job_id must be 12 lowercase hex characters");
 const none = z.strictObject({});
@@ -361,6 +374,19 @@ export const COMMANDS = {
     s.remote.offloader.editEndpoint(args.pin_sha256, args.hostname, args.port),
   ),
 
+  "esphome/status": reply(none, (_args, s) => s.esphome.status()),
+
+  "esphome/versions": reply(z.strictObject({ prereleases: z.boolean().optional() }), (args, s) => s.esphome.versions(args.prereleases === true)),
+
+  "esphome/install": reply(z.strictObject({ version: esphomeVersion }), (args, s) => s.esphome.install(args.version)),
+
+  "esphome/remove": reply(z.strictObject({ version: esphomeVersion }), (args, s) => s.esphome.remove(args.version)),
+
+  "esphome/log": reply(none, (_args, s) => {
+    const state = s.esphome.status().state;
+    return { version: state.status === "idle" ? null : state.version, lines: s.esphome.provisionLog() };
+  }),
+
   subscribe_events: stream(z.strictObject({ job_output: z.boolean().optional() }), (args, s, sink) => {
     const names = args.job_output === false ? SUBSCRIBED_EVENTS.filter((n) => n !== "job_output") : SUBSCRIBED_EVENTS;
     // Listeners first, then the snapshot: nothing that happens in between is lost.
@@ -381,6 +407,7 @@ export const COMMANDS = {
       server: s.info(),
       problems: s.problems.list(),
       remote_build: s.remote.snapshot(),
+      esphome: s.esphome.status(),
     };
     sink.send("initial_state", state);
     ready = true;

@@ -29,7 +29,7 @@ import express, { type Request, type Response, type Router } from "express";
 import { WebSocketServer, type RawData, type WebSocket } from "ws";
 import { parse as parseYaml } from "yaml";
 import { z } from "zod";
-import { ESPHOME_ENV, resolveExecutable, subprocessEnv } from "../esphome/cli.ts";
+import { ESPHOME_ENV, leaseEsphome, subprocessEnv, type EsphomeCommand } from "../esphome/cli.ts";
 import { resolveConfigurationPath, validateConfigurationName } from "../esphome/configuration.ts";
 import { BuilderError, errorMessage } from "../errors.ts";
 import { isTerminal, type FirmwareJob } from "../firmware/job.ts";
@@ -89,13 +89,13 @@ async function readStorage(file: string): Promise<Record<string, unknown> | null
 
 export interface LegacyApiOptions {
   services: ApiServices;
-  /** The ESPHome executable (for `/json-config`). */
-  esphome: string;
+  /** The ESPHome executable (for `/json-config`), or the managed ESPHome. */
+  esphome: EsphomeCommand;
 }
 
 export class LegacyApi {
   readonly #services: ApiServices;
-  readonly #esphome: string;
+  readonly #esphome: EsphomeCommand;
   readonly #wss = new WebSocketServer({ noServer: true, maxPayload: 64 * 1024, autoPong: false });
   readonly #sockets = new Set<WebSocket>();
   #configRuns = 0;
@@ -174,15 +174,21 @@ export class LegacyApi {
       res.status(404).type("text/plain").send("No such configuration\n");
       return;
     }
-    const executable = await resolveExecutable(this.#esphome);
-    if (executable === null) {
-      res.status(503).type("text/plain").send(`ESPHome CLI '${this.#esphome}' not found; install ESPHome or pass --esphome\n`);
-      return;
-    }
     if (this.#configRuns >= 2) {
       res.status(503).type("text/plain").send("Busy validating other configurations; try again\n");
       return;
     }
+    // Home Assistant's request should not hang while the managed ESPHome is first installed.
+    if (typeof this.#esphome !== "string" && !this.#esphome.ready()) {
+      res.status(503).type("text/plain").send("ESPHome is being installed on this builder; try again in a minute\n");
+      return;
+    }
+    const lease = await leaseEsphome(this.#esphome);
+    if ("error" in lease) {
+      res.status(503).type("text/plain").send(`${lease.error}\n`);
+      return;
+    }
+    const executable = lease.executable;
     this.#configRuns++;
     try {
       const { code, stdout, stderr } = await new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
@@ -208,6 +214,7 @@ export class LegacyApi {
       res.json(data ?? {});
     } finally {
       this.#configRuns--;
+      lease.release();
     }
   }
 

@@ -309,6 +309,63 @@ export interface RemoteBuildSnapshot {
   local_builds: LocalBuilds;
 }
 
+// ---- managed ESPHome ----
+
+/** Where provisioning an ESPHome environment is (src/esphome/pip-progress.ts says how the percentage is counted). */
+export type EsphomeProvisionPhase = "python" | "venv" | "downloading" | "installing" | "checking" | "done";
+
+/** The managed ESPHome's task: named transitions in src/esphome/managed-state.ts. */
+export type EsphomeTaskState =
+  | { status: "idle" }
+  | { status: "provisioning"; version: string; percent: number; phase: EsphomeProvisionPhase }
+  | { status: "ready"; version: string }
+  | { status: "failed"; version: string | null; code: string; message: string };
+
+/** One ESPHome environment (`<data-dir>/esphome/<version>`, or the add-on image's own). */
+export interface EsphomeEnvironmentView {
+  version: string;
+  path: string;
+  /** The add-on image's ESPHome: not removable. */
+  bundled: boolean;
+  python_version: string | null;
+  created_at: string | null;
+  last_used: string | null;
+  /** A running job uses it. */
+  in_use: boolean;
+  /** The one the next job uses. */
+  current: boolean;
+  /** Disk use, null for the bundled one (part of the image). */
+  bytes: number | null;
+}
+
+/** `esphome/status`, `initial_state.esphome`, `esphome_state_changed`. */
+export interface EsphomeStatus {
+  /** `managed`: the builder's own environments; `external`: `--esphome PATH`, nothing managed. */
+  mode: "managed" | "external";
+  /** The ESPHome the next job runs; null while none is ready. */
+  current_version: string | null;
+  /** The version chosen (the pinned one by default, or a user's choice). */
+  selected_version: string | null;
+  /** The version the project pins (addon/requirements.txt). */
+  pinned_version: string | null;
+  /** The newest release the package index offers (null until known, e.g. offline). */
+  latest_version: string | null;
+  state: EsphomeTaskState;
+  environments: EsphomeEnvironmentView[];
+  /** Bytes all managed environments take. */
+  disk_bytes: number;
+  /** Environments kept (a bundled one not counted). */
+  limit: number;
+}
+
+/** `esphome/versions`: what the package index offers, newest first. */
+export interface EsphomeVersionsView {
+  index: string;
+  /** The newest release (pre-releases only when asked for). */
+  latest: string | null;
+  versions: { version: string; prerelease: boolean; installed: boolean; current: boolean; requires_python: string | null }[];
+}
+
 // ---- builder problems ----
 
 /**
@@ -352,6 +409,8 @@ export interface InitialState {
   /** Current builder problems, oldest first. */
   problems: BuilderProblem[];
   remote_build: RemoteBuildSnapshot;
+  /** The managed ESPHome (or the one `--esphome` names). */
+  esphome: EsphomeStatus;
 }
 
 /** The builder's events (the bus in src/events.ts); `SUBSCRIBED_EVENTS` go to panels. */
@@ -425,6 +484,12 @@ export interface EventMap {
   /** A device YAML disappeared. */
   device_removed: { configuration: string };
 
+  // ---- managed ESPHome ----
+  /** The ESPHome status changed: provisioning progress, ready, failed, an environment added or removed. */
+  esphome_state_changed: { status: EsphomeStatus };
+  /** One output line of provisioning (venv, pip), terminator included. */
+  esphome_provision_output: { version: string; line: string };
+
   // ---- builder problems ----
   /** A problem was reported (new, or an existing id with a new message). */
   builder_problem_added: { problem: BuilderProblem };
@@ -454,6 +519,8 @@ export const SUBSCRIBED_EVENTS = [
   "device_removed",
   "builder_problem_added",
   "builder_problem_cleared",
+  "esphome_state_changed",
+  "esphome_provision_output",
   "remote_build_receiver_changed",
   "remote_build_pairing_window_changed",
   "remote_build_pair_request_received",

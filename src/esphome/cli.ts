@@ -5,7 +5,7 @@
  */
 import { constants, promises as fs } from "node:fs";
 import path from "node:path";
-import { BuilderError, ErrorCode } from "../errors.ts";
+import { BuilderError, ErrorCode, errorMessage } from "../errors.ts";
 
 /** Added to every ESPHome subprocess: colours stay on through a pipe, Python does not buffer, UTF-8 everywhere. */
 export const ESPHOME_ENV: Readonly<Record<string, string>> = {
@@ -116,4 +116,41 @@ export async function resolveExecutable(command: string, envPath = process.env.P
     }
   }
   return null;
+}
+
+/** An ESPHome executable a run may use until it calls `release()` (a managed environment is held meanwhile). */
+export interface EsphomeLease {
+  command: string;
+  readonly release: () => void;
+}
+
+/** Where runners get the ESPHome to run: the managed one (src/esphome/managed.ts). */
+export interface EsphomeSource {
+  /** The executable for one run; waits while the first environment is provisioned; throws when there is none. */
+  acquire(): Promise<EsphomeLease>;
+  /** False while the first environment is provisioned (acquire would wait). */
+  ready(): boolean;
+}
+
+/** A path or command name as given (`--esphome`), or the managed source. */
+export type EsphomeCommand = string | EsphomeSource;
+
+/** The executable to run for `esphome` (release it when the run ends), or why there is none. */
+export async function leaseEsphome(esphome: EsphomeCommand): Promise<{ executable: string; release: () => void } | { error: string }> {
+  let lease: EsphomeLease;
+  if (typeof esphome === "string") {
+    lease = { command: esphome, release: () => undefined };
+  } else {
+    try {
+      lease = await esphome.acquire();
+    } catch (err) {
+      return { error: errorMessage(err) };
+    }
+  }
+  const executable = await resolveExecutable(lease.command);
+  if (executable === null) {
+    lease.release();
+    return { error: missingEsphomeError(lease.command).message };
+  }
+  return { executable, release: lease.release };
 }

@@ -15,6 +15,7 @@
  *   diskUsage(): Promise<DiskUsage>;                         // bytes per environment and in all
  *   touch(version: string): void;                            // LRU: mark as used now
  *   hold(version: string): () => void;                       // in use by a job: never removed until released
+ *   stop(): Promise<void>;                                   // stops a running pip (its half-built venv is removed)
  * }
  * ```
  *
@@ -35,6 +36,10 @@ import type { SpawnFn } from "../firmware/process.ts";
 import { JsonStore, atomicWrite } from "../store.ts";
 import type { PythonInfo } from "./python-finder.ts";
 import { provisionVenv, type ProvisionPhase } from "./provisioner.ts";
+import { folderBytes } from "./folder-bytes.ts";
+import { VERSION_PATTERN, validateVersion } from "./release-numbers.ts";
+
+export { VERSION_PATTERN, compareVersionsDesc, isPrerelease, validateVersion } from "./release-numbers.ts";
 
 const log = getLogger("esphome-envs");
 
@@ -81,38 +86,7 @@ export interface EsphomeEnvironments {
   diskUsage(): Promise<DiskUsage>;
   touch(version: string): void;
   hold(version: string): () => void;
-}
-
-/** ESPHome release numbers (PEP 440 as ESPHome uses it): 2026.10.0, 2026.11.0b2, 1.20.4. Nothing else reaches a path or pip. */
-export const VERSION_PATTERN = /^\d{1,4}\.\d{1,3}\.\d{1,4}(?:(?:a|b|rc)\d{1,4}|\.dev\d{1,14})?$/;
-
-export function validateVersion(version: string): string {
-  if (!VERSION_PATTERN.test(version)) {
-    throw new BuilderError(ErrorCode.InvalidArgs, `'${version.slice(0, 64)}' is not an ESPHome version: give one such as 2026.10.0 or 2026.11.0b1`);
-  }
-  return version;
-}
-
-/** Whether a version is a pre-release (beta, release candidate, dev build). */
-export function isPrerelease(version: string): boolean {
-  return /(?:a|b|rc)\d+$|\.dev\d+$/.test(version);
-}
-
-/** Orders release numbers newest first (numeric parts, then a pre-release before its release). */
-export function compareVersionsDesc(a: string, b: string): number {
-  const parse = (v: string): number[] => {
-    const m = /^(\d+)\.(\d+)\.(\d+)(?:(a|b|rc)(\d+)|\.dev(\d+))?$/.exec(v);
-    if (m === null) return [0, 0, 0, 0, 0];
-    const pre = m[4] === undefined ? (m[6] === undefined ? 4 : 0) : { a: 1, b: 2, rc: 3 }[m[4] as "a" | "b" | "rc"];
-    return [Number(m[1]), Number(m[2]), Number(m[3]), pre, Number(m[5] ?? m[6] ?? 0)];
-  };
-  const pa = parse(a);
-  const pb = parse(b);
-  for (let i = 0; i < pa.length; i++) {
-    const d = (pb[i] ?? 0) - (pa[i] ?? 0);
-    if (d !== 0) return d;
-  }
-  return 0;
+  stop(): Promise<void>;
 }
 
 const MARKER = "esphome-builder.json";
@@ -153,6 +127,8 @@ export class Environments implements EsphomeEnvironments {
   /** One pip at a time: a second version waits for the first. */
   #chain: Promise<unknown> = Promise.resolve();
   readonly #sizes = new Map<string, number>();
+  /** Aborted by stop(): a pip that runs is stopped and its half-built venv removed. */
+  readonly #abort = new AbortController();
 
   constructor(deps: EnvironmentsDeps) {
     this.#deps = deps;
@@ -190,6 +166,8 @@ export class Environments implements EsphomeEnvironments {
       log.info(`removing an unfinished ESPHome environment: ${path.join(this.#venvs, name)}`);
       await fs.rm(path.join(this.#venvs, name), { recursive: true, force: true });
     }
+    // A lower limit than last time, or a removal a crash interrupted: back to the limit.
+    await this.#evict(null);
   }
 
   /** The real venv folder a published version points to, null when there is none. */
@@ -274,6 +252,7 @@ export class Environments implements EsphomeEnvironments {
         version,
         constraints: this.#deps.constraintsFor?.(version) ?? null,
         env: this.#deps.env?.() ?? {},
+        signal: this.#abort.signal,
         onLine: emitLine,
         onProgress: emitProgress,
         ...(this.#deps.spawn === undefined ? {} : { spawn: this.#deps.spawn }),
@@ -297,7 +276,7 @@ export class Environments implements EsphomeEnvironments {
   }
 
   /** Removes the least recently used environments past the limit (never a held one or `keep`). */
-  async #evict(keep: string): Promise<void> {
+  async #evict(keep: string | null): Promise<void> {
     const envs = (await this.list()).filter((e) => !e.bundled);
     if (envs.length <= this.limit) return;
     // list() is newest use first: the tail goes.
@@ -391,6 +370,13 @@ export class Environments implements EsphomeEnvironments {
     return { total_bytes: environments.reduce((n, e) => n + e.bytes, 0), environments };
   }
 
+  /** Stops a provisioning that runs (its folder is removed) and waits for it. */
+  async stop(): Promise<void> {
+    this.#abort.abort();
+    await Promise.allSettled([...this.#inflight.values()].map((i) => i.promise));
+    await this.flush();
+  }
+
   touch(version: string): void {
     this.#lastUsed.set(version, (this.#deps.now?.() ?? new Date()).toISOString());
     this.#saveUsage();
@@ -416,33 +402,4 @@ export class Environments implements EsphomeEnvironments {
   async flush(): Promise<void> {
     await this.#usage.flush();
   }
-}
-
-/** Bytes a folder takes on disk (allocated blocks; hard links counted once). */
-export async function folderBytes(dir: string): Promise<number> {
-  const seen = new Set<string>();
-  let total = 0;
-  const walk = async (d: string): Promise<void> => {
-    let entries;
-    try {
-      entries = await fs.readdir(d, { withFileTypes: true });
-    } catch {
-      return;
-    }
-    for (const entry of entries) {
-      const full = path.join(d, entry.name);
-      try {
-        const stat = await fs.lstat(full);
-        const id = `${stat.dev}:${stat.ino}`;
-        if (seen.has(id)) continue;
-        seen.add(id);
-        total += stat.blocks * 512;
-        if (entry.isDirectory()) await walk(full);
-      } catch {
-        // gone meanwhile
-      }
-    }
-  };
-  await walk(dir);
-  return total;
 }

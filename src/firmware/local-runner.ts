@@ -2,7 +2,7 @@
  * Runs a job's phases on this machine with the ESPHome CLI.
  */
 import path from "node:path";
-import { cleanArgs, compileArgs, esphomeEnv, missingEsphomeError, resolveExecutable, uploadArgs } from "../esphome/cli.ts";
+import { cleanArgs, compileArgs, esphomeEnv, leaseEsphome, uploadArgs, type EsphomeCommand } from "../esphome/cli.ts";
 import { FailureReader } from "../esphome/failure.ts";
 import { errorMessage } from "../errors.ts";
 import type { Paths } from "../paths.ts";
@@ -26,8 +26,8 @@ export interface EsphomeVersions {
 }
 
 export interface LocalRunnerDeps {
-  /** The ESPHome executable: a path or a command name looked up on PATH. */
-  esphome: string;
+  /** The ESPHome executable: a path or a command name looked up on PATH, or the managed ESPHome. */
+  esphome: EsphomeCommand;
   /** Other ESPHome versions, for jobs with a `target_esphome_version`; without it such jobs fail with `failure_reason: "provision"`. */
   versions?: EsphomeVersions;
   paths: Paths;
@@ -70,9 +70,13 @@ export async function runEsphome(deps: LocalRunnerDeps, ctx: PhaseContext, args:
   // Jobs written by older builders (and hand-made ones) have no target: the builder's own ESPHome.
   const wanted = (ctx.job as { target_esphome_version?: string }).target_esphome_version ?? "";
   if (wanted === "") {
-    const executable = await resolveExecutable(deps.esphome);
-    if (executable === null) return { exitCode: null, error: missingEsphomeError(deps.esphome).message };
-    return runWith(deps, ctx, args, executable);
+    const lease = await leaseEsphome(deps.esphome);
+    if ("error" in lease) return { exitCode: null, error: lease.error };
+    try {
+      return await runWith(deps, ctx, args, lease.executable);
+    } finally {
+      lease.release();
+    }
   }
   const provisioned = await provision(deps, ctx, wanted);
   if (!("esphome" in provisioned)) return provisioned;

@@ -100,6 +100,11 @@ export interface FirmwareQueueDeps {
   now?: () => Date;
   /** Where a corrupt index, skipped rows and failing writes are reported. */
   problems?: ProblemSink;
+  /**
+   * Whether this machine's ESPHome can run jobs now (false while the managed ESPHome is first
+   * provisioned): local phases wait, queued, until it is; `wake()` when it changes.
+   */
+  localReady?: () => boolean;
 }
 
 type LaneName = "compile" | "upload";
@@ -149,8 +154,10 @@ export class FirmwareQueue {
   #stopping = false;
   #lastStatus = "";
   readonly #problems: ProblemSink | undefined;
+  readonly #localReady: () => boolean;
 
   constructor(deps: FirmwareQueueDeps) {
+    this.#localReady = deps.localReady ?? (() => true);
     this.#bus = deps.bus;
     this.#paths = deps.paths;
     this.#runner = deps.runner;
@@ -395,7 +402,7 @@ export class FirmwareQueue {
     if (!this.#started || this.#stopping) return;
     this.#dispatchCompiles();
     const upload = this.#lanes.upload;
-    while (upload.active.size < upload.concurrency && upload.waiting.length > 0) {
+    while (upload.active.size < upload.concurrency && upload.waiting.length > 0 && this.#localReady()) {
       const id = upload.waiting.shift();
       const entry = id === undefined ? undefined : this.#jobs.get(id);
       if (entry === undefined || isTerminal(entry.job.status)) continue;
@@ -418,6 +425,8 @@ export class FirmwareQueue {
         lane.waiting.splice(lane.waiting.indexOf(id), 1);
         continue;
       }
+      // No ESPHome here yet: a local compile cannot run, nor can a remote one be bundled.
+      if (!this.#localReady()) continue;
       let decision: RouteDecision = { kind: "local" };
       if (entry.job.job_type === "clean_all" && entry.job.source === "remote") {
         // A reset of a build server's environment runs there, once none of our compiles does.

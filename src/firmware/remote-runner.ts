@@ -15,7 +15,7 @@
  */
 import { promises as fs } from "node:fs";
 import path from "node:path";
-import { bundleArgs, esphomeEnv, missingEsphomeError, resolveExecutable, uploadArgs } from "../esphome/cli.ts";
+import { bundleArgs, esphomeEnv, leaseEsphome, uploadArgs, type EsphomeCommand } from "../esphome/cli.ts";
 import { errorMessage } from "../errors.ts";
 import { normalizeVersion } from "../esphome/version-policy.ts";
 import type { EventBus, Unsubscribe } from "../events.ts";
@@ -36,7 +36,7 @@ export interface RemoteRunnerDeps {
   bus: EventBus;
   paths: Paths;
   offloader: Pick<Offloader, "session" | "label">;
-  esphome: string;
+  esphome: EsphomeCommand;
   /** This builder's ESPHome version, sent as `target_esphome_version` ("" or null: not sent). */
   esphomeVersion?: () => string | null;
   spawn?: SpawnFn;
@@ -114,13 +114,18 @@ export class RemoteRunner implements JobRunner {
     const { job } = ctx;
     const pin = job.source_pin_sha256;
     const label = job.source_label || this.#deps.offloader.label(pin) || pin.slice(0, 8);
-    const executable = await resolveExecutable(this.#deps.esphome);
-    if (executable === null) return { exitCode: null, error: missingEsphomeError(this.#deps.esphome).message };
+    const lease = await leaseEsphome(this.#deps.esphome);
+    if ("error" in lease) return { exitCode: null, error: lease.error };
     const yaml = this.#deps.paths.jobYaml(job);
 
     // A function, not a property read: the signal changes while we await.
     const cancelled = (): boolean => ctx.signal.aborted;
-    const bundle = await this.#bundle(ctx, executable, yaml);
+    let bundle;
+    try {
+      bundle = await this.#bundle(ctx, lease.executable, yaml);
+    } finally {
+      lease.release();
+    }
     if (cancelled()) return { exitCode: null, error: "cancelled" };
     if (!Buffer.isBuffer(bundle)) return { exitCode: null, error: bundle.error };
 

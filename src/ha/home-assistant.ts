@@ -22,6 +22,7 @@ import type { Receiver } from "../remote-build/receiver.ts";
 import { atomicWrite } from "../store.ts";
 import { COMMAND_EVENT, readCommandLines, runAutomationCommand } from "./automation.ts";
 import { HaClient, haTarget, type HaTimings } from "./client.ts";
+import type { EsphomeStatus } from "../api/wire.ts";
 import { HaPublisher } from "./publisher.ts";
 import { SupervisorClient, withRetry, type AddonSelfInfo } from "./supervisor.ts";
 
@@ -36,6 +37,8 @@ export interface HomeAssistantDeps {
   stateDir: string;
   /** Where stdin commands come from (default `process.stdin`). */
   stdin?: Readable;
+  /** The builder's ESPHome, for the `sensor.esphome_builder_esphome` entity. */
+  esphome?: () => EsphomeStatus;
   timings?: Partial<HaTimings> & { debounceMs?: number; publishRetryMinMs?: number };
 }
 
@@ -121,6 +124,7 @@ export class HomeAssistant {
         jobs: () => queue.list(),
         pendingPairRequests: () => this.#deps.receiver.peers().filter((p) => p.status === "pending"),
         panelUrl: () => this.#panelUrl,
+        ...(this.#deps.esphome === undefined ? {} : { esphome: this.#deps.esphome }),
         ...(this.#deps.timings?.debounceMs === undefined ? {} : { debounceMs: this.#deps.timings.debounceMs }),
         ...(this.#deps.timings?.publishRetryMinMs === undefined ? {} : { retryMinMs: this.#deps.timings.publishRetryMinMs }),
       });

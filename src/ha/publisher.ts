@@ -11,6 +11,7 @@
  * Assistant is unreachable, events wait in a bounded outbox and are sent when
  * it is back; the builder itself never waits on any of this.
  */
+import type { EsphomeStatus } from "../api/wire.ts";
 import type { EventBus, Unsubscribe } from "../events.ts";
 import { errorMessage } from "../errors.ts";
 import { isTerminal, type FirmwareJob } from "../firmware/job.ts";
@@ -25,6 +26,7 @@ export const ENTITY_IDS = {
   building: "binary_sensor.esphome_builder_building",
   lastJob: "sensor.esphome_builder_last_job",
   pairingRequests: "sensor.esphome_builder_pairing_requests",
+  esphome: "sensor.esphome_builder_esphome",
 } as const;
 
 export const JOB_EVENT_TYPES = {
@@ -60,6 +62,8 @@ export interface PublisherDeps {
   pendingPairRequests: () => PendingPairRequest[];
   /** A link to the panel for notifications (relative to Home Assistant or absolute); null = no link. */
   panelUrl: () => string | null;
+  /** The builder's ESPHome (version, newest release, installing); without it the ESPHome entity is not published. */
+  esphome?: () => EsphomeStatus;
   debounceMs?: number;
   retryMinMs?: number;
   retryMaxMs?: number;
@@ -116,8 +120,44 @@ function jobSummary(job: FirmwareJob): Record<string, unknown> {
   };
 }
 
-/** The four entities, computed from the queue and the receiver. Pure, for tests. */
-export function computeEntities(jobs: readonly FirmwareJob[], pending: readonly PendingPairRequest[]): EntityState[] {
+/**
+ * `sensor.esphome_builder_esphome`: the ESPHome the builder's jobs run (its version as the state),
+ * the newest release the package index offers and whether that is newer, and an install under way.
+ */
+export function esphomeEntity(status: EsphomeStatus): EntityState {
+  const current = status.current_version;
+  const latest = status.latest_version;
+  const task = status.state;
+  return {
+    entityId: ENTITY_IDS.esphome,
+    state: current ?? (task.status === "provisioning" ? "installing" : "unavailable"),
+    attributes: {
+      friendly_name: "ESPHome Builder ESPHome version",
+      icon: "mdi:chip",
+      managed: status.mode === "managed",
+      installed_version: current,
+      latest_version: latest,
+      // Newer only when both are known: an unknown newest release is no update.
+      update_available: current !== null && latest !== null && latest !== current && compareReleases(latest, current) > 0,
+      installing: task.status === "provisioning" ? { version: task.version, percent: task.percent } : null,
+      error: task.status === "failed" ? task.message : null,
+    },
+  };
+}
+
+/** > 0 when `a` is a newer release number than `b` (numeric parts). */
+function compareReleases(a: string, b: string): number {
+  const pa = a.split(/[.a-z]+/).map(Number);
+  const pb = b.split(/[.a-z]+/).map(Number);
+  for (let i = 0; i < Math.max(pa.length, pb.length); i++) {
+    const d = (pa[i] ?? 0) - (pb[i] ?? 0);
+    if (d !== 0) return d;
+  }
+  return 0;
+}
+
+/** The entities, computed from the queue, the receiver and (when given) the ESPHome status. Pure, for tests. */
+export function computeEntities(jobs: readonly FirmwareJob[], pending: readonly PendingPairRequest[], esphome?: EsphomeStatus): EntityState[] {
   const active = jobs.filter((j) => !isTerminal(j.status)).sort((a, b) => a.created_at.localeCompare(b.created_at));
   const running = active.filter((j) => j.status === "running");
   const finished = jobs.filter((j) => isTerminal(j.status) && j.completed_at !== null);
@@ -170,6 +210,7 @@ export function computeEntities(jobs: readonly FirmwareJob[], pending: readonly 
         requests: pending.map((p) => ({ dashboard_id: p.dashboard_id, label: p.label, peer_ip: p.peer_ip, pin_sha256: p.pin_sha256 })),
       },
     },
+    ...(esphome === undefined ? [] : [esphomeEntity(esphome)]),
   ];
 }
 
@@ -254,6 +295,7 @@ export class HaPublisher {
         this.#statesChanged();
       }),
       bus.on("remote_build_pairing_window_changed", () => { this.#statesChanged(); }),
+      bus.on("esphome_state_changed", () => { this.#statesChanged(); }),
     );
     this.republish();
   }
@@ -345,7 +387,7 @@ export class HaPublisher {
         const force = this.#forceAll;
         this.#forceAll = false;
         try {
-          for (const entity of computeEntities(this.#deps.jobs(), this.#deps.pendingPairRequests())) {
+          for (const entity of computeEntities(this.#deps.jobs(), this.#deps.pendingPairRequests(), this.#deps.esphome?.())) {
             const key = JSON.stringify([entity.state, entity.attributes]);
             if (!force && this.#published.get(entity.entityId) === key) continue;
             await transport.setState(entity.entityId, entity.state, entity.attributes);

@@ -212,8 +212,10 @@ describe("the add-on image", () => {
     });
 
     it("publishes its entities through the Supervisor's Core proxy and listens for commands there", async () => {
-      await waitFor(() => Object.values(ENTITY_IDS).every((id) => supervisor.states(id).length > 0), 30_000, "all four entities");
+      await waitFor(() => Object.values(ENTITY_IDS).every((id) => supervisor.states(id).length > 0), 30_000, "all the entities");
       expect(supervisor.states(ENTITY_IDS.queue)[0]).toMatchObject({ state: "0" });
+      // Managed ESPHome in the add-on: the image's own (bundled) ESPHome is the one jobs use, nothing installed.
+      expect(supervisor.states(ENTITY_IDS.esphome)[0]).toMatchObject({ state: esphomePin });
       await waitFor(() => supervisor.subscribers("esphome_builder_command") > 0, 30_000, "the command event subscription");
       expect(supervisor.authAccepted).toBeGreaterThan(0);
     });

@@ -4,13 +4,16 @@ import { icon, mdiAlertCircle, mdiCheckCircle, mdiClockOutline, mdiProgressClock
 import type { LocalizeFunc } from "../common/localize.ts";
 import type { FirmwareJob } from "../data/types.ts";
 
-export function statusBadge(job: FirmwareJob, localize: LocalizeFunc): TemplateResult {
+/** `waitingForEsphome`: queued jobs wait for the managed ESPHome's first environment, and say so. */
+export function statusBadge(job: FirmwareJob, localize: LocalizeFunc, waitingForEsphome = false): TemplateResult {
   switch (job.status) {
     case "queued":
       if (job.waiting !== undefined) {
         return html`<span class="badge warning waiting" data-status="queued" data-waiting=${job.waiting.reason}>${icon(mdiClockOutline)}${localize(`status.waiting.${job.waiting.reason}`)}</span>`;
       }
-      return html`<span class="badge" data-status="queued">${icon(mdiClockOutline)}${localize("status.queued")}</span>`;
+      return waitingForEsphome
+        ? html`<span class="badge" data-status="queued" data-waiting="esphome">${icon(mdiClockOutline)}${localize("status.waiting_esphome")}</span>`
+        : html`<span class="badge" data-status="queued">${icon(mdiClockOutline)}${localize("status.queued")}</span>`;
     case "running": {
       // Back in the pool after its build server was lost.
       if (job.waiting !== undefined) {

@@ -6,6 +6,8 @@ import type { Connection, StreamHandle } from "./connection.ts";
 import { ApiError } from "./connection.ts";
 import type {
   DownloadToken,
+  EsphomeStatus,
+  EsphomeVersionsView,
   FirmwareBinary,
   FirmwareJob,
   FollowJobEventMap,
@@ -92,6 +94,25 @@ export class BuilderApi {
   /** Hides a builder problem for every panel (it comes back if it happens again). */
   dismissProblem(id: string): Promise<{ dismissed: boolean }> {
     return this.connection.request("problems/dismiss", { id });
+  }
+
+  /** The versions the package index offers, newest first. */
+  esphomeVersions(prereleases: boolean): Promise<EsphomeVersionsView> {
+    return this.connection.request("esphome/versions", prereleases ? { prereleases: true } : {});
+  }
+
+  /** Installs (in the background) and switches to an ESPHome version; the next job uses it. */
+  esphomeInstall(version: string): Promise<EsphomeStatus> {
+    return this.connection.request("esphome/install", { version });
+  }
+
+  esphomeRemove(version: string): Promise<EsphomeStatus> {
+    return this.connection.request("esphome/remove", { version });
+  }
+
+  /** The provisioning output so far. */
+  esphomeLog(): Promise<{ version: string | null; lines: string[] }> {
+    return this.connection.request("esphome/log");
   }
 
   clearHistory(): Promise<{ removed: number }> {

@@ -9,6 +9,7 @@ import {
   phasesOf,
   type BuilderProblem,
   type Device,
+  type EsphomeStatus,
   type FirmwareJob,
   type InitialState,
   type JobPhase,
@@ -32,14 +33,24 @@ export interface AppState {
   problems: readonly BuilderProblem[];
   /** Build servers (both roles); null when the builder has no remote builds. */
   remote: RemoteBuildState | null;
+  /** The managed ESPHome (or the one `--esphome` names); null before a builder said. */
+  esphome: EsphomeStatus | null;
+  /** Provisioning output of `esphomeLogVersion` (the newest lines, at most ESPHOME_LOG_LINES). */
+  esphomeLog: readonly string[];
+  esphomeLogVersion: string | null;
 }
+
+/** Provisioning lines the panel keeps. */
+export const ESPHOME_LOG_LINES = 2000;
 
 export type Action =
   | { type: "connection"; status: ConnectionStatus }
   | { type: "initial_state"; state: InitialState }
   | { type: "event"; event: SubscribedEvent }
   /** A command answered with this builder's identity (after a key rotation). */
-  | { type: "remote_identity"; identity: RemoteIdentity };
+  | { type: "remote_identity"; identity: RemoteIdentity }
+  /** `esphome/log` answered: the provisioning output so far. */
+  | { type: "esphome_log"; version: string | null; lines: readonly string[] };
 
 export const INITIAL_STATE: AppState = {
   connection: "connecting",
@@ -50,6 +61,9 @@ export const INITIAL_STATE: AppState = {
   server: null,
   problems: [],
   remote: null,
+  esphome: null,
+  esphomeLog: [],
+  esphomeLogVersion: null,
 };
 
 /** Jobs in the store carry no output: the log comes from `firmware/follow_job`. */
@@ -112,12 +126,15 @@ export function reducer(state: AppState, action: Action): AppState {
         server: action.state.server,
         problems: action.state.problems,
         remote: action.state.remote_build === undefined ? null : seedRemoteBuild(action.state.remote_build),
+        esphome: action.state.esphome ?? null,
       };
     }
     case "event":
       return applyEvent(state, action.event);
     case "remote_identity":
       return state.remote === null ? state : { ...state, remote: withIdentity(state.remote, action.identity) };
+    case "esphome_log":
+      return { ...state, esphomeLog: action.lines.slice(-ESPHOME_LOG_LINES), esphomeLogVersion: action.version };
   }
 }
 
@@ -161,6 +178,18 @@ export function applyEvent(state: AppState, e: SubscribedEvent): AppState {
     case "builder_problem_cleared": {
       const problems = state.problems.filter((p) => p.id !== e.data.id);
       return problems.length === state.problems.length ? state : { ...state, problems };
+    }
+    case "esphome_state_changed": {
+      const status = e.data.status;
+      const task = status.state;
+      // A new provisioning starts a new log.
+      const restart = task.status === "provisioning" && task.version !== state.esphomeLogVersion;
+      return restart ? { ...state, esphome: status, esphomeLog: [], esphomeLogVersion: task.version } : { ...state, esphome: status };
+    }
+    case "esphome_provision_output": {
+      const fresh = e.data.version !== state.esphomeLogVersion;
+      const log = fresh ? [e.data.line] : [...state.esphomeLog.slice(-(ESPHOME_LOG_LINES - 1)), e.data.line];
+      return { ...state, esphomeLog: log, esphomeLogVersion: e.data.version };
     }
     case "remote_build_receiver_changed":
     case "remote_build_pairing_window_changed":

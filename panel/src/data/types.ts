@@ -4,13 +4,18 @@
  * panel and the builder cannot disagree; this file re-exports them under the
  * panel's names and adds the shapes only the panel needs.
  */
-import type { EventMap, IdentityView, InitialState as FullInitialState, PairingSummary, PeerSummary, RemoteBuildSnapshot, SubscribedEventMap, TerminalStatus } from "../../../src/api/wire.ts";
+import type { EsphomeStatus, EventMap, IdentityView, InitialState as FullInitialState, PairingSummary, PeerSummary, RemoteBuildSnapshot, SubscribedEventMap, TerminalStatus } from "../../../src/api/wire.ts";
 
 export { LOCAL_BUILDS, isTerminal, phasesOf } from "../../../src/api/wire.ts";
 export type {
   BuilderProblem,
   Device,
   DiscoveredHost,
+  EsphomeEnvironmentView,
+  EsphomeProvisionPhase,
+  EsphomeStatus,
+  EsphomeTaskState,
+  EsphomeVersionsView,
   FirmwareBinary,
   FirmwareJob,
   JobPhase,
@@ -47,8 +52,8 @@ export type ReceiverPeer = PeerSummary;
 export type Pairing = PairingSummary;
 export type PairingWindow = EventMap["remote_build_pairing_window_changed"];
 
-/** `initial_state`; `remote_build` is left out by builders without remote builds. */
-export type InitialState = Omit<FullInitialState, "remote_build"> & { remote_build?: RemoteBuildSnapshot };
+/** `initial_state`; `remote_build` is left out by builders without remote builds, `esphome` by builders before managed ESPHome. */
+export type InitialState = Omit<FullInitialState, "remote_build" | "esphome"> & { remote_build?: RemoteBuildSnapshot; esphome?: EsphomeStatus };
 
 export interface DownloadToken {
   token: string;

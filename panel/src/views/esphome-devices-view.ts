@@ -15,6 +15,7 @@ import { fireToast, type PanelContext } from "../common/context.ts";
 import { icon, mdiAlertCircle, mdiBroom, mdiChip, mdiDownload, mdiFileDocumentOutline, mdiMagnify, mdiUpload } from "../common/icons.ts";
 import { emptyStateStyles, sharedStyles } from "../common/styles.ts";
 import { statusBadge } from "../components/job-status.ts";
+import { jobsWaitForEsphome } from "../data/esphome-view.ts";
 import { errorText } from "../data/api.ts";
 import { deviceTitle, filterDevices, selectDevices, selectLastJobs, type AppState } from "../data/state.ts";
 import type { Device, FirmwareJob } from "../data/types.ts";
@@ -215,7 +216,7 @@ export class EsphomeDevicesView extends LitElement {
                 aria-label=${localize("jobs.open_log", { name })}
                 title=${localize("jobs.open_log", { name })}
                 @click=${() => { showInstallDialog(this, { configuration: device.configuration, jobId: job.job_id }); }}
-              >${statusBadge(job, localize)}</button>`}
+              >${statusBadge(job, localize, jobsWaitForEsphome(this.state?.esphome ?? null))}</button>`}
         </span>
         <span class="actions">
           <md-icon-button class="clean" aria-label=${localize("devices.clean", { name })} title=${localize("devices.clean", { name })} @click=${() => { this.#clean(device); }}>

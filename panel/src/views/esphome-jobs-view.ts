@@ -12,6 +12,7 @@ import { formatDuration, formatTime } from "../common/format.ts";
 import { icon, mdiBroom, mdiCancel, mdiChip, mdiDeleteSweep, mdiServerNetwork, mdiTextBoxOutline, mdiUpload } from "../common/icons.ts";
 import { emptyStateStyles, progressStyles, sharedStyles } from "../common/styles.ts";
 import { statusBadge } from "../components/job-status.ts";
+import { jobsWaitForEsphome } from "../data/esphome-view.ts";
 import { errorText } from "../data/api.ts";
 import { jobSubject, progressView, remoteBuildLabel, remotePeerLabel } from "../data/job-view.ts";
 import { deviceTitle, jobDuration, selectJobGroups, type AppState } from "../data/state.ts";
@@ -142,7 +143,7 @@ export class EsphomeJobsView extends LitElement {
           <div class="title-row">
             <span class="job-name">${name}</span>
             <span class="job-type">${icon(JOB_ICONS[job.job_type])}${localize(`job_type.${job.job_type}`)}</span>
-            ${statusBadge(job, localize)}
+            ${statusBadge(job, localize, jobsWaitForEsphome(this.state?.esphome ?? null))}
           </div>
           <div class="meta secondary">
             ${meta.join(" · ")}
