@@ -57,7 +57,16 @@ export interface BuilderConfig {
   buildServer?: boolean | undefined;
   /** Announce the legacy dashboard API to Home Assistant's ESPHome integration (Supervisor discovery). */
   dashboardIntegration?: boolean | undefined;
+  // ---- devices (src/devices/; optional so hand-built configs in tests stay short) ----
+  /** Seconds between probes of an online device (retries and back-off follow from it). Default 60. */
+  devicePollSeconds?: number | undefined;
+  /** Device probes at once. Default 8. */
+  deviceProbeConcurrency?: number | undefined;
+  /** Minutes an install waits for its offline device before it fails. Default 1440 (a day). */
+  deviceWaitMinutes?: number | undefined;
 }
+
+export const DEVICE_DEFAULTS = { pollSeconds: 60, probeConcurrency: 8, waitMinutes: 1440 } as const;
 
 const portSchema = z.coerce.number().int().min(0).max(65535);
 
@@ -84,6 +93,9 @@ export const ENV_NAMES = {
   password: "ESPHOME_BUILDER_PASSWORD",
   "allowed-hosts": "ESPHOME_BUILDER_ALLOWED_HOSTS",
   "trusted-proxies": "ESPHOME_BUILDER_TRUSTED_PROXIES",
+  "device-poll-interval": "ESPHOME_BUILDER_DEVICE_POLL_INTERVAL",
+  "device-probe-concurrency": "ESPHOME_BUILDER_DEVICE_PROBE_CONCURRENCY",
+  "device-wait": "ESPHOME_BUILDER_DEVICE_WAIT",
 } as const;
 
 /** Whether a listen address is only reachable from this machine. */
@@ -119,6 +131,9 @@ export const USAGE = `Usage: esphome-builder [options]
   --stdin-commands           read automation commands (JSON lines) from stdin (on by default in the add-on)
   --ingress-address A[,B]    add-on: the peers served as ingress (default 172.30.32.2)
   --remote-restore-grace S   after a restart, seconds a remote build waits for its build server (default 30)
+  --device-poll-interval S   seconds between probes of an online device (default 60, 1 to 3600)
+  --device-probe-concurrency N  device probes at once (default 8, 1 to 64)
+  --device-wait M            minutes an install waits for its offline device before it fails (default 1440, 0.1 to 10080)
   -h, --help                 show this help
 
 Every flag has an environment variable: ESPHOME_BUILDER_<FLAG> (for example ESPHOME_BUILDER_PORT).
@@ -167,6 +182,9 @@ export function parseConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Bu
         password: { type: "string" },
         "allowed-hosts": { type: "string" },
         "trusted-proxies": { type: "string" },
+        "device-poll-interval": { type: "string" },
+        "device-probe-concurrency": { type: "string" },
+        "device-wait": { type: "string" },
         help: { type: "boolean", short: "h" },
       },
     });
@@ -193,7 +211,14 @@ export function parseConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Bu
     if (raw.trim() === "" || !Number.isFinite(n) || n < 0 || n > 3600) fail(`--remote-restore-grace must be a number of seconds from 0 to 3600, got '${raw}'`);
     return n;
   };
-  const count = (name: "compile-concurrency" | "upload-concurrency", fallback: number): number => {
+  const bounded = (name: "device-poll-interval" | "device-wait", fallback: number, min: number, max: number, unit: string): number => {
+    const raw = pick(name);
+    if (raw === undefined) return fallback;
+    const n = Number(raw);
+    if (raw.trim() === "" || !Number.isFinite(n) || n < min || n > max) fail(`--${name} must be a number of ${unit} from ${min} to ${max}, got '${raw}'`);
+    return n;
+  };
+  const count = (name: "compile-concurrency" | "upload-concurrency" | "device-probe-concurrency", fallback: number): number => {
     const raw = pick(name);
     if (raw === undefined) return fallback;
     const n = Number(raw);
@@ -289,5 +314,8 @@ export function parseConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Bu
     stdinCommands: envFlag("stdin-commands") ?? (addon && !stdinTty),
     buildServer: options.build_server,
     dashboardIntegration: options.home_assistant_dashboard_integration ?? true,
+    devicePollSeconds: bounded("device-poll-interval", DEVICE_DEFAULTS.pollSeconds, 1, 3600, "seconds"),
+    deviceProbeConcurrency: count("device-probe-concurrency", DEVICE_DEFAULTS.probeConcurrency),
+    deviceWaitMinutes: bounded("device-wait", DEVICE_DEFAULTS.waitMinutes, 0.1, 10_080, "minutes"),
   };
 }

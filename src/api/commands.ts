@@ -5,7 +5,7 @@
  */
 import { promises as fs } from "node:fs";
 import { z } from "zod";
-import { SUBSCRIBED_EVENTS, type InitialState, type ServerInfo } from "./wire.ts";
+import { BULK_FILTERS, SUBSCRIBED_EVENTS, type BulkFilter, type InitialState, type ServerInfo } from "./wire.ts";
 import { BuilderError, invalidArgs, notFound } from "../errors.ts";
 import type { EventBus, EventMap, EventName } from "../events.ts";
 import { resolveConfigurationPath, validateConfigurationName } from "../esphome/configuration.ts";
@@ -22,6 +22,8 @@ import type { RemoteBuild } from "../remote-build/remote-build.ts";
 import { pinSchema } from "../remote-build/fingerprint.ts";
 import { isValidDashboardId } from "../remote-build/identity.ts";
 import { classifyPort } from "../esphome/port.ts";
+import type { DeviceTracker } from "../devices/tracker.ts";
+import { streamDeviceLogs } from "../devices/device-logs.ts";
 
 
 /** What command handlers may use. */
@@ -36,6 +38,10 @@ export interface ApiServices {
   downloads: DownloadTokens;
   serialPorts: () => Promise<SerialPort[]>;
   info: () => ServerInfo;
+  /** Live device state (src/devices/). */
+  deviceStates: DeviceTracker;
+  /** The ESPHome executable and data dir `devices/logs` runs with. */
+  esphome: { executable: string; dataDir: string };
 }
 
 /** A stream sends frames `{message_id, event, data}` until it ends or the socket closes. */
@@ -142,16 +148,47 @@ export function deviceName(services: ApiServices, configurationName: string): st
   return services.devices.get(configurationName)?.name ?? configurationName.replace(/\.ya?ml$/, "");
 }
 
+/**
+ * The port an OTA job gets when none was given: the device's address when it is
+ * not the YAML's own (the owner set one, or a host-platform device at
+ * 127.0.0.1), else none (ESPHome resolves the YAML's address itself).
+ */
+function defaultPort(services: ApiServices, type: JobType, configuration: string): string | undefined {
+  if (type !== "install" && type !== "upload") return undefined;
+  const state = services.deviceStates.get(configuration);
+  return state === undefined || state.address_source === "yaml" ? undefined : state.address;
+}
+
+/** Which of `names` a bulk install's filter keeps. */
+export function bulkSelect(services: ApiServices, names: readonly string[], filter: BulkFilter): string[] {
+  if (filter === "all") return [...names];
+  if (filter === "failed") {
+    const newest = new Map<string, FirmwareJob>();
+    for (const job of services.queue.list()) {
+      if (!isTerminal(job.status) || (job.job_type !== "install" && job.job_type !== "upload")) continue;
+      const seen = newest.get(job.configuration);
+      if (seen === undefined || (job.completed_at ?? "") > (seen.completed_at ?? "")) newest.set(job.configuration, job);
+    }
+    return names.filter((n) => newest.get(n)?.status === "failed");
+  }
+  return names.filter((n) => {
+    const state = services.deviceStates.get(n);
+    if (state === undefined) return false;
+    return filter === "online" ? state.status === "online" : state.update_reasons.length > 0;
+  });
+}
+
 async function enqueue(
   services: ApiServices,
   type: JobType,
   args: { configuration: string; port?: string | undefined; force_local?: boolean | undefined },
 ): Promise<FirmwareJob> {
   await requireConfiguration(services, args.configuration);
+  const port = args.port ?? defaultPort(services, type, args.configuration);
   return services.queue.enqueue({
     configuration: args.configuration,
     job_type: type,
-    ...(args.port === undefined ? {} : { port: args.port }),
+    ...(port === undefined ? {} : { port }),
     ...(args.force_local === undefined ? {} : { force_local: args.force_local }),
   });
 }
@@ -168,6 +205,39 @@ export const COMMANDS = {
   "config/serial_ports": reply(none, (_args, s) => s.serialPorts()),
 
   "devices/list": reply(none, (_args, s) => s.devices.list()),
+
+  "devices/states": reply(none, (_args, s) => s.deviceStates.list()),
+
+  "devices/set_address": reply(z.strictObject({ configuration, address: hostname.nullable() }), (args, s) =>
+    s.deviceStates.setAddress(args.configuration, args.address),
+  ),
+
+  "devices/probe": reply(z.strictObject({ configuration }), (args, s) => {
+    if (s.deviceStates.get(args.configuration) === undefined) throw notFound(`No device with configuration ${args.configuration}`);
+    s.deviceStates.probeNow(args.configuration);
+    return { probing: true };
+  }),
+
+  "devices/logs": stream(z.strictObject({ configuration }), async (args, s, sink) => {
+    await requireConfiguration(s, args.configuration);
+    const state = s.deviceStates.get(args.configuration);
+    if (state === undefined) throw notFound(`No device with configuration ${args.configuration}`);
+    const abort = new AbortController();
+    sink.onEnd(() => { abort.abort(); });
+    sink.send("started", { address: state.address });
+    const file = resolveConfigurationPath(s.paths.configDir, args.configuration);
+    void streamDeviceLogs(
+      { esphome: s.esphome.executable, dataDir: s.esphome.dataDir },
+      file,
+      state.address,
+      { line: (text) => { sink.send("line", { line: text }, { paced: true }); }, backlogged: () => sink.backlogged() },
+      abort.signal,
+    ).then((result) => {
+      if (abort.signal.aborted) return;
+      sink.send("ended", result);
+      sink.end();
+    });
+  }),
 
   "problems/list": reply(none, (_args, s) => s.problems.list()),
 
@@ -192,13 +262,16 @@ export const COMMANDS = {
     z.strictObject({
       configurations: z.union([z.literal("all"), z.array(configuration).min(1).max(1000)]),
       port: port.optional(),
+      /** Which of them: every one (default), the ones with an update available, the online ones, the ones whose last install failed. */
+      filter: z.enum(BULK_FILTERS).optional(),
     }),
     async (args, s) => {
       if (args.port !== undefined && isSerialPort(args.port)) {
         throw invalidArgs("A bulk install cannot use one serial port for several devices; use OTA or leave port empty");
       }
-      const names = args.configurations === "all" ? s.devices.list().map((d) => d.configuration) : [...new Set(args.configurations)];
-      for (const name of names) await requireConfiguration(s, name);
+      const named = args.configurations === "all" ? s.devices.list().map((d) => d.configuration) : [...new Set(args.configurations)];
+      for (const name of named) await requireConfiguration(s, name);
+      const names = bulkSelect(s, named, args.filter ?? "all");
       const jobs: FirmwareJob[] = [];
       for (const name of names) {
         try {
@@ -360,6 +433,7 @@ export const COMMANDS = {
       server: s.info(),
       problems: s.problems.list(),
       remote_build: s.remote.snapshot(),
+      device_states: s.deviceStates.list(),
     };
     sink.send("initial_state", state);
     ready = true;

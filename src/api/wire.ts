@@ -14,6 +14,10 @@ export const JOB_STATUSES = ["queued", "running", "completed", "failed", "cancel
 export type JobStatus = (typeof JOB_STATUSES)[number];
 export type TerminalStatus = "completed" | "failed" | "cancelled";
 
+/** What a held job waits for (`FirmwareJob.waiting`). */
+export const JOB_WAIT_REASONS = ["device"] as const;
+export type JobWaitReason = (typeof JOB_WAIT_REASONS)[number];
+
 /** Who compiles: this machine, or a paired build server. */
 export const JOB_SOURCES = ["local", "remote"] as const;
 export type JobSource = (typeof JOB_SOURCES)[number];
@@ -42,6 +46,14 @@ export interface FirmwareJob {
   remote_job_id: string;
   remote_peer_label: string;
   force_local: boolean;
+  /**
+   * What a job that is not running waits for (null: nothing). `device`: an install whose
+   * compile is done holds its upload until the device is online (src/devices/waiting.ts);
+   * it is cancelable and fails with `device_wait_expired` after the configured time.
+   */
+  waiting: JobWaitReason | null;
+  /** When the current wait began (ISO 8601), null when not waiting. */
+  waiting_since: string | null;
   /** Its output lines (the retained tail). */
   output: string[];
 }
@@ -94,6 +106,54 @@ export interface Device {
   /** Why the YAML could not be read; the device is still listed. */
   error: string | null;
 }
+
+/** Whether a device answers: `unknown` until its first probe ends. */
+export type DeviceStatus = "unknown" | "online" | "offline";
+
+/** Why a device needs an install: it runs an older ESPHome, or its YAML (or an include) changed since its firmware was built. */
+export const UPDATE_REASONS = ["esphome_version", "configuration_changed"] as const;
+export type UpdateReason = (typeof UPDATE_REASONS)[number];
+
+/** The firmware a device runs, as it reported it (native API device info, or mDNS TXT for the version alone). */
+export interface DeviceFirmware {
+  esphome_version: string;
+  /** ESPHome's compilation time string as the device reports it, null when only mDNS was heard. */
+  compilation_time: string | null;
+  project_name: string | null;
+  project_version: string | null;
+  /** Where this came from. */
+  source: "api" | "mdns";
+}
+
+/** Where the builder looks for a device (`address`), and why there. */
+export type AddressSource = "owner" | "yaml" | "host_default";
+
+/** A configured device as it is now: online or not, what it runs, whether it needs an install. */
+export interface DeviceState {
+  configuration: string;
+  /** Where probes, logs and installs go. */
+  address: string;
+  /** `owner`: set in the panel; `yaml`: use_address/static IP/`<name>.local`; `host_default`: a host-platform YAML without a network block (127.0.0.1). */
+  address_source: AddressSource;
+  status: DeviceStatus;
+  /** When it last answered (kept across restarts), ISO 8601. */
+  last_seen: string | null;
+  /** When `status` last changed, ISO 8601. */
+  status_since: string | null;
+  firmware: DeviceFirmware | null;
+  /** Empty when up to date (or unknown). */
+  update_reasons: UpdateReason[];
+  /** For people: why an update is available ("runs 2026.9.1, this builder has 2026.10.0"). */
+  update_detail: string | null;
+  /** The last probe's failure (refused, timed out, encryption key rejected), null after an answer. */
+  probe_error: string | null;
+  /** The YAML has `deep_sleep`: the device is offline most of the time; installs wait for it to wake. */
+  deep_sleep: boolean;
+}
+
+/** `firmware/install_bulk`'s `filter`: which of the named devices get an install. */
+export const BULK_FILTERS = ["all", "outdated", "online", "failed"] as const;
+export type BulkFilter = (typeof BULK_FILTERS)[number];
 
 export interface ServerInfo {
   server_version: string;
@@ -288,6 +348,8 @@ export interface InitialState {
   /** Current builder problems, oldest first. */
   problems: BuilderProblem[];
   remote_build: RemoteBuildSnapshot;
+  /** Every configured device's live state (src/devices/). */
+  device_states: DeviceState[];
 }
 
 /** The builder's events (the bus in src/events.ts); `SUBSCRIBED_EVENTS` go to panels. */
@@ -354,6 +416,10 @@ export interface EventMap {
   device_updated: { device: Device };
   /** A device YAML disappeared. */
   device_removed: { configuration: string };
+  /** A device's live state changed (online/offline, firmware, update available, address). */
+  device_state_changed: { state: DeviceState };
+  /** A held job started or stopped waiting (`job.waiting`). */
+  job_waiting_changed: { job: FirmwareJob };
 
   // ---- builder problems ----
   /** A problem was reported (new, or an existing id with a new message). */
@@ -381,6 +447,8 @@ export const SUBSCRIBED_EVENTS = [
   "queue_status_changed",
   "device_updated",
   "device_removed",
+  "device_state_changed",
+  "job_waiting_changed",
   "builder_problem_added",
   "builder_problem_cleared",
   "remote_build_receiver_changed",

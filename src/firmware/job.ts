@@ -9,10 +9,10 @@ import { validatePort } from "../esphome/port.ts";
 import { errorMessage, invalidArgs } from "../errors.ts";
 import { bundleDirFor } from "../remote-build/bundle.ts";
 
-import { JOB_SOURCES, JOB_STATUSES, JOB_TYPES, type FirmwareJob, type JobPhase, type JobSource, type JobType, type TerminalStatus } from "../api/wire.ts";
+import { JOB_SOURCES, JOB_STATUSES, JOB_TYPES, JOB_WAIT_REASONS, type FirmwareJob, type JobPhase, type JobSource, type JobType, type JobWaitReason, type TerminalStatus } from "../api/wire.ts";
 
-export { JOB_SOURCES, JOB_STATUSES, JOB_TYPES, isTerminal, phasesOf } from "../api/wire.ts";
-export type { FirmwareJob, JobPhase, JobSource, JobStatus, JobType, TerminalStatus } from "../api/wire.ts";
+export { JOB_SOURCES, JOB_STATUSES, JOB_TYPES, JOB_WAIT_REASONS, isTerminal, phasesOf } from "../api/wire.ts";
+export type { FirmwareJob, JobPhase, JobSource, JobStatus, JobType, JobWaitReason, TerminalStatus } from "../api/wire.ts";
 
 export const RESTART_MARKER =
   "*** builder restarted mid-build; the previous run's log is above, the rebuild begins below ***\n";
@@ -42,6 +42,8 @@ export const firmwareJobSchema = z.object({
   remote_job_id: z.string().max(64).default(""),
   remote_peer_label: z.string().max(256).default(""),
   force_local: z.boolean().default(false),
+  waiting: z.enum(JOB_WAIT_REASONS).nullable().default(null),
+  waiting_since: z.string().nullable().default(null),
 });
 
 /**
@@ -89,6 +91,8 @@ export function createJob(input: NewJobInput, now: Date, jobId: string = newJobI
     remote_job_id: input.remote_job_id ?? "",
     remote_peer_label: input.remote_peer_label ?? "",
     force_local: input.force_local ?? false,
+    waiting: null,
+    waiting_since: null,
   };
 }
 
@@ -136,6 +140,22 @@ export function enterPhase(job: StoredJob, phase: JobPhase): void {
   job.progress = 0;
 }
 
+/** The job is held (it waits for `reason`); the first call of a wait stamps `waiting_since`. Returns whether anything changed. */
+export function markWaiting(job: StoredJob, reason: JobWaitReason, now: Date): boolean {
+  if (job.waiting === reason) return false;
+  job.waiting = reason;
+  job.waiting_since = now.toISOString();
+  return true;
+}
+
+/** The job is no longer held. Returns whether anything changed. */
+export function clearWaiting(job: StoredJob): boolean {
+  if (job.waiting === null) return false;
+  job.waiting = null;
+  job.waiting_since = null;
+  return true;
+}
+
 export function markTerminal(
   job: StoredJob,
   status: TerminalStatus,
@@ -144,6 +164,7 @@ export function markTerminal(
 ): void {
   job.status = status;
   job.completed_at = now.toISOString();
+  clearWaiting(job);
   if (detail.exitCode !== undefined) job.exit_code = detail.exitCode;
   job.error = detail.error ?? (status === "completed" ? null : job.error);
   if (status === "completed") job.progress = 100;
@@ -162,4 +183,5 @@ export function resetForRestart(job: StoredJob): void {
   job.error = null;
   job.progress = null;
   job.phase = null;
+  clearWaiting(job);
 }

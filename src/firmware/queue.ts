@@ -24,7 +24,9 @@ import {
   enterPhase,
   isTerminal,
   markStarted,
+  clearWaiting,
   markTerminal,
+  markWaiting,
   phasesOf,
   resetForRestart,
   type FirmwareJob,
@@ -73,6 +75,15 @@ export type RouteDecision =
 
 export interface JobRouter {
   route(job: Readonly<StoredJob>, ctx: { busyPins: ReadonlySet<string> }): RouteDecision;
+}
+
+/**
+ * Holds uploads back: an install's upload (or an upload job) that `holds`
+ * names a reason for stays in its lane, marked `waiting`, until a `wake()`
+ * finds it free (src/devices/waiting.ts: the device is offline).
+ */
+export interface JobGate {
+  holds(job: Readonly<StoredJob>): "device" | null;
 }
 
 export interface FirmwareQueueDeps {
@@ -127,6 +138,7 @@ export class FirmwareQueue {
   readonly #remoteLane: Lane = { name: "compile", concurrency: Infinity, active: new Set(), waiting: [] };
   readonly #remotePins = new Map<string, string>();
   #router: JobRouter | undefined;
+  #gate: JobGate | undefined;
   readonly #inflight = new Set<Promise<unknown>>();
   #started = false;
   #stopping = false;
@@ -353,6 +365,27 @@ export class FirmwareQueue {
     this.#router = router;
   }
 
+  /** Sets the gate that holds uploads for offline devices. */
+  setGate(gate: JobGate): void {
+    this.#gate = gate;
+  }
+
+  /**
+   * Fails a job that is held (`waiting`) and not running, with `error`; for
+   * a wait that expired. Returns false (and changes nothing) for any other job.
+   */
+  failWaiting(jobId: string, error: string): boolean {
+    const entry = this.#jobs.get(jobId);
+    if (entry === undefined || entry.abort !== null || isTerminal(entry.job.status) || entry.job.waiting === null) return false;
+    for (const lane of Object.values(this.#lanes)) {
+      const i = lane.waiting.indexOf(jobId);
+      if (i !== -1) lane.waiting.splice(i, 1);
+    }
+    this.#finish(entry, "failed", { error });
+    this.#pump();
+    return true;
+  }
+
   /** Dispatches again: something a routing decision depends on changed. */
   wake(): void {
     this.#pump();
@@ -374,10 +407,20 @@ export class FirmwareQueue {
     if (!this.#started || this.#stopping) return;
     this.#dispatchCompiles();
     const upload = this.#lanes.upload;
-    while (upload.active.size < upload.concurrency && upload.waiting.length > 0) {
-      const id = upload.waiting.shift();
-      const entry = id === undefined ? undefined : this.#jobs.get(id);
-      if (entry === undefined || isTerminal(entry.job.status)) continue;
+    for (const id of [...upload.waiting]) {
+      if (upload.active.size >= upload.concurrency) break;
+      const entry = this.#jobs.get(id);
+      if (entry === undefined || isTerminal(entry.job.status)) {
+        upload.waiting.splice(upload.waiting.indexOf(id), 1);
+        continue;
+      }
+      const hold = this.#gate?.holds(entry.job) ?? null;
+      if (hold !== null) {
+        if (markWaiting(entry.job, hold, this.#now())) this.#waitingChanged(entry);
+        continue;
+      }
+      if (clearWaiting(entry.job)) this.#waitingChanged(entry);
+      upload.waiting.splice(upload.waiting.indexOf(id), 1);
       upload.active.add(entry.job.job_id);
       this.#track(this.#execute(entry, upload));
     }
@@ -474,6 +517,13 @@ export class FirmwareQueue {
       this.#finish(entry, "completed", { exitCode: result.exitCode ?? 0 });
     }
     this.#pump();
+  }
+
+  #waitingChanged(entry: Entry): void {
+    const { job } = entry;
+    if (job.waiting !== null) this.#ingest(entry, `*** waiting for ${job.configuration}'s device to come online before uploading ***\n`);
+    this.#persist();
+    this.#bus.emit("job_waiting_changed", { job: this.#wire(entry) });
   }
 
   #ingest(entry: Entry, line: string): void {

@@ -120,6 +120,7 @@ export class HomeAssistant {
         transport: client,
         jobs: () => queue.list(),
         pendingPairRequests: () => this.#deps.receiver.peers().filter((p) => p.status === "pending"),
+        deviceStates: () => ctx.services.deviceStates.list(),
         panelUrl: () => this.#panelUrl,
         ...(this.#deps.timings?.debounceMs === undefined ? {} : { debounceMs: this.#deps.timings.debounceMs }),
         ...(this.#deps.timings?.publishRetryMinMs === undefined ? {} : { retryMinMs: this.#deps.timings.publishRetryMinMs }),

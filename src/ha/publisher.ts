@@ -14,6 +14,7 @@
 import type { EventBus, Unsubscribe } from "../events.ts";
 import { errorMessage } from "../errors.ts";
 import { isTerminal, type FirmwareJob } from "../firmware/job.ts";
+import type { DeviceState } from "../api/wire.ts";
 import { getLogger } from "../logger.ts";
 import { fingerprintEmoji } from "../remote-build/fingerprint.ts";
 import { markdownText } from "./markdown.ts";
@@ -25,6 +26,7 @@ export const ENTITY_IDS = {
   building: "binary_sensor.esphome_builder_building",
   lastJob: "sensor.esphome_builder_last_job",
   pairingRequests: "sensor.esphome_builder_pairing_requests",
+  deviceUpdates: "sensor.esphome_builder_device_updates",
 } as const;
 
 export const JOB_EVENT_TYPES = {
@@ -58,6 +60,8 @@ export interface PublisherDeps {
   jobs: () => FirmwareJob[];
   /** Pairing requests waiting for the user. */
   pendingPairRequests: () => PendingPairRequest[];
+  /** Every device's live state (for the device-updates entity); without it the entity is not published. */
+  deviceStates?: () => DeviceState[];
   /** A link to the panel for notifications (relative to Home Assistant or absolute); null = no link. */
   panelUrl: () => string | null;
   debounceMs?: number;
@@ -173,6 +177,34 @@ export function computeEntities(jobs: readonly FirmwareJob[], pending: readonly 
   ];
 }
 
+/**
+ * `sensor.esphome_builder_device_updates`: how many devices have an update
+ * available; `devices` lists them with the reason (for an automation that
+ * installs the outdated ones, or a card that shows them).
+ */
+export function deviceUpdatesEntity(states: readonly DeviceState[]): EntityState {
+  const due = states.filter((s) => s.update_reasons.length > 0);
+  return {
+    entityId: ENTITY_IDS.deviceUpdates,
+    state: String(due.length),
+    attributes: {
+      friendly_name: "ESPHome Builder device updates",
+      icon: due.length > 0 ? "mdi:package-up" : "mdi:package-check",
+      unit_of_measurement: "devices",
+      devices: due.map((s) => ({
+        configuration: s.configuration,
+        status: s.status,
+        deployed_version: s.firmware?.esphome_version ?? null,
+        reasons: s.update_reasons,
+        detail: s.update_detail,
+        deep_sleep: s.deep_sleep,
+      })),
+      online: states.filter((s) => s.status === "online").length,
+      offline: states.filter((s) => s.status === "offline").length,
+    },
+  };
+}
+
 function notificationId(dashboardId: string): string {
   return `esphome_builder_pair_${dashboardId.replace(/[^A-Za-z0-9_]/g, "_")}`;
 }
@@ -254,6 +286,7 @@ export class HaPublisher {
         this.#statesChanged();
       }),
       bus.on("remote_build_pairing_window_changed", () => { this.#statesChanged(); }),
+      bus.on("device_state_changed", () => { this.#statesChanged(); }),
     );
     this.republish();
   }
@@ -345,7 +378,10 @@ export class HaPublisher {
         const force = this.#forceAll;
         this.#forceAll = false;
         try {
-          for (const entity of computeEntities(this.#deps.jobs(), this.#deps.pendingPairRequests())) {
+          const deviceStates = this.#deps.deviceStates;
+          const entities = computeEntities(this.#deps.jobs(), this.#deps.pendingPairRequests());
+          if (deviceStates !== undefined) entities.push(deviceUpdatesEntity(deviceStates()));
+          for (const entity of entities) {
             const key = JSON.stringify([entity.state, entity.attributes]);
             if (!force && this.#published.get(entity.entityId) === key) continue;
             await transport.setState(entity.entityId, entity.state, entity.attributes);

@@ -26,6 +26,8 @@ describe("the wire types", () => {
       created_at: "2026-01-01T00:00:00.000Z", started_at: null, completed_at: null, exit_code: null, error: null, progress: 5,
       phase: "compile", source: "remote", source_pin_sha256: "ab".repeat(32), source_label: "B", remote_peer: "", remote_job_id: "",
       remote_peer_label: "", force_local: false,
+    waiting: null,
+    waiting_since: null,
     };
     expect(firmwareJobSchema.parse(job)).toEqual(job);
   });

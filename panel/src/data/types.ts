@@ -9,7 +9,12 @@ import type { EventMap, IdentityView, InitialState as FullInitialState, PairingS
 export { isTerminal, phasesOf } from "../../../src/api/wire.ts";
 export type {
   BuilderProblem,
+  BulkFilter,
   Device,
+  DeviceFirmware,
+  DeviceState,
+  DeviceStatus,
+  UpdateReason,
   DiscoveredHost,
   FirmwareBinary,
   FirmwareJob,
@@ -41,8 +46,8 @@ export type ReceiverPeer = PeerSummary;
 export type Pairing = PairingSummary;
 export type PairingWindow = EventMap["remote_build_pairing_window_changed"];
 
-/** `initial_state`; `remote_build` is left out by builders without remote builds. */
-export type InitialState = Omit<FullInitialState, "remote_build"> & { remote_build?: RemoteBuildSnapshot };
+/** `initial_state`; `remote_build` is left out by builders without remote builds, `device_states` by builders without device state. */
+export type InitialState = Omit<FullInitialState, "remote_build" | "device_states"> & { remote_build?: RemoteBuildSnapshot; device_states?: FullInitialState["device_states"] };
 
 export interface DownloadToken {
   token: string;
@@ -58,6 +63,13 @@ export type SubscribedEvent = {
 
 /** The events about build servers (both roles). */
 export type RemoteBuildEvent = Extract<SubscribedEvent, { event: `remote_build_${string}` | `offloader_${string}` }>;
+
+/** Events of a `devices/logs` stream. */
+export interface DeviceLogsEventMap {
+  started: { address: string };
+  line: { line: string };
+  ended: { exit_code: number | null; error: string | null };
+}
 
 /** Events of a `firmware/follow_job` stream. */
 export interface FollowJobEventMap {
