@@ -60,6 +60,10 @@ export class Devices {
       configDir: deps.configDir,
       builderVersion: deps.builderVersion,
       ...(deps.clock === undefined ? {} : { clock: deps.clock }),
+      unprobeable: (address) =>
+        !deps.mdns && /\.local\.?$/i.test(address)
+          ? `${address} is an mDNS name and mDNS is off (--no-mdns): set the device's address in the panel to follow it`
+          : null,
     });
     this.#mdns = deps.mdns
       ? new DeviceMdns({

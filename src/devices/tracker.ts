@@ -36,6 +36,11 @@ export interface DeviceTrackerDeps {
   /** This builder's ESPHome version (null while unknown). */
   builderVersion: () => string | null;
   clock?: Pick<Clock, "now">;
+  /**
+   * Null when the address may be probed, else why not (under --no-mdns a
+   * `.local` name, which only mDNS resolves, is not looked up).
+   */
+  unprobeable?: (address: string) => string | null;
 }
 
 interface Tracked {
@@ -214,7 +219,16 @@ export class DeviceTracker {
       t.state.firmware = null;
       t.state.probe_error = null;
     }
-    this.#deps.prober.set({ key: device.configuration, host: address, port: facts.apiPort, apiKey: facts.apiKey });
+    const why = this.#deps.unprobeable?.(address) ?? null;
+    if (why === null) {
+      this.#deps.prober.set({ key: device.configuration, host: address, port: facts.apiPort, apiKey: facts.apiKey });
+    } else {
+      this.#deps.prober.delete(device.configuration);
+      if (t.state.probe_error !== why) {
+        t.state.probe_error = why;
+        changed = true;
+      }
+    }
     changed = (await this.#evaluateInto(t)) || changed;
     if (changed || fresh) this.#emit(t);
   }
