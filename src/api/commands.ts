@@ -197,6 +197,9 @@ async function enqueue(
 
 const DROPPABLE = new Set<EventName>(["job_output", "job_progress"]);
 
+/** Open `devices/logs` streams by `<client>\0<configuration>`: how to stop each. */
+const LOG_STREAMS = new Map<string, () => void>();
+
 export const COMMANDS = {
   ping: reply(none, () => ({ pong: true })),
 
@@ -218,12 +221,23 @@ export const COMMANDS = {
     return { probing: true };
   }),
 
-  "devices/logs": stream(z.strictObject({ configuration }), async (args, s, sink) => {
+  "devices/logs": stream(z.strictObject({ configuration }), async (args, s, sink, client) => {
     await requireConfiguration(s, args.configuration);
     const state = s.deviceStates.get(args.configuration);
     if (state === undefined) throw notFound(`No device with configuration ${args.configuration}`);
     const abort = new AbortController();
-    sink.onEnd(() => { abort.abort(); });
+    // One log stream per device and connection: a new one replaces the old; `devices/logs_stop` ends it.
+    const key = `${client.clientId}\u0000${args.configuration}`;
+    LOG_STREAMS.get(key)?.();
+    const stop = (): void => {
+      abort.abort();
+      sink.end();
+    };
+    LOG_STREAMS.set(key, stop);
+    sink.onEnd(() => {
+      abort.abort();
+      if (LOG_STREAMS.get(key) === stop) LOG_STREAMS.delete(key);
+    });
     sink.send("started", { address: state.address });
     const file = resolveConfigurationPath(s.paths.configDir, args.configuration);
     void streamDeviceLogs(
@@ -242,6 +256,12 @@ export const COMMANDS = {
   "problems/list": reply(none, (_args, s) => s.problems.list()),
 
   "problems/dismiss": reply(z.strictObject({ id: z.string().min(1).max(8192) }), (args, s) => ({ dismissed: s.problems.dismiss(args.id) })),
+
+  "devices/logs_stop": reply(z.strictObject({ configuration }), (args, _s, client) => {
+    const stop = LOG_STREAMS.get(`${client.clientId}\u0000${args.configuration}`);
+    stop?.();
+    return { stopped: stop !== undefined };
+  }),
 
   "firmware/compile": reply(
     z.strictObject({ configuration, force_local: z.boolean().optional() }),
