@@ -124,6 +124,21 @@ const hostname = z.string().min(1).max(253).transform((value, ctx) => {
   }
   return value;
 });
+/** A device's address as the owner sets it: an IP address or a host name (where probes, logs and installs go). */
+const deviceAddress = z.string().max(253).transform((value, ctx) => {
+  const text = value.trim();
+  let ok = text !== "";
+  try {
+    if (ok) validatePort(text);
+  } catch {
+    ok = false;
+  }
+  if (!ok || classifyPort(text) !== "network") {
+    ctx.addIssue({ code: "custom", message: `address must be an IP address or a host name (such as 192.168.1.40 or kitchen.lan), got ${JSON.stringify(value.slice(0, 100))}; send null to use the YAML's` });
+    return z.NEVER;
+  }
+  return text;
+});
 const tcpPort = z.number().int().min(1).max(65535);
 /** Either case in, canonical (lowercase) out: the rule of src/remote-build/pin.ts. */
 const pin = pinSchema;
@@ -211,7 +226,7 @@ export const COMMANDS = {
 
   "devices/states": reply(none, (_args, s) => s.deviceStates.list()),
 
-  "devices/set_address": reply(z.strictObject({ configuration, address: hostname.nullable() }), (args, s) =>
+  "devices/set_address": reply(z.strictObject({ configuration, address: deviceAddress.nullable() }), (args, s) =>
     s.deviceStates.setAddress(args.configuration, args.address),
   ),
 

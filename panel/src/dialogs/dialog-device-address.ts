@@ -54,7 +54,7 @@ export class EsphomeDeviceAddressDialog extends LitElement implements DialogElem
     return html`
       <md-dialog .open=${this._open} @closed=${(e: Event) => { if (e.target === e.currentTarget) this._open = false; }}>
         <div slot="headline">${localize("devices.address_dialog.title", { name: params.name })}</div>
-        <form slot="content" id="address-form" method="dialog" @submit=${(e: Event) => { e.preventDefault(); void this.#save(this._value); }}>
+        <div slot="content" class="content">
           <p class="secondary">${localize("devices.address_dialog.text", { yaml: params.yamlAddress })}</p>
           <md-outlined-text-field
             label=${localize("devices.address_dialog.label")}
@@ -62,12 +62,13 @@ export class EsphomeDeviceAddressDialog extends LitElement implements DialogElem
             ?error=${this._error !== ""}
             error-text=${this._error}
             @input=${(e: Event) => { this._value = (e.target as HTMLInputElement).value; this._error = ""; }}
+            @keydown=${(e: KeyboardEvent) => { if (e.key === "Enter") void this.#save(this._value); }}
           ></md-outlined-text-field>
-        </form>
+        </div>
         <div slot="actions">
-          <md-text-button ?disabled=${this._busy || !params.ownerSet} @click=${() => void this.#save(null)}>${localize("devices.address_dialog.reset")}</md-text-button>
-          <md-text-button @click=${() => { this._open = false; }}>${localize("common.cancel")}</md-text-button>
-          <md-filled-button form="address-form" type="submit" ?disabled=${this._busy}>${localize("devices.address_dialog.save")}</md-filled-button>
+          <md-text-button class="reset" ?disabled=${this._busy || !params.ownerSet} @click=${() => void this.#save(null)}>${localize("devices.address_dialog.reset")}</md-text-button>
+          <md-text-button class="cancel" @click=${() => { this._open = false; }}>${localize("common.cancel")}</md-text-button>
+          <md-filled-button class="save" ?disabled=${this._busy} @click=${() => void this.#save(this._value)}>${localize("devices.address_dialog.save")}</md-filled-button>
         </div>
       </md-dialog>
     `;
