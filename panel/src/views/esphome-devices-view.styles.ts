@@ -42,6 +42,9 @@ export const devicesViewStyles = css`
       }
       .row.device {
         border-top: 1px solid var(--divider-color, rgba(0, 0, 0, 0.12));
+        /* Rows out of view are not laid out or painted until scrolled to. */
+        content-visibility: auto;
+        contain-intrinsic-size: auto 65px;
       }
       .row.header {
         min-height: 40px;

@@ -22,6 +22,9 @@ import { DEVICE_FILTERS, deviceMatches, deviceTitle, filterDevices, selectDevice
 import type { BulkFilter, Device, DeviceState, FirmwareJob } from "../data/types.ts";
 import { showConfirmDialog, showDeviceAddressDialog, showDeviceLogsDialog, showInstallDialog } from "../dialogs/show-dialog.ts";
 
+const ROWS_FIRST = 12;
+const ROWS_STEP = 20;
+
 @customElement("esphome-devices-view")
 export class EsphomeDevicesView extends LitElement {
   @property({ attribute: false }) accessor ctx: PanelContext | undefined = undefined;
@@ -32,6 +35,27 @@ export class EsphomeDevicesView extends LitElement {
   @state() private accessor _selected: ReadonlySet<string> = new Set();
   @state() private accessor _busy = false;
   @state() private accessor _filter: DeviceFilter = "all";
+  /**
+   * Rows rendered so far: ROWS_FIRST (a screenful) at once, then ROWS_STEP
+   * more per frame, so the first rows paint early and the page stays
+   * responsive while hundreds of devices fill in.
+   */
+  @state() private accessor _rows = ROWS_FIRST;
+  #growing = 0;
+
+  override disconnectedCallback(): void {
+    super.disconnectedCallback();
+    cancelAnimationFrame(this.#growing);
+    this.#growing = 0;
+  }
+
+  #grow(total: number): void {
+    if (this._rows >= total || this.#growing !== 0) return;
+    this.#growing = requestAnimationFrame(() => {
+      this.#growing = 0;
+      this._rows = Math.min(total, this._rows + ROWS_STEP);
+    });
+  }
 
   #install(device: Device): void {
     showInstallDialog(this, { configuration: device.configuration });
@@ -132,6 +156,7 @@ export class EsphomeDevicesView extends LitElement {
     const shown = filterDevices(all, this._query).filter((d) => deviceMatches(this._filter, states[d.configuration], lastJobs.get(d.configuration)));
     // Selections of devices that disappeared do not count.
     const selected = all.filter((d) => this._selected.has(d.configuration)).map((d) => d.configuration);
+    this.#grow(shown.length);
     const allShownSelected = shown.length > 0 && shown.every((d) => this._selected.has(d.configuration));
     const someShownSelected = shown.some((d) => this._selected.has(d.configuration));
 
@@ -206,7 +231,7 @@ export class EsphomeDevicesView extends LitElement {
                 ? html`<div class="empty small">${this._query === "" ? localize("devices.no_filter_match") : localize("devices.no_match", { query: this._query })}</div>`
                 : nothing}
               <ul class="list">
-                ${shown.map((d) => this.#renderDevice(d, lastJobs.get(d.configuration), states[d.configuration]))}
+                ${shown.slice(0, this._rows).map((d) => this.#renderDevice(d, lastJobs.get(d.configuration), states[d.configuration]))}
               </ul>
             `}
       </section>
