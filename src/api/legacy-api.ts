@@ -115,7 +115,15 @@ export class LegacyApi {
       );
     });
     router.get("/ping", (_req, res) => {
-      res.json(Object.fromEntries(this.#services.devices.list().map((d) => [d.configuration, null])));
+      // Online `true`, offline `false`, not known yet `null`: the device state's status.
+      res.json(
+        Object.fromEntries(
+          this.#services.devices.list().map((d) => {
+            const status = this.#services.deviceStates.get(d.configuration)?.status;
+            return [d.configuration, status === "online" ? true : status === "offline" ? false : null];
+          }),
+        ),
+      );
     });
     router.get("/json-config", (req, res) => {
       void this.#jsonConfig(req, res).catch((err: unknown) => { this.#internal(res, err); });

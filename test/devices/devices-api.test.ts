@@ -128,6 +128,12 @@ describe("device state through the API", () => {
     const legacy = (await (await fetch(`http://127.0.0.1:${port}/devices`)).json()) as { configured: { configuration: string; deployed_version: string; current_version: string; address: string }[] };
     expect(legacy.configured.find((d) => d.configuration === "old.yaml")).toMatchObject({ deployed_version: "2026.9.2", current_version: BUILDER_VERSION, address: "127.0.0.1" });
     expect(legacy.configured.find((d) => d.configuration === "current.yaml")).toMatchObject({ deployed_version: BUILDER_VERSION });
+    // /ping says who is online (true), offline (false) or not known yet (null).
+    await old.stop();
+    await until(api, "old.yaml", (s) => s.status === "offline");
+    await writeFile(path.join(dir, "fresh.yaml"), "esphome:\n  name: fresh\nesp32:\n  board: esp32dev\nwifi:\n  ssid: x\n");
+    await until(api, "fresh.yaml", () => true, 5_000);
+    expect(await (await fetch(`http://127.0.0.1:${port}/ping`)).json()).toEqual({ "current.yaml": true, "fresh.yaml": null, "old.yaml": false });
   });
 
   it("the owner's address is validated, persisted, used by probes and clearable", async () => {
