@@ -121,13 +121,21 @@ describeRealDevice("device state with real host devices", () => {
     expect(text).toContain(links[0]?.deviceAddress ?? "?");
     const viewers = (): number => liveProcesses((p) => p.cmdline.includes(" logs ") && p.cmdline.includes("hostdev.yaml")).length;
     expect(viewers()).toBeGreaterThan(0);
-    // Closing the stream (here: the whole connection) stops the process.
-    builder.api.close();
+    // Stopping the stream (the panel's dialog closing) stops the process.
+    expect(await builder.api.call("devices/logs_stop", { configuration: "hostdev.yaml" })).toEqual({ stopped: true });
     const deadline = Date.now() + 15_000;
     while (viewers() > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
     expect(viewers()).toBe(0);
+    // So does closing the connection.
     const { ApiClient } = await import("../helpers/api-client.ts");
-    builder.api = await ApiClient.connect(builder.port);
+    const other = await ApiClient.connect(builder.port);
+    const again = other.stream("devices/logs", { configuration: "hostdev.yaml" });
+    await again.until((f) => f.event === "line", 60_000);
+    expect(viewers()).toBeGreaterThan(0);
+    other.close();
+    const deadline2 = Date.now() + 15_000;
+    while (viewers() > 0 && Date.now() < deadline2) await new Promise((r) => setTimeout(r, 100));
+    expect(viewers()).toBe(0);
     expect((await builder.api.call<FirmwareJob[]>("firmware/get_jobs")).length).toBe(jobsBefore);
   });
 
