@@ -20,8 +20,10 @@ import { tempDir } from "../helpers/tmp.ts";
 
 class Browser extends EventEmitter implements BonjourBrowserLike {
   stopped = false;
-  constructor(readonly type: string) {
+  readonly type: string;
+  constructor(type: string) {
     super();
+    this.type = type;
   }
   stop(): void {
     this.stopped = true;
