@@ -6,8 +6,9 @@
  * so; a device that sleeps (`deep_sleep`) is probed at the retry rate meanwhile,
  * and its mDNS announcement on waking releases the upload at once.
  *
- * Only `offline` holds: a device not yet probed (`unknown`) or one given a
- * serial port is not held, so nothing waits on a guess.
+ * Only `offline` holds: a device not yet probed (`unknown`), an upload to a
+ * serial port, or one sent to another address than the device's is not held,
+ * so nothing waits on a guess.
  */
 import type { DeviceState, FirmwareJob } from "../api/wire.ts";
 import type { EventBus, Unsubscribe } from "../events.ts";
@@ -52,7 +53,11 @@ export class WaitingInstalls implements JobGate {
 
   holds(job: Readonly<StoredJob>): "device" | null {
     if (job.port !== "" && isSerialPort(job.port)) return null;
-    return this.#deps.state(job.configuration)?.status === "offline" ? "device" : null;
+    const state = this.#deps.state(job.configuration);
+    if (state?.status !== "offline") return null;
+    // An upload sent elsewhere than where the device is looked for: its state says nothing about that address.
+    if (job.port !== "" && job.port !== "OTA" && job.port !== state.address) return null;
+    return "device";
   }
 
   start(): void {

@@ -225,10 +225,16 @@ describe("device state through the API", () => {
     expect(done).toMatchObject({ waiting: null, waiting_since: null, port: "127.0.0.1" });
     expect(done.output.join("")).toContain("OTA successful");
 
-    // A second wait, cancelled by the owner.
-    const dev2 = devices.at(-1);
-    await dev2?.stop();
+    // An upload sent to another address than the device's is not held by this device's state.
+    const dev3 = devices.at(-1);
+    await dev3?.stop();
     await until(api, "sleepy.yaml", (s) => s.status === "offline");
+    const elsewhere = await api.call<FirmwareJob>("firmware/upload", { configuration: "sleepy.yaml", port: "127.0.0.9" });
+    const elsewhereResult = await api.stream("firmware/follow_job", { job_id: elsewhere.job_id }).until((f) => f.event === "result", 20_000);
+    expect(elsewhereResult.data).toMatchObject({ status: "completed" });
+    expect((await api.call<FirmwareJob>("firmware/get_job", { job_id: elsewhere.job_id })).waiting).toBeNull();
+
+    // A second wait, cancelled by the owner.
     const second = await api.call<FirmwareJob>("firmware/install", { configuration: "sleepy.yaml" });
     await events.until((f) => f.event === "job_waiting_changed" && (f.data as { job: FirmwareJob }).job.job_id === second.job_id, 30_000);
     const cancelled = await api.call<FirmwareJob>("firmware/cancel", { job_id: second.job_id });
