@@ -255,6 +255,27 @@ describe("device state through the API", () => {
     expect(error).toContain("--device-wait");
   });
 
+  it("after a restart the state is learnt again, and the last-seen time and the owner's address are kept", async () => {
+    const dir = await tempDir("devices-");
+    const dev = await responder("keep");
+    await yaml(dir, "keep", dev.port);
+    const first = new Builder(testConfig(dir), { devices: { timings: TIMINGS } });
+    const { port } = await first.start();
+    const api = await ApiClient.connect(port);
+    const seen = await until(api, "keep.yaml", (s) => s.status === "online");
+    await api.call("devices/set_address", { configuration: "keep.yaml", address: "localhost" });
+    await until(api, "keep.yaml", (s) => s.status === "online" && s.address === "localhost");
+    api.close();
+    await first.stop();
+    await dev.stop();
+
+    const { api: again } = await start(dir);
+    const state = (await again.call<DeviceState[]>("devices/states"))[0];
+    expect(state).toMatchObject({ configuration: "keep.yaml", status: "unknown", firmware: null, address: "localhost", address_source: "owner" });
+    expect(Date.parse(state?.last_seen ?? "")).toBeGreaterThanOrEqual(Date.parse(seen.last_seen ?? ""));
+    await until(again, "keep.yaml", (s) => s.status === "offline");
+  });
+
   it("under --no-mdns a .local address is not looked up, and the state says why", async () => {
     const dir = await tempDir("devices-");
     await writeFile(path.join(dir, "kitchen.yaml"), "esphome:\n  name: kitchen\nesp32:\n  board: esp32dev\nwifi:\n  ssid: x\napi:\n");
