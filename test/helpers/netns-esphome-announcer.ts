@@ -37,7 +37,9 @@ service.on("up", () => { process.stdout.write(JSON.stringify({ event: "published
 
 readline.createInterface({ input: process.stdin }).on("line", (line) => {
   if (line.trim() !== "stop") return;
-  service.stop?.(() => {
+  // bonjour-service types stop() as a bare Function: the goodbye, then the callback.
+  const stop = service.stop as (callback: () => void) => void;
+  stop.call(service, () => {
     bonjour.destroy(() => {
       process.stdout.write(JSON.stringify({ event: "stopped" }) + "\n");
       process.exit(0);
