@@ -104,6 +104,22 @@ const BENCHES: Bench[] = [
     ],
     pass: (r) => (r.listen_ms ?? Infinity) <= 2000 && (r.provision_vs_direct ?? Infinity) <= 1.15,
   },
+  {
+    file: "device-state.ts",
+    title: "Device state: 300 device YAMLs and 300 simulated devices",
+    goal: "steady probing at most 2 % of one core at the default 60 s interval and at most 3x the bare client's CPU per probe; every device learnt within 30 s of the start; the panel's first contentful paint under 500 ms",
+    report: (r) => [
+      `learning all ${int(r.devices)} devices (first probes spaced 50 ms apart, 8 at a time): ${fmt((r.learn_ms ?? 0) / 1000, 1)} s, ${int(r.learn_cpu_ms)} ms of CPU; ${int(r.outdated)} found outdated`,
+      `CPU per probe: builder ${fmt(r.builder_cpu_ms_per_probe)} ms (probe, state, update check, last-seen file) vs the bare native-API client ${fmt(r.floor_cpu_ms_per_probe)} ms = ${fmt(r.builder_vs_floor)}x`,
+      `steady share of one core at the default interval: ${fmt(r.steady_core_pct_at_default_interval)} %`,
+      `panel: first contentful paint ${int(r.panel_fcp_ms)} ms with ${int(r.devices)} devices (${int(r.panel_empty_fcp_ms)} ms with none, same run); the first device row visible after ${int(r.panel_first_row_ms)} ms and all ${int(r.devices)} rows in the list after ${int(r.panel_list_ms)} ms from navigation (drawn in steps of 20 per frame)`,
+    ],
+    pass: (r) =>
+      (r.steady_core_pct_at_default_interval ?? Infinity) <= 2 &&
+      (r.builder_vs_floor ?? Infinity) <= 3 &&
+      (r.learn_ms ?? Infinity) <= 30_000 &&
+      (r.panel_fcp_ms ?? Infinity) < 500,
+  },
 ];
 
 const only = process.argv.slice(2);

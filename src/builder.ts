@@ -13,7 +13,8 @@ import type { ServerInfo } from "./api/wire.ts";
 import { HostPolicy } from "./api/host-guard.ts";
 import { HttpServer } from "./api/http-server.ts";
 import { LegacyApi } from "./api/legacy-api.ts";
-import { SUPERVISOR_INGRESS_ADDRESS, isLoopbackHost, type BuilderConfig } from "./config.ts";
+import { DEVICE_DEFAULTS, SUPERVISOR_INGRESS_ADDRESS, isLoopbackHost, type BuilderConfig } from "./config.ts";
+import { Devices } from "./devices/devices.ts";
 import { DeviceScanner } from "./esphome/device-scan.ts";
 import { listSerialPorts } from "./esphome/serial-ports.ts";
 import { probeEsphomeVersion } from "./esphome/version.ts";
@@ -71,6 +72,8 @@ export interface BuilderHooks {
   haTimings?: HomeAssistantDeps["timings"];
   /** Build-server timings (tests shorten the pair_status time limit). */
   receiverTimings?: Partial<ReceiverTimings>;
+  /** Device-state seams (tests inject a probe, a clock or the mDNS stack). */
+  devices?: Pick<ConstructorParameters<typeof Devices>[0], "probe" | "clock" | "timings" | "bonjourFactory">;
 }
 
 export class Builder {
@@ -81,6 +84,8 @@ export class Builder {
   readonly problems = new Problems({ bus: this.bus });
   readonly queue: FirmwareQueue;
   readonly devices: DeviceScanner;
+  /** Live device state: online/offline, firmware, update available; holds installs for offline devices. */
+  readonly deviceStates: Devices;
   readonly downloads = new DownloadTokens();
   readonly remote: RemoteBuild;
   /** Entities, events, automation commands and Supervisor discovery; idle without a Home Assistant. */
@@ -135,6 +140,20 @@ export class Builder {
       problems: this.problems,
     });
     this.devices = new DeviceScanner({ configDir: this.paths.configDir, bus: this.bus });
+    this.deviceStates = new Devices({
+      bus: this.bus,
+      devices: this.devices,
+      queue: this.queue,
+      configDir: this.paths.configDir,
+      devicesFile: this.paths.devicesFile,
+      problems: this.problems,
+      builderVersion: () => this.esphome.currentVersion(),
+      pollIntervalMs: (config.devicePollSeconds ?? DEVICE_DEFAULTS.pollSeconds) * 1000,
+      concurrency: config.deviceProbeConcurrency ?? DEVICE_DEFAULTS.probeConcurrency,
+      waitExpiryMs: (config.deviceWaitMinutes ?? DEVICE_DEFAULTS.waitMinutes) * 60_000,
+      mdns: config.mdns,
+      ...hooks.devices,
+    });
     this.remote = new RemoteBuild({
       bus: this.bus,
       queue: this.queue,
@@ -205,10 +224,12 @@ export class Builder {
     this.bus.on("esphome_state_changed", () => {
       this.queue.wake();
       this.remote.esphomeVersionChanged();
+      this.deviceStates.tracker.refreshUpdates();
     });
     await this.esphome.start();
     await this.queue.start();
     await this.devices.start();
+    await this.deviceStates.start();
     const services: ApiServices = {
       bus: this.bus,
       queue: this.queue,
@@ -220,6 +241,8 @@ export class Builder {
       remote: this.remote,
       esphome: this.esphome,
       info: () => this.info(),
+      deviceStates: this.deviceStates.tracker,
+      deviceLogs: { esphome: this.#esphomeCommand, dataDir: this.paths.jobDataDir({ configuration: "", remote_peer: "" }) },
     };
     // In the add-on the Supervisor picks the ingress port, and only its ingress proxy (plus Home
     // Assistant Core on the loopback, for the legacy dashboard API) may use the listener.
@@ -297,6 +320,7 @@ export class Builder {
       // No new automation commands while the parts they need stop.
       ["automation commands", () => { this.ha.stopCommands(); return Promise.resolve(); }],
       ["http", async () => this.#http?.stop()],
+      ["device states", () => this.deviceStates.stop()],
       ["devices", () => this.devices.stop()],
       // The queue stops first: running remote jobs send their cancel while the sessions are still up.
       ["queue", () => this.queue.stop()],

@@ -75,7 +75,19 @@ export interface BuilderConfig {
   buildServerVersions?: number | undefined;
   /** As a build server: disk those versions may take together, in GB (default 8). */
   buildServerVersionsDiskGb?: number | undefined;
+  // ---- devices (src/devices/; optional so hand-built configs in tests stay short) ----
+  /** Seconds between probes of an online device (retries and back-off follow from it). Default 60. */
+  devicePollSeconds?: number | undefined;
+  /** Device probes at once. Default 8. */
+  deviceProbeConcurrency?: number | undefined;
+  /** Minutes an install waits for its offline device before it fails. Default 1440 (a day). */
+  deviceWaitMinutes?: number | undefined;
 }
+
+export const DEVICE_DEFAULTS = { pollSeconds: 60, probeConcurrency: 8, waitMinutes: 1440 } as const;
+
+/** Flags that take a number within bounds. */
+type BoundedFlag = "build-server-versions" | "build-server-versions-disk" | "device-poll-interval" | "device-wait";
 
 const portSchema = z.coerce.number().int().min(0).max(65535);
 
@@ -110,6 +122,9 @@ export const ENV_NAMES = {
   "trusted-proxies": "ESPHOME_BUILDER_TRUSTED_PROXIES",
   "build-server-versions": "ESPHOME_BUILDER_BUILD_SERVER_VERSIONS",
   "build-server-versions-disk": "ESPHOME_BUILDER_BUILD_SERVER_VERSIONS_DISK",
+  "device-poll-interval": "ESPHOME_BUILDER_DEVICE_POLL_INTERVAL",
+  "device-probe-concurrency": "ESPHOME_BUILDER_DEVICE_PROBE_CONCURRENCY",
+  "device-wait": "ESPHOME_BUILDER_DEVICE_WAIT",
 } as const;
 
 /** Whether a listen address is only reachable from this machine. */
@@ -156,6 +171,9 @@ export const USAGE = `Usage: esphome-builder [options]
   --build-server-versions N  as a build server: ESPHome versions kept for peers that run others (default 3;
                              0 = never install one; used under the version policies exact and exact_required)
   --build-server-versions-disk GB  disk those versions may take together (default 8); least recently used go first
+  --device-poll-interval S   seconds between probes of an online device (default 60, 1 to 3600)
+  --device-probe-concurrency N  device probes at once (default 8, 1 to 64)
+  --device-wait M            minutes an install waits for its offline device before it fails (default 1440, 0.1 to 10080)
   -h, --help                 show this help
 
 Every flag has an environment variable: ESPHOME_BUILDER_<FLAG> (for example ESPHOME_BUILDER_PORT).
@@ -209,6 +227,9 @@ export function parseConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Bu
         "trusted-proxies": { type: "string" },
         "build-server-versions": { type: "string" },
         "build-server-versions-disk": { type: "string" },
+        "device-poll-interval": { type: "string" },
+        "device-probe-concurrency": { type: "string" },
+        "device-wait": { type: "string" },
         help: { type: "boolean", short: "h" },
       },
     });
@@ -243,16 +264,17 @@ export function parseConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Bu
     if (known === undefined) fail(`--local-builds must be always, fallback or never, got '${raw}'`);
     return known;
   };
-  const bounded = (name: "build-server-versions" | "build-server-versions-disk", fallback: number, max: number, integer: boolean): number => {
+  const bounded = (name: BoundedFlag, fallback: number, min: number, max: number, opts: { unit?: string; integer?: boolean } = {}): number => {
     const raw = pick(name);
     if (raw === undefined) return fallback;
     const n = Number(raw);
-    if (raw.trim() === "" || !Number.isFinite(n) || n < 0 || n > max || (integer && !Number.isInteger(n))) {
-      fail(`--${name} must be a ${integer ? "whole number" : "number"} from 0 to ${max}, got '${raw}'`);
+    const integer = opts.integer === true;
+    if (raw.trim() === "" || !Number.isFinite(n) || n < min || n > max || (integer && !Number.isInteger(n))) {
+      fail(`--${name} must be a ${integer ? "whole number" : "number"}${opts.unit === undefined ? "" : ` of ${opts.unit}`} from ${min} to ${max}, got '${raw}'`);
     }
     return n;
   };
-  const count = (name: "compile-concurrency" | "upload-concurrency", fallback: number): number => {
+  const count = (name: "compile-concurrency" | "upload-concurrency" | "device-probe-concurrency", fallback: number): number => {
     const raw = pick(name);
     if (raw === undefined) return fallback;
     const n = Number(raw);
@@ -357,7 +379,10 @@ export function parseConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Bu
     stdinCommands: envFlag("stdin-commands") ?? (addon && !stdinTty),
     buildServer: options.build_server,
     dashboardIntegration: options.home_assistant_dashboard_integration ?? true,
-    buildServerVersions: bounded("build-server-versions", 3, 16, true),
-    buildServerVersionsDiskGb: bounded("build-server-versions-disk", 8, 4096, false),
+    buildServerVersions: bounded("build-server-versions", 3, 0, 16, { integer: true }),
+    buildServerVersionsDiskGb: bounded("build-server-versions-disk", 8, 0, 4096),
+    devicePollSeconds: bounded("device-poll-interval", DEVICE_DEFAULTS.pollSeconds, 1, 3600, { unit: "seconds" }),
+    deviceProbeConcurrency: count("device-probe-concurrency", DEVICE_DEFAULTS.probeConcurrency),
+    deviceWaitMinutes: bounded("device-wait", DEVICE_DEFAULTS.waitMinutes, 0.1, 10_080, { unit: "minutes" }),
   };
 }

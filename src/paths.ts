@@ -14,6 +14,8 @@ export interface Paths {
   readonly stateDir: string;
   /** The job index (metadata only, never output). */
   readonly jobsFile: string;
+  /** Device addresses the owner set and when each device was last seen (src/devices/device-store.ts). */
+  readonly devicesFile: string;
   /** Process groups of running jobs, so a restart can reap what a crash left. */
   readonly processesFile: string;
   /** Per-job log files, one `<job_id>.log` each. */
@@ -64,6 +66,7 @@ export function resolvePaths(opts: { configDir: string; dataDir?: string | undef
     dataDir,
     stateDir,
     jobsFile: path.join(stateDir, "jobs.json"),
+    devicesFile: path.join(stateDir, "devices.json"),
     processesFile: path.join(stateDir, "processes.json"),
     jobLogsDir,
     jobLog: (jobId) => path.join(jobLogsDir, `${jobId}.log`),

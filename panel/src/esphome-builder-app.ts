@@ -12,6 +12,8 @@ import { sharedStyles } from "./common/styles.ts";
 import type { AppState } from "./data/state.ts";
 import "./components/esphome-problems.ts";
 import "./dialogs/dialog-confirm.ts";
+import "./dialogs/dialog-device-address.ts";
+import "./dialogs/dialog-device-logs.ts";
 import "./dialogs/dialog-endpoint.ts";
 import "./dialogs/dialog-install.ts";
 import "./dialogs/dialog-pair.ts";

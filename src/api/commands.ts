@@ -5,7 +5,7 @@
  */
 import { promises as fs } from "node:fs";
 import { z } from "zod";
-import { LOCAL_BUILDS, SUBSCRIBED_EVENTS, VERSION_POLICIES, type InitialState, type ServerInfo } from "./wire.ts";
+import { BULK_FILTERS, LOCAL_BUILDS, SUBSCRIBED_EVENTS, VERSION_POLICIES, type BulkFilter, type InitialState, type ServerInfo } from "./wire.ts";
 import { BuilderError, ErrorCode, invalidArgs, notFound } from "../errors.ts";
 import type { EventBus, EventMap, EventName } from "../events.ts";
 import { resolveConfigurationPath, validateConfigurationName } from "../esphome/configuration.ts";
@@ -24,6 +24,8 @@ import type { ManagedEsphome } from "../esphome/managed.ts";
 import { pinSchema } from "../remote-build/fingerprint.ts";
 import { isValidDashboardId } from "../remote-build/identity.ts";
 import { classifyPort } from "../esphome/port.ts";
+import type { DeviceTracker } from "../devices/tracker.ts";
+import { streamDeviceLogs, type DeviceLogsDeps } from "../devices/device-logs.ts";
 
 
 /** What command handlers may use. */
@@ -40,6 +42,10 @@ export interface ApiServices {
   info: () => ServerInfo;
   /** The ESPHome jobs run (managed environments, or `--esphome`). */
   esphome: ManagedEsphome;
+  /** Live device state (src/devices/). */
+  deviceStates: DeviceTracker;
+  /** The ESPHome and data dir `devices/logs` runs with. */
+  deviceLogs: DeviceLogsDeps;
 }
 
 /** A stream sends frames `{message_id, event, data}` until it ends or the socket closes. */
@@ -122,6 +128,21 @@ const hostname = z.string().min(1).max(253).transform((value, ctx) => {
   }
   return value;
 });
+/** A device's address as the owner sets it: an IP address or a host name (where probes, logs and installs go). */
+const deviceAddress = z.string().max(253).transform((value, ctx) => {
+  const text = value.trim();
+  let ok = text !== "";
+  try {
+    if (ok) validatePort(text);
+  } catch {
+    ok = false;
+  }
+  if (!ok || classifyPort(text) !== "network") {
+    ctx.addIssue({ code: "custom", message: `address must be an IP address or a host name (such as 192.168.1.40 or kitchen.lan), got ${JSON.stringify(value.slice(0, 100))}; send null to use the YAML's` });
+    return z.NEVER;
+  }
+  return text;
+});
 const tcpPort = z.number().int().min(1).max(65535);
 /** Either case in, canonical (lowercase) out: the rule of src/remote-build/pin.ts. */
 const pin = pinSchema;
@@ -155,16 +176,47 @@ export function deviceName(services: ApiServices, configurationName: string): st
   return services.devices.get(configurationName)?.name ?? configurationName.replace(/\.ya?ml$/, "");
 }
 
+/**
+ * The port an OTA job gets when none was given: the device's address when it is
+ * not the YAML's own (the owner set one, or a host-platform device at
+ * 127.0.0.1), else none (ESPHome resolves the YAML's address itself).
+ */
+function defaultPort(services: ApiServices, type: JobType, configuration: string): string | undefined {
+  if (type !== "install" && type !== "upload") return undefined;
+  const state = services.deviceStates.get(configuration);
+  return state === undefined || state.address_source === "yaml" ? undefined : state.address;
+}
+
+/** Which of `names` a bulk install's filter keeps. */
+export function bulkSelect(services: ApiServices, names: readonly string[], filter: BulkFilter): string[] {
+  if (filter === "all") return [...names];
+  if (filter === "failed") {
+    const newest = new Map<string, FirmwareJob>();
+    for (const job of services.queue.list()) {
+      if (!isTerminal(job.status) || (job.job_type !== "install" && job.job_type !== "upload")) continue;
+      const seen = newest.get(job.configuration);
+      if (seen === undefined || (job.completed_at ?? "") > (seen.completed_at ?? "")) newest.set(job.configuration, job);
+    }
+    return names.filter((n) => newest.get(n)?.status === "failed");
+  }
+  return names.filter((n) => {
+    const state = services.deviceStates.get(n);
+    if (state === undefined) return false;
+    return filter === "online" ? state.status === "online" : state.update_reasons.length > 0;
+  });
+}
+
 async function enqueue(
   services: ApiServices,
   type: JobType,
   args: { configuration: string; port?: string | undefined; force_local?: boolean | undefined },
 ): Promise<FirmwareJob> {
   await requireConfiguration(services, args.configuration);
+  const port = args.port ?? defaultPort(services, type, args.configuration);
   return services.queue.enqueue({
     configuration: args.configuration,
     job_type: type,
-    ...(args.port === undefined ? {} : { port: args.port }),
+    ...(port === undefined ? {} : { port }),
     ...(args.force_local === undefined ? {} : { force_local: args.force_local }),
   });
 }
@@ -172,6 +224,9 @@ async function enqueue(
 
 
 const DROPPABLE = new Set<EventName>(["job_output", "job_progress"]);
+
+/** Open `devices/logs` streams by `<client>\0<configuration>`: how to stop each. */
+const LOG_STREAMS = new Map<string, () => void>();
 
 export const COMMANDS = {
   ping: reply(none, () => ({ pong: true })),
@@ -182,9 +237,59 @@ export const COMMANDS = {
 
   "devices/list": reply(none, (_args, s) => s.devices.list()),
 
+  "devices/states": reply(none, (_args, s) => s.deviceStates.list()),
+
+  "devices/set_address": reply(z.strictObject({ configuration, address: deviceAddress.nullable() }), (args, s) =>
+    s.deviceStates.setAddress(args.configuration, args.address),
+  ),
+
+  "devices/probe": reply(z.strictObject({ configuration }), (args, s) => {
+    if (s.deviceStates.get(args.configuration) === undefined) throw notFound(`No device with configuration ${args.configuration}`);
+    s.deviceStates.probeNow(args.configuration);
+    return { probing: true };
+  }),
+
+  "devices/logs": stream(z.strictObject({ configuration }), async (args, s, sink, client) => {
+    await requireConfiguration(s, args.configuration);
+    const state = s.deviceStates.get(args.configuration);
+    if (state === undefined) throw notFound(`No device with configuration ${args.configuration}`);
+    const abort = new AbortController();
+    // One log stream per device and connection: a new one replaces the old; `devices/logs_stop` ends it.
+    const key = `${client.clientId}\u0000${args.configuration}`;
+    LOG_STREAMS.get(key)?.();
+    const stop = (): void => {
+      abort.abort();
+      sink.end();
+    };
+    LOG_STREAMS.set(key, stop);
+    sink.onEnd(() => {
+      abort.abort();
+      if (LOG_STREAMS.get(key) === stop) LOG_STREAMS.delete(key);
+    });
+    sink.send("started", { address: state.address });
+    const file = resolveConfigurationPath(s.paths.configDir, args.configuration);
+    void streamDeviceLogs(
+      s.deviceLogs,
+      file,
+      state.address,
+      { line: (text) => { sink.send("line", { line: text }, { paced: true }); }, backlogged: () => sink.backlogged() },
+      abort.signal,
+    ).then((result) => {
+      if (abort.signal.aborted) return;
+      sink.send("ended", result);
+      sink.end();
+    });
+  }),
+
   "problems/list": reply(none, (_args, s) => s.problems.list()),
 
   "problems/dismiss": reply(z.strictObject({ id: z.string().min(1).max(8192) }), (args, s) => ({ dismissed: s.problems.dismiss(args.id) })),
+
+  "devices/logs_stop": reply(z.strictObject({ configuration }), (args, _s, client) => {
+    const stop = LOG_STREAMS.get(`${client.clientId}\u0000${args.configuration}`);
+    stop?.();
+    return { stopped: stop !== undefined };
+  }),
 
   "firmware/compile": reply(
     z.strictObject({ configuration, force_local: z.boolean().optional() }),
@@ -205,13 +310,16 @@ export const COMMANDS = {
     z.strictObject({
       configurations: z.union([z.literal("all"), z.array(configuration).min(1).max(1000)]),
       port: port.optional(),
+      /** Which of them: every one (default), the ones with an update available, the online ones, the ones whose last install failed. */
+      filter: z.enum(BULK_FILTERS).optional(),
     }),
     async (args, s) => {
       if (args.port !== undefined && isSerialPort(args.port)) {
         throw invalidArgs("A bulk install cannot use one serial port for several devices; use OTA or leave port empty");
       }
-      const names = args.configurations === "all" ? s.devices.list().map((d) => d.configuration) : [...new Set(args.configurations)];
-      for (const name of names) await requireConfiguration(s, name);
+      const named = args.configurations === "all" ? s.devices.list().map((d) => d.configuration) : [...new Set(args.configurations)];
+      for (const name of named) await requireConfiguration(s, name);
+      const names = bulkSelect(s, named, args.filter ?? "all");
       const jobs: FirmwareJob[] = [];
       for (const name of names) {
         try {
@@ -408,6 +516,7 @@ export const COMMANDS = {
       problems: s.problems.list(),
       remote_build: s.remote.snapshot(),
       esphome: s.esphome.status(),
+      device_states: s.deviceStates.list(),
     };
     sink.send("initial_state", state);
     ready = true;

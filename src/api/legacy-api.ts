@@ -115,7 +115,15 @@ export class LegacyApi {
       );
     });
     router.get("/ping", (_req, res) => {
-      res.json(Object.fromEntries(this.#services.devices.list().map((d) => [d.configuration, null])));
+      // Online `true`, offline `false`, not known yet `null`: the device state's status.
+      res.json(
+        Object.fromEntries(
+          this.#services.devices.list().map((d) => {
+            const status = this.#services.deviceStates.get(d.configuration)?.status;
+            return [d.configuration, status === "online" ? true : status === "offline" ? false : null];
+          }),
+        ),
+      );
     });
     router.get("/json-config", (req, res) => {
       void this.#jsonConfig(req, res).catch((err: unknown) => { this.#internal(res, err); });
@@ -123,7 +131,13 @@ export class LegacyApi {
     return router;
   }
 
-  /** `/devices` rows: the scan, with versions and platform from ESPHome's storage JSON of the last build. */
+  /**
+   * `/devices` rows: the scan, with platform and integrations from ESPHome's
+   * storage JSON of the last build. `deployed_version` is what the device
+   * reports running (its native API or mDNS); only for a device not heard from
+   * since this builder started is it the last build's version. `current_version`
+   * is this builder's ESPHome.
+   */
   async devices(): Promise<LegacyDevice[]> {
     const { services } = this;
     const current = services.info().esphome_version ?? "";
@@ -133,13 +147,14 @@ export class LegacyApi {
       const str = (key: string): string | null => (typeof storage?.[key] === "string" ? storage[key] : null);
       const integrations = storage?.loaded_integrations;
       const webPort = storage?.web_port;
+      const state = services.deviceStates.get(device.configuration);
       rows.push({
         name: device.name,
         friendly_name: device.friendly_name,
         configuration: device.configuration,
-        address: str("address") ?? device.address,
+        address: state !== undefined && state.address_source !== "yaml" ? state.address : (str("address") ?? device.address),
         current_version: current,
-        deployed_version: str("esphome_version") ?? "",
+        deployed_version: state?.firmware?.esphome_version ?? str("esphome_version") ?? "",
         target_platform: str("target_platform") ?? (device.platform ?? "").toUpperCase(),
         loaded_integrations: Array.isArray(integrations) && integrations.every((i) => typeof i === "string") ? integrations.map(String).sort() : [...device.loaded_integrations],
         path: device.path,

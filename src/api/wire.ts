@@ -23,8 +23,12 @@ export type TerminalStatus = "completed" | "failed" | "cancelled";
 export const JOB_SOURCES = ["local", "remote"] as const;
 export type JobSource = (typeof JOB_SOURCES)[number];
 
-/** What a queued job waits for besides a free slot (the panel shows it). */
-export const JOB_WAIT_REASONS = ["build_server"] as const;
+/**
+ * What a job waits for besides a free slot (the panel shows it): `build_server`
+ * (a queued compile, `local_builds`, a re-route), `device` (an install whose
+ * compile is done holds its upload until the device is online).
+ */
+export const JOB_WAIT_REASONS = ["build_server", "device"] as const;
 export type JobWaitReason = (typeof JOB_WAIT_REASONS)[number];
 
 export interface JobWaiting {
@@ -131,6 +135,54 @@ export interface Device {
   /** Why the YAML could not be read; the device is still listed. */
   error: string | null;
 }
+
+/** Whether a device answers: `unknown` until its first probe ends. */
+export type DeviceStatus = "unknown" | "online" | "offline";
+
+/** Why a device needs an install: it runs an older ESPHome, or its YAML (or an include) changed since its firmware was built. */
+export const UPDATE_REASONS = ["esphome_version", "configuration_changed"] as const;
+export type UpdateReason = (typeof UPDATE_REASONS)[number];
+
+/** The firmware a device runs, as it reported it (native API device info, or mDNS TXT for the version alone). */
+export interface DeviceFirmware {
+  esphome_version: string;
+  /** ESPHome's compilation time string as the device reports it, null when only mDNS was heard. */
+  compilation_time: string | null;
+  project_name: string | null;
+  project_version: string | null;
+  /** Where this came from. */
+  source: "api" | "mdns";
+}
+
+/** Where the builder looks for a device (`address`), and why there. */
+export type AddressSource = "owner" | "yaml" | "host_default";
+
+/** A configured device as it is now: online or not, what it runs, whether it needs an install. */
+export interface DeviceState {
+  configuration: string;
+  /** Where probes, logs and installs go. */
+  address: string;
+  /** `owner`: set in the panel; `yaml`: use_address/static IP/`<name>.local`; `host_default`: a host-platform YAML without a network block (127.0.0.1). */
+  address_source: AddressSource;
+  status: DeviceStatus;
+  /** When it last answered (kept across restarts), ISO 8601. */
+  last_seen: string | null;
+  /** When `status` last changed, ISO 8601. */
+  status_since: string | null;
+  firmware: DeviceFirmware | null;
+  /** Empty when up to date (or unknown). */
+  update_reasons: UpdateReason[];
+  /** For people: why an update is available ("runs 2026.9.1, this builder has 2026.10.0"). */
+  update_detail: string | null;
+  /** The last probe's failure (refused, timed out, encryption key rejected), null after an answer. */
+  probe_error: string | null;
+  /** The YAML has `deep_sleep`: the device is offline most of the time; installs wait for it to wake. */
+  deep_sleep: boolean;
+}
+
+/** `firmware/install_bulk`'s `filter`: which of the named devices get an install. */
+export const BULK_FILTERS = ["all", "outdated", "online", "failed"] as const;
+export type BulkFilter = (typeof BULK_FILTERS)[number];
 
 export interface ServerInfo {
   server_version: string;
@@ -411,6 +463,8 @@ export interface InitialState {
   remote_build: RemoteBuildSnapshot;
   /** The managed ESPHome (or the one `--esphome` names). */
   esphome: EsphomeStatus;
+  /** Every configured device's live state (src/devices/). */
+  device_states: DeviceState[];
 }
 
 /** The builder's events (the bus in src/events.ts); `SUBSCRIBED_EVENTS` go to panels. */
@@ -483,6 +537,8 @@ export interface EventMap {
   device_updated: { device: Device };
   /** A device YAML disappeared. */
   device_removed: { configuration: string };
+  /** A device's live state changed (online/offline, firmware, update available, address). */
+  device_state_changed: { state: DeviceState };
 
   // ---- managed ESPHome ----
   /** The ESPHome status changed: provisioning progress, ready, failed, an environment added or removed. */
@@ -517,6 +573,7 @@ export const SUBSCRIBED_EVENTS = [
   "queue_status_changed",
   "device_updated",
   "device_removed",
+  "device_state_changed",
   "builder_problem_added",
   "builder_problem_cleared",
   "esphome_state_changed",

@@ -81,6 +81,11 @@ export function runArgs(yaml: string, port: string): string[] {
   return ["--dashboard", "run", yaml, "--no-logs", "--device", port === "" ? "OTA" : port];
 }
 
+/** Streams a device's logs over its native API (`--device` an address; never a serial port here). */
+export function logsArgs(yaml: string, address: string): string[] {
+  return ["--dashboard", "logs", yaml, "--device", address];
+}
+
 export function cleanArgs(yaml: string): string[] {
   return ["--dashboard", "clean", yaml];
 }

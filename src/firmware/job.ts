@@ -204,6 +204,7 @@ export function resetForRestart(job: StoredJob): void {
   job.progress = null;
   job.phase = null;
   job.failure_reason = "";
+  delete job.waiting;
 }
 
 /**

@@ -31,6 +31,7 @@ import {
   setWaiting,
   type FirmwareJob,
   type JobPhase,
+  type JobWaitReason,
   type NewJobInput,
   type StoredJob,
   type TerminalStatus,
@@ -88,6 +89,15 @@ export interface RouteContext {
 
 export interface JobRouter {
   route(job: Readonly<StoredJob>, ctx: RouteContext): RouteDecision;
+}
+
+/**
+ * Holds uploads back: an install's upload (or an upload job) that `holds`
+ * names a reason for stays in its lane, marked `waiting`, until a `wake()`
+ * finds it free (src/devices/waiting.ts: the device is offline).
+ */
+export interface JobGate {
+  holds(job: Readonly<StoredJob>): JobWaitReason | null;
 }
 
 export interface FirmwareQueueDeps {
@@ -149,6 +159,7 @@ export class FirmwareQueue {
   readonly #remoteLane: Lane = { name: "compile", concurrency: Infinity, active: new Set(), waiting: [] };
   readonly #remotePins = new Map<string, string>();
   #router: JobRouter | undefined;
+  #gate: JobGate | undefined;
   readonly #inflight = new Set<Promise<unknown>>();
   #started = false;
   #stopping = false;
@@ -383,16 +394,41 @@ export class FirmwareQueue {
     this.#router = router;
   }
 
+  /** Sets the gate that holds uploads for offline devices. */
+  setGate(gate: JobGate): void {
+    this.#gate = gate;
+  }
+
+  /**
+   * Fails a job that is held (`waiting`) and not running, with `error`; for
+   * a wait that expired. Returns false (and changes nothing) for any other job.
+   */
+  failWaiting(jobId: string, error: string): boolean {
+    const entry = this.#jobs.get(jobId);
+    if (entry === undefined || entry.abort !== null || isTerminal(entry.job.status) || entry.job.waiting === undefined) return false;
+    for (const lane of Object.values(this.#lanes)) {
+      const i = lane.waiting.indexOf(jobId);
+      if (i !== -1) lane.waiting.splice(i, 1);
+    }
+    this.#finish(entry, "failed", { error });
+    this.#pump();
+    return true;
+  }
+
   /** Dispatches again: something a routing decision depends on changed. */
   wake(): void {
     this.#pump();
   }
 
-  /** What the job waits for changed: clients hear it (`job_updated`). */
-  #waiting(entry: Entry, reason: "build_server" | null): void {
-    // Only this queue's own reason is cleared here; others belong to whoever set them.
-    if (reason === null && entry.job.waiting?.reason !== "build_server") return;
-    if (!setWaiting(entry.job, reason, this.#now())) return;
+  /**
+   * The job starts (`on`) or stops waiting for `kind`; clients hear it
+   * (`job_updated`). Stopping clears only that kind's wait: another belongs to
+   * whoever set it.
+   */
+  #waiting(entry: Entry, kind: JobWaitReason, on: boolean): void {
+    if (!on && entry.job.waiting?.reason !== kind) return;
+    if (!setWaiting(entry.job, on ? kind : null, this.#now())) return;
+    if (on && kind === "device") this.#ingest(entry, `*** waiting for ${entry.job.configuration}'s device to come online before uploading ***\n`);
     this.#persist();
     this.#statusMaybeChanged();
     this.#bus.emit("job_updated", { job: this.#wire(entry) });
@@ -402,10 +438,20 @@ export class FirmwareQueue {
     if (!this.#started || this.#stopping) return;
     this.#dispatchCompiles();
     const upload = this.#lanes.upload;
-    while (upload.active.size < upload.concurrency && upload.waiting.length > 0 && this.#localReady()) {
-      const id = upload.waiting.shift();
-      const entry = id === undefined ? undefined : this.#jobs.get(id);
-      if (entry === undefined || isTerminal(entry.job.status)) continue;
+    for (const id of [...upload.waiting]) {
+      if (upload.active.size >= upload.concurrency || !this.#localReady()) break;
+      const entry = this.#jobs.get(id);
+      if (entry === undefined || isTerminal(entry.job.status)) {
+        upload.waiting.splice(upload.waiting.indexOf(id), 1);
+        continue;
+      }
+      const hold = this.#gate?.holds(entry.job) ?? null;
+      if (hold !== null) {
+        this.#waiting(entry, hold, true);
+        continue;
+      }
+      this.#waiting(entry, "device", false);
+      upload.waiting.splice(upload.waiting.indexOf(id), 1);
       upload.active.add(entry.job.job_id);
       this.#track(this.#execute(entry, upload));
     }
@@ -441,7 +487,7 @@ export class FirmwareQueue {
         });
       }
       if (decision.kind === "wait") {
-        this.#waiting(entry, "build_server");
+        this.#waiting(entry, "build_server", true);
         continue;
       }
       if (decision.kind === "fail") {
@@ -450,7 +496,7 @@ export class FirmwareQueue {
         this.#finish(entry, "failed", { error: decision.error });
         continue;
       }
-      this.#waiting(entry, null);
+      this.#waiting(entry, "build_server", false);
       if (decision.kind === "remote") {
         lane.waiting.splice(lane.waiting.indexOf(id), 1);
         entry.job.source = "remote";

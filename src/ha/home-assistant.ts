@@ -123,6 +123,7 @@ export class HomeAssistant {
         transport: client,
         jobs: () => queue.list(),
         pendingPairRequests: () => this.#deps.receiver.peers().filter((p) => p.status === "pending"),
+        deviceStates: () => ctx.services.deviceStates.list(),
         panelUrl: () => this.#panelUrl,
         ...(this.#deps.esphome === undefined ? {} : { esphome: this.#deps.esphome }),
         ...(this.#deps.timings?.debounceMs === undefined ? {} : { debounceMs: this.#deps.timings.debounceMs }),

@@ -15,6 +15,7 @@ import type { EsphomeStatus } from "../api/wire.ts";
 import type { EventBus, Unsubscribe } from "../events.ts";
 import { errorMessage } from "../errors.ts";
 import { isTerminal, type FirmwareJob } from "../firmware/job.ts";
+import type { DeviceState } from "../api/wire.ts";
 import { getLogger } from "../logger.ts";
 import { fingerprintEmoji } from "../remote-build/fingerprint.ts";
 import { markdownText } from "./markdown.ts";
@@ -27,6 +28,7 @@ export const ENTITY_IDS = {
   lastJob: "sensor.esphome_builder_last_job",
   pairingRequests: "sensor.esphome_builder_pairing_requests",
   esphome: "sensor.esphome_builder_esphome",
+  deviceUpdates: "sensor.esphome_builder_device_updates",
 } as const;
 
 export const JOB_EVENT_TYPES = {
@@ -60,6 +62,8 @@ export interface PublisherDeps {
   jobs: () => FirmwareJob[];
   /** Pairing requests waiting for the user. */
   pendingPairRequests: () => PendingPairRequest[];
+  /** Every device's live state (for the device-updates entity); without it the entity is not published. */
+  deviceStates?: () => DeviceState[];
   /** A link to the panel for notifications (relative to Home Assistant or absolute); null = no link. */
   panelUrl: () => string | null;
   /** The builder's ESPHome (version, newest release, installing); without it the ESPHome entity is not published. */
@@ -214,6 +218,34 @@ export function computeEntities(jobs: readonly FirmwareJob[], pending: readonly 
   ];
 }
 
+/**
+ * `sensor.esphome_builder_device_updates`: how many devices have an update
+ * available; `devices` lists them with the reason (for an automation that
+ * installs the outdated ones, or a card that shows them).
+ */
+export function deviceUpdatesEntity(states: readonly DeviceState[]): EntityState {
+  const due = states.filter((s) => s.update_reasons.length > 0);
+  return {
+    entityId: ENTITY_IDS.deviceUpdates,
+    state: String(due.length),
+    attributes: {
+      friendly_name: "ESPHome Builder device updates",
+      icon: due.length > 0 ? "mdi:package-up" : "mdi:package-check",
+      unit_of_measurement: "devices",
+      devices: due.map((s) => ({
+        configuration: s.configuration,
+        status: s.status,
+        deployed_version: s.firmware?.esphome_version ?? null,
+        reasons: s.update_reasons,
+        detail: s.update_detail,
+        deep_sleep: s.deep_sleep,
+      })),
+      online: states.filter((s) => s.status === "online").length,
+      offline: states.filter((s) => s.status === "offline").length,
+    },
+  };
+}
+
 function notificationId(dashboardId: string): string {
   return `esphome_builder_pair_${dashboardId.replace(/[^A-Za-z0-9_]/g, "_")}`;
 }
@@ -296,6 +328,7 @@ export class HaPublisher {
       }),
       bus.on("remote_build_pairing_window_changed", () => { this.#statesChanged(); }),
       bus.on("esphome_state_changed", () => { this.#statesChanged(); }),
+      bus.on("device_state_changed", () => { this.#statesChanged(); }),
     );
     this.republish();
   }
@@ -387,7 +420,10 @@ export class HaPublisher {
         const force = this.#forceAll;
         this.#forceAll = false;
         try {
-          for (const entity of computeEntities(this.#deps.jobs(), this.#deps.pendingPairRequests(), this.#deps.esphome?.())) {
+          const deviceStates = this.#deps.deviceStates;
+          const entities = computeEntities(this.#deps.jobs(), this.#deps.pendingPairRequests(), this.#deps.esphome?.());
+          if (deviceStates !== undefined) entities.push(deviceUpdatesEntity(deviceStates()));
+          for (const entity of entities) {
             const key = JSON.stringify([entity.state, entity.attributes]);
             if (!force && this.#published.get(entity.entityId) === key) continue;
             await transport.setState(entity.entityId, entity.state, entity.attributes);

@@ -2,6 +2,7 @@
 import type {
   BuilderProblem,
   Device,
+  DeviceState,
   DiscoveredHost,
   FirmwareJob,
   InitialState,
@@ -35,6 +36,23 @@ export function job(overrides: Partial<FirmwareJob> = {}): FirmwareJob {
     force_local: false,
     target_esphome_version: "",
     failure_reason: "",
+    ...overrides,
+  };
+}
+
+export function deviceState(configuration: string, overrides: Partial<DeviceState> = {}): DeviceState {
+  return {
+    configuration,
+    address: configuration.replace(/\.ya?ml$/, ".local"),
+    address_source: "yaml",
+    status: "online",
+    last_seen: "2026-11-23T10:00:00.000Z",
+    status_since: "2026-11-23T09:00:00.000Z",
+    firmware: { esphome_version: "2026.11.0", compilation_time: "2026-11-23 09:00:00 +0000", project_name: null, project_version: null, source: "api" },
+    update_reasons: [],
+    update_detail: null,
+    probe_error: null,
+    deep_sleep: false,
     ...overrides,
   };
 }

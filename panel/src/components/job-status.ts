@@ -1,11 +1,15 @@
 /** The status badge of a job (devices view "last job", jobs view). */
 import { html, nothing, type TemplateResult } from "lit";
-import { icon, mdiAlertCircle, mdiCheckCircle, mdiClockOutline, mdiProgressClock, mdiStopCircle } from "../common/icons.ts";
+import { icon, mdiAlertCircle, mdiCheckCircle, mdiClockOutline, mdiProgressClock, mdiSleep, mdiStopCircle } from "../common/icons.ts";
 import type { LocalizeFunc } from "../common/localize.ts";
 import type { FirmwareJob } from "../data/types.ts";
 
 /** `waitingForEsphome`: queued jobs wait for the managed ESPHome's first environment, and say so. */
 export function statusBadge(job: FirmwareJob, localize: LocalizeFunc, waitingForEsphome = false): TemplateResult {
+  // A held job (its device is offline) says what it waits for, whatever its status.
+  if (job.waiting?.reason === "device" && (job.status === "queued" || job.status === "running")) {
+    return html`<span class="badge warning" data-status="waiting">${icon(mdiSleep)}${localize("status.waiting.device")}</span>`;
+  }
   switch (job.status) {
     case "queued":
       if (job.waiting !== undefined) {

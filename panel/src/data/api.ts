@@ -5,6 +5,9 @@
 import type { Connection, StreamHandle } from "./connection.ts";
 import { ApiError } from "./connection.ts";
 import type {
+  BulkFilter,
+  DeviceLogsEventMap,
+  DeviceState,
   DownloadToken,
   EsphomeStatus,
   EsphomeVersionsView,
@@ -66,10 +69,48 @@ export class BuilderApi {
     });
   }
 
-  installBulk(configurations: readonly string[] | "all"): Promise<FirmwareJob[]> {
+  /** Installs on the named devices (or all), narrowed by `filter` (outdated, online, failed). */
+  installBulk(configurations: readonly string[] | "all", filter: BulkFilter = "all"): Promise<FirmwareJob[]> {
     return this.connection.request("firmware/install_bulk", {
       configurations: configurations === "all" ? "all" : [...configurations],
+      ...(filter === "all" ? {} : { filter }),
     });
+  }
+
+  /** Sets where the builder looks for a device; null goes back to the YAML's address. */
+  setDeviceAddress(configuration: string, address: string | null): Promise<DeviceState> {
+    return this.connection.request("devices/set_address", { configuration, address });
+  }
+
+  /** Streams a device's logs (`esphome logs`) until cancelled (which stops the process on the builder); nothing is queued. */
+  deviceLogs(configuration: string, handlers: { onStarted(address: string): void; onLine(line: string): void; onEnded(error: string | null): void; onError?(error: unknown): void }): StreamHandle {
+    let ended = false;
+    const handle = this.connection.stream(
+      "devices/logs",
+      { configuration },
+      {
+        onEvent: (event, data) => {
+          if (ended) return;
+          if (event === "started") handlers.onStarted((data as DeviceLogsEventMap["started"]).address);
+          else if (event === "line") handlers.onLine((data as DeviceLogsEventMap["line"]).line);
+          else if (event === "ended") {
+            ended = true;
+            handle.cancel();
+            handlers.onEnded((data as DeviceLogsEventMap["ended"]).error);
+          }
+        },
+        onError: (error) => {
+          handlers.onError?.(error);
+        },
+      },
+    );
+    return {
+      cancel: () => {
+        handle.cancel();
+        if (!ended) void this.connection.request("devices/logs_stop", { configuration }).catch(() => undefined);
+        ended = true;
+      },
+    };
   }
 
   compile(configuration: string): Promise<FirmwareJob> {

@@ -10,6 +10,7 @@ import {
   type BuilderProblem,
   type Device,
   type EsphomeStatus,
+  type DeviceState,
   type FirmwareJob,
   type InitialState,
   type JobPhase,
@@ -27,6 +28,8 @@ export interface AppState {
   jobs: Readonly<Record<string, FirmwareJob>>;
   /** Devices by configuration file name. */
   devices: Readonly<Record<string, Device>>;
+  /** Live device state by configuration file name (online, firmware, update available). */
+  deviceStates: Readonly<Record<string, DeviceState>>;
   queueStatus: QueueStatus | null;
   server: ServerInfo | null;
   /** The builder's current problems (banner at the top), oldest first. */
@@ -57,6 +60,7 @@ export const INITIAL_STATE: AppState = {
   seeded: false,
   jobs: {},
   devices: {},
+  deviceStates: {},
   queueStatus: null,
   server: null,
   problems: [],
@@ -117,11 +121,14 @@ export function reducer(state: AppState, action: Action): AppState {
       for (const job of action.state.jobs) jobs[job.job_id] = stripOutput(job);
       const devices: Record<string, Device> = {};
       for (const device of action.state.devices) devices[device.configuration] = device;
+      const deviceStates: Record<string, DeviceState> = {};
+      for (const ds of action.state.device_states ?? []) deviceStates[ds.configuration] = ds;
       return {
         ...state,
         seeded: true,
         jobs,
         devices,
+        deviceStates,
         queueStatus: action.state.queue_status,
         server: action.state.server,
         problems: action.state.problems,
@@ -149,6 +156,8 @@ export function applyEvent(state: AppState, e: SubscribedEvent): AppState {
       const id = e.data.job.job_id;
       return { ...state, jobs: { ...state.jobs, [id]: mergeJob(state.jobs[id], e.data.job) } };
     }
+    case "device_state_changed":
+      return { ...state, deviceStates: { ...state.deviceStates, [e.data.state.configuration]: e.data.state } };
     case "job_progress": {
       const job = state.jobs[e.data.job_id];
       if (job === undefined) return state;
@@ -168,7 +177,8 @@ export function applyEvent(state: AppState, e: SubscribedEvent): AppState {
       return { ...state, devices: { ...state.devices, [e.data.device.configuration]: e.data.device } };
     case "device_removed": {
       const devices = without(state.devices, e.data.configuration);
-      return devices === state.devices ? state : { ...state, devices };
+      const deviceStates = without(state.deviceStates, e.data.configuration);
+      return devices === state.devices && deviceStates === state.deviceStates ? state : { ...state, devices, deviceStates };
     }
     case "builder_problem_added": {
       // A problem reported again (same id) moves to the end with its new message, as on the builder.
@@ -272,6 +282,26 @@ export function filterDevices(devices: readonly Device[], query: string): readon
       .toLowerCase();
     return words.every((w) => hay.includes(w));
   });
+}
+
+/** The device-list filters: everything, by reachability, with an update available, or whose last install failed. */
+export const DEVICE_FILTERS = ["all", "online", "offline", "outdated", "failed"] as const;
+export type DeviceFilter = (typeof DEVICE_FILTERS)[number];
+
+/** Whether a device passes a filter, from its live state and its newest job. */
+export function deviceMatches(filter: DeviceFilter, state: DeviceState | undefined, lastJob: FirmwareJob | undefined): boolean {
+  switch (filter) {
+    case "all":
+      return true;
+    case "online":
+      return state?.status === "online";
+    case "offline":
+      return state?.status === "offline";
+    case "outdated":
+      return (state?.update_reasons.length ?? 0) > 0;
+    case "failed":
+      return lastJob?.status === "failed" && (lastJob.job_type === "install" || lastJob.job_type === "upload");
+  }
 }
 
 export interface JobGroups {

@@ -9,7 +9,12 @@ import type { EsphomeStatus, EventMap, IdentityView, InitialState as FullInitial
 export { LOCAL_BUILDS, isTerminal, phasesOf } from "../../../src/api/wire.ts";
 export type {
   BuilderProblem,
+  BulkFilter,
   Device,
+  DeviceFirmware,
+  DeviceState,
+  DeviceStatus,
+  UpdateReason,
   DiscoveredHost,
   EsphomeEnvironmentView,
   EsphomeProvisionPhase,
@@ -52,8 +57,8 @@ export type ReceiverPeer = PeerSummary;
 export type Pairing = PairingSummary;
 export type PairingWindow = EventMap["remote_build_pairing_window_changed"];
 
-/** `initial_state`; `remote_build` is left out by builders without remote builds, `esphome` by builders before managed ESPHome. */
-export type InitialState = Omit<FullInitialState, "remote_build" | "esphome"> & { remote_build?: RemoteBuildSnapshot; esphome?: EsphomeStatus };
+/** `initial_state`; `remote_build` is left out by builders without remote builds, `esphome` by builders before managed ESPHome, `device_states` by builders without device state. */
+export type InitialState = Omit<FullInitialState, "remote_build" | "esphome" | "device_states"> & { remote_build?: RemoteBuildSnapshot; esphome?: EsphomeStatus; device_states?: FullInitialState["device_states"] };
 
 export interface DownloadToken {
   token: string;
@@ -69,6 +74,13 @@ export type SubscribedEvent = {
 
 /** The events about build servers (both roles). */
 export type RemoteBuildEvent = Extract<SubscribedEvent, { event: `remote_build_${string}` | `offloader_${string}` | "local_builds_changed" }>;
+
+/** Events of a `devices/logs` stream. */
+export interface DeviceLogsEventMap {
+  started: { address: string };
+  line: { line: string };
+  ended: { exit_code: number | null; error: string | null };
+}
 
 /** Events of a `firmware/follow_job` stream. */
 export interface FollowJobEventMap {

@@ -76,3 +76,27 @@ export interface EndpointDialogParams {
 export function showEndpointDialog(origin: EventTarget, params: EndpointDialogParams): void {
   showDialog(origin, "esphome-endpoint-dialog", params);
 }
+
+export interface DeviceLogsDialogParams {
+  configuration: string;
+  name: string;
+}
+
+export function showDeviceLogsDialog(origin: EventTarget, params: DeviceLogsDialogParams): void {
+  showDialog(origin, "esphome-device-logs-dialog", params);
+}
+
+export interface DeviceAddressDialogParams {
+  configuration: string;
+  name: string;
+  /** The address in use now. */
+  address: string;
+  /** Whether the owner set it (else it is the YAML's or the host default). */
+  ownerSet: boolean;
+  /** The YAML's address (what clearing goes back to). */
+  yamlAddress: string;
+}
+
+export function showDeviceAddressDialog(origin: EventTarget, params: DeviceAddressDialogParams): void {
+  showDialog(origin, "esphome-device-address-dialog", params);
+}

@@ -9,17 +9,22 @@ import "@material/web/button/text-button.js";
 import "@material/web/checkbox/checkbox.js";
 import "@material/web/iconbutton/icon-button.js";
 import "@material/web/textfield/outlined-text-field.js";
-import { LitElement, css, html, nothing, type TemplateResult } from "lit";
+import { LitElement, html, nothing, type TemplateResult } from "lit";
 import { customElement, property, state } from "lit/decorators.js";
 import { fireToast, type PanelContext } from "../common/context.ts";
-import { icon, mdiAlertCircle, mdiBroom, mdiChip, mdiDownload, mdiFileDocumentOutline, mdiMagnify, mdiUpload } from "../common/icons.ts";
+import { icon, mdiAlertCircle, mdiBroom, mdiChip, mdiDownload, mdiFileDocumentOutline, mdiMagnify, mdiPackageUp, mdiPencil, mdiRefresh, mdiTextBoxOutline, mdiUpload, mdiWifi } from "../common/icons.ts";
+import { deviceStateCell } from "../components/device-state.ts";
 import { emptyStateStyles, sharedStyles } from "../common/styles.ts";
+import { devicesViewStyles } from "./esphome-devices-view.styles.ts";
 import { statusBadge } from "../components/job-status.ts";
 import { jobsWaitForEsphome } from "../data/esphome-view.ts";
 import { errorText } from "../data/api.ts";
-import { deviceTitle, filterDevices, selectDevices, selectLastJobs, type AppState } from "../data/state.ts";
-import type { Device, FirmwareJob } from "../data/types.ts";
-import { showConfirmDialog, showInstallDialog } from "../dialogs/show-dialog.ts";
+import { DEVICE_FILTERS, deviceMatches, deviceTitle, filterDevices, selectDevices, selectLastJobs, type AppState, type DeviceFilter } from "../data/state.ts";
+import type { BulkFilter, Device, DeviceState, FirmwareJob } from "../data/types.ts";
+import { showConfirmDialog, showDeviceAddressDialog, showDeviceLogsDialog, showInstallDialog } from "../dialogs/show-dialog.ts";
+
+const ROWS_FIRST = 12;
+const ROWS_STEP = 20;
 
 @customElement("esphome-devices-view")
 export class EsphomeDevicesView extends LitElement {
@@ -30,6 +35,28 @@ export class EsphomeDevicesView extends LitElement {
   @state() private accessor _query = "";
   @state() private accessor _selected: ReadonlySet<string> = new Set();
   @state() private accessor _busy = false;
+  @state() private accessor _filter: DeviceFilter = "all";
+  /**
+   * Rows rendered so far: ROWS_FIRST (a screenful) at once, then ROWS_STEP
+   * more per frame, so the first rows paint early and the page stays
+   * responsive while hundreds of devices fill in.
+   */
+  @state() private accessor _rows = ROWS_FIRST;
+  #growing = 0;
+
+  override disconnectedCallback(): void {
+    super.disconnectedCallback();
+    cancelAnimationFrame(this.#growing);
+    this.#growing = 0;
+  }
+
+  #grow(total: number): void {
+    if (this._rows >= total || this.#growing !== 0) return;
+    this.#growing = requestAnimationFrame(() => {
+      this.#growing = 0;
+      this._rows = Math.min(total, this._rows + ROWS_STEP);
+    });
+  }
 
   #install(device: Device): void {
     showInstallDialog(this, { configuration: device.configuration });
@@ -64,14 +91,18 @@ export class EsphomeDevicesView extends LitElement {
     });
   }
 
-  #installBulk(configurations: readonly string[] | "all"): void {
+  #installBulk(configurations: readonly string[] | "all", filter: BulkFilter = "all"): void {
     const ctx = this.ctx;
     if (ctx === undefined || this._busy) return;
     this._busy = true;
     void this.#run(async () => {
       try {
-        const jobs = await ctx.api.installBulk(configurations);
+        const jobs = await ctx.api.installBulk(configurations, filter);
         this._selected = new Set();
+        if (jobs.length === 0) {
+          fireToast(this, { message: ctx.localize("devices.bulk_none") });
+          return;
+        }
         fireToast(this, {
           message: ctx.localize("devices.bulk_queued", { count: jobs.length }),
           action: {
@@ -120,10 +151,13 @@ export class EsphomeDevicesView extends LitElement {
     if (ctx === undefined || st === undefined) return nothing;
     const { localize } = ctx;
     const all = selectDevices(st.devices);
-    const shown = filterDevices(all, this._query);
     const lastJobs = selectLastJobs(st.jobs);
+    const states = st.deviceStates;
+    const counts = Object.fromEntries(DEVICE_FILTERS.map((f) => [f, all.filter((d) => deviceMatches(f, states[d.configuration], lastJobs.get(d.configuration))).length])) as Record<DeviceFilter, number>;
+    const shown = filterDevices(all, this._query).filter((d) => deviceMatches(this._filter, states[d.configuration], lastJobs.get(d.configuration)));
     // Selections of devices that disappeared do not count.
     const selected = all.filter((d) => this._selected.has(d.configuration)).map((d) => d.configuration);
+    this.#grow(shown.length);
     const allShownSelected = shown.length > 0 && shown.every((d) => this._selected.has(d.configuration));
     const someShownSelected = shown.some((d) => this._selected.has(d.configuration));
 
@@ -142,6 +176,15 @@ export class EsphomeDevicesView extends LitElement {
           <span slot="leading-icon">${icon(mdiMagnify)}</span>
         </md-outlined-text-field>
         <div class="bulk">
+          <md-outlined-button class="install-outdated" ?disabled=${counts.outdated === 0 || this._busy} @click=${() => { this.#installBulk("all", "outdated"); }}>
+            <span slot="icon">${icon(mdiPackageUp)}</span>${localize("devices.install_outdated")}
+          </md-outlined-button>
+          <md-outlined-button class="install-online" ?disabled=${counts.online === 0 || this._busy} @click=${() => { this.#installBulk("all", "online"); }}>
+            <span slot="icon">${icon(mdiWifi)}</span>${localize("devices.install_online")}
+          </md-outlined-button>
+          <md-outlined-button class="retry-failed" ?disabled=${counts.failed === 0 || this._busy} @click=${() => { this.#installBulk("all", "failed"); }}>
+            <span slot="icon">${icon(mdiRefresh)}</span>${localize("devices.retry_failed")}
+          </md-outlined-button>
           <md-outlined-button
             class="install-selected"
             ?disabled=${selected.length === 0 || this._busy}
@@ -151,6 +194,17 @@ export class EsphomeDevicesView extends LitElement {
             <span slot="icon">${icon(mdiUpload)}</span>${localize("devices.install_all")}
           </md-filled-button>
         </div>
+      </div>
+      <div class="filters" role="radiogroup" aria-label=${localize("devices.filters.label")}>
+        ${DEVICE_FILTERS.map(
+          (f) => html`<button
+            class="filter-chip"
+            role="radio"
+            data-filter=${f}
+            aria-checked=${this._filter === f ? "true" : "false"}
+            @click=${() => { this._filter = f; }}
+          >${localize(`devices.filters.${f}`)} <span class="n">${counts[f]}</span></button>`,
+        )}
       </div>
       <section class="card" aria-label=${localize("app.tabs.devices")}>
         ${all.length === 0
@@ -170,20 +224,24 @@ export class EsphomeDevicesView extends LitElement {
                 <span class="name">${localize("devices.columns.name")}</span>
                 <span class="platform">${localize("devices.columns.platform")}</span>
                 <span class="address">${localize("devices.columns.address")}</span>
+                <span class="live">${localize("devices.columns.state")}</span>
                 <span class="status">${localize("devices.columns.status")}</span>
                 <span class="count secondary">${localize("devices.count", { count: shown.length })}</span>
               </div>
-              ${shown.length === 0 ? html`<div class="empty small">${localize("devices.no_match", { query: this._query })}</div>` : nothing}
+              ${shown.length === 0
+                ? html`<div class="empty small">${this._query === "" ? localize("devices.no_filter_match") : localize("devices.no_match", { query: this._query })}</div>`
+                : nothing}
               <ul class="list">
-                ${shown.map((d) => this.#renderDevice(d, lastJobs.get(d.configuration)))}
+                ${shown.slice(0, this._rows).map((d) => this.#renderDevice(d, lastJobs.get(d.configuration), states[d.configuration]))}
               </ul>
             `}
       </section>
     `;
   }
 
-  #renderDevice(device: Device, job: FirmwareJob | undefined): TemplateResult {
-    const { localize } = this.ctx as PanelContext;
+  #renderDevice(device: Device, job: FirmwareJob | undefined, live: DeviceState | undefined): TemplateResult {
+    const { localize, locale } = this.ctx as PanelContext;
+    const address = live?.address ?? device.address;
     const name = deviceTitle(device, device.configuration);
     return html`
       <li class="row device" data-configuration=${device.configuration}>
@@ -206,7 +264,15 @@ export class EsphomeDevicesView extends LitElement {
           <span class="platform">
             <span class="chip">${device.platform?.toUpperCase() ?? localize("devices.platform_unknown")}</span>
           </span>
-          <span class="address secondary" title=${device.address}>${device.address}</span>
+          <button
+            class="address secondary"
+            title=${localize("devices.edit_address", { name })}
+            aria-label=${localize("devices.edit_address", { name })}
+            @click=${() => {
+              showDeviceAddressDialog(this, { configuration: device.configuration, name, address, ownerSet: live?.address_source === "owner", yamlAddress: device.address });
+            }}
+          >${address}${live?.address_source === "owner" ? icon(mdiPencil) : nothing}</button>
+          <span class="live">${deviceStateCell(live, localize, locale)}</span>
         </span>
         <span class="status">
           ${job === undefined
@@ -219,6 +285,9 @@ export class EsphomeDevicesView extends LitElement {
               >${statusBadge(job, localize, jobsWaitForEsphome(this.state?.esphome ?? null))}</button>`}
         </span>
         <span class="actions">
+          <md-icon-button class="logs" aria-label=${localize("devices.logs", { name })} title=${localize("devices.logs", { name })} @click=${() => { showDeviceLogsDialog(this, { configuration: device.configuration, name }); }}>
+            ${icon(mdiTextBoxOutline)}
+          </md-icon-button>
           <md-icon-button class="clean" aria-label=${localize("devices.clean", { name })} title=${localize("devices.clean", { name })} @click=${() => { this.#clean(device); }}>
             ${icon(mdiBroom)}
           </md-icon-button>
@@ -233,240 +302,7 @@ export class EsphomeDevicesView extends LitElement {
     `;
   }
 
-  static override styles = [
-    sharedStyles,
-    emptyStateStyles,
-    css`
-      :host {
-        display: block;
-      }
-      .toolbar {
-        display: flex;
-        flex-wrap: wrap;
-        align-items: center;
-        gap: 12px 16px;
-        margin-bottom: 16px;
-      }
-      .search {
-        flex: 1 1 260px;
-        min-width: 0;
-        max-width: 480px;
-        --md-outlined-text-field-container-shape: var(--ha-border-radius-md, 12px);
-        --md-outlined-text-field-top-space: 10px;
-        --md-outlined-text-field-bottom-space: 10px;
-      }
-      .bulk {
-        display: flex;
-        flex-wrap: wrap;
-        gap: 8px;
-        margin-left: auto;
-      }
-      .list {
-        list-style: none;
-        margin: 0;
-        padding: 0;
-      }
-      .row {
-        display: grid;
-        grid-template-columns: 48px minmax(160px, 2fr) minmax(80px, 0.7fr) minmax(120px, 1.4fr) minmax(150px, 1fr) 176px;
-        grid-template-areas: "check name platform address status actions";
-        align-items: center;
-        column-gap: 12px;
-        padding: 8px 12px 8px 4px;
-        min-height: 48px;
-      }
-      .row.device {
-        border-top: 1px solid var(--divider-color, rgba(0, 0, 0, 0.12));
-      }
-      .row.header {
-        min-height: 40px;
-        padding-top: 4px;
-        padding-bottom: 4px;
-        font-size: 12px;
-        font-weight: 500;
-        letter-spacing: 0.02em;
-        color: var(--secondary-text-color, #727272);
-      }
-      .row.header .count {
-        grid-area: actions;
-        justify-self: end;
-        font-weight: 400;
-        padding-right: 4px;
-      }
-      .check {
-        grid-area: check;
-        display: flex;
-        justify-content: center;
-      }
-      .name {
-        grid-area: name;
-        min-width: 0;
-        display: flex;
-        flex-direction: column;
-        gap: 2px;
-      }
-      .platform {
-        grid-area: platform;
-      }
-      .address {
-        grid-area: address;
-        min-width: 0;
-        overflow: hidden;
-        text-overflow: ellipsis;
-        white-space: nowrap;
-      }
-      .device .address {
-        font-size: 14px;
-      }
-      .status {
-        grid-area: status;
-        min-width: 0;
-      }
-      .actions {
-        grid-area: actions;
-        display: flex;
-        align-items: center;
-        justify-content: flex-end;
-        gap: 0;
-      }
-      .device-name {
-        font-size: 15px;
-        font-weight: 500;
-        overflow: hidden;
-        text-overflow: ellipsis;
-        white-space: nowrap;
-      }
-      .file {
-        display: inline-flex;
-        align-items: center;
-        gap: 4px;
-        font-size: 12px;
-        min-width: 0;
-        overflow: hidden;
-        text-overflow: ellipsis;
-        white-space: nowrap;
-      }
-      .file .icon {
-        width: 14px;
-        height: 14px;
-      }
-      .yaml-error {
-        display: inline-flex;
-        align-items: flex-start;
-        gap: 4px;
-        font-size: 12px;
-        color: var(--esphome-error-text, var(--error-color, #db4437));
-        overflow-wrap: anywhere;
-      }
-      .yaml-error .icon {
-        width: 14px;
-        height: 14px;
-        margin-top: 1px;
-      }
-      .chip {
-        display: inline-block;
-        padding: 2px 8px;
-        border-radius: 6px;
-        font-size: 11px;
-        font-weight: 500;
-        letter-spacing: 0.04em;
-        border: 1px solid var(--divider-color, rgba(0, 0, 0, 0.12));
-        color: var(--secondary-text-color, #727272);
-        white-space: nowrap;
-      }
-      .never {
-        font-size: 13px;
-      }
-      .status-button {
-        all: unset;
-        cursor: pointer;
-        border-radius: 12px;
-        display: inline-flex;
-      }
-      .status-button:focus-visible {
-        outline: 2px solid var(--primary-color, #03a9f4);
-        outline-offset: 2px;
-      }
-      .empty {
-        overflow-wrap: anywhere;
-      }
-      .empty.small {
-        padding: 24px;
-        border-top: 1px solid var(--divider-color, rgba(0, 0, 0, 0.12));
-      }
-      md-checkbox {
-        flex: none;
-        --md-checkbox-selected-container-color: var(--primary-color, #03a9f4);
-        --md-checkbox-outline-color: var(--secondary-text-color, #727272);
-      }
-      .meta {
-        display: contents;
-      }
-      @media (max-width: 900px) {
-        .row {
-          grid-template-columns: 48px minmax(0, 1fr) auto auto;
-          grid-template-areas:
-            "check name status actions"
-            "check meta status actions";
-        }
-        .row.header {
-          grid-template-areas: "check name status actions";
-        }
-        .row.header .platform,
-        .row.header .address,
-        .row.header .status {
-          display: none;
-        }
-        .row.header .count {
-          grid-area: status / status / actions / actions;
-        }
-        .meta {
-          grid-area: meta;
-          display: flex;
-          align-items: center;
-          gap: 8px;
-          min-width: 0;
-        }
-      }
-      @media (max-width: 600px) {
-        .toolbar {
-          gap: 8px;
-        }
-        .search {
-          flex-basis: 100%;
-          max-width: none;
-        }
-        .bulk {
-          margin-left: 0;
-          width: 100%;
-        }
-        .bulk > * {
-          flex: 1 1 0;
-        }
-        .row {
-          grid-template-columns: 40px minmax(0, 1fr) auto;
-          grid-template-areas:
-            "check name actions"
-            "check meta meta"
-            "check status status";
-          row-gap: 4px;
-          padding-right: 4px;
-        }
-        .row.header {
-          grid-template-areas: "check name actions";
-        }
-        .row.header .count {
-          grid-area: actions;
-        }
-        .row.device .actions {
-          align-self: start;
-        }
-        .status {
-          justify-self: start;
-        }
-      }
-    `,
-  ];
+  static override styles = [sharedStyles, emptyStateStyles, devicesViewStyles];
 }
 
 declare global {
