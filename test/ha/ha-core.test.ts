@@ -1,6 +1,6 @@
 /**
- * End to end with a real Home Assistant Core (the newest that installs on this
- * machine's Python, from `npm run test:setup`): a builder in direct mode
+ * End to end with a real Home Assistant Core (the pinned release test/setup-ha.sh installs
+ * into a Debian root; it runs in a network namespace of its own): a builder in direct mode
  * (`--ha-url`, `--ha-token`) publishes its entities and events, runs the
  * installs an automation asks for, raises a pairing notification, and
  * survives Home Assistant stopping mid-build and coming back.
@@ -16,7 +16,7 @@ import { ENTITY_IDS } from "../../src/ha/publisher.ts";
 import { ApiClient } from "../helpers/api-client.ts";
 import { configDir, testConfig } from "../helpers/builder.ts";
 import { waitFor } from "../helpers/tmp.ts";
-import { HaCore, HaSocket, hassAvailable, HASS_BIN, type HaEventMessage } from "./ha-core.ts";
+import { HA_ROOT, HaCore, HaSocket, hassAvailable, type HaEventMessage } from "./ha-core.ts";
 import { missingTool } from "../helpers/tools.ts";
 
 const AUTOMATIONS = `automation:
@@ -93,7 +93,7 @@ async function entityState(entityId: string) {
   return core.getState(token, entityId);
 }
 
-describe.skipIf(missingTool(hassAvailable, "a real Home Assistant Core (test/setup-ha.sh)"))(`a real Home Assistant (${HASS_BIN})`, () => {
+describe.skipIf(missingTool(hassAvailable, "a real Home Assistant Core (test/setup-ha.sh)"))(`a real Home Assistant (${HA_ROOT})`, () => {
   beforeAll(async () => {
     haDir = await mkdtemp(path.join(os.tmpdir(), "ha-core-"));
     core = await HaCore.create(haDir, AUTOMATIONS);
@@ -106,6 +106,7 @@ describe.skipIf(missingTool(hassAvailable, "a real Home Assistant Core (test/set
 
   afterAll(async () => {
     const stop = await core.stop();
+    await core.dispose();
     console.log(`Home Assistant ${haVersion}: ${timings.join("; ")}; final stop ${stop.toFixed(1)} s`);
     await rm(haDir, { recursive: true, force: true });
   }, 60_000);
