@@ -10,7 +10,7 @@ import { BuilderError, invalidArgs, notFound } from "../errors.ts";
 import type { EventBus, EventMap, EventName } from "../events.ts";
 import { resolveConfigurationPath, validateConfigurationName } from "../esphome/configuration.ts";
 import type { DeviceScanner } from "../esphome/device-scan.ts";
-import { isSerialPort, validatePort } from "../esphome/port.ts";
+import { isSerialPort, uploadTarget, validatePort } from "../esphome/port.ts";
 import type { SerialPort } from "../esphome/serial-ports.ts";
 import { BINARY_FILES, listBinaries, type FirmwareBinary } from "../firmware/binaries.ts";
 import { JOB_STATUSES, isTerminal, type FirmwareJob, type JobType } from "../firmware/job.ts";
@@ -148,10 +148,11 @@ async function enqueue(
   args: { configuration: string; port?: string | undefined; force_local?: boolean | undefined },
 ): Promise<FirmwareJob> {
   await requireConfiguration(services, args.configuration);
+  const port = args.port === undefined ? undefined : uploadTarget(args.port, services.devices.get(args.configuration));
   return services.queue.enqueue({
     configuration: args.configuration,
     job_type: type,
-    ...(args.port === undefined ? {} : { port: args.port }),
+    ...(port === undefined ? {} : { port }),
     ...(args.force_local === undefined ? {} : { force_local: args.force_local }),
   });
 }

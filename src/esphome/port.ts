@@ -87,3 +87,13 @@ function validateNetworkPort(port: string, shown: string): string {
   }
   return port;
 }
+
+/**
+ * The `--device` an upload gets. ESPHome resolves `OTA` from the YAML's network block
+ * (`use_address`, else `<name>.local`); a host-platform YAML has none, so ESPHome cannot
+ * ("no remote device"), and the builder names the device's address instead. That is what
+ * Home Assistant's update entity sends through the legacy API (`/upload` with port `OTA`).
+ */
+export function uploadTarget(port: string, device: { platform: string | null; address: string } | undefined): string {
+  return port === "OTA" && device?.platform === "host" ? device.address : port;
+}

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { BuilderError, ErrorCode } from "../../src/errors.ts";
-import { classifyPort, isSerialPort, validatePort, type PortKind } from "../../src/esphome/port.ts";
+import { classifyPort, isSerialPort, uploadTarget, validatePort, type PortKind } from "../../src/esphome/port.ts";
 
 describe("classifyPort", () => {
   const cases: [string, PortKind][] = [
@@ -91,5 +91,19 @@ describe("validatePort", () => {
     expect(() => validatePort("kitchen_1")).toThrow(
       'invalid port "kitchen_1": expected "" (auto), "OTA", a serial port (/dev/... or COMn), an IPv4/IPv6 address or a host name',
     );
+  });
+});
+
+describe("uploadTarget", () => {
+  it("names a host-platform device's address for OTA, which ESPHome cannot resolve from its YAML", () => {
+    expect(uploadTarget("OTA", { platform: "host", address: "127.0.0.1" })).toBe("127.0.0.1");
+  });
+
+  it("leaves OTA to ESPHome for every other platform, and explicit ports and auto alone", () => {
+    expect(uploadTarget("OTA", { platform: "esp32", address: "kitchen.local" })).toBe("OTA");
+    expect(uploadTarget("OTA", undefined)).toBe("OTA");
+    expect(uploadTarget("", { platform: "host", address: "127.0.0.1" })).toBe("");
+    expect(uploadTarget("10.0.0.7", { platform: "host", address: "127.0.0.1" })).toBe("10.0.0.7");
+    expect(uploadTarget("/dev/ttyUSB0", { platform: "host", address: "127.0.0.1" })).toBe("/dev/ttyUSB0");
   });
 });
