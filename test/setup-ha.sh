@@ -2,7 +2,7 @@
 # Installs a real, current Home Assistant Core for the tests in test/ha/ into a Debian root
 # filesystem of its own, .venv/ha-root (inside .venv, which git and lint ignore). The tests
 # run it with `chroot` (inside a network namespace for the ESPHome tests) and `--skip-pip`, so
-# everything a minimal configuration, the ESPHome integration and MQTT need is preinstalled here.
+# everything a minimal configuration and the ESPHome integration need is preinstalled here.
 # Idempotent and cached: a stamp file in the root records what was installed; a second run
 # with the same pins does nothing. Called by test/setup.sh. Needs root and debootstrap
 # (installed from Debian's archive when missing). About 35 s for the root and 5-10 minutes
@@ -30,15 +30,15 @@ VERSION="${HA_VERSION:-2026.2.3}"
 OVERRIDES="${HA_OVERRIDES:-}"
 MIRROR="${HA_MIRROR:-http://deb.debian.org/debian}"
 # Debian packages: Python with headers and a compiler (several dependencies build from
-# source), CA certificates for pip, iproute2 for nothing in HA but handy when debugging.
+# source), CA certificates for pip, and ffmpeg (the ESPHome integration depends on ffmpeg's).
 DEBS=python3,python3-venv,python3-dev,gcc,g++,libc6-dev,make,ca-certificates,libffi-dev,libssl-dev,zlib1g-dev,libjpeg-dev,ffmpeg
 # Integrations whose requirements are preinstalled: the ones a minimal configuration
-# loads (with default_config's), ESPHome (the update entity's integration) and MQTT
-# (the builder's entities by discovery), each with its dependencies and after-dependencies.
+# loads (with default_config's) and ESPHome (the update entity's integration), each with its
+# dependencies and after-dependencies.
 INTEGRATIONS="default_config application_credentials backup frontend hardware logger network system_health
 automation person scene script tag zone counter input_boolean input_button input_datetime input_number
 input_select input_text schedule timer api websocket_api http persistent_notification onboarding analytics
-recorder config auth esphome mqtt update"
+recorder config auth esphome update"
 # Packages Home Assistant imports without naming them in a manifest: pyotp and PyQRCode (the
 # auth modules; without them it starts in recovery mode) and paho-mqtt (the ESPHome flow).
 EXTRA="pyotp PyQRCode paho-mqtt"

@@ -143,6 +143,21 @@ describe.skipIf(missingTool(hassAvailable, "a real Home Assistant Core (test/set
     expect(running?.attributes.current_job).toMatchObject({ job_id: job.job_id, configuration: "kitchen.yaml", type: "install", status: "running" });
   });
 
+  it("publishes REST states: Home Assistant shows their names and units, but they have no registry entry (no unique_id)", { timeout: 60_000 }, async () => {
+    const recorder = await Recorder.open();
+    await startBuilderFor();
+    await waitFor(async () => (await entityState(ENTITY_IDS.pairingRequests))?.state === "0", 15_000, "the entities to appear");
+    for (const id of Object.values(ENTITY_IDS)) {
+      const state = await entityState(id);
+      expect(state?.attributes.friendly_name, id).toMatch(/^ESPHome Builder /);
+      // What the UI says as "This entity does not have a unique ID": nothing to rename, hide or put in an area.
+      await expect(recorder.socket.call({ type: "config/entity_registry/get", entity_id: id }), id).rejects.toThrow(/not_found/);
+    }
+    expect((await entityState(ENTITY_IDS.queue))?.attributes).toMatchObject({ unit_of_measurement: "jobs" });
+    const registry = await recorder.socket.call<{ entity_id: string }[]>({ type: "config/entity_registry/list" });
+    expect(registry.filter((e) => e.entity_id.includes("esphome_builder"))).toEqual([]);
+  });
+
   it("runs the install an automation asks for with esphome_builder_command, and nothing for a malformed one", { timeout: 60_000 }, async () => {
     vi.stubEnv("ESPHOME_STANDIN_COMPILE_SECONDS", "0.3");
     vi.stubEnv("ESPHOME_STANDIN_UPLOAD_SECONDS", "0.1");

@@ -60,23 +60,6 @@ export function spawnInRoot(ns: string, configDir: string, argv: string[]): Chil
   return child;
 }
 
-/** Runs a Python script with Home Assistant's interpreter in the root; resolves with its stdout (throws with stderr on failure). */
-export function runPythonInRoot(ns: string, configDir: string, script: string, args: string[] = [], timeoutMs = 120_000): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const child = spawnInRoot(ns, configDir, ["/opt/ha/bin/python", "-c", script, ...args]);
-    let out = "";
-    let err = "";
-    child.stdout?.on("data", (d: Buffer) => { out += d.toString(); });
-    child.stderr?.on("data", (d: Buffer) => { err += d.toString(); });
-    const timer = setTimeout(() => child.kill("SIGKILL"), timeoutMs);
-    child.once("exit", (code, signal) => {
-      clearTimeout(timer);
-      if (code === 0) resolve(out);
-      else reject(new Error(`python in the Home Assistant root exited with ${code ?? signal}:\n${err.slice(-4000)}`));
-    });
-  });
-}
-
 /**
  * A network namespace for Home Assistant (and whatever runs beside it: devices, builders):
  * the device link of the real-device kit, with multicast on `lo` and a 224.0.0.0/4 route
