@@ -86,7 +86,10 @@ if [ ! -x "$ROOT/usr/bin/python3" ] || [ "$(cat "$ROOT/.ha-suite" 2>/dev/null)" 
   rm -rf "$ROOT"
   mkdir -p "$(dirname "$ROOT")"
   say "debootstrap $SUITE into $ROOT"
-  debootstrap --variant=minbase --include="$DEBS" "$SUITE" "$ROOT.partial" "$MIRROR" >"$ROOT.debootstrap.log" 2>&1 \
+  # An older debootstrap (bookworm's) has no script for newer suites: they all work as sid's.
+  script=()
+  [ -e "/usr/share/debootstrap/scripts/$SUITE" ] || script=(/usr/share/debootstrap/scripts/sid)
+  debootstrap --variant=minbase --include="$DEBS" "$SUITE" "$ROOT.partial" "$MIRROR" "${script[@]}" >"$ROOT.debootstrap.log" 2>&1 \
     || { tail -20 "$ROOT.debootstrap.log" >&2; fail "debootstrap $SUITE failed (log: $ROOT.debootstrap.log)"; }
   echo "$SUITE" >"$ROOT.partial/.ha-suite"
   mv "$ROOT.partial" "$ROOT"
@@ -118,9 +121,9 @@ done
 
 # The requirements of the integrations above, read from the installed manifests.
 reqs="$(in_root /opt/ha/bin/python - $INTEGRATIONS <<'EOF'
-import json, pathlib, sys
-import homeassistant
-base = pathlib.Path(homeassistant.__file__).parent / "components"
+import importlib.util, json, pathlib, sys
+# Found, not imported: the package imports its dependencies, which are not installed yet.
+base = pathlib.Path(importlib.util.find_spec("homeassistant").submodule_search_locations[0]) / "components"
 seen, reqs = set(), set()
 def walk(domain):
     manifest = base / domain / "manifest.json"

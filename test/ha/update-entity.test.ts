@@ -50,6 +50,14 @@ function compileWithOlder(dir: string): Promise<string> {
   });
 }
 
+/** `waitFor` for conditions that ask Home Assistant: every 100 ms, not every few. */
+function waitForHa(predicate: () => Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
+  return waitFor(async () => {
+    await new Promise((r) => setTimeout(r, 100));
+    return predicate();
+  }, timeoutMs, what);
+}
+
 describeNeeding(unavailable, "Home Assistant's ESPHome update entity installs through this builder", () => {
   const X = olderEsphome().version ?? "?";
   const Y = PINNED_ESPHOME_VERSION;
@@ -83,7 +91,7 @@ describeNeeding(unavailable, "Home Assistant's ESPHome update entity installs th
     const started = await RealDevice.start({ program: firstProgram, link });
     device = started.device;
     expect(started.firmware.esphomeVersion).toBe(X);
-    if (updateId !== "") await waitFor(async () => (await state()).attributes.installed_version === X, 120_000, `Home Assistant to see ${X} on the device`);
+    if (updateId !== "") await waitForHa(async () => (await state()).attributes.installed_version === X, 120_000, `Home Assistant to see ${X} on the device`);
   };
 
   beforeAll(async () => {
@@ -128,7 +136,7 @@ describeNeeding(unavailable, "Home Assistant's ESPHome update entity installs th
     entryId = entry.entry_id;
     expect(entry).toMatchObject({ title: "Host device", state: "loaded" });
     // The device's own entities are there, and the update entity from the dashboard's /devices.
-    await waitFor(async () => (await entitiesOf(socket, entryId)).some((e) => e.entity_id.startsWith("update.")), 60_000, "the update entity in the registry");
+    await waitForHa(async () => (await entitiesOf(socket, entryId)).some((e) => e.entity_id.startsWith("update.")), 60_000, "the update entity in the registry");
     const registered = await entitiesOf(socket, entryId);
     expect(registered.map((e) => e.entity_id)).toEqual(expect.arrayContaining(["switch.host_device_relay", "sensor.host_device_uptime", "sensor.host_device_firmware_label", "sensor.host_device_esphome_version"]));
     const update = registered.find((e) => e.entity_id.startsWith("update."));
@@ -137,7 +145,7 @@ describeNeeding(unavailable, "Home Assistant's ESPHome update entity installs th
     expect(await core.getState(token, updateId)).toBeNull();
 
     expect(await enableEntity(socket, updateId)).toMatchObject({ reload_delay: 30 });
-    await waitFor(async () => (await core.getState(token, updateId)) !== null, 90_000, `${updateId} to appear (after Home Assistant reloads the entry)`);
+    await waitForHa(async () => (await core.getState(token, updateId)) !== null, 90_000, `${updateId} to appear (after Home Assistant reloads the entry)`);
     const s = await state();
     expect(s.state).toBe("on");
     expect(s.attributes).toMatchObject({ installed_version: X, latest_version: Y, title: "ESPHome", in_progress: false });
@@ -155,7 +163,7 @@ describeNeeding(unavailable, "Home Assistant's ESPHome update entity installs th
     const failed = events.slice(from).find((e) => e.event_type === JOB_EVENT_TYPES.job_failed)!;
     const builderError = "esphome upload failed (exit code 1): receiving auth result: Authentication invalid. Is the password correct?";
     expect(failed.data).toMatchObject({ configuration: "hostdev.yaml", type: "upload", error: builderError });
-    await waitFor(async () => (await core.getState(token, ENTITY_IDS.lastJob))?.state === "failed", 20_000, "the builder's last-job entity to say failed");
+    await waitForHa(async () => (await core.getState(token, ENTITY_IDS.lastJob))?.state === "failed", 20_000, "the builder's last-job entity to say failed");
     expect((await core.getState(token, ENTITY_IDS.lastJob))?.attributes).toMatchObject({ configuration: "hostdev.yaml", type: "upload", error: builderError });
     // Nothing changed on the device, and Home Assistant still offers the update.
     expect((await device!.firmware()).esphomeVersion).toBe(X);
@@ -171,7 +179,7 @@ describeNeeding(unavailable, "Home Assistant's ESPHome update entity installs th
 
     const after = await device!.firmware(60_000, (info) => info.compilationTime !== before.compilationTime);
     expect(after.esphomeVersion).toBe(Y);
-    await waitFor(async () => (await state()).state === "off", 60_000, "Home Assistant to show the device up to date");
+    await waitForHa(async () => (await state()).state === "off", 60_000, "Home Assistant to show the device up to date");
     expect((await state()).attributes).toMatchObject({ installed_version: Y, latest_version: Y, in_progress: false });
     // The builder's job events reached Home Assistant along the way.
     await waitFor(() => jobEvents(from).length >= 6, 20_000, "the job events");
@@ -204,7 +212,7 @@ describeNeeding(unavailable, "Home Assistant's ESPHome update entity installs th
     const after = await device.firmware(60_000, (info) => info.esphomeVersion === Y);
     expect(after.esphomeVersion).toBe(Y);
     expect(jobEvents(from).filter(([t]) => t === "upload")).toEqual([["upload", "queued"], ["upload", "started"], ["upload", "completed"]]);
-    await waitFor(async () => (await state()).state === "off", 60_000, "Home Assistant to show the device up to date");
+    await waitForHa(async () => (await state()).state === "off", 60_000, "Home Assistant to show the device up to date");
   });
 
   it("d: a device lost without a word is unavailable in Home Assistant, whose update.install then skips it: nothing reaches the builder", { timeout: 180_000 }, async () => {
@@ -213,7 +221,7 @@ describeNeeding(unavailable, "Home Assistant's ESPHome update entity installs th
     await startOnOlderFirmware();
     await device!.kill();
     device = undefined;
-    await waitFor(async () => (await state()).state === "unavailable", 60_000, "the update entity to be unavailable");
+    await waitForHa(async () => (await state()).state === "unavailable", 60_000, "the update entity to be unavailable");
     const from = events.length;
     expect(await installUpdate(socket, updateId)).toBeNull();
     await new Promise((r) => setTimeout(r, 3_000));
@@ -243,7 +251,7 @@ describeNeeding(unavailable, "Home Assistant's ESPHome update entity installs th
     expect(jobs.find((j) => j.job_type === "compile" && j.job_id === compiled.data.job_id)).toMatchObject({ source: "remote", source_pin_sha256: pin });
     const onServer = await server.api.call<{ remote_peer_label: string; job_type: string; status: string }[]>("firmware/get_jobs", {});
     expect(onServer.map((j) => [j.remote_peer_label, j.job_type, j.status])).toEqual([["HA builder", "compile", "completed"]]);
-    await waitFor(async () => (await state()).state === "off", 60_000, "Home Assistant to show the device up to date");
+    await waitForHa(async () => (await state()).state === "off", 60_000, "Home Assistant to show the device up to date");
     expect((await state()).attributes).toMatchObject({ installed_version: Y, latest_version: Y });
   });
 
