@@ -59,7 +59,9 @@ if [ -x .venv/ha/bin/hass ]; then
   rm -rf .venv/ha
 fi
 
-key="suite=$SUITE version=$VERSION overrides=$OVERRIDES integrations=$(echo $INTEGRATIONS | tr ' ' ',') extra=$EXTRA debs=$DEBS"
+# Bump when what this script installs for the same pins changes.
+REVISION=2
+key="revision=$REVISION suite=$SUITE version=$VERSION overrides=$OVERRIDES integrations=$(echo $INTEGRATIONS | tr ' ' ',') extra=$EXTRA debs=$DEBS"
 stamp="$ROOT/.ha-setup"
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$key" ]; then
   say "Home Assistant $VERSION on Debian $SUITE already in $ROOT"
@@ -136,6 +138,10 @@ def walk(domain):
         walk(dep)
 for root in sys.argv[1:]:
     walk(root)
+    # The entity platforms a root integration provides (esphome/infrared.py, ...): Home
+    # Assistant sets up those components when the integration's entries load.
+    for platform in sorted((base / root).glob("*.py")):
+        walk(platform.stem)
 print("\n".join(sorted(reqs)))
 EOF
 )"

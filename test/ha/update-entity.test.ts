@@ -128,7 +128,7 @@ describeNeeding(unavailable, "Home Assistant's ESPHome update entity installs th
     for (const undo of cleanups.reverse()) await undo();
   }, 120_000);
 
-  it("a: a device added through the config flow gets the firmware update entity, disabled by default; enabled, it reads this builder's versions", { timeout: COMPILE_MS + 180_000 }, async () => {
+  it("a: a device added through the config flow gets the firmware update entity, disabled by default; enabled, it reads this builder's versions", { timeout: COMPILE_MS + 240_000 }, async () => {
     firstProgram = await compileWithOlder(firstDir);
     await startOnOlderFirmware();
 
@@ -145,7 +145,8 @@ describeNeeding(unavailable, "Home Assistant's ESPHome update entity installs th
     expect(await core.getState(token, updateId)).toBeNull();
 
     expect(await enableEntity(socket, updateId)).toMatchObject({ reload_delay: 30 });
-    await waitForHa(async () => (await core.getState(token, updateId)) !== null, 90_000, `${updateId} to appear (after Home Assistant reloads the entry)`);
+    // After the reload the entity may show as unavailable until Home Assistant has reconnected to the device.
+    await waitForHa(async () => ![null, "unavailable"].includes((await core.getState(token, updateId))?.state ?? null), 150_000, `${updateId} to appear (after Home Assistant reloads the entry and reconnects)`);
     const s = await state();
     expect(s.state).toBe("on");
     expect(s.attributes).toMatchObject({ installed_version: X, latest_version: Y, title: "ESPHome", in_progress: false });
