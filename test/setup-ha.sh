@@ -15,8 +15,9 @@
 # satisfied exactly. 2026.11.0 needs forky (Debian testing: python3.14 3.14.8), a suite that
 # changes daily, and one of its pins (aioesphomeapi 46.25.0) is not on the package registry
 # here, so it would run the ESPHome integration against a library version Home Assistant never
-# shipped with. Stable and exact wins for a test fixture; HA_SUITE=forky HA_VERSION=2026.11.0
-# HA_OVERRIDES="aioesphomeapi==46.23.0" installs the newer one into another HA_ROOT.
+# shipped with. Stable and exact wins for a test fixture; HA_ROOT=.venv/ha-root-forky
+# HA_SUITE=forky HA_VERSION=2026.11.0 HA_OVERRIDES="aioesphomeapi==46.23.0" installs the newer
+# one (the test suite passes against it too: TEST_HA_ROOT=<root> npx vitest run test/ha).
 #
 # Environment: HA_ROOT (default .venv/ha-root), HA_SUITE (trixie), HA_VERSION (2026.2.3),
 # HA_OVERRIDES (space-separated pins that replace Home Assistant's constraint for a package),
