@@ -16,6 +16,13 @@ VENV="${ESPHOME_VENV:-.venv/esphome}"
 PIN=addon/requirements.txt
 want="$(sed -n 's/^esphome==\([^[:space:]#]*\).*/\1/p' "$PIN")"
 [ -n "$want" ] || { echo "esphome setup: no esphome==<version> line in $PIN" >&2; exit 1; }
+# ESPHOME_VERSION installs another release instead of the pin (with ESPHOME_VENV set to a venv of
+# its own): the Home Assistant update test builds a device's first firmware with an older ESPHome.
+REQS=(-r "$PIN")
+if [ -n "${ESPHOME_VERSION:-}" ]; then
+  want="$ESPHOME_VERSION"
+  REQS=("esphome==$ESPHOME_VERSION")
+fi
 
 fail() {
   echo "esphome setup: $1" >&2
@@ -77,5 +84,5 @@ else
   "$py" -m venv "$VENV" || fail "$py -m venv $VENV failed"
 fi
 "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --upgrade pip || fail "pip upgrade failed"
-"$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -r "$PIN" || fail "pip install -r $PIN failed"
+"$VENV/bin/python" -m pip install --quiet --disable-pip-version-check "${REQS[@]}" || fail "pip install ${REQS[*]} failed"
 echo "esphome setup done: $("$VENV/bin/esphome" version) in $VENV ($("$VENV/bin/python" --version))"

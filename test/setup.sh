@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs what the tests use beyond npm: Python packages (noiseprotocol,
 # esphome-dashboard-api) into .venv, the real ESPHome CLI into .venv/esphome
-# (test/setup-esphome.sh), Chromium, a real Home Assistant Core into .venv/ha and
-# iproute2. Idempotent; safe to run again.
+# (test/setup-esphome.sh) and an older ESPHome into .venv/esphome-versions, Chromium, a real
+# Home Assistant Core in a Debian root, .venv/ha-root (test/setup-ha.sh), and iproute2.
+# Idempotent; safe to run again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -25,7 +26,8 @@ echo "test setup done: $(.venv/bin/python --version) in .venv"
 bash test/setup-esphome.sh
 # Another ESPHome version (a build server provisioning it, test/real-device/versions.test.ts), into the shared cache.
 node_modules/.bin/node test/setup-esphome-versions.ts
-# A real Home Assistant Core for test/ha (its own venv, .venv/ha; about a minute).
+# (Also the older ESPHome, X < the pin, that the Home Assistant update test builds a device's first firmware with.)
+# A real Home Assistant Core for test/ha in a Debian root (.venv/ha-root; minutes the first time).
 bash test/setup-ha.sh
 command -v ip >/dev/null || (apt-get update && apt-get install -y iproute2)
 # ccache: build servers' ESPHome compiles use it when it is on PATH (test/real-device/versions.test.ts checks they do).

@@ -212,7 +212,9 @@ async function enqueue(
   args: { configuration: string; port?: string | undefined; force_local?: boolean | undefined },
 ): Promise<FirmwareJob> {
   await requireConfiguration(services, args.configuration);
-  const port = args.port ?? defaultPort(services, type, args.configuration);
+  // `OTA` (Home Assistant's update entity always sends it) is ESPHome's "resolve it from the
+  // YAML", which fails for a host-platform YAML: the device's known address goes instead.
+  const port = args.port === undefined || args.port === "OTA" ? (defaultPort(services, type, args.configuration) ?? args.port) : args.port;
   return services.queue.enqueue({
     configuration: args.configuration,
     job_type: type,

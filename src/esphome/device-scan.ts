@@ -40,6 +40,11 @@ export const PLATFORM_KEYS: readonly string[] = [
 const NON_COMPONENT_KEYS = new Set(["substitutions", "packages", "esphome", "<<"]);
 /** Network blocks that can carry `use_address`, in the order esphome would consult them. */
 const NETWORK_KEYS = ["wifi", "ethernet", "openthread"] as const;
+/**
+ * A host-platform device runs on the machine that runs it: its YAML has no network block and
+ * it advertises no mDNS, so ESPHome has no address for it; this one is where it listens.
+ */
+export const HOST_PLATFORM_ADDRESS = "127.0.0.1";
 /** Larger files are listed with an error instead of being parsed (configs are a few KiB). */
 const MAX_YAML_BYTES = 4 * 1024 * 1024;
 const MAX_SUBSTITUTION_DEPTH = 8;
@@ -261,7 +266,7 @@ export function parseDevice(configDir: string, fileName: string, text: string): 
     path: path.resolve(configDir, fileName),
     platform,
     board,
-    address: addressOf(root, name, resolve),
+    address: platform === "host" && !NETWORK_KEYS.some((k) => root.has(k)) ? HOST_PLATFORM_ADDRESS : addressOf(root, name, resolve),
     comment,
     web_port: webPortOf(root, resolve),
     loaded_integrations: [...integrations].sort(compareStrings),

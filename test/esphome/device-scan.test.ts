@@ -206,6 +206,12 @@ describe("parseDevice: address and web port", () => {
     expect(parse("esphome:\n  name: n\nwifi:\n  ssid: x\n").address).toBe("n.local");
   });
 
+  it("puts a host-platform device, which has no network block and no mDNS, at 127.0.0.1", () => {
+    expect(parse("esphome:\n  name: hostdev\nhost:\napi:\n").address).toBe("127.0.0.1");
+    // Without the host platform the name is the address, as before.
+    expect(parse("esphome:\n  name: hostdev\nesp32:\n  board: x\n").address).toBe("hostdev.local");
+  });
+
   it("reads web_server port, defaulting to 80 and null without web_server", () => {
     expect(parse("web_server:\n  port: 8080\n").web_port).toBe(8080);
     expect(parse("web_server:\n").web_port).toBe(80);

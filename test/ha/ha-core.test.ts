@@ -1,6 +1,6 @@
 /**
- * End to end with a real Home Assistant Core (the newest that installs on this
- * machine's Python, from `npm run test:setup`): a builder in direct mode
+ * End to end with a real Home Assistant Core (the pinned release test/setup-ha.sh installs
+ * into a Debian root; it runs in a network namespace of its own): a builder in direct mode
  * (`--ha-url`, `--ha-token`) publishes its entities and events, runs the
  * installs an automation asks for, raises a pairing notification, and
  * survives Home Assistant stopping mid-build and coming back.
@@ -16,7 +16,7 @@ import { ENTITY_IDS } from "../../src/ha/publisher.ts";
 import { ApiClient } from "../helpers/api-client.ts";
 import { configDir, testConfig } from "../helpers/builder.ts";
 import { waitFor } from "../helpers/tmp.ts";
-import { HaCore, HaSocket, hassAvailable, HASS_BIN, type HaEventMessage } from "./ha-core.ts";
+import { HA_ROOT, HaCore, HaSocket, hassAvailable, type HaEventMessage } from "./ha-core.ts";
 import { missingTool } from "../helpers/tools.ts";
 
 const AUTOMATIONS = `automation:
@@ -93,7 +93,7 @@ async function entityState(entityId: string) {
   return core.getState(token, entityId);
 }
 
-describe.skipIf(missingTool(hassAvailable, "a real Home Assistant Core (test/setup-ha.sh)"))(`a real Home Assistant (${HASS_BIN})`, () => {
+describe.skipIf(missingTool(hassAvailable, "a real Home Assistant Core (test/setup-ha.sh)"))(`a real Home Assistant (${HA_ROOT})`, () => {
   beforeAll(async () => {
     haDir = await mkdtemp(path.join(os.tmpdir(), "ha-core-"));
     core = await HaCore.create(haDir, AUTOMATIONS);
@@ -106,6 +106,7 @@ describe.skipIf(missingTool(hassAvailable, "a real Home Assistant Core (test/set
 
   afterAll(async () => {
     const stop = await core.stop();
+    await core.dispose();
     console.log(`Home Assistant ${haVersion}: ${timings.join("; ")}; final stop ${stop.toFixed(1)} s`);
     await rm(haDir, { recursive: true, force: true });
   }, 60_000);
@@ -140,6 +141,21 @@ describe.skipIf(missingTool(hassAvailable, "a real Home Assistant Core (test/set
     expect(queueStates.at(-1)).toBe("0");
     const running = recorder.states.find((s) => s.entity_id === ENTITY_IDS.queue && s.attributes.current_job !== null);
     expect(running?.attributes.current_job).toMatchObject({ job_id: job.job_id, configuration: "kitchen.yaml", type: "install", status: "running" });
+  });
+
+  it("publishes REST states: Home Assistant shows their names and units, but they have no registry entry (no unique_id)", { timeout: 60_000 }, async () => {
+    const recorder = await Recorder.open();
+    await startBuilderFor();
+    await waitFor(async () => (await entityState(ENTITY_IDS.pairingRequests))?.state === "0", 15_000, "the entities to appear");
+    for (const id of Object.values(ENTITY_IDS)) {
+      const state = await entityState(id);
+      expect(state?.attributes.friendly_name, id).toMatch(/^ESPHome Builder /);
+      // What the UI says as "This entity does not have a unique ID": nothing to rename, hide or put in an area.
+      await expect(recorder.socket.call({ type: "config/entity_registry/get", entity_id: id }), id).rejects.toThrow(/not_found/);
+    }
+    expect((await entityState(ENTITY_IDS.queue))?.attributes).toMatchObject({ unit_of_measurement: "jobs" });
+    const registry = await recorder.socket.call<{ entity_id: string }[]>({ type: "config/entity_registry/list" });
+    expect(registry.filter((e) => e.entity_id.includes("esphome_builder"))).toEqual([]);
   });
 
   it("runs the install an automation asks for with esphome_builder_command, and nothing for a malformed one", { timeout: 60_000 }, async () => {

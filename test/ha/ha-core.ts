@@ -1,18 +1,22 @@
 /**
- * A real Home Assistant Core for tests: started from `.venv/ha` (made by
- * test/setup-ha.sh) on loopback with a minimal configuration, onboarded
- * without a browser, and handed out with a long-lived access token.
+ * A real Home Assistant Core for tests: started from the Debian root test/setup-ha.sh makes
+ * (test/ha/ha-root.ts: chroot, inside a network namespace of its own) with a minimal
+ * configuration, onboarded without a browser, and handed out with a long-lived access token.
+ * Tests reach it at `url` (the namespace's address, over the namespace's veth link); what runs
+ * inside the namespace beside it (devices, a builder) reaches it at `insideUrl`.
  */
-import { spawn, type ChildProcess } from "node:child_process";
-import { existsSync, createWriteStream } from "node:fs";
+import { type ChildProcess } from "node:child_process";
+import { createWriteStream } from "node:fs";
 import { mkdir, readFile, writeFile } from "node:fs/promises";
 import net from "node:net";
-import path from "node:path";
 import WebSocket from "ws";
-import { ROOT } from "../helpers/builder.ts";
+import type { DeviceLink } from "../real-device/network.ts";
+import { CONFIG_IN_ROOT, createHaLink, spawnInRoot } from "./ha-root.ts";
 
-export const HASS_BIN = process.env.TEST_HASS ?? path.join(ROOT, ".venv", "ha", "bin", "hass");
-export const hassAvailable = existsSync(HASS_BIN);
+export { HA_ROOT, hassAvailable, installedHa } from "./ha-root.ts";
+
+/** Home Assistant's port inside its namespace (the namespace is new: nothing else has it). */
+export const HA_PORT = 8123;
 
 export async function freePort(): Promise<number> {
   const server = net.createServer();
@@ -33,7 +37,7 @@ export function minimalConfiguration(port: number, extra = ""): string {
   country: NL
   currency: EUR
 http:
-  server_host: 127.0.0.1
+  server_host: 0.0.0.0
   server_port: ${port}
 api:
 websocket_api:
@@ -44,33 +48,41 @@ ${extra}`;
 
 export class HaCore {
   readonly dir: string;
-  readonly port: number;
+  readonly port = HA_PORT;
+  /** Where the tests (outside the namespace) reach it. */
   readonly url: string;
+  /** Where programs inside its namespace reach it. */
+  readonly insideUrl = `http://127.0.0.1:${HA_PORT}`;
+  readonly link: DeviceLink;
   readonly logFile: string;
+  readonly #ownsLink: boolean;
   #child: ChildProcess | null = null;
   #exited: Promise<void> = Promise.resolve();
 
-  constructor(dir: string, port: number) {
+  private constructor(dir: string, link: DeviceLink, ownsLink: boolean) {
     this.dir = dir;
-    this.port = port;
-    this.url = `http://127.0.0.1:${port}`;
-    this.logFile = path.join(dir, "hass-output.log");
+    this.link = link;
+    this.#ownsLink = ownsLink;
+    this.url = `http://${link.deviceAddress}:${HA_PORT}`;
+    this.logFile = `${dir}/hass-output.log`;
   }
 
-  /** Writes the configuration (first time) and starts Home Assistant; resolves when its HTTP API answers. Returns the seconds it took. */
-  static async create(dir: string, configurationExtra = ""): Promise<HaCore> {
-    const port = await freePort();
-    await mkdir(path.join(dir, "www"), { recursive: true });
-    await writeFile(path.join(dir, "configuration.yaml"), minimalConfiguration(port, configurationExtra));
-    return new HaCore(dir, port);
+  /**
+   * Writes the configuration into `dir` (the configuration folder, on this machine) for a
+   * Home Assistant in namespace `link` (a new one of its own when not given, removed by `dispose`).
+   */
+  static async create(dir: string, configurationExtra = "", opts: { link?: DeviceLink } = {}): Promise<HaCore> {
+    await mkdir(`${dir}/www`, { recursive: true });
+    await writeFile(`${dir}/configuration.yaml`, minimalConfiguration(HA_PORT, configurationExtra));
+    return new HaCore(dir, opts.link ?? createHaLink(), opts.link === undefined);
   }
 
   async start(timeoutMs = 90_000): Promise<number> {
     const started = Date.now();
     const out = createWriteStream(this.logFile, { flags: "a" });
-    const child = spawn(HASS_BIN, ["--config", this.dir, "--skip-pip"], { stdio: ["ignore", "pipe", "pipe"] });
-    child.stdout.pipe(out, { end: false });
-    child.stderr.pipe(out, { end: false });
+    const child = spawnInRoot(this.link.ns, this.dir, ["/opt/ha/bin/hass", "--config", CONFIG_IN_ROOT, "--skip-pip"]);
+    child.stdout?.pipe(out, { end: false });
+    child.stderr?.pipe(out, { end: false });
     this.#child = child;
     this.#exited = new Promise((resolve) => child.once("exit", () => { resolve(); }));
     const state = { exited: false };
@@ -99,6 +111,12 @@ export class HaCore {
     clearTimeout(timer);
     this.#child = null;
     return (Date.now() - started) / 1000;
+  }
+
+  /** Stops it (when running) and removes its namespace when it made one. */
+  async dispose(): Promise<void> {
+    await this.stop();
+    if (this.#ownsLink) this.link.destroy();
   }
 
   async logTail(lines = 40): Promise<string> {

@@ -25,8 +25,8 @@ export class ApiClient {
     });
   }
 
-  static async connect(port: number, opts: { origin?: string; path?: string; headers?: Record<string, string> } = {}): Promise<ApiClient> {
-    const ws = new WebSocket(`ws://127.0.0.1:${port}${opts.path ?? "/ws"}`, { ...(opts.origin === undefined ? {} : { origin: opts.origin }), ...(opts.headers === undefined ? {} : { headers: opts.headers }) });
+  static async connect(port: number, opts: { origin?: string; path?: string; headers?: Record<string, string>; host?: string } = {}): Promise<ApiClient> {
+    const ws = new WebSocket(`ws://${opts.host ?? "127.0.0.1"}:${port}${opts.path ?? "/ws"}`, { ...(opts.origin === undefined ? {} : { origin: opts.origin }), ...(opts.headers === undefined ? {} : { headers: opts.headers }) });
     await new Promise<void>((resolve, reject) => {
       ws.once("open", () => { resolve(); });
       ws.once("error", reject);

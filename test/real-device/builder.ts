@@ -20,20 +20,34 @@ export interface RealBuilder {
   stop(): Promise<void>;
 }
 
-export async function startRealBuilder(configDir: string, opts: { label?: string; extraArgs?: string[]; env?: Record<string, string> } = {}): Promise<RealBuilder> {
+export interface RealBuilderOptions {
+  label?: string;
+  extraArgs?: string[];
+  env?: Record<string, string>;
+  /** The ESPHome executable (default: the pinned real one). */
+  esphome?: string;
+  /**
+   * Run inside this network namespace (e.g. beside a device and a Home Assistant), listening on
+   * all of its addresses at `port`; the tests reach it at `reachAt` (the namespace's address).
+   */
+  netns?: { ns: string; reachAt: string; port: number };
+}
+
+export async function startRealBuilder(configDir: string, opts: RealBuilderOptions = {}): Promise<RealBuilder> {
   const args = [
     path.join(ROOT, "src", "main.ts"),
     "--config-dir", configDir,
-    "--port", "0",
+    ...(opts.netns === undefined ? ["--port", "0"] : ["--host", "0.0.0.0", "--port", String(opts.netns.port)]),
     "--peer-link-port", "0",
     "--peer-link-host", "127.0.0.1",
-    "--esphome", REAL_ESPHOME,
+    "--esphome", opts.esphome ?? REAL_ESPHOME,
     "--no-mdns",
     "--label", opts.label ?? "real-esphome",
     "--log-level", "warning",
     ...(opts.extraArgs ?? []),
   ];
-  const child = spawn(NODE_BIN, args, { env: { ...process.env, ...opts.env }, stdio: ["ignore", "pipe", "pipe"] });
+  const [command, argv] = opts.netns === undefined ? [NODE_BIN, args] : ["ip", ["netns", "exec", opts.netns.ns, NODE_BIN, ...args]];
+  const child = spawn(command, argv, { env: { ...process.env, ...opts.env }, stdio: ["ignore", "pipe", "pipe"] });
   const stderr: string[] = [];
   child.stderr.on("data", (d: Buffer) => stderr.push(d.toString()));
   const exited = new Promise<void>((resolve) => child.once("exit", () => { resolve(); }));
@@ -46,7 +60,7 @@ export async function startRealBuilder(configDir: string, opts: { label?: string
     });
     void exited.then(() => { reject(new Error(`builder exited: ${stderr.join("")}`)); });
   });
-  const api = await ApiClient.connect(listening.port);
+  const api = await ApiClient.connect(listening.port, opts.netns === undefined ? {} : { host: opts.netns.reachAt });
   return {
     child,
     port: listening.port,

@@ -98,7 +98,16 @@ export class RealDevice {
     return waitForFirmware(this.address, until, { port: this.apiPort, timeoutMs, stillAlive: () => this.alive });
   }
 
-  /** SIGTERM, then SIGKILL after 3 s; removes its folder. */
+  /** SIGKILL: the device is gone without a word (no goodbye to its API clients, as a power cut); removes its folder. */
+  async kill(): Promise<void> {
+    if (this.alive) {
+      this.#child.kill("SIGKILL");
+      await this.#exited;
+    }
+    await rm(this.dir, { recursive: true, force: true });
+  }
+
+  /** SIGTERM (it says goodbye to its API clients, as before a restart), then SIGKILL after 3 s; removes its folder. */
   async stop(): Promise<void> {
     if (this.alive) {
       this.#child.kill("SIGTERM");
