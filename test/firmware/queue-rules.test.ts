@@ -24,12 +24,12 @@ describe("sameTarget", () => {
 });
 
 describe("isPlaceable / isOffloadable", () => {
-  it("places this builder's compiles; only those without a serial port or force_local may leave", () => {
+  it("places this builder's compiles; all but force_local ones may leave (a serial install's image set comes back whole)", () => {
     const install = job({ configuration: "k.yaml", job_type: "install", port: "OTA" });
     expect([isPlaceable(install, "compile"), isOffloadable(install, "compile")]).toEqual([true, true]);
     expect(isPlaceable(install, "upload")).toBe(false);
     const serial = job({ configuration: "k.yaml", job_type: "install", port: "/dev/ttyUSB0" });
-    expect([isPlaceable(serial, "compile"), isOffloadable(serial, "compile")]).toEqual([true, false]);
+    expect([isPlaceable(serial, "compile"), isOffloadable(serial, "compile")]).toEqual([true, true]);
     const forced = job({ configuration: "k.yaml", job_type: "compile", force_local: true });
     expect([isPlaceable(forced, "compile"), isOffloadable(forced, "compile")]).toEqual([true, false]);
     expect(isPlaceable(job({ configuration: "k.yaml", job_type: "clean" }), "clean")).toBe(false);
