@@ -71,6 +71,15 @@ export function decodeJsonObject(bytes: Uint8Array): Record<string, unknown> {
   return value as Record<string, unknown>;
 }
 
+/** Decodes a JSON object, or gives `fallback` for anything else (empty, bad UTF-8, bad JSON, not an object). */
+function decodeJsonObjectOr(bytes: Uint8Array, fallback: Record<string, unknown>): Record<string, unknown> {
+  try {
+    return decodeJsonObject(bytes);
+  } catch {
+    return fallback;
+  }
+}
+
 /**
  * Before the intent is answered a peer has nothing to say beyond its
  * handshake messages (each read as it arrives). Frames it sends anyway wait
@@ -367,8 +376,8 @@ export interface InitiateOptions {
   port: number;
   staticPrivateKey: Uint8Array;
   intent: string;
-  /** msg3's JSON payload. */
-  payload: Record<string, unknown>;
+  /** msg3's JSON payload; null sends it empty, as upstream's offloader does for `preview`. */
+  payload: Record<string, unknown> | null;
   /** When set, the responder's key must hash to this pin, checked before msg3. */
   expectedPin?: string | undefined;
   stepTimeoutMs?: number;
@@ -414,7 +423,7 @@ export async function initiate(opts: InitiateOptions): Promise<Initiated> {
     if (opts.expectedPin !== undefined && observed !== opts.expectedPin) {
       throw new PeerLinkError("pin_mismatch", `the build server's key changed: expected pin ${opts.expectedPin}, got ${observed}`, observed);
     }
-    ws.send(hs.writeMessage(encodeJson(opts.payload)));
+    ws.send(opts.payload === null ? hs.writeMessage() : hs.writeMessage(encodeJson(opts.payload)));
     const ciphers = hs.split();
     const frame = requireBinary(await inbox.next(stepMs, "the intent response"), CONTROL_FRAME_MAX_BYTES, "the intent response");
     let plain: Uint8Array;
@@ -437,8 +446,9 @@ export async function initiate(opts: InitiateOptions): Promise<Initiated> {
 // ---- receiver side ----
 
 export interface Accepted {
+  /** msg1's intent; "" when msg1 named none (empty, not a JSON object, no string intent). */
   intent: string;
-  /** msg3's decoded JSON object. */
+  /** msg3's decoded JSON object (`{}` when it was empty or not an object). */
   payload: Record<string, unknown>;
   remoteStaticKey: Uint8Array;
   remotePin: string;
@@ -466,30 +476,32 @@ export async function accept(ws: WebSocket, req: IncomingMessage, opts: { static
   });
   const hs = NoiseHandshake.responder(opts.staticPrivateKey);
   const msg1 = requireBinary(await inbox.next(stepMs, "handshake message 1"), CONTROL_FRAME_MAX_BYTES, "handshake message 1");
-  let first: Record<string, unknown>;
+  let first: Uint8Array;
   try {
-    first = decodeJsonObject(hs.readMessage(msg1));
+    first = hs.readMessage(msg1);
   } catch (err) {
-    throw err instanceof PeerLinkError ? err : new PeerLinkError("malformed_frame", `handshake message 1 rejected: ${(err as Error).message}`);
+    throw new PeerLinkError("malformed_frame", `handshake message 1 rejected: ${(err as Error).message}`);
   }
-  const intent = msg1Schema.safeParse(first);
-  if (!intent.success) throw new PeerLinkError("malformed_frame", "handshake message 1 has no intent");
+  // Upstream's rule (WIRE-FACTS §2): an empty msg1, one that is not a JSON object or has no
+  // string intent still completes the handshake and is answered `rejected/bad_intent`.
+  const intent = msg1Schema.safeParse(decodeJsonObjectOr(first, {}));
   ws.send(hs.writeMessage());
   const msg3 = requireBinary(await inbox.next(stepMs, "handshake message 3"), CONTROL_FRAME_MAX_BYTES, "handshake message 3");
-  let payload: Record<string, unknown>;
+  let plain: Uint8Array;
   try {
-    const plain = hs.readMessage(msg3);
-    payload = plain.length === 0 ? {} : decodeJsonObject(plain);
+    plain = hs.readMessage(msg3);
   } catch (err) {
-    throw err instanceof PeerLinkError ? err : new PeerLinkError("malformed_frame", `handshake message 3 rejected: ${(err as Error).message}`);
+    throw new PeerLinkError("malformed_frame", `handshake message 3 rejected: ${(err as Error).message}`);
   }
+  // A msg3 that is empty or not a JSON object reads as `{}` (upstream's rule).
+  const payload = decodeJsonObjectOr(plain, {});
   const remote = hs.remoteStaticPublicKey;
   if (remote === null) throw new PeerLinkError("malformed_frame", "initiator sent no static key");
   const split = hs.split();
   ciphers = split;
   const remoteAddress = req.socket.remoteAddress ?? "";
   return {
-    intent: intent.data.intent,
+    intent: intent.success ? intent.data.intent : "",
     payload,
     remoteStaticKey: remote,
     remotePin: pinSha256(remote),

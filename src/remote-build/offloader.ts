@@ -439,7 +439,7 @@ export class Offloader {
   async previewPair(hostname: string, port: number): Promise<PairPreview> {
     const identity = this.#requireIdentity();
     const { channel, response } = await this.#connect(() =>
-      initiate({ host: hostname, port, staticPrivateKey: identity.privateKey, intent: "preview", payload: {}, stepTimeoutMs: this.#timings.stepTimeoutMs }),
+      initiate({ host: hostname, port, staticPrivateKey: identity.privateKey, intent: "preview", payload: null, stepTimeoutMs: this.#timings.stepTimeoutMs }),
     );
     channel.close("done");
     if (response.intent_response !== "ok") throw new BuilderError(ErrorCode.Unavailable, `${hostname}:${port} refused the preview (${response.intent_response})`);

@@ -509,8 +509,8 @@ export class Receiver {
       ws.terminate();
       return;
     }
-    const base = {
-      esphome_version: this.#deps.esphomeVersion() ?? "",
+    const esphomeVersion = this.#deps.esphomeVersion() ?? "";
+    const additions = {
       friendly_name: this.#deps.label(),
       ha_addon: false,
       reset_build_env_supported: true,
@@ -518,7 +518,9 @@ export class Receiver {
       // Ours only (others ignore it): lets a sending builder skip this build server when its policy would refuse the job.
       version_policy: this.#versionPolicy,
     };
-    const reply = (response: Record<string, unknown>): SecureChannel => accepted.respond({ ...response, ...base });
+    // Upstream's key order: intent_response, esphome_version, reason; then the additions.
+    const reply = ({ intent_response, ...rest }: Record<string, unknown>): SecureChannel =>
+      accepted.respond({ intent_response, esphome_version: esphomeVersion, ...rest, ...additions });
     const done = (response: Record<string, unknown>): void => { reply(response).close("done"); };
     const ip = accepted.remoteAddress.replace(/^::ffff:/, "");
     switch (accepted.intent) {

@@ -72,6 +72,33 @@ async function raw(port: number, key: Uint8Array, intent: string, payload: unkno
   };
 }
 
+/** One handshake with exactly these msg1 and msg3 payload bytes; the decrypted intent response, or null if the connection closed first. */
+async function handshakeBytes(port: number, msg1: Buffer, msg3: Buffer): Promise<Record<string, unknown> | null> {
+  const ws = new WebSocket(`ws://127.0.0.1:${port}/remote-build/peer-link`);
+  const queue: Buffer[] = [];
+  let wake: (() => void) | null = null;
+  let closed = false;
+  ws.on("message", (d: Buffer) => { queue.push(d); wake?.(); });
+  ws.on("close", () => { closed = true; wake?.(); });
+  await new Promise((r, j) => { ws.once("open", r); ws.once("error", j); });
+  const read = async (): Promise<Buffer | null> => {
+    while (queue.length === 0 && !closed) await new Promise<void>((r) => { wake = r; });
+    return queue.shift() ?? null;
+  };
+  try {
+    const hs = NoiseHandshake.initiator(generateStaticKey());
+    ws.send(hs.writeMessage(msg1));
+    const msg2 = await read();
+    if (msg2 === null) return null;
+    hs.readMessage(msg2);
+    ws.send(hs.writeMessage(msg3));
+    const reply = await read();
+    return reply === null ? null : (JSON.parse(Buffer.from(hs.split().receive.decrypt(reply)).toString()) as Record<string, unknown>);
+  } finally {
+    ws.terminate();
+  }
+}
+
 async function approvedPeer(builder: Builder, port: number): Promise<Uint8Array> {
   const key = generateStaticKey();
   builder.remote.receiver.setPairingWindow("test", true);
@@ -100,6 +127,31 @@ describe("handshake and intents", () => {
     const { builder } = await startBuilder();
     const r = await raw(builder.remote.receiver.port!, generateStaticKey(), "launch_rockets", {});
     expect(r.response).toMatchObject({ intent_response: "rejected", reason: "bad_intent" });
+  });
+
+  it.each([
+    ["empty", Buffer.alloc(0)],
+    ["not JSON", Buffer.from("hello")],
+    ["a JSON array", Buffer.from("[1]")],
+    ["without a string intent", Buffer.from(JSON.stringify({ intent: 7 }))],
+    ["with an intent over 64 characters", Buffer.from(JSON.stringify({ intent: "p".repeat(65) }))],
+  ])("completes the handshake after a msg1 that is %s and answers rejected/bad_intent (upstream's rule)", async (_what, msg1) => {
+    const { builder } = await startBuilder();
+    builder.remote.receiver.setPairingWindow("t", true);
+    const response = await handshakeBytes(builder.remote.receiver.port!, msg1, Buffer.from(JSON.stringify({ dashboard_id: DASHBOARD_ID, label: "x" })));
+    expect(response).toMatchObject({ intent_response: "rejected", reason: "bad_intent" });
+    expect(builder.remote.receiver.peers()).toEqual([]);
+  });
+
+  it("reads a msg3 that is not a JSON object as {} (upstream's rule): a preview is answered, a pair_request lacks its dashboard_id", async () => {
+    const { builder } = await startBuilder();
+    builder.remote.receiver.setPairingWindow("t", true);
+    const port = builder.remote.receiver.port!;
+    for (const msg3 of [Buffer.from("hello"), Buffer.from("[1,2]"), Buffer.from("\"dashboard\""), Buffer.from([0xff, 0xfe])]) {
+      expect(await handshakeBytes(port, Buffer.from(JSON.stringify({ intent: "preview" })), msg3)).toMatchObject({ intent_response: "ok" });
+      expect(await handshakeBytes(port, Buffer.from(JSON.stringify({ intent: "pair_request" })), msg3)).toMatchObject({ intent_response: "rejected", reason: "bad_dashboard_id" });
+    }
+    expect(builder.remote.receiver.peers()).toEqual([]);
   });
 
   it.each([["missing", {}], ["too long", { dashboard_id: "a".repeat(65) }], ["not base64url", { dashboard_id: "../../etc" }]])(
