@@ -219,6 +219,8 @@ describe("Prober", () => {
       error: "the device refused the YAML's API encryption key (Noise handshake failure: Handshake MAC failure.)",
     });
     expect(d.encryptedSessions).toBe(0);
+    // Fails closed: no second, plaintext try.
+    expect(d.connections).toBe(1);
     // Still answering, so still probed at the online interval, not retried as a miss.
     await step(s, s.t.retryMs);
     expect(s.results).toHaveLength(1);
