@@ -37,14 +37,29 @@ function answeredError(err: unknown): string | null {
   return null;
 }
 
+/**
+ * Why `key` cannot be an `api: encryption: key`, by ESPHome's own rule
+ * (components/noise: strict base64 of 32 bytes, not all zeros), or null. The
+ * client would silently drop such a key and then report that the device
+ * "wants" one, so the probe says what is wrong with the YAML's instead.
+ */
+export function apiKeyProblem(key: string): string | null {
+  if (key.length % 4 !== 0 || !/^[A-Za-z0-9+/]*={0,2}$/.test(key)) return "it is not base64";
+  const raw = Buffer.from(key, "base64");
+  if (raw.length !== 32) return `it is ${raw.length} bytes, not 32`;
+  if (raw.every((b) => b === 0)) return "the all-zeros key is reserved";
+  return null;
+}
+
 export function nativeApiProbe(opts: { connectTimeoutMs: number }): ProbeFn {
   return async (target, signal): Promise<ProbeOutcome> => {
+    const keyProblem = target.apiKey === null ? null : apiKeyProblem(target.apiKey);
     let client;
     try {
       client = await openEspHomeClient({
         host: target.host,
         port: target.port,
-        psk: target.apiKey,
+        psk: keyProblem === null ? target.apiKey : null,
         clientId: "esphome-builder",
         logger: SILENT,
         reconnect: false,
@@ -55,6 +70,12 @@ export function nativeApiProbe(opts: { connectTimeoutMs: number }): ProbeFn {
         signal,
       });
     } catch (err) {
+      if (keyProblem !== null && (err instanceof EncryptionRequiredError || err instanceof EncryptionKeyMissingError)) {
+        return {
+          kind: "answered_error",
+          error: `the device wants an API encryption key and the YAML's is not one (${keyProblem}): api: encryption: key must be 32 bytes in base64, e.g. from \`openssl rand -base64 32\``,
+        };
+      }
       const answered = answeredError(err);
       if (answered !== null) return { kind: "answered_error", error: answered };
       return { kind: "unreachable", error: errorMessage(err), misses: 0 };

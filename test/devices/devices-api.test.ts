@@ -23,6 +23,9 @@ const BOUND_MS = 400 + 2 * 100 + 3 * 500 + 3_000;
 const BUILDER_VERSION = "2026.11.0";
 const COMPILED = "2026-12-01 10:00:00 +0000";
 const BEFORE_COMPILE = new Date("2026-12-01T09:00:00Z");
+/** An `api: encryption: key` and another one (32 random bytes, base64). */
+const KEY = "px7tsbK3C7bpXHr2OevEV2ZMg/FrNBw2+O2pNPbedtA=";
+const OTHER_KEY = "wHUTkrVFk8Dko45Lmoe+ENtv0Rhla2FHf360l08vkxE=";
 
 beforeAll(() => {
   process.env.ESPHOME_STANDIN_COMPILE_SECONDS = "0";
@@ -34,16 +37,23 @@ afterEach(async () => {
   for (const d of devices.splice(0)) await d.stop().catch(() => undefined);
 });
 
-async function responder(name: string, info: Partial<NativeDeviceInfo> = {}, port = 0): Promise<NativeApiDevice> {
-  const d = new NativeApiDevice({ port, info: { name, esphomeVersion: BUILDER_VERSION, compilationTime: COMPILED, ...info } });
+async function responder(name: string, info: Partial<NativeDeviceInfo> = {}, port = 0, encryptionKey?: string): Promise<NativeApiDevice> {
+  const d = new NativeApiDevice({ port, info: { name, esphomeVersion: BUILDER_VERSION, compilationTime: COMPILED, ...info }, ...(encryptionKey === undefined ? {} : { encryptionKey }) });
   await d.start();
   devices.push(d);
   return d;
 }
 
-async function yaml(dir: string, name: string, apiPort: number, extra = ""): Promise<string> {
+/** `key`: the YAML's `api: encryption: key:` value as written (a literal or `!secret name`). */
+async function yaml(dir: string, name: string, apiPort: number, extra = "", key?: string): Promise<string> {
   const file = path.join(dir, `${name}.yaml`);
-  await writeFile(file, hostDeviceYaml({ name, api_port: apiPort }) + extra);
+  let text = hostDeviceYaml({ name, api_port: apiPort });
+  if (key !== undefined) {
+    const withKey = text.replace(/^(api:\n {2}port: .*)$/m, `$1\n  encryption:\n    key: ${key}`);
+    if (withKey === text) throw new Error("host-device.yaml's api block moved: the test cannot add the key");
+    text = withKey;
+  }
+  await writeFile(file, text + extra);
   await utimes(file, BEFORE_COMPILE, BEFORE_COMPILE);
   return file;
 }
@@ -134,6 +144,36 @@ describe("device state through the API", () => {
     await writeFile(path.join(dir, "fresh.yaml"), "esphome:\n  name: fresh\nesp32:\n  board: esp32dev\nwifi:\n  ssid: x\n");
     await until(api, "fresh.yaml", () => true, 5_000);
     expect(await (await fetch(`http://127.0.0.1:${port}/ping`)).json()).toEqual({ "current.yaml": true, "fresh.yaml": null, "old.yaml": false });
+  });
+
+  it("devices with API encryption: the YAML's key (a literal or a !secret) opens the session and the state has what they run; another key is online, refusing the session, and says so", async () => {
+    const dir = await tempDir("devices-");
+    const literal = await responder("literal", { projectName: "acme.literal", projectVersion: "1.1" }, 0, KEY);
+    const secret = await responder("secret", {}, 0, KEY);
+    const wrong = await responder("wrong", {}, 0, KEY);
+    await writeFile(path.join(dir, "secrets.yaml"), `api_key: "${KEY}"\nother_key: "${OTHER_KEY}"\n`);
+    await yaml(dir, "literal", literal.port, "", `"${KEY}"`);
+    await yaml(dir, "secret", secret.port, "", "!secret api_key");
+    await yaml(dir, "wrong", wrong.port, "", "!secret other_key");
+    const { api } = await start(dir);
+
+    for (const [name, project] of [["literal", { project_name: "acme.literal", project_version: "1.1" }], ["secret", { project_name: null, project_version: null }]] as const) {
+      const state = await until(api, `${name}.yaml`, (s) => s.status === "online");
+      expect(state, name).toMatchObject({
+        firmware: { esphome_version: BUILDER_VERSION, compilation_time: COMPILED, ...project, source: "api" },
+        probe_error: null,
+      });
+    }
+    expect(literal.encryptedSessions).toBeGreaterThanOrEqual(1);
+    expect(secret.encryptedSessions).toBeGreaterThanOrEqual(1);
+
+    const refused = await until(api, "wrong.yaml", (s) => s.probe_error !== null);
+    expect(refused).toMatchObject({
+      status: "online",
+      firmware: null,
+      probe_error: "the device refused the YAML's API encryption key (Noise handshake failure: Handshake MAC failure.)",
+    });
+    expect(wrong.encryptedSessions).toBe(0);
   });
 
   it("the owner's address is validated, persisted, used by probes and clearable", async () => {

@@ -5,12 +5,15 @@
  */
 import net from "node:net";
 import { afterEach, describe, expect, it } from "vitest";
-import { nativeApiProbe } from "../../src/devices/native-probe.ts";
+import { apiKeyProblem, nativeApiProbe } from "../../src/devices/native-probe.ts";
 import { Prober, detectionBoundMs, timingsFor, type ProbeFn, type ProbeOutcome, type ProbeTimings } from "../../src/devices/prober.ts";
 import { NativeApiDevice } from "../fixtures/native-api-device.ts";
 import { ManualClock } from "./clock.ts";
 
 const INFO = { name: "sim", esphomeVersion: "2026.10.0", compilationTime: "2026-12-01 10:00:00 +0000" };
+/** An `api: encryption: key` (32 random bytes, base64) and another one. */
+const KEY = "px7tsbK3C7bpXHr2OevEV2ZMg/FrNBw2+O2pNPbedtA=";
+const OTHER_KEY = "wHUTkrVFk8Dko45Lmoe+ENtv0Rhla2FHf360l08vkxE=";
 const cleanup: (() => Promise<void> | void)[] = [];
 afterEach(async () => {
   for (const fn of cleanup.splice(0).reverse()) await fn();
@@ -180,7 +183,7 @@ describe("Prober", () => {
   });
 
   it("a device that wants an encryption key answered: not a miss, and the error says what to do", async () => {
-    const d = await device({ encrypted: true });
+    const d = await device({ encryptionKey: KEY });
     const s = setup();
     s.prober.set({ key: "secure", host: "127.0.0.1", port: d.port, apiKey: null });
     s.prober.start();
@@ -188,12 +191,82 @@ describe("Prober", () => {
     expect(s.results[0]?.outcome).toEqual({ kind: "answered_error", error: expect.stringContaining("api: encryption: key") as unknown });
   });
 
+  it("a device with encryption, probed with its key: an encrypted session reads what it runs", async () => {
+    const d = await device({ encryptionKey: KEY, info: { ...INFO, projectName: "acme.safe", projectVersion: "2.0" } });
+    const s = setup();
+    s.prober.set({ key: "secure", host: "127.0.0.1", port: d.port, apiKey: KEY });
+    s.prober.start();
+    await s.prober.settled();
+    expect(s.results[0]?.outcome).toEqual({
+      kind: "answer",
+      answer: { name: "sim", esphomeVersion: "2026.10.0", compilationTime: "2026-12-01 10:00:00 +0000", projectName: "acme.safe", projectVersion: "2.0" },
+    });
+    expect(d.encryptedSessions).toBe(1);
+    // The next probe is a fresh session with a fresh handshake.
+    await step(s, s.t.intervalMs);
+    expect(s.results[1]?.outcome.kind).toBe("answer");
+    expect(d.encryptedSessions).toBe(2);
+  });
+
+  it("a device with encryption refuses another key: answered (not a miss), and the error names the refused key", async () => {
+    const d = await device({ encryptionKey: KEY });
+    const s = setup();
+    s.prober.set({ key: "secure", host: "127.0.0.1", port: d.port, apiKey: OTHER_KEY });
+    s.prober.start();
+    await s.prober.settled();
+    expect(s.results[0]?.outcome).toEqual({
+      kind: "answered_error",
+      error: "the device refused the YAML's API encryption key (Noise handshake failure: Handshake MAC failure.)",
+    });
+    expect(d.encryptedSessions).toBe(0);
+    // Fails closed: no second, plaintext try.
+    expect(d.connections).toBe(1);
+    // Still answering, so still probed at the online interval, not retried as a miss.
+    await step(s, s.t.retryMs);
+    expect(s.results).toHaveLength(1);
+    await step(s, s.t.intervalMs - s.t.retryMs);
+    expect(s.results).toHaveLength(2);
+  });
+
+  it("a YAML key that is no key (not base64, not 32 bytes, all zeros) is named as the problem, not as a missing key; a plaintext device still answers", async () => {
+    expect(apiKeyProblem(KEY)).toBeNull();
+    expect(apiKeyProblem("not base64 at all!")).toBe("it is not base64");
+    expect(apiKeyProblem("px7tsbK3C7bpXHr2OevEV2ZMg/FrNBw2+O2pNPbedtA")).toBe("it is not base64");
+    expect(apiKeyProblem(Buffer.alloc(31, 7).toString("base64"))).toBe("it is 31 bytes, not 32");
+    expect(apiKeyProblem(Buffer.alloc(32).toString("base64"))).toBe("the all-zeros key is reserved");
+    const secure = await device({ encryptionKey: KEY });
+    const plain = await device();
+    const s = setup();
+    s.prober.set({ key: "secure", host: "127.0.0.1", port: secure.port, apiKey: "px7tsbK3C7bpXHr2OevEV2ZMg/FrNBw2" });
+    s.prober.set({ key: "plain", host: "127.0.0.1", port: plain.port, apiKey: "short" });
+    s.prober.start();
+    while (s.results.length < 2) await step(s, 100);
+    const outcome = (key: string): ProbeOutcome | undefined => s.results.find((r) => r.key === key)?.outcome;
+    expect(outcome("secure")).toEqual({
+      kind: "answered_error",
+      error: "the device wants an API encryption key and the YAML's is not one (it is 24 bytes, not 32): api: encryption: key must be 32 bytes in base64, e.g. from `openssl rand -base64 32`",
+    });
+    expect(outcome("plain")).toMatchObject({ kind: "answer", answer: { name: "sim" } });
+  });
+
+  it("a device without encryption, probed with a key (its YAML gained one since): the client falls back to plaintext and reads it", async () => {
+    const d = await device();
+    const s = setup();
+    s.prober.set({ key: "plain", host: "127.0.0.1", port: d.port, apiKey: KEY });
+    s.prober.start();
+    await s.prober.settled();
+    expect(s.results[0]?.outcome).toMatchObject({ kind: "answer", answer: { esphomeVersion: "2026.10.0" } });
+    // One refused Noise hello, then the plaintext session.
+    expect(d.connections).toBe(2);
+    expect(d.encryptedSessions).toBe(0);
+  });
+
   it("a re-targeted device drops the old probe's outcome; a removed one reports nothing", async () => {
     const d = await device();
     const s = setup();
     s.prober.set({ key: "x", host: "127.0.0.1", port: d.port, apiKey: null });
     s.prober.start();
-    s.prober.set({ key: "x", host: "127.0.0.1", port: d.port, apiKey: "px7tsbK3C7bpXHr2OevEV2ZMg/FrNBw2+O2pNPbedtA=" });
+    s.prober.set({ key: "x", host: "127.0.0.1", port: d.port, apiKey: KEY });
     await s.prober.settled();
     expect(s.results).toHaveLength(1);
     s.prober.delete("x");
