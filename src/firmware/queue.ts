@@ -83,8 +83,6 @@ export interface RouteContext {
   offloadable?: boolean;
   /** How often a build server compiling it was lost mid-build. */
   remoteLosses?: number;
-  /** This machine has a compile slot free now (a device built here last may stay here). */
-  localFree?: boolean;
 }
 
 export interface JobRouter {
@@ -483,7 +481,6 @@ export class FirmwareQueue {
           busyPins: new Set(this.#remotePins.values()),
           offloadable: isOffloadable(entry.job, phasesOf(entry.job.job_type)[entry.phaseIndex]),
           remoteLosses: entry.remoteLosses,
-          localFree: lane.active.size < lane.concurrency,
         });
       }
       if (decision.kind === "wait") {

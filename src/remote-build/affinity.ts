@@ -4,7 +4,7 @@
  * for a day), so the next compile there is incremental; the scheduler sends
  * the device back to it when it is eligible and idle.
  *
- * A device this machine compiled last stays here when a local slot is free.
+ * A device this machine compiled last is recorded too, and goes to an idle build server all the same.
  *
  * Plain data in `build-affinity.json`: `{configuration: {pin_sha256, at}}` (`"local"` for this machine),
  * bounded, rows that do not parse dropped one by one.

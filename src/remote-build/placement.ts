@@ -39,8 +39,6 @@ export interface PlacementJob {
   readonly startingUp?: boolean;
   /** Where this device was compiled last (warm-cache affinity): a build server's pin, or `THIS_MACHINE`. */
   readonly lastBuiltOn?: string;
-  /** This machine has a compile slot free now. */
-  readonly localFree?: boolean;
 }
 
 /**
@@ -72,11 +70,7 @@ export function placeCompile(inputs: SchedulerInputs, localBuilds: LocalBuilds, 
     if (localBuilds === "never") return { kind: "fail", error: `build servers were lost mid-build ${job.remoteLosses} times; ${NEVER_HINT}` };
     return { kind: "local", note: `build servers were lost mid-build ${job.remoteLosses} times; building on this machine instead` };
   }
-  // A device built here last stays here only where here is the first choice (`always`).
-  const decision = pickBuildPath(inputs, {
-    ...(job.lastBuiltOn === undefined ? {} : { lastBuiltOn: job.lastBuiltOn }),
-    ...(job.localFree === undefined || localBuilds !== "always" ? {} : { localFree: job.localFree }),
-  });
+  const decision = pickBuildPath(inputs, job.lastBuiltOn === undefined ? {} : { lastBuiltOn: job.lastBuiltOn });
   if (decision.path === "remote") return { kind: "remote", pinSha256: decision.pinSha256 };
   if (decision.path === "wait") return { kind: "wait" };
   if (decision.path === "no_compatible_peer") {

@@ -91,7 +91,6 @@ export class BuildRouter implements JobRouter {
       remoteLosses: ctx.remoteLosses ?? 0,
       startingUp,
       ...(lastBuiltOn === undefined ? {} : { lastBuiltOn }),
-      ...(ctx.localFree === undefined ? {} : { localFree: ctx.localFree }),
     });
     if (placed.kind === "wait" && startingUp) this.#wakeAfterGrace();
     if (placed.kind !== "remote") return placed;

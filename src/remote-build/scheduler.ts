@@ -47,8 +47,6 @@ export const THIS_MACHINE = "local";
 export interface SchedulerJob {
   /** Where this device was compiled last (its build tree there is warm): a build server's pin, or `THIS_MACHINE`. */
   readonly lastBuiltOn?: string;
-  /** This machine has a compile slot free now. */
-  readonly localFree?: boolean;
 }
 
 /** A build server left out for its ESPHome version, and why (for the job's output). */
@@ -102,8 +100,9 @@ export function versionSkipReason(pairing: SchedulerPairing, ours: string, polic
  * not already busy with one of our compiles and reported idle, the one that
  * built this device last if it is among them (its build tree is warm), else
  * the first in pairing order; else local. A device this machine built last
- * stays here when a local compile slot is free. A build server that never sent its
- * queue status is treated as busy (it has told us nothing).
+ * still goes to an idle build server (keeping compiles off this machine is
+ * what build servers are for). A build server that never sent its queue
+ * status is treated as busy (it has told us nothing).
  *
  * Under `exact_required` nothing builds here while a pairing is approved and
  * enabled: the job waits while a matching build server is busy or away, and
@@ -111,8 +110,6 @@ export function versionSkipReason(pairing: SchedulerPairing, ours: string, polic
  */
 export function pickBuildPath(inputs: SchedulerInputs, job: SchedulerJob = {}): BuildPathDecision {
   if (!inputs.remoteBuildsEnabled) return LOCAL;
-  // Built here last and a slot is free here: the warm tree is here (never under exact_required, which builds only remotely).
-  if (job.lastBuiltOn === THIS_MACHINE && job.localFree === true && inputs.versionMatchPolicy !== "exact_required") return LOCAL;
   const ours = inputs.esphomeVersion ?? "";
   const policy = inputs.versionMatchPolicy ?? "any";
   const skipped: VersionSkip[] = [];

@@ -178,14 +178,14 @@ describe("add-on mode with a stand-in Supervisor", () => {
     await waitFor(() => builder.queue.get(office.job_id)?.status === "cancelled", 5_000, "the cancel");
   });
 
-  it("republishes everything when Home Assistant comes back behind the Supervisor", async () => {
+  it("republishes everything when Home Assistant comes back behind the Supervisor", { timeout: 60_000 }, async () => {
     const { supervisor } = await addonBuilder();
     await waitFor(() => supervisor.states(ENTITY_IDS.queue).length === 1, 5_000, "the first publish");
     supervisor.coreDown = true;
     supervisor.dropSockets();
     await new Promise((r) => setTimeout(r, 300));
     supervisor.coreDown = false;
-    await waitFor(() => supervisor.states(ENTITY_IDS.queue).length >= 2 && supervisor.states(ENTITY_IDS.pairingRequests).length >= 2, 10_000, "the republish");
+    await waitFor(() => supervisor.states(ENTITY_IDS.queue).length >= 2 && supervisor.states(ENTITY_IDS.pairingRequests).length >= 2, 45_000, "the republish");
   });
 
   it("applies the build_server option when it changes, and leaves a panel choice alone otherwise", async () => {

@@ -118,12 +118,9 @@ describe("warm-cache affinity", () => {
     expect(pickBuildPath(inputs(skipped), { lastBuiltOn: B })).toEqual({ path: "remote", pinSha256: A });
   });
 
-  it("keeps a device this machine built last here while a local slot is free, else the usual order", () => {
-    expect(pickBuildPath(inputs([server(A)]), { lastBuiltOn: THIS_MACHINE, localFree: true })).toEqual({ path: "local", pinSha256: "" });
-    expect(pickBuildPath(inputs([server(A)]), { lastBuiltOn: THIS_MACHINE, localFree: false })).toEqual({ path: "remote", pinSha256: A });
+  it("sends a device this machine built last to an idle build server all the same (compiles stay off this machine)", () => {
     expect(pickBuildPath(inputs([server(A)]), { lastBuiltOn: THIS_MACHINE })).toEqual({ path: "remote", pinSha256: A });
-    // exact_required never builds here.
-    expect(pickBuildPath(inputs([server(A)], { versionMatchPolicy: "exact_required" }), { lastBuiltOn: THIS_MACHINE, localFree: true })).toEqual({ path: "remote", pinSha256: A });
+    expect(pickBuildPath(inputs([server(A)], { busyPins: new Set([A]) }), { lastBuiltOn: THIS_MACHINE })).toEqual({ path: "local", pinSha256: "" });
   });
 
   it("a build server that is no longer paired is simply not chosen", () => {
