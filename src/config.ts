@@ -186,6 +186,7 @@ const addonOptionsSchema = z
     compile_concurrency: z.number().int().min(1).max(8).optional(),
     build_server: z.boolean().optional(),
     local_builds: z.enum(LOCAL_BUILDS_OPTIONS).optional(),
+    device_wait_hours: z.number().int().min(1).max(168).optional(),
     home_assistant_dashboard_integration: z.boolean().optional(),
   })
   .loose();
@@ -383,6 +384,6 @@ export function parseConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Bu
     buildServerVersionsDiskGb: bounded("build-server-versions-disk", 8, 0, 4096),
     devicePollSeconds: bounded("device-poll-interval", DEVICE_DEFAULTS.pollSeconds, 1, 3600, { unit: "seconds" }),
     deviceProbeConcurrency: count("device-probe-concurrency", DEVICE_DEFAULTS.probeConcurrency),
-    deviceWaitMinutes: bounded("device-wait", DEVICE_DEFAULTS.waitMinutes, 0.1, 10_080, { unit: "minutes" }),
+    deviceWaitMinutes: bounded("device-wait", options.device_wait_hours === undefined ? DEVICE_DEFAULTS.waitMinutes : options.device_wait_hours * 60, 0.1, 10_080, { unit: "minutes" }),
   };
 }

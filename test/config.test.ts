@@ -134,4 +134,16 @@ describe("isLoopbackHost", () => {
     await writeFile(options, JSON.stringify({ local_builds: "sometimes" }));
     expect(errorOf([], { SUPERVISOR_TOKEN: "t", ESPHOME_BUILDER_ADDON_OPTIONS: options })).toContain("local_builds");
   });
+
+  it("takes how long an install waits for an offline device from --device-wait (minutes) or the add-on option (hours)", async () => {
+    expect(parse([]).deviceWaitMinutes).toBe(1440);
+    expect(parse(["--device-wait", "30"]).deviceWaitMinutes).toBe(30);
+    expect(errorOf(["--device-wait", "0"])).toBe("--device-wait must be a number of minutes from 0.1 to 10080, got '0'");
+    const options = path.join(await tempDir(), "options.json");
+    await writeFile(options, JSON.stringify({ device_wait_hours: 2 }));
+    expect(parse([], { SUPERVISOR_TOKEN: "t", ESPHOME_BUILDER_ADDON_OPTIONS: options }).deviceWaitMinutes).toBe(120);
+    expect(parse(["--device-wait", "5"], { SUPERVISOR_TOKEN: "t", ESPHOME_BUILDER_ADDON_OPTIONS: options }).deviceWaitMinutes).toBe(5);
+    await writeFile(options, JSON.stringify({ device_wait_hours: 0 }));
+    expect(errorOf([], { SUPERVISOR_TOKEN: "t", ESPHOME_BUILDER_ADDON_OPTIONS: options })).toContain("device_wait_hours");
+  });
 });
