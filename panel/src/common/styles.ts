@@ -175,7 +175,8 @@ export const dialogHeaderStyles = css`
 /**
  * The frame every form dialog shares: HA's dialog shape and type, a width of
  * `--esphome-dialog-width` (560px unless a dialog sets it) that shrinks on
- * phones, and a content column.
+ * phones, and a content column. `md-dialog.wide` is a dialog with a log in
+ * it (install, device logs): wide and tall.
  */
 export const dialogStyles = css`
       md-dialog {
@@ -186,6 +187,11 @@ export const dialogStyles = css`
         --md-dialog-headline-size: 22px;
         --md-dialog-headline-line-height: 28px;
         --md-dialog-supporting-text-color: var(--primary-text-color, #212121);
+      }
+      md-dialog.wide {
+        width: min(960px, calc(100% - 32px));
+        max-width: min(960px, calc(100% - 32px));
+        height: min(820px, calc(100% - 32px));
       }
       .content {
         display: flex;

@@ -101,11 +101,6 @@ export class EsphomeDeviceLogsDialog extends LitElement implements DialogElement
     dialogStyles,
     dialogHeaderStyles,
     css`
-      md-dialog.wide {
-        width: min(960px, calc(100% - 32px));
-        max-width: min(960px, calc(100% - 32px));
-        height: min(820px, calc(100% - 32px));
-      }
       .content {
         display: flex;
         flex-direction: column;

@@ -563,11 +563,6 @@ export class EsphomeInstallDialog extends LitElement implements DialogElement<In
     dialogHeaderStyles,
     progressStyles,
     css`
-      md-dialog.wide {
-        width: min(960px, calc(100% - 32px));
-        max-width: min(960px, calc(100% - 32px));
-        height: min(820px, calc(100% - 32px));
-      }
       .content {
         display: flex;
         flex-direction: column;
