@@ -10,10 +10,10 @@ import { errorMessage, invalidArgs } from "../errors.ts";
 import { bundleDirFor } from "../remote-build/bundle.ts";
 import { isPinnable } from "../esphome/version-policy.ts";
 
-import { JOB_SOURCES, JOB_STATUSES, JOB_TYPES, JOB_WAIT_REASONS, type FirmwareJob, type JobPhase, type JobSource, type JobType, type JobWaitReason, type TerminalStatus } from "../api/wire.ts";
+import { JOB_SOURCES, JOB_STATUSES, JOB_TYPES, JOB_WAIT_REASONS, type FirmwareJob, type JobPhase, type JobSource, type JobType, type JobWaitReason, type TerminalStatus } from "../domain/job.ts";
 
-export { JOB_SOURCES, JOB_STATUSES, JOB_TYPES, JOB_WAIT_REASONS, isTerminal, phasesOf } from "../api/wire.ts";
-export type { FirmwareJob, JobPhase, JobSource, JobStatus, JobType, JobWaitReason, JobWaiting, TerminalStatus } from "../api/wire.ts";
+export { JOB_SOURCES, JOB_STATUSES, JOB_TYPES, JOB_WAIT_REASONS, isTerminal, phasesOf } from "../domain/job.ts";
+export type { FirmwareJob, JobPhase, JobSource, JobStatus, JobType, JobWaitReason, JobWaiting, TerminalStatus } from "../domain/job.ts";
 
 export const RESTART_MARKER =
   "*** builder restarted mid-build; the previous run's log is above, the rebuild begins below ***\n";

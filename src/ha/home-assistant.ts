@@ -22,7 +22,7 @@ import type { Receiver } from "../remote-build/receiver.ts";
 import { atomicWrite } from "../store.ts";
 import { COMMAND_EVENT, readCommandLines, runAutomationCommand } from "./automation.ts";
 import { HaClient, haTarget, type HaTimings } from "./client.ts";
-import type { EsphomeStatus } from "../api/wire.ts";
+import type { EsphomeStatus } from "../domain/esphome.ts";
 import { HaPublisher } from "./publisher.ts";
 import { SupervisorClient, withRetry, type AddonSelfInfo } from "./supervisor.ts";
 

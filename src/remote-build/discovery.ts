@@ -96,7 +96,7 @@ export interface DecodedTxt {
   remote_build_port: number | null;
 }
 
-import type { DiscoveredHost } from "../api/wire.ts";
+import type { DiscoveredHost } from "../domain/remote-build.ts";
 
 export type { DiscoveredHost };
 

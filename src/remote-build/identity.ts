@@ -18,7 +18,7 @@
 import { randomBytes } from "node:crypto";
 import { promises as fs } from "node:fs";
 import { z } from "zod";
-import type { RemoteBuildProblem } from "../api/wire.ts";
+import type { RemoteBuildProblem } from "../domain/remote-build.ts";
 import { getLogger } from "../logger.ts";
 import { atomicWrite, JsonStore, quarantine } from "../store.ts";
 import { pinSha256 } from "./fingerprint.ts";

@@ -10,7 +10,9 @@
  */
 import { createHash } from "node:crypto";
 import { z } from "zod";
-import { VERSION_POLICIES, type OffloaderAlert, type OffloaderSettings, type PairPreview, type PairingSummary, type PeerQueueStatus, type RemoteBuildProblem, type VersionPolicy } from "../api/wire.ts";
+import { type PeerQueueStatus } from "../domain/job.ts";
+import { VERSION_POLICIES, type VersionPolicy } from "../domain/policy.ts";
+import { type OffloaderAlert, type OffloaderSettings, type PairPreview, type PairingSummary, type RemoteBuildProblem } from "../domain/remote-build.ts";
 import { isVersionPolicy } from "../esphome/version-policy.ts";
 import { BuilderError, ErrorCode, errorMessage, invalidArgs, notFound } from "../errors.ts";
 import type { EventBus } from "../events.ts";

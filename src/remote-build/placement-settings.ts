@@ -5,7 +5,7 @@
  * choice made in the panel).
  */
 import { z } from "zod";
-import { LOCAL_BUILDS, type LocalBuilds } from "../api/wire.ts";
+import { LOCAL_BUILDS, type LocalBuilds } from "../domain/policy.ts";
 import type { EventBus } from "../events.ts";
 import { getLogger } from "../logger.ts";
 import type { ProblemSink } from "../problems.ts";

@@ -12,10 +12,10 @@
  * A compile whose build server was lost mid-build is dispatched again up to
  * `MAX_REROUTES` times; after that it builds here, unless `never` says no.
  */
-import type { LocalBuilds } from "../api/wire.ts";
+import type { LocalBuilds } from "../domain/policy.ts";
 import { pickBuildPath, type SchedulerInputs, type VersionSkip } from "./scheduler.ts";
 
-export { LOCAL_BUILDS, type LocalBuilds } from "../api/wire.ts";
+export { LOCAL_BUILDS, type LocalBuilds } from "../domain/policy.ts";
 
 /** Dispatches of a compile after lost build servers (upstream's dispatch pool: 3). */
 export const MAX_REROUTES = 3;

@@ -2,7 +2,7 @@
  * Remote builds as one part of the composition root: this builder's identity,
  * its build-server role (receiver), its offloader role and mDNS discovery.
  */
-import type { IdentityView, RemoteBuildProblem, RemoteBuildSnapshot } from "../api/wire.ts";
+import type { IdentityView, RemoteBuildProblem, RemoteBuildSnapshot } from "../domain/remote-build.ts";
 import { notFound } from "../errors.ts";
 import type { EventBus } from "../events.ts";
 import type { FirmwareQueue } from "../firmware/queue.ts";
