@@ -7,7 +7,7 @@ import { z } from "zod";
 import { validateConfigurationName } from "../esphome/configuration.ts";
 import { validatePort } from "../esphome/port.ts";
 import { errorMessage, invalidArgs } from "../errors.ts";
-import { bundleDirFor } from "../remote-build/bundle.ts";
+import { bundleDirFor } from "../remote-build/archives/bundle.ts";
 import { isPinnable } from "../esphome/version-policy.ts";
 
 import { JOB_SOURCES, JOB_STATUSES, JOB_TYPES, JOB_WAIT_REASONS, type FirmwareJob, type JobPhase, type JobSource, type JobType, type JobWaitReason, type TerminalStatus } from "../domain/job.ts";

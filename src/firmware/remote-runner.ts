@@ -7,7 +7,7 @@
  * compile: bundle the YAML (`esphome bundle`), submit it over the peer link,
  *   relay output, and on success download the artifacts and put them in the
  *   local build tree as the upstream offloader does (images at their build
- *   paths, StorageJSON and idedata re-rooted here: src/remote-build/materialise.ts).
+ *   paths, StorageJSON and idedata re-rooted here: src/remote-build/archives/materialise.ts).
  * upload: `esphome upload <yaml> --device <port>` on this machine, through the
  *   same tracked subprocess as a local upload; with no `--file`, ESPHome finds
  *   what it needs in the build tree, so a serial port flashes the whole image
@@ -20,9 +20,9 @@ import { errorMessage } from "../errors.ts";
 import { normalizeVersion } from "../esphome/version-policy.ts";
 import type { EventBus, Unsubscribe } from "../events.ts";
 import type { Paths } from "../paths.ts";
-import { readArtifacts } from "../remote-build/artifacts.ts";
-import { materialiseArtifacts } from "../remote-build/materialise.ts";
-import { RemoteBuildError, type Offloader } from "../remote-build/offloader.ts";
+import { readArtifacts } from "../remote-build/archives/artifacts.ts";
+import { materialiseArtifacts } from "../remote-build/archives/materialise.ts";
+import { RemoteBuildError, type Offloader } from "../remote-build/offloader/offloader.ts";
 import { runEsphome } from "./local-runner.ts";
 import { LineSplitter } from "./output.ts";
 import { KILL_GRACE_MS, runTracked, type SpawnFn } from "./process.ts";

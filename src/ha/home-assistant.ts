@@ -18,7 +18,7 @@ import { errorMessage } from "../errors.ts";
 import type { EventBus } from "../events.ts";
 import type { FirmwareQueue } from "../firmware/queue.ts";
 import { getLogger } from "../logger.ts";
-import type { Receiver } from "../remote-build/receiver.ts";
+import type { Receiver } from "../remote-build/build-server/receiver.ts";
 import { atomicWrite } from "../store.ts";
 import { COMMAND_EVENT, readCommandLines, runAutomationCommand } from "./automation.ts";
 import { HaClient, haTarget, type HaTimings } from "./client.ts";

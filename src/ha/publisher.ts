@@ -17,7 +17,7 @@ import { errorMessage } from "../errors.ts";
 import { isTerminal, type FirmwareJob } from "../firmware/job.ts";
 import type { DeviceState } from "../domain/device.ts";
 import { getLogger } from "../logger.ts";
-import { fingerprintEmoji } from "../remote-build/fingerprint.ts";
+import { fingerprintEmoji } from "../remote-build/transport/fingerprint.ts";
 import { markdownText } from "./markdown.ts";
 
 const log = getLogger("ha-publisher");
