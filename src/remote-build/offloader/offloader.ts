@@ -2,73 +2,29 @@
  * The offloader role ("send builds"): pairing with build servers, one
  * long-lived peer-link session per approved pairing, and the calls the
  * install runner uses to build there (submit, cancel, download artifacts).
+ * The parts: offloader.json and the pairing rows (pairings-store.ts), the
+ * connection loops (session-loop.ts), one live session (peer-session.ts).
  *
  * Only approved pairings are written down. A pending request lives in memory
  * and is resolved by long-polling `pair_status`. A build server whose key
  * changed, or that no longer knows us, is never retried: the user is alerted
  * and must pair again.
  */
-import { createHash } from "node:crypto";
-import { z } from "zod";
-import { type PeerQueueStatus } from "../../domain/job.ts";
-import { VERSION_POLICIES, type VersionPolicy } from "../../domain/policy.ts";
-import { type OffloaderAlert, type OffloaderSettings, type PairPreview, type PairingSummary, type RemoteBuildProblem } from "../../domain/remote-build.ts";
-import { isVersionPolicy } from "../../esphome/version-policy.ts";
+import type { VersionPolicy } from "../../domain/policy.ts";
+import type { OffloaderAlert, OffloaderSettings, PairPreview, PairingSummary, RemoteBuildProblem } from "../../domain/remote-build.ts";
 import { BuilderError, ErrorCode, errorMessage, invalidArgs, notFound } from "../../errors.ts";
 import type { EventBus } from "../../events.ts";
-import { getLogger } from "../../logger.ts";
 import type { Paths } from "../../paths.ts";
-import { JsonStore } from "../../store.ts";
 import { initiate, PeerLinkError, type SecureChannel } from "../transport/channel.ts";
-import { ARTIFACTS_MAX_BYTES, AssemblyError, ChunkAssembler, chunkCount, sendChunks } from "../transport/chunks.ts";
-import { fingerprintEmoji, pinSchema } from "../transport/fingerprint.ts";
+import { fingerprintEmoji } from "../transport/fingerprint.ts";
 import type { Identity, IdentityStore } from "../transport/identity.ts";
+import { HANDSHAKE_STEP_MS, HEARTBEAT_INTERVAL_MS, HEARTBEAT_TIMEOUT_MS, type IntentResponse } from "../transport/messages.ts";
 import { PIN_RULE, parsePin } from "../transport/pin.ts";
-import { looseFileSchema, rowName, StateFileReport, type LooseFile } from "../state-files.ts";
-import {
-  HANDSHAKE_STEP_MS,
-  HEARTBEAT_INTERVAL_MS,
-  HEARTBEAT_TIMEOUT_MS,
-  offloaderInbound,
-  parseMessage,
-  type IntentResponse,
-  type OffloaderInbound,
-} from "../transport/messages.ts";
+import { newPairingState, PairingsStore, type OffloaderFile, type PairingState, type StoredPairing } from "./pairings-store.ts";
+import { SUBMIT_ACK_TIMEOUT_MS, type PeerSession } from "./peer-session.ts";
+import { SessionLoops, type SessionLoopTimings } from "./session-loop.ts";
 
-const log = getLogger("offloader");
-
-export const SUBMIT_ACK_TIMEOUT_MS = 60_000;
-/** Reasons after which a session is not reopened: the pairing is dead until re-paired. */
-const ORPHAN_REASONS = new Set(["superseded", "pin_mismatch", "no_approved_peer", "revoked"]);
-
-const storedPairingSchema = z.object({
-  pin_sha256: pinSchema,
-  label: z.string().max(128),
-  receiver_hostname: z.string().min(1).max(255),
-  receiver_port: z.number().int().min(1).max(65535),
-  paired_at: z.string(),
-  enabled: z.boolean().default(true),
-  esphome_version: z.string().max(64).default(""),
-  friendly_name: z.string().max(128).default(""),
-  /** What its last intent response said: it installs the ESPHome version a build asks for. */
-  auto_provision_supported: z.boolean().default(false),
-  /** Its version policy, when it is a builder of ours that says. */
-  version_policy: z.enum(VERSION_POLICIES).nullable().default(null),
-});
-export type StoredPairing = z.infer<typeof storedPairingSchema>;
-
-
-
-export type { PeerQueueStatus };
-
-export interface OffloaderTimings {
-  stepTimeoutMs: number;
-  heartbeatIntervalMs: number;
-  heartbeatTimeoutMs: number;
-  backoffInitialMs: number;
-  backoffMaxMs: number;
-  submitAckTimeoutMs: number;
-}
+export type OffloaderTimings = SessionLoopTimings;
 
 export interface OffloaderDeps {
   bus: EventBus;
@@ -78,234 +34,11 @@ export interface OffloaderDeps {
   timings?: Partial<OffloaderTimings>;
 }
 
-/** A build server refused or failed a request: the message is for the user. */
-export class RemoteBuildError extends Error {
-  readonly code: string;
-  constructor(code: string, message: string) {
-    super(message);
-    this.name = "RemoteBuildError";
-    this.code = code;
-  }
-}
-
-type AckResult = { accepted: true } | { accepted: false; reason: string };
-
-interface Download {
-  assembler: ChunkAssembler | null;
-  /** The verified tarball, once its last chunk came; handed over at `artifacts_end`. */
-  result: Buffer | null;
-  resolve: (bytes: Buffer) => void;
-  reject: (err: Error) => void;
-}
-
-/** One live session with a build server. */
-export class PeerSession {
-  readonly pin: string;
-  readonly channel: SecureChannel;
-  readonly esphomeVersion: string;
-  /** The build server advertised `reset_build_env_supported: true`. */
-  readonly resetBuildEnvSupported: boolean;
-  readonly #bus: EventBus;
-  readonly #acks = new Map<string, { resolve: (r: AckResult) => void; reject: (e: Error) => void; timer: NodeJS.Timeout }>();
-  readonly #downloads = new Map<string, Download>();
-  readonly #ackTimeoutMs: number;
-  queueStatus: PeerQueueStatus | null = null;
-  lastPong: number = Date.now();
-
-  constructor(pin: string, channel: SecureChannel, response: IntentResponse, bus: EventBus, ackTimeoutMs: number) {
-    this.pin = pin;
-    this.channel = channel;
-    this.esphomeVersion = response.esphome_version;
-    this.resetBuildEnvSupported = response.reset_build_env_supported;
-    this.#bus = bus;
-    this.#ackTimeoutMs = ackTimeoutMs;
-  }
-
-  /**
-   * Asks the build server to wipe the build environment our builds use there
-   * (`reset_build_env`); its progress and end come as `job_state_changed` and
-   * `job_output` of `jobId`, like a build's.
-   */
-  resetBuildEnv(jobId: string): Promise<AckResult> {
-    const ack = this.#awaitAck(jobId);
-    if (!this.channel.send({ type: "reset_build_env", job_id: jobId })) this.#failAck(jobId, "the session closed before the request was sent");
-    return ack;
-  }
-
-  #awaitAck(jobId: string): Promise<AckResult> {
-    return new Promise<AckResult>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.#acks.delete(jobId);
-        reject(new RemoteBuildError("timeout", `the build server did not acknowledge the request within ${this.#ackTimeoutMs / 1000} s`));
-      }, this.#ackTimeoutMs);
-      this.#acks.set(jobId, { resolve, reject, timer });
-    });
-  }
-
-  /**
-   * Sends a bundle for `target` and waits for the build server's
-   * acknowledgement. `esphomeVersion` is ours (`target_esphome_version`, left
-   * out when unknown): a build server that installs versions builds with it.
-   */
-  async submitJob(jobId: string, target: "compile" | "clean", configurationFilename: string, bundle: Buffer, deviceName = "", deviceFriendlyName = deviceName, esphomeVersion = ""): Promise<AckResult> {
-    const ack = new Promise<AckResult>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.#acks.delete(jobId);
-        reject(new RemoteBuildError("timeout", `the build server did not acknowledge the job within ${this.#ackTimeoutMs / 1000} s`));
-      }, this.#ackTimeoutMs);
-      this.#acks.set(jobId, { resolve, reject, timer });
-    });
-    const sent = this.channel.send({
-      type: "submit_job",
-      job_id: jobId,
-      configuration_filename: configurationFilename,
-      target,
-      total_bundle_bytes: bundle.length,
-      num_chunks: chunkCount(bundle.length),
-      bundle_sha256: createHash("sha256").update(bundle).digest("hex"),
-      device_name: deviceName.slice(0, 256),
-      device_friendly_name: deviceFriendlyName.slice(0, 256),
-      ...(esphomeVersion === "" ? {} : { target_esphome_version: esphomeVersion }),
-    });
-    if (!sent) this.#failAck(jobId, "the session closed before the job was sent");
-    else await sendChunks(this.channel, "submit_job_chunk", jobId, bundle);
-    return ack;
-  }
-
-  /** Asks the build server to cancel; false when the session is gone. */
-  cancelJob(jobId: string): boolean {
-    return this.channel.send({ type: "cancel_job", job_id: jobId });
-  }
-
-  /**
-   * Downloads a completed job's artifacts tarball, checked against its SHA-256.
-   * `files` asks for less (a build server that does not know the field sends all).
-   */
-  downloadArtifacts(jobId: string, files?: readonly string[]): Promise<Buffer> {
-    if (this.#downloads.has(jobId)) return Promise.reject(new RemoteBuildError("duplicate_download", "a download of this job is already running"));
-    return new Promise<Buffer>((resolve, reject) => {
-      this.#downloads.set(jobId, { assembler: null, result: null, resolve, reject });
-      if (!this.channel.send({ type: "download_artifacts", job_id: jobId, ...(files === undefined ? {} : { files: [...files] }) })) {
-        this.#downloads.delete(jobId);
-        reject(new RemoteBuildError("session_lost", "the session closed before the download started"));
-      }
-    });
-  }
-
-  #failAck(jobId: string, message: string): void {
-    const pending = this.#acks.get(jobId);
-    if (pending === undefined) return;
-    clearTimeout(pending.timer);
-    this.#acks.delete(jobId);
-    pending.reject(new RemoteBuildError("session_lost", message));
-  }
-
-  /** The session ended: everything waiting on it fails now. */
-  closed(reason: string): void {
-    for (const id of [...this.#acks.keys()]) this.#failAck(id, `peer-link session lost (${reason})`);
-    for (const [id, d] of this.#downloads) {
-      this.#downloads.delete(id);
-      d.reject(new RemoteBuildError("session_lost", `peer-link session lost (${reason}) during the download`));
-    }
-  }
-
-  /** Handles one parsed frame from the build server. */
-  handle(type: keyof OffloaderInbound, message: unknown): void {
-    switch (type) {
-      case "ping":
-        this.channel.send({ type: "pong", nonce: (message as OffloaderInbound["ping"]).nonce });
-        return;
-      case "pong":
-        this.lastPong = Date.now();
-        return;
-      case "terminate":
-        this.channel.peerTerminated((message as OffloaderInbound["terminate"]).reason);
-        return;
-      case "queue_status": {
-        const m = message as OffloaderInbound["queue_status"];
-        this.queueStatus = { idle: m.idle, running: m.running, queue_depth: m.queue_depth };
-        this.#bus.emit("offloader_queue_status_changed", { pin_sha256: this.pin, ...this.queueStatus });
-        return;
-      }
-      case "submit_job_ack":
-      case "reset_build_env_ack": {
-        const m = message as OffloaderInbound["submit_job_ack" | "reset_build_env_ack"];
-        const pending = this.#acks.get(m.job_id);
-        if (pending === undefined) return;
-        clearTimeout(pending.timer);
-        this.#acks.delete(m.job_id);
-        pending.resolve(m.accepted ? { accepted: true } : { accepted: false, reason: m.reason ?? "rejected" });
-        return;
-      }
-      case "job_state_changed": {
-        const m = message as OffloaderInbound["job_state_changed"];
-        this.#bus.emit("offloader_job_state_changed", { pin_sha256: this.pin, job_id: m.job_id, status: m.status, error_message: m.error_message, failure_reason: m.failure_reason });
-        return;
-      }
-      case "job_output": {
-        const m = message as OffloaderInbound["job_output"];
-        this.#bus.emit("offloader_job_output", { pin_sha256: this.pin, job_id: m.job_id, stream: m.stream, line: m.line });
-        return;
-      }
-      case "artifacts_start": {
-        const m = message as OffloaderInbound["artifacts_start"];
-        const d = this.#downloads.get(m.job_id);
-        if (d === undefined || d.assembler !== null) return;
-        try {
-          d.assembler = new ChunkAssembler({ totalBytes: m.total_bytes, numChunks: m.num_chunks, sha256Hex: m.artifacts_sha256, maxBytes: ARTIFACTS_MAX_BYTES });
-        } catch (err) {
-          this.#downloads.delete(m.job_id);
-          d.reject(new RemoteBuildError(err instanceof AssemblyError ? err.code : "invalid_header", `artifacts refused: ${errorMessage(err)}`));
-        }
-        return;
-      }
-      case "artifacts_chunk": {
-        const m = message as OffloaderInbound["artifacts_chunk"];
-        const d = this.#downloads.get(m.job_id);
-        if (d?.assembler === null || d === undefined || d.result !== null) return;
-        try {
-          // Verified on the last chunk; the download ends with `artifacts_end`, as upstream's does, so
-          // that frame can never be taken for the end of a next download of the same job.
-          d.result = d.assembler.push(m);
-        } catch (err) {
-          this.#downloads.delete(m.job_id);
-          d.reject(new RemoteBuildError(err instanceof AssemblyError ? err.code : "malformed", `artifacts refused: ${errorMessage(err)}`));
-        }
-        return;
-      }
-      case "artifacts_end": {
-        const m = message as OffloaderInbound["artifacts_end"];
-        const d = this.#downloads.get(m.job_id);
-        if (d === undefined) return;
-        this.#downloads.delete(m.job_id);
-        if (m.accepted && d.result !== null) {
-          d.resolve(d.result);
-          return;
-        }
-        const detail = m.detail === undefined || m.detail === "" ? "" : `: ${m.detail}`;
-        d.reject(new RemoteBuildError(m.reason ?? "incomplete", m.accepted ? "the build server ended the download before all chunks arrived" : `the build server could not send the artifacts (${m.reason ?? "no reason"}${detail})`));
-        return;
-      }
-    }
-  }
-}
-
-interface PairingState {
-  stored: StoredPairing;
-  status: "pending" | "approved";
-  session: PeerSession | null;
-  lastError: string;
-  /** Stops the session loop (or the pending long poll). */
-  stop: () => void;
-  /** Ends a backoff sleep early. */
-  wake: () => void;
-  running: boolean;
-}
-
 export class Offloader {
   readonly #deps: OffloaderDeps;
+  readonly #store: PairingsStore;
+  readonly #loops: SessionLoops;
   readonly #timings: OffloaderTimings;
-  readonly #store: JsonStore<LooseFile>;
   /** What could not be read of offloader.json at start-up. */
   readonly problems: RemoteBuildProblem[] = [];
   readonly #pairings = new Map<string, PairingState>();
@@ -326,54 +59,29 @@ export class Offloader {
       submitAckTimeoutMs: SUBMIT_ACK_TIMEOUT_MS,
       ...deps.timings,
     };
-    this.#store = new JsonStore({ file: deps.paths.offloaderFile, schema: looseFileSchema, mode: 0o600, debounceMs: 50 });
+    this.#store = new PairingsStore(deps.paths.offloaderFile);
+    this.#loops = new SessionLoops({
+      bus: deps.bus,
+      timings: this.#timings,
+      label: deps.label,
+      identity: () => this.#requireIdentity(),
+      stopped: () => this.#stopped,
+      save: () => { this.#save(); },
+      changed: (state) => { this.#changed(state); },
+      alert: (state, kind, observedPin, message) => { this.#alert(state, kind, observedPin, message); },
+      refused: (state, reason) => {
+        this.#pairings.delete(state.stored.pin_sha256);
+        this.#deps.bus.emit("offloader_pairing_removed", { pin_sha256: state.stored.pin_sha256, reason });
+      },
+    });
   }
 
   async start(): Promise<void> {
     this.#identity = await this.#deps.identity.load();
-    await this.#load();
-  }
-
-  /**
-   * Reads offloader.json. Not a JSON object: moved aside, nothing paired.
-   * Otherwise each pairing is read on its own (a bad one is skipped, the
-   * others kept) and a master switch that is not true or false counts as
-   * off (builds stay here). Whatever could not be read is reported
-   * (`problems`) and the file rewritten with what was kept (the original
-   * copied aside first).
-   */
-  async #load(): Promise<void> {
-    const report = new StateFileReport(this.#deps.paths.offloaderFile);
-    const loaded = await this.#store.load();
-    if (loaded.kind === "corrupt") {
-      report.movedAside(
-        "offloader_file",
-        loaded,
-        "No build server is paired now, so builds run on this builder: pair the build servers again (Build servers → Add a build server), or put back a repaired copy and restart.",
-      );
-    } else if (loaded.kind === "ok") {
-      this.#enabled = report.flag(loaded.value, "remote_builds_enabled", {
-        kind: "offloader_file",
-        ifMissing: true,
-        fallback: false,
-        consequence: "sending builds to build servers was turned off, so builds run here. Turn it on again under Build servers if you want that.",
-      });
-      const pairings = report.rows(loaded.value, "pairings", {
-        schema: storedPairingSchema,
-        key: (pairing) => pairing.pin_sha256,
-        kind: "offloader_pairing",
-        name: (raw, index) => rowName("Paired build server", raw, index, ["label", "receiver_hostname"]),
-        remedy: "builds no longer go there until you pair it again (Build servers → Add a build server).",
-        whenUnreadable: "no build server is paired now, so builds run here; pair them again.",
-      });
-      for (const stored of pairings) this.#addApproved(stored);
-      const policy = loaded.value["version_match_policy"];
-      if (isVersionPolicy(policy)) this.#versionMatchPolicy = policy;
-      else if (policy !== undefined) log.warning(`offloader.json: version_match_policy ${JSON.stringify(policy)} is not one of ${VERSION_POLICIES.join(", ")}; using any`);
-    }
-    const rewrite = report.needsRewrite;
-    await report.finish();
-    this.problems.push(...report.problems);
+    const { file, rewrite } = await this.#store.load(this.problems);
+    this.#enabled = file.remoteBuildsEnabled;
+    this.#versionMatchPolicy = file.versionMatchPolicy;
+    for (const stored of file.pairings) this.#addApproved(stored);
     if (rewrite) await this.#store.saveNow(() => this.#fileData());
   }
 
@@ -574,16 +282,16 @@ export class Offloader {
     this.#deps.bus.emit("offloader_pairing_changed", { pairing: this.#summary(state) });
   }
 
-  #fileData(): LooseFile {
+  #fileData(): OffloaderFile {
     return {
-      remote_builds_enabled: this.#enabled,
-      version_match_policy: this.#versionMatchPolicy,
+      remoteBuildsEnabled: this.#enabled,
+      versionMatchPolicy: this.#versionMatchPolicy,
       pairings: [...this.#pairings.values()].filter((s) => s.status === "approved").map((s) => s.stored),
     };
   }
 
   #save(): void {
-    this.#store.scheduleSave(() => this.#fileData());
+    this.#store.save(() => this.#fileData());
   }
 
   #dropPairing(pin: string): void {
@@ -612,190 +320,18 @@ export class Offloader {
   }
 
   #addApproved(stored: StoredPairing): PairingState {
-    const state = this.#newState(stored, "approved");
+    const state = newPairingState(stored, "approved");
     this.#pairings.set(stored.pin_sha256, state);
     this.#changed(state);
-    void this.#sessionLoop(state);
+    void this.#loops.session(state);
     return state;
   }
 
   #addPending(stored: StoredPairing): PairingState {
-    const state = this.#newState(stored, "pending");
+    const state = newPairingState(stored, "pending");
     this.#pairings.set(stored.pin_sha256, state);
     this.#changed(state);
-    void this.#pendingLoop(state);
+    void this.#loops.pending(state);
     return state;
-  }
-
-  #newState(stored: StoredPairing, status: "pending" | "approved"): PairingState {
-    const state: PairingState = { stored, status, session: null, lastError: "", running: true, stop: () => undefined, wake: () => undefined };
-    state.stop = () => {
-      state.running = false;
-      state.session?.channel.terminate("client_stopped");
-      state.wake();
-    };
-    return state;
-  }
-
-  /** Whether the pairing's loop should go on (read through a call: it changes while we await). */
-  #alive(state: PairingState): boolean {
-    return state.running && !this.#stopped;
-  }
-
-  /** Waits `ms`, or less when the pairing is stopped meanwhile. */
-  #sleep(state: PairingState, ms: number): Promise<void> {
-    return new Promise<void>((resolve) => {
-      const timer = setTimeout(() => { resolve(); }, ms);
-      state.wake = () => {
-        clearTimeout(timer);
-        resolve();
-      };
-    });
-  }
-
-  /** Long-polls `pair_status` until the build server's user decides. */
-  async #pendingLoop(state: PairingState): Promise<void> {
-    const identity = this.#requireIdentity();
-    while (state.running && !this.#stopped) {
-      try {
-        const { channel, response } = await initiate({
-          host: state.stored.receiver_hostname,
-          port: state.stored.receiver_port,
-          staticPrivateKey: identity.privateKey,
-          intent: "pair_status",
-          expectedPin: state.stored.pin_sha256,
-          payload: { dashboard_id: identity.dashboard_id, friendly_name: this.#deps.label(), ha_addon: false },
-          stepTimeoutMs: this.#timings.stepTimeoutMs,
-        });
-        // The answer to a pending request comes only when the build server's user acts.
-        channel.close("done");
-        if (!this.#alive(state)) return;
-        if (response.intent_response === "approved") {
-          state.status = "approved";
-          this.#save();
-          this.#changed(state);
-          void this.#sessionLoop(state);
-          return;
-        }
-        this.#pairings.delete(state.stored.pin_sha256);
-        state.running = false;
-        this.#deps.bus.emit("offloader_pairing_removed", { pin_sha256: state.stored.pin_sha256, reason: response.reason ?? response.intent_response });
-        return;
-      } catch (err) {
-        if (err instanceof PeerLinkError && err.code === "timeout") continue;
-        state.lastError = errorMessage(err);
-        this.#changed(state);
-        await this.#sleep(state, 2000);
-      }
-    }
-  }
-
-  async #sessionLoop(state: PairingState): Promise<void> {
-    let backoff = this.#timings.backoffInitialMs;
-    while (state.running && !this.#stopped) {
-      const identity = this.#requireIdentity();
-      let reason = "transport_error";
-      try {
-        const { channel, response } = await initiate({
-          host: state.stored.receiver_hostname,
-          port: state.stored.receiver_port,
-          staticPrivateKey: identity.privateKey,
-          intent: "peer_link",
-          expectedPin: state.stored.pin_sha256,
-          payload: { dashboard_id: identity.dashboard_id, friendly_name: this.#deps.label(), ha_addon: false },
-          stepTimeoutMs: this.#timings.stepTimeoutMs,
-        });
-        if (response.intent_response !== "ok") {
-          channel.close("done");
-          reason = response.reason ?? response.intent_response;
-          state.lastError = `the build server refused the session (${reason})`;
-          if (reason === "no_approved_peer" || reason === "pin_mismatch") {
-            this.#alert(state, "peer_revoked", null, `${state.stored.label} no longer accepts this builder; pair again`);
-          }
-        } else if (!this.#alive(state)) {
-          channel.terminate("client_stopped");
-          return;
-        } else {
-          backoff = this.#timings.backoffInitialMs;
-          reason = await this.#runSession(state, channel, response);
-        }
-      } catch (err) {
-        if (err instanceof PeerLinkError && err.code === "pin_mismatch") {
-          reason = "pin_mismatch";
-          this.#alert(state, "pin_mismatch", err.observedPin, `${state.stored.label} now presents a different key. If its identity was rotated, pair again after comparing the new fingerprint; otherwise something else is answering at ${state.stored.receiver_hostname}:${state.stored.receiver_port}.`);
-        }
-        state.lastError = errorMessage(err);
-      }
-      if (reason === "revoked") this.#alert(state, "peer_revoked", null, `${state.stored.label} removed this builder; pair again to build there`);
-      this.#changed(state);
-      if (ORPHAN_REASONS.has(reason)) {
-        log.warning(`session with ${state.stored.label} ended (${reason}); not reconnecting until paired again`);
-        state.running = false;
-        return;
-      }
-      if (!this.#alive(state)) return;
-      await this.#sleep(state, backoff);
-      backoff = Math.min(backoff * 2, this.#timings.backoffMaxMs);
-    }
-  }
-
-  /** Runs one open session until it ends; returns why it ended. */
-  #runSession(state: PairingState, channel: SecureChannel, response: IntentResponse): Promise<string> {
-    const pin = state.stored.pin_sha256;
-    const session = new PeerSession(pin, channel, response, this.#deps.bus, this.#timings.submitAckTimeoutMs);
-    state.session = session;
-    state.lastError = "";
-    // What it says of its ESPHome now decides which builds may go there (the scheduler reads the stored pairing).
-    const s = state.stored;
-    const version = response.esphome_version === "" ? s.esphome_version : response.esphome_version;
-    if (version !== s.esphome_version || response.auto_provision_supported !== s.auto_provision_supported || response.version_policy !== s.version_policy) {
-      s.esphome_version = version;
-      s.auto_provision_supported = response.auto_provision_supported;
-      s.version_policy = response.version_policy;
-      this.#save();
-    }
-    let nonce = 0;
-    const heartbeat = setInterval(() => {
-      if (Date.now() - session.lastPong > this.#timings.heartbeatTimeoutMs) {
-        channel.terminate("heartbeat_timeout");
-        return;
-      }
-      if (!channel.send({ type: "ping", nonce: ++nonce })) channel.close("transport_error", "ping could not be sent");
-    }, this.#timings.heartbeatIntervalMs);
-    heartbeat.unref();
-    return new Promise<string>((resolve) => {
-      channel.onClose((reason, detail) => {
-        clearInterval(heartbeat);
-        state.session = null;
-        session.closed(reason);
-        if (reason !== "client_stopped") state.lastError = detail === "" ? reason : `${reason}: ${detail}`;
-        this.#deps.bus.emit("offloader_peer_link_closed", {
-          pin_sha256: pin,
-          receiver_hostname: state.stored.receiver_hostname,
-          receiver_port: state.stored.receiver_port,
-          reason,
-          error_detail: detail,
-        });
-        resolve(reason);
-      });
-      channel.onMessage((raw) => {
-        const parsed = parseMessage(offloaderInbound, raw);
-        if (parsed.kind === "unknown") return;
-        // Upstream's parse policy (WIRE-FACTS §8): a known frame with a bad shape is dropped, the session stays.
-        if (parsed.kind === "malformed") {
-          log.info(`dropped a malformed ${parsed.type} frame from ${state.stored.label}: ${parsed.error.slice(0, 200)}`);
-          return;
-        }
-        session.handle(parsed.type, parsed.message);
-        if (parsed.type === "queue_status") this.#changed(state);
-      });
-      this.#deps.bus.emit("offloader_peer_link_opened", {
-        pin_sha256: pin,
-        receiver_hostname: state.stored.receiver_hostname,
-        receiver_port: state.stored.receiver_port,
-        esphome_version: response.esphome_version,
-      });
-      this.#changed(state);
-    });
   }
 }

@@ -12,7 +12,7 @@ import { describe, expect, it } from "vitest";
 import WebSocket from "ws";
 import { Builder } from "../../../src/builder.ts";
 import { PRE_ANSWER_MAX_BYTES, PRE_ANSWER_MAX_FRAMES } from "../../../src/remote-build/transport/channel.ts";
-import { MAX_STATUS_WAITERS_PER_REQUEST } from "../../../src/remote-build/build-server/receiver.ts";
+import { MAX_STATUS_WAITERS_PER_REQUEST } from "../../../src/remote-build/build-server/pairing.ts";
 import { generateStaticKey, NoiseHandshake } from "../../../src/remote-build/transport/noise.ts";
 import { ApiClient } from "../../helpers/api-client.ts";
 import { configDir, spawnBuilder, STAND_IN, testConfig } from "../../helpers/builder.ts";
