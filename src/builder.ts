@@ -125,7 +125,6 @@ export class Builder {
     this.#affinity = new BuildAffinity({ bus: this.bus, file: this.paths.affinityFile, problems: this.problems });
     // The remote runner reaches the offloader lazily: the offloader needs the queue first.
     this.#remoteRunner = new RemoteRunner({
-      bus: this.bus,
       paths: this.paths,
       esphome,
       esphomeVersion: () => this.esphome.currentVersion(),

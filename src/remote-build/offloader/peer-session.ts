@@ -10,6 +10,7 @@ import type { EventBus } from "../../events.ts";
 import type { SecureChannel } from "../transport/channel.ts";
 import { ARTIFACTS_MAX_BYTES, AssemblyError, ChunkAssembler, chunkCount, sendChunks } from "../transport/chunks.ts";
 import type { IntentResponse, OffloaderInbound } from "../transport/messages.ts";
+import { RemoteJob } from "./remote-job.ts";
 
 export const SUBMIT_ACK_TIMEOUT_MS = 60_000;
 
@@ -43,6 +44,8 @@ export class PeerSession {
   readonly #bus: EventBus;
   readonly #acks = new Map<string, { resolve: (r: AckResult) => void; reject: (e: Error) => void; timer: NodeJS.Timeout }>();
   readonly #downloads = new Map<string, Download>();
+  /** The handles of jobs submitted in this session, by job id: their frames go there. */
+  readonly #jobs = new Map<string, RemoteJob>();
   readonly #ackTimeoutMs: number;
   queueStatus: PeerQueueStatus | null = null;
   lastPong: number = Date.now();
@@ -107,6 +110,21 @@ export class PeerSession {
     return ack;
   }
 
+  /**
+   * A handle for `jobId` that receives the job's output, state changes and
+   * outcome from now on; take it before submitting, so no early frame is
+   * missed, and `close` it when done.
+   */
+  track(jobId: string): RemoteJob {
+    const job = new RemoteJob(jobId, {
+      cancel: (id) => this.cancelJob(id),
+      download: (id, files) => this.downloadArtifacts(id, files),
+      release: (handle) => { if (this.#jobs.get(handle.jobId) === handle) this.#jobs.delete(handle.jobId); },
+    });
+    this.#jobs.set(jobId, job);
+    return job;
+  }
+
   /** Asks the build server to cancel; false when the session is gone. */
   cancelJob(jobId: string): boolean {
     return this.channel.send({ type: "cancel_job", job_id: jobId });
@@ -136,7 +154,10 @@ export class PeerSession {
   }
 
   /** The session ended: everything waiting on it fails now. */
-  closed(reason: string): void {
+  closed(reason: string, detail = ""): void {
+    const why = detail === "" ? reason : `${reason}: ${detail}`;
+    for (const job of [...this.#jobs.values()]) job.lost(why);
+    this.#jobs.clear();
     for (const id of [...this.#acks.keys()]) this.#failAck(id, `peer-link session lost (${reason})`);
     for (const [id, d] of this.#downloads) {
       this.#downloads.delete(id);
@@ -175,11 +196,13 @@ export class PeerSession {
       case "job_state_changed": {
         const m = message as OffloaderInbound["job_state_changed"];
         this.#bus.emit("offloader_job_state_changed", { pin_sha256: this.pin, job_id: m.job_id, status: m.status, error_message: m.error_message, failure_reason: m.failure_reason });
+        this.#jobs.get(m.job_id)?.state(m.status, m.error_message, m.failure_reason);
         return;
       }
       case "job_output": {
         const m = message as OffloaderInbound["job_output"];
         this.#bus.emit("offloader_job_output", { pin_sha256: this.pin, job_id: m.job_id, stream: m.stream, line: m.line });
+        this.#jobs.get(m.job_id)?.output(m.line, m.stream);
         return;
       }
       case "artifacts_start": {

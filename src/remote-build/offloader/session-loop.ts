@@ -185,7 +185,7 @@ export class SessionLoops {
       channel.onClose((reason, detail) => {
         clearInterval(heartbeat);
         state.session = null;
-        session.closed(reason);
+        session.closed(reason, detail);
         if (reason !== "client_stopped") state.lastError = detail === "" ? reason : `${reason}: ${detail}`;
         bus.emit("offloader_peer_link_closed", {
           pin_sha256: pin,
