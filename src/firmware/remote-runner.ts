@@ -16,14 +16,13 @@
 import { promises as fs } from "node:fs";
 import path from "node:path";
 import { bundleArgs, esphomeEnv, leaseEsphome, uploadArgs, type EsphomeCommand } from "../esphome/cli.ts";
-import { errorMessage } from "../errors.ts";
+import { BuilderError, ErrorCode, errorMessage } from "../errors.ts";
 import { normalizeVersion } from "../esphome/version-policy.ts";
 import type { EventBus } from "../events.ts";
 import type { Paths } from "../paths.ts";
 import { readArtifacts } from "../remote-build/archives/artifacts.ts";
 import { materialiseArtifacts } from "../remote-build/archives/materialise.ts";
 import type { Offloader } from "../remote-build/offloader/offloader.ts";
-import { RemoteBuildError } from "../remote-build/offloader/peer-session.ts";
 import { runEsphome } from "./local-runner.ts";
 import { LineSplitter } from "./output.ts";
 import { KILL_GRACE_MS, runTracked, type SpawnFn } from "./process.ts";
@@ -52,7 +51,7 @@ function notice(text: string): string {
 
 /** A failure because the session went away marks the build server lost (the compile is dispatched again). */
 function lostIf(err: unknown): { buildServerLost?: true } {
-  return err instanceof RemoteBuildError && err.code === "session_lost" ? { buildServerLost: true } : {};
+  return err instanceof BuilderError && err.code === ErrorCode.SessionLost ? { buildServerLost: true } : {};
 }
 
 export class RemoteRunner implements JobRunner {

@@ -5,7 +5,7 @@
  */
 import { createHash } from "node:crypto";
 import type { PeerQueueStatus } from "../../domain/job.ts";
-import { errorMessage } from "../../errors.ts";
+import { BuilderError, ErrorCode, errorMessage, peerLinkCode } from "../../errors.ts";
 import type { EventBus } from "../../events.ts";
 import type { SecureChannel } from "../transport/channel.ts";
 import { ARTIFACTS_MAX_BYTES, AssemblyError, ChunkAssembler, chunkCount, sendChunks } from "../transport/chunks.ts";
@@ -13,16 +13,6 @@ import type { IntentResponse, OffloaderInbound } from "../transport/messages.ts"
 import { RemoteJob } from "./remote-job.ts";
 
 export const SUBMIT_ACK_TIMEOUT_MS = 60_000;
-
-/** A build server refused or failed a request: the message is for the user. */
-export class RemoteBuildError extends Error {
-  readonly code: string;
-  constructor(code: string, message: string) {
-    super(message);
-    this.name = "RemoteBuildError";
-    this.code = code;
-  }
-}
 
 export type AckResult = { accepted: true } | { accepted: false; reason: string };
 
@@ -74,7 +64,7 @@ export class PeerSession {
     return new Promise<AckResult>((resolve, reject) => {
       const timer = setTimeout(() => {
         this.#acks.delete(jobId);
-        reject(new RemoteBuildError("timeout", `the build server did not acknowledge the request within ${this.#ackTimeoutMs / 1000} s`));
+        reject(new BuilderError(ErrorCode.Timeout, `the build server did not acknowledge the request within ${this.#ackTimeoutMs / 1000} s`));
       }, this.#ackTimeoutMs);
       this.#acks.set(jobId, { resolve, reject, timer });
     });
@@ -89,7 +79,7 @@ export class PeerSession {
     const ack = new Promise<AckResult>((resolve, reject) => {
       const timer = setTimeout(() => {
         this.#acks.delete(jobId);
-        reject(new RemoteBuildError("timeout", `the build server did not acknowledge the job within ${this.#ackTimeoutMs / 1000} s`));
+        reject(new BuilderError(ErrorCode.Timeout, `the build server did not acknowledge the job within ${this.#ackTimeoutMs / 1000} s`));
       }, this.#ackTimeoutMs);
       this.#acks.set(jobId, { resolve, reject, timer });
     });
@@ -135,12 +125,12 @@ export class PeerSession {
    * `files` asks for less (a build server that does not know the field sends all).
    */
   downloadArtifacts(jobId: string, files?: readonly string[]): Promise<Buffer> {
-    if (this.#downloads.has(jobId)) return Promise.reject(new RemoteBuildError("duplicate_download", "a download of this job is already running"));
+    if (this.#downloads.has(jobId)) return Promise.reject(new BuilderError(ErrorCode.DuplicateDownload, "a download of this job is already running"));
     return new Promise<Buffer>((resolve, reject) => {
       this.#downloads.set(jobId, { assembler: null, result: null, resolve, reject });
       if (!this.channel.send({ type: "download_artifacts", job_id: jobId, ...(files === undefined ? {} : { files: [...files] }) })) {
         this.#downloads.delete(jobId);
-        reject(new RemoteBuildError("session_lost", "the session closed before the download started"));
+        reject(new BuilderError(ErrorCode.SessionLost, "the session closed before the download started"));
       }
     });
   }
@@ -150,7 +140,7 @@ export class PeerSession {
     if (pending === undefined) return;
     clearTimeout(pending.timer);
     this.#acks.delete(jobId);
-    pending.reject(new RemoteBuildError("session_lost", message));
+    pending.reject(new BuilderError(ErrorCode.SessionLost, message));
   }
 
   /** The session ended: everything waiting on it fails now. */
@@ -161,7 +151,7 @@ export class PeerSession {
     for (const id of [...this.#acks.keys()]) this.#failAck(id, `peer-link session lost (${reason})`);
     for (const [id, d] of this.#downloads) {
       this.#downloads.delete(id);
-      d.reject(new RemoteBuildError("session_lost", `peer-link session lost (${reason}) during the download`));
+      d.reject(new BuilderError(ErrorCode.SessionLost, `peer-link session lost (${reason}) during the download`));
     }
   }
 
@@ -213,7 +203,7 @@ export class PeerSession {
           d.assembler = new ChunkAssembler({ totalBytes: m.total_bytes, numChunks: m.num_chunks, sha256Hex: m.artifacts_sha256, maxBytes: ARTIFACTS_MAX_BYTES });
         } catch (err) {
           this.#downloads.delete(m.job_id);
-          d.reject(new RemoteBuildError(err instanceof AssemblyError ? err.code : "invalid_header", `artifacts refused: ${errorMessage(err)}`));
+          d.reject(new BuilderError(err instanceof AssemblyError ? peerLinkCode(err.code) : ErrorCode.InvalidHeader, `artifacts refused: ${errorMessage(err)}`));
         }
         return;
       }
@@ -227,7 +217,7 @@ export class PeerSession {
           d.result = d.assembler.push(m);
         } catch (err) {
           this.#downloads.delete(m.job_id);
-          d.reject(new RemoteBuildError(err instanceof AssemblyError ? err.code : "malformed", `artifacts refused: ${errorMessage(err)}`));
+          d.reject(new BuilderError(err instanceof AssemblyError ? peerLinkCode(err.code) : ErrorCode.Malformed, `artifacts refused: ${errorMessage(err)}`));
         }
         return;
       }
@@ -241,7 +231,7 @@ export class PeerSession {
           return;
         }
         const detail = m.detail === undefined || m.detail === "" ? "" : `: ${m.detail}`;
-        d.reject(new RemoteBuildError(m.reason ?? "incomplete", m.accepted ? "the build server ended the download before all chunks arrived" : `the build server could not send the artifacts (${m.reason ?? "no reason"}${detail})`));
+        d.reject(new BuilderError(peerLinkCode(m.reason ?? "incomplete"), m.accepted ? "the build server ended the download before all chunks arrived" : `the build server could not send the artifacts (${m.reason ?? "no reason"}${detail})`));
         return;
       }
     }

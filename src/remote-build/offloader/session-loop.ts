@@ -8,6 +8,7 @@ import type { OffloaderAlert } from "../../domain/remote-build.ts";
 import { errorMessage } from "../../errors.ts";
 import type { EventBus } from "../../events.ts";
 import { getLogger } from "../../logger.ts";
+import { Backoff } from "../transport/backoff.ts";
 import { initiate, PeerLinkError, type SecureChannel } from "../transport/channel.ts";
 import type { Identity } from "../transport/identity.ts";
 import { offloaderInbound, parseMessage, type IntentResponse } from "../transport/messages.ts";
@@ -18,6 +19,8 @@ const log = getLogger("offloader");
 
 /** Reasons after which a session is not reopened: the pairing is dead until re-paired. */
 const ORPHAN_REASONS = new Set(["superseded", "pin_mismatch", "no_approved_peer", "revoked"]);
+/** A pending pairing whose build server could not be reached asks again after this long (the answer itself is a long poll). */
+const PENDING_RETRY_MS = 2000;
 
 export interface SessionLoopTimings {
   stepTimeoutMs: number;
@@ -100,7 +103,7 @@ export class SessionLoops {
         if (err instanceof PeerLinkError && err.code === "timeout") continue;
         state.lastError = errorMessage(err);
         this.#deps.changed(state);
-        await this.#sleep(state, 2000);
+        await this.#sleep(state, PENDING_RETRY_MS);
       }
     }
   }
@@ -108,7 +111,7 @@ export class SessionLoops {
   /** Keeps a session with an approved pairing's build server open until the pairing stops. */
   async session(state: PairingState): Promise<void> {
     const { timings } = this.#deps;
-    let backoff = timings.backoffInitialMs;
+    const backoff = new Backoff({ initialMs: timings.backoffInitialMs, maxMs: timings.backoffMaxMs });
     while (this.#alive(state)) {
       const identity = this.#deps.identity();
       let reason = "transport_error";
@@ -133,7 +136,7 @@ export class SessionLoops {
           channel.terminate("client_stopped");
           return;
         } else {
-          backoff = timings.backoffInitialMs;
+          backoff.reset();
           reason = await this.#run(state, channel, response);
         }
       } catch (err) {
@@ -151,8 +154,7 @@ export class SessionLoops {
         return;
       }
       if (!this.#alive(state)) return;
-      await this.#sleep(state, backoff);
-      backoff = Math.min(backoff * 2, timings.backoffMaxMs);
+      await this.#sleep(state, backoff.next());
     }
   }
 
