@@ -84,6 +84,16 @@ describe("readTarGz: accepted archives", () => {
     expect(entries.map((e) => e.path)).toEqual(["some/dir/name.txt", long, "g/".repeat(60) + "gnu.txt"]);
   });
 
+  it("reads a pax path over one block with multi-byte UTF-8, however the input is sliced", async () => {
+    // 604 bytes of record: it crosses a block and, in some slicings, a slice inside a character.
+    const long = ("ü".repeat(100) + "/").repeat(3) + "f.txt";
+    const bytes = tgzOf([paxEntry({ path: long }), file("truncated-ustar-name", "data")]);
+    for (const bufferBytes of [600, 1000, 1100, 1537, 16 * 1024]) {
+      const entries = await readTarGz(bytes, { ...caps, bufferBytes });
+      expect(entries.map((e) => [e.path, e.data.toString()])).toEqual([[long, "data"]]);
+    }
+  });
+
   it("normalises ./ and repeated slashes", async () => {
     const entries = await read([file("./a//b/./c.txt")]);
     expect(entries[0]?.path).toBe("a/b/c.txt");
