@@ -8,17 +8,18 @@
  */
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { AdvertiseInfo, DiscoveredHost, DiscoveryTxt } from "../../src/remote-build/discovery.ts";
-import { createLanPair, type LanPair, NODE_BIN, netnsUnavailableReason, spawnInNetns } from "../helpers/netns.ts";
+import type { AdvertiseInfo, DiscoveredHost } from "../../../src/remote-build/discovery/discovery.ts";
+import type { DiscoveryTxt } from "../../../src/remote-build/discovery/txt.ts";
+import { createLanPair, type LanPair, NODE_BIN, netnsUnavailableReason, spawnInNetns } from "../../helpers/netns.ts";
 import type { ChildProcessWithoutNullStreams } from "node:child_process";
 import { mkdtemp } from "node:fs/promises";
 import os from "node:os";
-import { STAND_IN } from "../helpers/config.ts";
-import { missingTool } from "../helpers/tools.ts";
+import { STAND_IN } from "../../helpers/config.ts";
+import { missingTool } from "../../helpers/tools.ts";
 
-const PEER_SCRIPT = path.resolve(import.meta.dirname, "../helpers/netns-discovery-peer.ts");
-const WATCH_SCRIPT = path.resolve(import.meta.dirname, "../helpers/netns-api-watch.ts");
-const MAIN = path.resolve(import.meta.dirname, "../../src/main.ts");
+const PEER_SCRIPT = path.resolve(import.meta.dirname, "../../helpers/netns-discovery-peer.ts");
+const WATCH_SCRIPT = path.resolve(import.meta.dirname, "../../helpers/netns-api-watch.ts");
+const MAIN = path.resolve(import.meta.dirname, "../../../src/main.ts");
 const skipReason = netnsUnavailableReason();
 
 type PeerEvent =
