@@ -11,7 +11,7 @@ import { getLogger } from "../../logger.ts";
 import { Backoff } from "../transport/backoff.ts";
 import { initiate, PeerLinkError, type SecureChannel } from "../transport/channel.ts";
 import type { Identity } from "../transport/identity.ts";
-import { offloaderInbound, parseMessage, type IntentResponse } from "../transport/messages.ts";
+import { offloaderInbound, parseMessage, type IntentResponse, type OffloaderOutbound } from "../transport/messages.ts";
 import type { PairingState } from "./pairings-store.ts";
 import { PeerSession } from "./peer-session.ts";
 
@@ -159,7 +159,7 @@ export class SessionLoops {
   }
 
   /** Runs one open session until it ends; returns why it ended. */
-  #run(state: PairingState, channel: SecureChannel, response: IntentResponse): Promise<string> {
+  #run(state: PairingState, channel: SecureChannel<OffloaderOutbound>, response: IntentResponse): Promise<string> {
     const { bus, timings } = this.#deps;
     const pin = state.stored.pin_sha256;
     const session = new PeerSession(pin, channel, response, bus, timings.submitAckTimeoutMs);

@@ -159,6 +159,18 @@ export const offloaderInbound = {
 export type ReceiverInbound = { [K in keyof typeof receiverInbound]: z.infer<(typeof receiverInbound)[K]> };
 export type OffloaderInbound = { [K in keyof typeof offloaderInbound]: z.infer<(typeof offloaderInbound)[K]> };
 
+/**
+ * What each role may send: exactly what the other role's schemas take (their
+ * input side), so a frame that compiles is a frame the peer parses. Chunk
+ * frames of big transfers go through `encodeChunkFrame` (chunks.ts) instead,
+ * byte-identical to what `send` would write.
+ */
+type Outbound<T extends Record<string, z.ZodType>> = { [K in keyof T]: z.input<T[K]> & { type: K } }[keyof T];
+export type OffloaderOutbound = Outbound<typeof receiverInbound>;
+export type BuildServerOutbound = Outbound<typeof offloaderInbound>;
+/** Any frame of the peer link, either direction. */
+export type PeerLinkFrame = OffloaderOutbound | BuildServerOutbound;
+
 export type ParsedMessage<M> = { [K in keyof M]: { type: K; message: M[K] } }[keyof M];
 
 /**
