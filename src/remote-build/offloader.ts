@@ -74,6 +74,11 @@ export interface OffloaderDeps {
   identity: IdentityStore;
   label: () => string;
   timings?: Partial<OffloaderTimings>;
+  /**
+   * Connect-back: binds (if needed) this builder's own peer-link listener and
+   * gives its port, announced in each `peer_link` msg3; null: not bound, not announced.
+   */
+  connectBackPort?: () => Promise<number | null>;
 }
 
 /** A build server refused or failed a request: the message is for the user. */
@@ -530,6 +535,40 @@ export class Offloader {
     return this.#summary(state);
   }
 
+  // ---- connect-back hooks (the answer itself: offloader/connect-back.ts) ----
+
+  /** Whether any approved pairing exists (then this builder keeps a listener for connect-back). */
+  hasApprovedPairings(): boolean {
+    return [...this.#pairings.values()].some((s) => s.status === "approved");
+  }
+
+  /** The pairing with the build server of `pin` as connect-back sees it; undefined when there is none. */
+  connectBackPairing(pin: string): { approved: boolean; connected: boolean } | undefined {
+    const state = this.#pairings.get(pin);
+    return state === undefined ? undefined : { approved: state.status === "approved", connected: state.session !== null };
+  }
+
+  /**
+   * Connect-back proved (key and forward probe) that the build server of
+   * `pin` is at host:port now: the pairing moves there and its session loop
+   * tries at once (restarted if it had given up).
+   */
+  rebindFromConnectBack(pin: string, host: string, port: number): void {
+    const state = this.#pairings.get(pin);
+    if (state?.status !== "approved" || this.#stopped) return;
+    state.stored.receiver_hostname = host;
+    state.stored.receiver_port = port;
+    state.lastError = "";
+    this.#save();
+    this.#clearAlert(pin);
+    this.#changed(state);
+    if (state.running) state.wake();
+    else {
+      state.running = true;
+      void this.#sessionLoop(state);
+    }
+  }
+
   // ---- internals ----
 
   #requireIdentity(): Identity {
@@ -694,13 +733,14 @@ export class Offloader {
       const identity = this.#requireIdentity();
       let reason = "transport_error";
       try {
+        const connectBackPort = (await this.#deps.connectBackPort?.()) ?? null;
         const { channel, response } = await initiate({
           host: state.stored.receiver_hostname,
           port: state.stored.receiver_port,
           staticPrivateKey: identity.privateKey,
           intent: "peer_link",
           expectedPin: state.stored.pin_sha256,
-          payload: { dashboard_id: identity.dashboard_id, friendly_name: this.#deps.label(), ha_addon: false },
+          payload: { dashboard_id: identity.dashboard_id, friendly_name: this.#deps.label(), ha_addon: false, ...(connectBackPort === null ? {} : { connect_back_port: connectBackPort }) },
           stepTimeoutMs: this.#timings.stepTimeoutMs,
         });
         if (response.intent_response !== "ok") {

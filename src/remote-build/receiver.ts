@@ -33,10 +33,12 @@ import {
   PEER_LINK_PATH,
   dashboardIdPayloadSchema,
   pairRequestSchema,
+  peerLinkPayloadSchema,
   parseMessage,
   receiverInbound,
   type ReceiverInbound,
 } from "./messages.ts";
+import type { ConnectBackPeer } from "./build-server/connect-back.ts";
 import { newJobSession, PeerJobs, type JobSession } from "./peer-jobs.ts";
 import { looseFileSchema, rowName, StateFileReport, type LooseFile } from "./state-files.ts";
 
@@ -70,6 +72,8 @@ const storedPeerSchema = z.object({
   friendly_name: z.string().max(128).default(""),
   peer_ip: z.string().max(64).default(""),
   paired_at: z.string(),
+  /** Its own listener port, as its last `peer_link` said (0: never said); connect-back dials peer_ip there. */
+  connect_back_port: z.number().int().min(0).max(65535).default(0),
 });
 export type StoredPeer = z.infer<typeof storedPeerSchema>;
 
@@ -99,6 +103,8 @@ export interface ReceiverDeps {
   canProvision?: () => boolean;
   timings?: Partial<ReceiverTimings>;
   now?: () => number;
+  /** Answers intent `connect_back` (our offloader role); without it the intent is `bad_intent`. */
+  answerConnectBack?: (pin: string, remoteAddress: string, payload: Record<string, unknown>) => Promise<Record<string, unknown>>;
 }
 
 interface PendingPeer {
@@ -138,6 +144,9 @@ export class Receiver {
   #server: http.Server | undefined;
   #wss: WebSocketServer | undefined;
   #port: number | null = null;
+  /** Our offloader role wants the listener (connect-back) even while the build server is off. */
+  #offloaderWants = false;
+  #binding: Promise<void> | null = null;
   #cleanupTimer: NodeJS.Timeout | undefined;
   readonly #unsubscribe: Unsubscribe[] = [];
   /** Long polls waiting on a dashboard_id's status: wake-up, and how to end that poll's connection. */
@@ -258,9 +267,45 @@ export class Receiver {
     await this.#store.flush();
   }
 
-  /** The bound peer-link port, or null while the receiver is off. */
+  /** The bound peer-link port while the build server is on; null while it is off (even when bound for connect-back). */
   get port(): number | null {
+    return this.#enabled ? this.#port : null;
+  }
+
+  /** The bound listener's port in either mode (build server, or offloader-only for connect-back); null when not bound. */
+  get listenerPort(): number | null {
     return this.#port;
+  }
+
+  /**
+   * Connect-back hook: our offloader role wants (or no longer wants) the
+   * listener. While the build server is off it is bound in offloader-only
+   * mode: intent `connect_back` only, every other intent `rejected/bad_intent`.
+   * Resolves with the bound port, or null when not bound (binding failed).
+   */
+  async offloaderListener(wanted: boolean): Promise<number | null> {
+    this.#offloaderWants = wanted;
+    if (wanted) {
+      try {
+        await this.#bind();
+      } catch (err) {
+        log.warning(`peer-link listener for connect-back not bound on ${this.#deps.host}:${this.#deps.port}: ${errorMessage(err)}`);
+      }
+    } else if (!this.#enabled) {
+      await this.#unbind("server_shutting_down");
+    }
+    return this.#port;
+  }
+
+  /** Connect-back hook: the approved peers with what the dialer needs. */
+  connectBackPeers(): ConnectBackPeer[] {
+    return [...this.#approved.values()].map((p) => ({
+      dashboard_id: p.dashboard_id,
+      pin_sha256: p.pin_sha256,
+      peer_ip: p.peer_ip,
+      connect_back_port: p.connect_back_port,
+      connected: this.#sessions.has(p.dashboard_id),
+    }));
   }
 
   get enabled(): boolean {
@@ -273,14 +318,15 @@ export class Receiver {
     this.#enabled = enabled;
     this.#save();
     if (enabled) await this.#bind();
+    else if (this.#offloaderWants) this.#endSessions("server_shutting_down");
     else await this.#unbind("server_shutting_down");
-    this.#deps.bus.emit("remote_build_receiver_changed", { enabled, peer_link_port: this.#port });
+    this.#deps.bus.emit("remote_build_receiver_changed", { enabled, peer_link_port: this.port });
   }
 
   /** Identity changed (rotation): rebuild the listener so new handshakes use the new key. */
   async identityChanged(): Promise<void> {
     this.#identity = await this.#deps.identity.load();
-    if (this.#enabled) {
+    if (this.#server !== undefined) {
       await this.#unbind("server_shutting_down");
       await this.#bind();
     }
@@ -416,6 +462,7 @@ export class Receiver {
       friendly_name: pending.friendly_name,
       peer_ip: pending.peer_ip,
       paired_at: new Date(this.#now()).toISOString(),
+      connect_back_port: 0,
     };
     this.#approved.set(dashboardId, peer);
     this.#save();
@@ -448,8 +495,14 @@ export class Receiver {
 
   // ---- listener ----
 
-  async #bind(): Promise<void> {
-    if (this.#server !== undefined) return;
+  /** Binds the listener once; concurrent callers share one attempt. */
+  #bind(): Promise<void> {
+    if (this.#server !== undefined) return Promise.resolve();
+    this.#binding ??= this.#listen().finally(() => { this.#binding = null; });
+    return this.#binding;
+  }
+
+  async #listen(): Promise<void> {
     const wss = new WebSocketServer({ noServer: true, maxPayload: CONTROL_FRAME_MAX_BYTES, perMessageDeflate: false });
     const server = http.createServer((_req, res) => {
       res.writeHead(404, { "Content-Type": "text/plain" }).end("This is an ESPHome builder's peer-link port.\n");
@@ -474,12 +527,17 @@ export class Receiver {
     this.#server = server;
     this.#wss = wss;
     this.#port = (server.address() as AddressInfo).port;
-    log.info(`build server listening on ${this.#deps.host}:${this.#port}`);
+    log.info(`${this.#enabled ? "build server" : "peer-link listener (connect-back only)"} listening on ${this.#deps.host}:${this.#port}`);
+  }
+
+  #endSessions(reason: string): void {
+    for (const session of [...this.#sessions.values()]) session.channel.terminate(reason);
+    this.#sessions.clear();
   }
 
   async #unbind(reason: string): Promise<void> {
-    for (const session of [...this.#sessions.values()]) session.channel.terminate(reason);
-    this.#sessions.clear();
+    await this.#binding?.catch(() => undefined);
+    this.#endSessions(reason);
     const server = this.#server;
     const wss = this.#wss;
     this.#server = undefined;
@@ -523,6 +581,16 @@ export class Receiver {
       accepted.respond({ intent_response, esphome_version: esphomeVersion, ...rest, ...additions });
     const done = (response: Record<string, unknown>): void => { reply(response).close("done"); };
     const ip = accepted.remoteAddress.replace(/^::ffff:/, "");
+    if (accepted.intent === "connect_back" && this.#deps.answerConnectBack !== undefined) {
+      const answer = await this.#deps.answerConnectBack(accepted.remotePin, accepted.remoteAddress, accepted.payload);
+      if (ws.readyState === ws.OPEN) done(answer);
+      return;
+    }
+    // Offloader-only mode (build server off, bound for connect-back): nothing else is served.
+    if (!this.#enabled) {
+      done({ intent_response: "rejected", reason: "bad_intent" });
+      return;
+    }
     switch (accepted.intent) {
       case "preview":
         done({ intent_response: "ok" });
@@ -549,7 +617,7 @@ export class Receiver {
         return;
       }
       case "peer_link": {
-        const parsed = dashboardIdPayloadSchema.safeParse(accepted.payload);
+        const parsed = peerLinkPayloadSchema.safeParse(accepted.payload);
         if (!parsed.success) {
           done({ intent_response: "rejected", reason: "bad_dashboard_id" });
           return;
@@ -566,6 +634,11 @@ export class Receiver {
         }
         if (ip !== "" && peer.peer_ip !== ip) {
           peer.peer_ip = ip;
+          this.#save();
+        }
+        // Connect-back: a missing or 0 port never overwrites the stored one.
+        if (parsed.data.connect_back_port !== 0 && peer.connect_back_port !== parsed.data.connect_back_port) {
+          peer.connect_back_port = parsed.data.connect_back_port;
           this.#save();
         }
         this.#openSession(peer, reply({ intent_response: "ok" }));
