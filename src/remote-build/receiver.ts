@@ -147,6 +147,7 @@ export class Receiver {
   /** Our offloader role wants the listener (connect-back) even while the build server is off. */
   #offloaderWants = false;
   #binding: Promise<void> | null = null;
+  #bindWarned = false;
   #cleanupTimer: NodeJS.Timeout | undefined;
   readonly #unsubscribe: Unsubscribe[] = [];
   /** Long polls waiting on a dashboard_id's status: wake-up, and how to end that poll's connection. */
@@ -288,8 +289,11 @@ export class Receiver {
     if (wanted) {
       try {
         await this.#bind();
+        this.#bindWarned = false;
       } catch (err) {
-        log.warning(`peer-link listener for connect-back not bound on ${this.#deps.host}:${this.#deps.port}: ${errorMessage(err)}`);
+        // Asked again before every session attempt: say it once per failure streak.
+        if (!this.#bindWarned) log.warning(`peer-link listener for connect-back not bound on ${this.#deps.host}:${this.#deps.port} (no connect-back until it is): ${errorMessage(err)}`);
+        this.#bindWarned = true;
       }
     } else if (!this.#enabled) {
       await this.#unbind("server_shutting_down");

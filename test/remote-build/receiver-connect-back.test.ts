@@ -5,6 +5,7 @@
  * and the listener's offloader-only mode.
  */
 import { mkdir, readFile, writeFile } from "node:fs/promises";
+import net from "node:net";
 import path from "node:path";
 import { describe, expect, it, onTestFinished } from "vitest";
 import { EventBus } from "../../src/events.ts";
@@ -17,13 +18,13 @@ import { Receiver } from "../../src/remote-build/receiver.ts";
 import { ScriptedRunner } from "../helpers/scripted-runner.ts";
 import { tempDir, waitFor } from "../helpers/tmp.ts";
 
-async function receiver(opts: { enabled?: boolean; paths?: Paths } = {}) {
+async function receiver(opts: { enabled?: boolean; paths?: Paths; port?: number } = {}) {
   const paths = opts.paths ?? resolvePaths({ configDir: await tempDir() });
   const bus = new EventBus();
   const queue = new FirmwareQueue({ bus, paths, runner: new ScriptedRunner() });
   await queue.start();
   const identity = new IdentityStore({ keyFile: paths.peerLinkKeyFile, idFile: paths.identityFile });
-  const r = new Receiver({ bus, queue, paths, identity, host: "127.0.0.1", port: 0, label: () => "server", esphomeVersion: () => "2026.11.0", defaultEnabled: opts.enabled ?? true });
+  const r = new Receiver({ bus, queue, paths, identity, host: "127.0.0.1", port: opts.port ?? 0, label: () => "server", esphomeVersion: () => "2026.11.0", defaultEnabled: opts.enabled ?? true });
   await r.start();
   onTestFinished(async () => { await r.stop(); await queue.stop(); });
   return { r, paths };
@@ -139,6 +140,17 @@ describe("the listener in offloader-only mode", () => {
     expect(await r.offloaderListener(true)).toBe(port);
     await r.offloaderListener(false);
     expect(r.port).toBe(port);
+  });
+
+  it("a port that cannot be bound gives null (nothing announced), and binds once it is free", async () => {
+    const squatter = net.createServer();
+    await new Promise<void>((r) => squatter.listen(0, "127.0.0.1", r));
+    const { port } = squatter.address() as net.AddressInfo;
+    const { r } = await receiver({ enabled: false, port });
+    expect(await r.offloaderListener(true)).toBeNull();
+    expect(await r.offloaderListener(true)).toBeNull();
+    await new Promise<void>((done) => squatter.close(() => { done(); }));
+    expect(await r.offloaderListener(true)).toBe(port);
   });
 
   it("concurrent requests share one bind", async () => {
