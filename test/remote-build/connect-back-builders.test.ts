@@ -104,5 +104,16 @@ describe("connect-back between two builders", () => {
     await a.api.stream("firmware/follow_job", { job_id: job.job_id }).until((f) => f.event === "result", 60_000);
     const done = await a.api.call<FirmwareJob>("firmware/get_job", { job_id: job.job_id });
     expect(done).toMatchObject({ status: "completed", source: "remote", source_label: "Build box" });
+
+    // Its last pairing gone, A (build server off) stops listening.
+    await a.api.call("remote_build/unpair", { pin_sha256: pin });
+    await waitFor(async () => {
+      try {
+        (await initiate({ host: "127.0.0.1", port: aListener, staticPrivateKey: stranger.privateKey, intent: "connect_back", payload: {}, stepTimeoutMs: 1000 })).channel.close("done");
+        return false;
+      } catch (err) {
+        return String(err).includes("cannot reach");
+      }
+    }, 5000, "A's connect-back listener to close");
   }, 90_000);
 });
