@@ -19,8 +19,9 @@
 import { z } from "zod";
 import { errorMessage } from "../../errors.ts";
 import { getLogger } from "../../logger.ts";
-import { initiate, PeerLinkError } from "../channel.ts";
-import { HANDSHAKE_STEP_MS } from "../messages.ts";
+import { backoffDelay } from "../transport/backoff.ts";
+import { initiate, PeerLinkError } from "../transport/channel.ts";
+import { HANDSHAKE_STEP_MS } from "../transport/messages.ts";
 
 const log = getLogger("connect-back");
 
@@ -105,11 +106,9 @@ export interface DialState {
   dialing: boolean;
 }
 
-/** The delay before retry number `failures` (1 = the first): doubling from the initial delay, jittered, capped. */
+/** The delay before retry number `failures` (1 = the first): the peer link's backoff rule (doubling, capped) with the dialer's jitter. */
 export function retryDelay(failures: number, t: ConnectBackTimings, random: () => number): number {
-  const base = Math.min(t.backoffInitialMs * 2 ** Math.max(0, failures - 1), t.backoffMaxMs);
-  const jittered = base * (1 + (random() * 2 - 1) * t.backoffJitter);
-  return Math.max(1, Math.min(Math.round(jittered), t.backoffMaxMs));
+  return backoffDelay(failures, { initialMs: t.backoffInitialMs, maxMs: t.backoffMaxMs, jitter: t.backoffJitter, random });
 }
 
 /** Why a peer is not dialled now (null: dial it). */

@@ -13,9 +13,9 @@
 import { isIP } from "node:net";
 import { errorMessage } from "../../errors.ts";
 import { getLogger } from "../../logger.ts";
-import { initiate } from "../channel.ts";
-import type { Identity } from "../identity.ts";
-import { connectBackPayloadSchema, type ConnectBackReject } from "../messages.ts";
+import { initiate } from "../transport/channel.ts";
+import type { Identity } from "../transport/identity.ts";
+import { connectBackPayloadSchema, type ConnectBackReject } from "../transport/messages.ts";
 
 const log = getLogger("connect-back");
 

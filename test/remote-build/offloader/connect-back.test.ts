@@ -7,9 +7,9 @@ import { describe, expect, it, onTestFinished } from "vitest";
 import { EventBus } from "../../../src/events.ts";
 import { FirmwareQueue } from "../../../src/firmware/queue.ts";
 import { resolvePaths } from "../../../src/paths.ts";
-import { IdentityStore } from "../../../src/remote-build/identity.ts";
+import { IdentityStore } from "../../../src/remote-build/transport/identity.ts";
 import { ConnectBackAnswerer, endpointIp, probeBuildServer } from "../../../src/remote-build/offloader/connect-back.ts";
-import { Receiver } from "../../../src/remote-build/receiver.ts";
+import { Receiver } from "../../../src/remote-build/build-server/receiver.ts";
 import { ScriptedRunner } from "../../helpers/scripted-runner.ts";
 import { tempDir } from "../../helpers/tmp.ts";
 
