@@ -169,6 +169,7 @@ export class Builder {
       localBuilds: config.localBuilds,
       problems: this.problems,
       ...(hooks.receiverTimings === undefined ? {} : { receiverTimings: hooks.receiverTimings }),
+      connectBackTimings: config.connectBackTimings,
     });
     this.#router = new BuildRouter({
       offloader: this.remote.offloader,

@@ -11,6 +11,7 @@ import { parseArgs } from "node:util";
 import { z } from "zod";
 import { normaliseAllowedHost } from "./hostnames.ts";
 import { BuilderError, ErrorCode } from "./errors.ts";
+import { parseConnectBackTimings, type ConnectBackTimings } from "./remote-build/build-server/connect-back.ts";
 
 export interface BuilderConfig {
   configDir: string;
@@ -44,6 +45,8 @@ export interface BuilderConfig {
   localBuilds?: LocalBuildsOption | undefined;
   /** How long a job that was building on a build server at restart waits for it to reconnect. */
   remoteRestoreGraceSeconds: number;
+  /** Connect-back dialer timings from ESPHOME_BUILDER_CONNECT_BACK_TIMINGS (tests, troubleshooting; no flag). */
+  connectBackTimings?: Partial<ConnectBackTimings> | undefined;
   addon: boolean;
   /** Host names browsers may use for this builder besides IP addresses, localhost and this machine's name (DNS-rebinding guard). */
   allowedHosts: readonly string[];
@@ -343,6 +346,12 @@ export function parseConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Bu
   if (python !== undefined && esphome !== undefined) fail("--python is for the builder's managed ESPHome: with --esphome PATH nothing is installed, so leave one out");
   if (python !== undefined && python.trim() === "") fail("--python must name a Python 3.12+ executable, got ''");
   const stdinTty = isatty(0);
+  let connectBackTimings: Partial<ConnectBackTimings> | undefined;
+  try {
+    connectBackTimings = parseConnectBackTimings(env.ESPHOME_BUILDER_CONNECT_BACK_TIMINGS);
+  } catch (err) {
+    fail((err as Error).message);
+  }
   // An empty label (the add-on's default option) is no label: the host's name is used.
   const label = [pick("label"), options.label].map((l) => l?.trim()).find((l) => l !== undefined && l !== "");
   return {
@@ -364,6 +373,7 @@ export function parseConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Bu
     compileConcurrency: count("compile-concurrency", options.compile_concurrency ?? 1),
     uploadConcurrency: count("upload-concurrency", 4),
     remoteRestoreGraceSeconds: grace(),
+    connectBackTimings,
     localBuilds: localBuilds(options.local_builds),
     addon,
     allowedHosts,

@@ -35,6 +35,11 @@ export interface SessionLoopDeps {
   bus: EventBus;
   timings: SessionLoopTimings;
   label: () => string;
+  /**
+   * Connect-back: binds (if needed) this builder's own peer-link listener and
+   * gives its port, announced in each `peer_link` msg3; null: not bound, not announced.
+   */
+  connectBackPort?: () => Promise<number | null>;
   /** This builder's key (throws while not started). */
   identity: () => Identity;
   /** The offloader stopped: every loop ends. */
@@ -116,13 +121,14 @@ export class SessionLoops {
       const identity = this.#deps.identity();
       let reason = "transport_error";
       try {
+        const connectBackPort = (await this.#deps.connectBackPort?.()) ?? null;
         const { channel, response } = await initiate({
           host: state.stored.receiver_hostname,
           port: state.stored.receiver_port,
           staticPrivateKey: identity.privateKey,
           intent: "peer_link",
           expectedPin: state.stored.pin_sha256,
-          payload: { dashboard_id: identity.dashboard_id, friendly_name: this.#deps.label(), ha_addon: false },
+          payload: { dashboard_id: identity.dashboard_id, friendly_name: this.#deps.label(), ha_addon: false, ...(connectBackPort === null ? {} : { connect_back_port: connectBackPort }) },
           stepTimeoutMs: timings.stepTimeoutMs,
         });
         if (response.intent_response !== "ok") {
