@@ -18,7 +18,7 @@ import { getLogger } from "../logger.ts";
 import type { Paths } from "../paths.ts";
 import { JsonStore } from "../store.ts";
 import { initiate, PeerLinkError, type SecureChannel } from "./channel.ts";
-import { ARTIFACTS_MAX_BYTES, AssemblyError, ChunkAssembler, chunkCount, sendChunks } from "./chunks.ts";
+import { ARTIFACTS_MAX_BYTES, AssemblyError, ChunkAssembler, chunkCount, readCanonicalChunkFrame, sendChunks } from "./chunks.ts";
 import { fingerprintEmoji, pinSchema } from "./fingerprint.ts";
 import type { Identity, IdentityStore } from "./identity.ts";
 import { PIN_RULE, parsePin } from "./pin.ts";
@@ -188,6 +188,30 @@ export class PeerSession {
         reject(new RemoteBuildError("session_lost", "the session closed before the download started"));
       }
     });
+  }
+
+  /**
+   * The fast way for an `artifacts_chunk` of a running download (hooked in
+   * as the channel's raw-frame handler): a frame in the canonical form goes
+   * straight into the assembler, without JSON.parse and the schema. False
+   * (nothing done) for anything else, which then goes through `handle`.
+   */
+  takeChunkFrame(plain: Buffer): boolean {
+    const view = readCanonicalChunkFrame(plain);
+    if (view?.type !== "artifacts_chunk") return false;
+    const d = this.#downloads.get(view.jobId);
+    if (d?.assembler === null || d === undefined || d.result !== null) return false;
+    let result: Buffer | null | undefined;
+    try {
+      result = d.assembler.pushCanonical(view.index, view.isLast, view.data);
+    } catch (err) {
+      this.#downloads.delete(view.jobId);
+      d.reject(new RemoteBuildError(err instanceof AssemblyError ? err.code : "malformed", `artifacts refused: ${errorMessage(err)}`));
+      return true;
+    }
+    if (result === undefined) return false;
+    d.result = result;
+    return true;
   }
 
   #failAck(jobId: string, message: string): void {
@@ -776,6 +800,7 @@ export class Offloader {
         });
         resolve(reason);
       });
+      channel.onRawFrame((plain) => session.takeChunkFrame(plain));
       channel.onMessage((raw) => {
         const parsed = parseMessage(offloaderInbound, raw);
         if (parsed.kind === "unknown") return;
