@@ -79,7 +79,8 @@ export function base64DecodedLength(text: string): number | null {
  * Decodes strict standard base64 (canonical alphabet, padding and length)
  * into `target` at `offset`, which must have room for
  * `base64DecodedLength(text)` bytes; returns that count, or null when the
- * text is not strict base64 (what was written then is garbage).
+ * text is not strict base64 (what was written then is garbage). `latin1`
+ * says the text was read from bytes as latin1 (`readCanonicalChunkFrame`).
  *
  * Node's decoder skips characters outside the alphabet, takes the URL-safe
  * one and reads only the low byte of each character, so: non-ASCII text is
@@ -88,11 +89,13 @@ export function base64DecodedLength(text: string): number | null {
  * (the only place non-zero padding bits can hide) is re-encoded and compared.
  * That is as strict as a full round trip, at about a third of its cost.
  */
-export function decodeBase64Into(text: string, target: Buffer, offset: number): number | null {
+export function decodeBase64Into(text: string, target: Buffer, offset: number, latin1 = false): number | null {
   const expected = base64DecodedLength(text);
   if (expected === null) return null;
-  // Node keeps only the low byte of each UTF-16 unit ('Ł' reads as 'A'): ASCII only.
-  if (Buffer.byteLength(text, "utf8") !== text.length) return null;
+  // Node keeps only the low byte of each UTF-16 unit ('Ł' reads as 'A'): ASCII only. A text
+  // read as latin1 (`latin1`: one byte a character) needs no such scan: the decoder skips
+  // characters 0x80-0xFF like any other outside the alphabet, so they show as missing bytes.
+  if (!latin1 && Buffer.byteLength(text, "utf8") !== text.length) return null;
   if (text.includes("-") || text.includes("_")) return null;
   if (target.write(text, offset, expected, "base64") !== expected) return null;
   if (text.length > 0) {
@@ -135,8 +138,10 @@ export interface CanonicalChunkFrame {
   jobId: string;
   index: number;
   isLast: boolean;
-  /** The data_b64 text, not yet checked as base64 (`ChunkAssembler.pushCanonical` does that). */
-  data: string;
+  /** The decrypted frame, and where its data_b64 text lies in it (not yet checked: `ChunkAssembler.pushCanonical` does that). */
+  frame: Buffer;
+  dataStart: number;
+  dataEnd: number;
 }
 
 const QUOTE = 0x22;
@@ -194,7 +199,7 @@ export function readCanonicalChunkFrame(plain: Buffer): CanonicalChunkFrame | nu
   if (plain.length - dataEnd === END_TRUE.length && startsAt(plain, dataEnd, END_TRUE)) isLast = true;
   else if (plain.length - dataEnd === END_FALSE.length && startsAt(plain, dataEnd, END_FALSE)) isLast = false;
   else return null;
-  return { type: type.text, jobId: job.text, index: Number(indexText), isLast, data: plain.toString("latin1", dataAt, dataEnd) };
+  return { type: type.text, jobId: job.text, index: Number(indexText), isLast, frame: plain, dataStart: dataAt, dataEnd };
 }
 
 /** What `sendChunks` needs of a channel. */
@@ -355,13 +360,16 @@ export class ChunkAssembler {
    * error); errors that only show once the chunk is taken (size, hash) are
    * thrown and close the assembler, as `push` does.
    */
-  pushCanonical(index: number, isLast: boolean, text: string): Buffer | null | undefined {
+  pushCanonical(view: CanonicalChunkFrame): Buffer | null | undefined {
+    const { index, isLast } = view;
     if (this.#closed || index !== this.#next || index >= this.numChunks || isLast !== (index === this.numChunks - 1)) return undefined;
+    // Read as latin1, one character a byte: the strict decode needs no ASCII scan (see decodeBase64Into).
+    const text = view.frame.toString("latin1", view.dataStart, view.dataEnd);
     const size = base64DecodedLength(text);
     if (size === null || this.#received + size > this.totalBytes) return undefined;
     const buffer = (this.#buffer ??= Buffer.allocUnsafe(this.totalBytes));
     // A failed decode leaves garbage past #received only, which the next write covers.
-    const written = decodeBase64Into(text, buffer, this.#received);
+    const written = decodeBase64Into(text, buffer, this.#received, true);
     if (written === null) return undefined;
     try {
       return this.#commit(buffer, written, isLast);

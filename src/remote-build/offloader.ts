@@ -203,7 +203,7 @@ export class PeerSession {
     if (d?.assembler === null || d === undefined || d.result !== null) return false;
     let result: Buffer | null | undefined;
     try {
-      result = d.assembler.pushCanonical(view.index, view.isLast, view.data);
+      result = d.assembler.pushCanonical(view);
     } catch (err) {
       this.#downloads.delete(view.jobId);
       d.reject(new RemoteBuildError(err instanceof AssemblyError ? err.code : "malformed", `artifacts refused: ${errorMessage(err)}`));

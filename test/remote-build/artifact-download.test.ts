@@ -100,6 +100,22 @@ describe("artifacts download on the offloader", () => {
     expect(session.channel.closed).toBe(true);
   });
 
+  it("refuses UTF-8 'é' in data_b64 as chunk_decode_failed, and ends the session for bytes that are not UTF-8, as before", async () => {
+    for (const [bytes, code] of [[[0xc3, 0xa9], "chunk_decode_failed"], [[0xff, 0x41], "session_lost"]] as const) {
+      const { server, session } = await sessionPair();
+      const blob = randomBytes(2 * 32 * 1024);
+      const download = session.downloadArtifacts("job1");
+      start(server, "job1", blob);
+      const frame = encodeChunkFrame("artifacts_chunk", "job1", 0, blob.subarray(0, 32 * 1024), false);
+      const at = frame.indexOf('"data_b64":"') + 20;
+      frame[at] = bytes[0];
+      frame[at + 1] = bytes[1];
+      server.sendEncoded(frame);
+      await expect(download).rejects.toMatchObject({ code });
+      expect(session.channel.closed).toBe(code === "session_lost");
+    }
+  });
+
   it("refuses a tampered last chunk as hash_mismatch", async () => {
     const { server, session } = await sessionPair();
     const blob = randomBytes(32 * 1024 + 5);

@@ -8,6 +8,7 @@ import {
   ChunkAssembler,
   type AssemblerHeader,
   type Chunk,
+  type CanonicalChunkFrame,
   encodeChunkFrame,
   readCanonicalChunkFrame,
   splitChunks,
@@ -224,7 +225,14 @@ describe("readCanonicalChunkFrame (the fast way, without JSON.parse)", () => {
     ] as const) {
       const frame = encodeChunkFrame(type, jobId, index, randomBytes(size), isLast);
       const parsed = JSON.parse(frame.toString("utf8")) as Record<string, unknown>;
-      expect(readCanonicalChunkFrame(frame)).toEqual({ type: parsed.type, jobId: parsed.job_id, index: parsed.chunk_index, isLast: parsed.is_last, data: parsed.data_b64 });
+      const view = readCanonicalChunkFrame(frame);
+      expect(view && { type: view.type, jobId: view.jobId, index: view.index, isLast: view.isLast, data: view.frame.toString("latin1", view.dataStart, view.dataEnd) }).toEqual({
+        type: parsed.type,
+        jobId: parsed.job_id,
+        index: parsed.chunk_index,
+        isLast: parsed.is_last,
+        data: parsed.data_b64,
+      });
     }
   });
 
@@ -254,6 +262,14 @@ describe("readCanonicalChunkFrame (the fast way, without JSON.parse)", () => {
   });
 });
 
+/** A frame of the canonical form around `text` (each character one byte, as latin1), read back as a view. */
+function view(index: number, isLast: boolean, text: string): CanonicalChunkFrame {
+  const frame = Buffer.from(`{"type":"artifacts_chunk","job_id":"j","chunk_index":${index},"data_b64":"${text}","is_last":${isLast}}`, "latin1");
+  const read = readCanonicalChunkFrame(frame);
+  if (read === null) throw new Error("not canonical");
+  return read;
+}
+
 describe("ChunkAssembler.pushCanonical", () => {
   const bytes = randomBytes(2 * CHUNK_SIZE + 500);
   const chunks = splitChunks(bytes);
@@ -261,21 +277,21 @@ describe("ChunkAssembler.pushCanonical", () => {
 
   it("assembles and verifies exactly as push does", () => {
     const a = new ChunkAssembler(headerFor(bytes));
-    expect(a.pushCanonical(0, false, c0.data_b64)).toBeNull();
-    expect(a.pushCanonical(1, false, c1.data_b64)).toBeNull();
-    expect(a.pushCanonical(2, true, c2.data_b64)?.equals(bytes)).toBe(true);
+    expect(a.pushCanonical(view(0, false, c0.data_b64))).toBeNull();
+    expect(a.pushCanonical(view(1, false, c1.data_b64))).toBeNull();
+    expect(a.pushCanonical(view(2, true, c2.data_b64))?.equals(bytes)).toBe(true);
     expect(a.closed).toBe(true);
   });
 
   it("takes nothing it would refuse, so push (after JSON.parse) gives the same error as before", () => {
     const refusals: [string, (a: ChunkAssembler) => unknown, Chunk][] = [
-      ["out_of_order", (a) => a.pushCanonical(1, false, c1.data_b64), c1],
-      ["chunk_count_mismatch", (a) => a.pushCanonical(0, true, c0.data_b64), { ...c0, is_last: true }],
-      ["chunk_decode_failed", (a) => a.pushCanonical(0, false, c0.data_b64.replace(/[+/]/, "-")), { ...c0, data_b64: c0.data_b64.replace(/[+/]/, "-") }],
-      ["chunk_decode_failed", (a) => a.pushCanonical(0, false, `\u0001${c0.data_b64.slice(1)}`), { ...c0, data_b64: `\u0001${c0.data_b64.slice(1)}` }],
-      ["chunk_decode_failed", (a) => a.pushCanonical(0, false, `\u00e9${c0.data_b64.slice(1)}`), { ...c0, data_b64: `\u00e9${c0.data_b64.slice(1)}` }],
-      ["chunk_decode_failed", (a) => a.pushCanonical(0, false, c0.data_b64.slice(0, -3)), { ...c0, data_b64: c0.data_b64.slice(0, -3) }],
-      ["oversized", (a) => a.pushCanonical(0, false, c0.data_b64 + c1.data_b64 + c1.data_b64), { ...c0, data_b64: c0.data_b64 + c1.data_b64 + c1.data_b64 }],
+      ["out_of_order", (a) => a.pushCanonical(view(1, false, c1.data_b64)), c1],
+      ["chunk_count_mismatch", (a) => a.pushCanonical(view(0, true, c0.data_b64)), { ...c0, is_last: true }],
+      ["chunk_decode_failed", (a) => a.pushCanonical(view(0, false, c0.data_b64.replace(/[+/]/, "-"))), { ...c0, data_b64: c0.data_b64.replace(/[+/]/, "-") }],
+      ["chunk_decode_failed", (a) => a.pushCanonical(view(0, false, `\u0001${c0.data_b64.slice(1)}`)), { ...c0, data_b64: `\u0001${c0.data_b64.slice(1)}` }],
+      ["chunk_decode_failed", (a) => a.pushCanonical(view(0, false, `\u00e9${c0.data_b64.slice(1)}`)), { ...c0, data_b64: `\u00e9${c0.data_b64.slice(1)}` }],
+      ["chunk_decode_failed", (a) => a.pushCanonical(view(0, false, c0.data_b64.slice(0, -3))), { ...c0, data_b64: c0.data_b64.slice(0, -3) }],
+      ["oversized", (a) => a.pushCanonical(view(0, false, c0.data_b64 + c1.data_b64 + c1.data_b64)), { ...c0, data_b64: c0.data_b64 + c1.data_b64 + c1.data_b64 }],
     ];
     for (const [code, fast, slow] of refusals) {
       const a = new ChunkAssembler(headerFor(bytes));
@@ -289,26 +305,26 @@ describe("ChunkAssembler.pushCanonical", () => {
 
   it("after a refused fast chunk, the right one is still taken and the whole verified", () => {
     const a = new ChunkAssembler(headerFor(bytes));
-    expect(a.pushCanonical(0, false, c1.data_b64.replace(/[+/]/, "_"))).toBeUndefined();
-    a.pushCanonical(0, false, c0.data_b64);
-    a.pushCanonical(1, false, c1.data_b64);
-    expect(a.pushCanonical(2, true, c2.data_b64)?.equals(bytes)).toBe(true);
+    expect(a.pushCanonical(view(0, false, c1.data_b64.replace(/[+/]/, "_")))).toBeUndefined();
+    a.pushCanonical(view(0, false, c0.data_b64));
+    a.pushCanonical(view(1, false, c1.data_b64));
+    expect(a.pushCanonical(view(2, true, c2.data_b64))?.equals(bytes)).toBe(true);
   });
 
   it("throws hash_mismatch and undersized on the last chunk and closes, as push does", () => {
     const a = new ChunkAssembler(headerFor(bytes));
-    a.pushCanonical(0, false, c0.data_b64);
-    a.pushCanonical(1, false, c1.data_b64);
+    a.pushCanonical(view(0, false, c0.data_b64));
+    a.pushCanonical(view(1, false, c1.data_b64));
     const tampered = Buffer.from(c2.data_b64, "base64");
     tampered[0] = (tampered[0] ?? 0) ^ 0xff;
-    expect(codeOf(() => a.pushCanonical(2, true, tampered.toString("base64")))).toBe("hash_mismatch");
+    expect(codeOf(() => a.pushCanonical(view(2, true, tampered.toString("base64"))))).toBe("hash_mismatch");
     expect(a.closed).toBe(true);
-    expect(a.pushCanonical(3, true, c2.data_b64)).toBeUndefined();
+    expect(a.pushCanonical(view(3, true, c2.data_b64))).toBeUndefined();
 
     const b = new ChunkAssembler(headerFor(bytes));
-    b.pushCanonical(0, false, c0.data_b64);
-    b.pushCanonical(1, false, c1.data_b64);
-    expect(codeOf(() => b.pushCanonical(2, true, c2.data_b64.slice(0, 8)))).toBe("undersized");
+    b.pushCanonical(view(0, false, c0.data_b64));
+    b.pushCanonical(view(1, false, c1.data_b64));
+    expect(codeOf(() => b.pushCanonical(view(2, true, c2.data_b64.slice(0, 8))))).toBe("undersized");
     expect(b.closed).toBe(true);
   });
 });
