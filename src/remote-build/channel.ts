@@ -215,7 +215,7 @@ export class SecureChannel {
   readonly #send: CipherState;
   readonly #receive: CipherState;
   #onMessage: ((msg: Record<string, unknown>) => void) | null = null;
-  #onRawFrame: ((plain: string) => boolean) | null = null;
+  #onRawFrame: ((plain: Buffer) => boolean) | null = null;
   readonly #closeHandlers: ChannelCloseHandler[] = [];
   #closed = false;
   #queued = 0;
@@ -256,12 +256,11 @@ export class SecureChannel {
 
   /**
    * A fast way for frames of big transfers: once messages are delivered,
-   * each frame is decrypted to a latin1 string (one character a byte) and
-   * goes to `hook` first; only when it returns false is it parsed as JSON
-   * (its bytes as UTF-8) and handed to the message handler. The hook must
+   * each decrypted frame goes to `hook` first, and only when it returns false
+   * is it parsed as JSON and handed to the message handler. The hook must
    * take a frame only when the general way would do exactly the same with it.
    */
-  onRawFrame(hook: (plain: string) => boolean): void {
+  onRawFrame(hook: (plain: Buffer) => boolean): void {
     this.#onRawFrame = hook;
   }
 
@@ -365,17 +364,13 @@ export class SecureChannel {
     try {
       if (!binary) throw new PeerLinkError("malformed_frame", "text frame on the peer link");
       if (data.length > APP_FRAME_MAX_BYTES) throw new PeerLinkError("malformed_frame", `frame of ${data.length} bytes (limit ${APP_FRAME_MAX_BYTES})`);
-      const hook = this.#onMessage === null ? null : this.#onRawFrame;
-      let plain: Uint8Array | string;
+      let plain: Uint8Array;
       try {
-        plain = hook === null ? this.#receive.decrypt(data) : this.#receive.decryptToLatin1(data);
+        plain = this.#receive.decrypt(data);
       } catch {
         throw new PeerLinkError("malformed_frame", "frame did not decrypt");
       }
-      if (typeof plain === "string") {
-        if (hook?.(plain) === true) return;
-        plain = Buffer.from(plain, "latin1");
-      }
+      if (this.#onMessage !== null && this.#onRawFrame !== null && this.#onRawFrame(Buffer.from(plain.buffer, plain.byteOffset, plain.byteLength))) return;
       message = decodeJsonObject(plain);
     } catch (err) {
       this.terminate("malformed_frame", (err as Error).message);

@@ -138,63 +138,68 @@ export interface CanonicalChunkFrame {
   jobId: string;
   index: number;
   isLast: boolean;
-  /** The data_b64 text, one character a byte, not yet checked as base64 (`ChunkAssembler.pushCanonical` does that). */
-  data: string;
+  /** The decrypted frame, and where its data_b64 text lies in it (not yet checked: `ChunkAssembler.pushCanonical` does that). */
+  frame: Buffer;
+  dataStart: number;
+  dataEnd: number;
 }
 
-const FRAME_HEAD = '{"type":"';
-const AFTER_TYPE = '","job_id":"';
-const AFTER_JOB = '","chunk_index":';
-const AFTER_INDEX = ',"data_b64":"';
-const END_TRUE = '","is_last":true}';
-const END_FALSE = '","is_last":false}';
+const QUOTE = 0x22;
+const BACKSLASH = 0x5c;
+const FRAME_HEAD = Buffer.from('{"type":"', "latin1");
+const AFTER_TYPE = Buffer.from('","job_id":"', "latin1");
+const AFTER_JOB = Buffer.from('","chunk_index":', "latin1");
+const AFTER_INDEX = Buffer.from(',"data_b64":"', "latin1");
+const END_TRUE = Buffer.from('","is_last":true}', "latin1");
+const END_FALSE = Buffer.from('","is_last":false}', "latin1");
 const TYPE_RE = /^[a-z_]{1,32}$/;
 /** The job id schema's own rule (messages.ts), so a view's id is one the schema takes. */
 const JOB_ID_RE = /^[A-Za-z0-9_-]{1,64}$/;
 const INDEX_RE = /^(?:0|[1-9][0-9]{0,14})$/;
 
-/** The text from `at` up to the next '"' (which must exist within `limit`), or null. */
-function quoted(plain: string, at: number, limit: number): { text: string; end: number } | null {
-  const end = plain.indexOf('"', at);
+function startsAt(buf: Buffer, at: number, literal: Buffer): boolean {
+  return buf.length - at >= literal.length && buf.compare(literal, 0, literal.length, at, at + literal.length) === 0;
+}
+
+/** The text from `at` up to the next '"' (which must exist), or null. */
+function quoted(buf: Buffer, at: number, limit: number): { text: string; end: number } | null {
+  const end = buf.indexOf(QUOTE, at);
   if (end < 0 || end - at > limit) return null;
-  return { text: plain.slice(at, end), end };
+  return { text: buf.toString("latin1", at, end), end };
 }
 
 /**
- * Reads a decrypted frame, given as its bytes read as latin1 (one character a
- * byte: `CipherState.decryptToLatin1`), when it has exactly the form
- * `encodeChunkFrame` writes (the form upstream's `json.dumps(...,
- * separators=(",", ":"))` gives as well): no whitespace, keys in that order,
- * a type of lowercase letters and '_', a job id the schema takes, a plain
- * non-negative integer index, a data text without '"' or '\\', `true`/`false`,
- * nothing after the '}'. Anything else is null and goes the general way
- * (JSON.parse and the schema), so this only ever agrees with it: for such a
- * frame JSON.parse gives exactly these values, provided the data text is
- * printable ASCII, which the strict base64 decode behind it checks (a text
- * that fails goes the general way as well).
+ * Reads a decrypted frame of exactly the form `encodeChunkFrame` writes (the
+ * form upstream's `json.dumps(..., separators=(",", ":"))` gives as well): no
+ * whitespace, keys in that order, a type of lowercase letters and '_', a job
+ * id the schema takes, a plain non-negative integer index, a data text without
+ * '"' or '\', `true`/`false`, nothing after the '}'. Anything else is null
+ * and goes the general way (JSON.parse and the schema), so this only ever
+ * agrees with it: for such a frame JSON.parse gives exactly these values,
+ * provided the data text is printable ASCII, which the strict base64 decode
+ * behind it checks (a text that fails goes the general way as well).
  */
-export function readCanonicalChunkFrame(plain: string): CanonicalChunkFrame | null {
-  if (!plain.startsWith(FRAME_HEAD)) return null;
+export function readCanonicalChunkFrame(plain: Buffer): CanonicalChunkFrame | null {
+  if (!startsAt(plain, 0, FRAME_HEAD)) return null;
   const type = quoted(plain, FRAME_HEAD.length, 32);
-  if (type === null || !TYPE_RE.test(type.text) || !plain.startsWith(AFTER_TYPE, type.end)) return null;
+  if (type === null || !TYPE_RE.test(type.text) || !startsAt(plain, type.end, AFTER_TYPE)) return null;
   const job = quoted(plain, type.end + AFTER_TYPE.length, 64);
-  if (job === null || !JOB_ID_RE.test(job.text) || !plain.startsWith(AFTER_JOB, job.end)) return null;
+  if (job === null || !JOB_ID_RE.test(job.text) || !startsAt(plain, job.end, AFTER_JOB)) return null;
   const indexAt = job.end + AFTER_JOB.length;
-  const comma = plain.indexOf(",", indexAt);
+  const comma = plain.indexOf(0x2c, indexAt);
   if (comma < 0 || comma - indexAt > 15) return null;
-  const indexText = plain.slice(indexAt, comma);
-  if (!INDEX_RE.test(indexText) || !plain.startsWith(AFTER_INDEX, comma)) return null;
+  const indexText = plain.toString("latin1", indexAt, comma);
+  if (!INDEX_RE.test(indexText) || !startsAt(plain, comma, AFTER_INDEX)) return null;
   const dataAt = comma + AFTER_INDEX.length;
-  const dataEnd = plain.indexOf('"', dataAt);
+  const dataEnd = plain.indexOf(QUOTE, dataAt);
   if (dataEnd < 0) return null;
-  const backslash = plain.indexOf("\\", dataAt);
+  const backslash = plain.indexOf(BACKSLASH, dataAt);
   if (backslash >= 0 && backslash < dataEnd) return null;
   let isLast: boolean;
-  if (plain.length - dataEnd === END_TRUE.length && plain.startsWith(END_TRUE, dataEnd)) isLast = true;
-  else if (plain.length - dataEnd === END_FALSE.length && plain.startsWith(END_FALSE, dataEnd)) isLast = false;
+  if (plain.length - dataEnd === END_TRUE.length && startsAt(plain, dataEnd, END_TRUE)) isLast = true;
+  else if (plain.length - dataEnd === END_FALSE.length && startsAt(plain, dataEnd, END_FALSE)) isLast = false;
   else return null;
-  // A slice of a long string shares its characters (no copy).
-  return { type: type.text, jobId: job.text, index: Number(indexText), isLast, data: plain.slice(dataAt, dataEnd) };
+  return { type: type.text, jobId: job.text, index: Number(indexText), isLast, frame: plain, dataStart: dataAt, dataEnd };
 }
 
 /** What `sendChunks` needs of a channel. */
@@ -359,7 +364,7 @@ export class ChunkAssembler {
     const { index, isLast } = view;
     if (this.#closed || index !== this.#next || index >= this.numChunks || isLast !== (index === this.numChunks - 1)) return undefined;
     // Read as latin1, one character a byte: the strict decode needs no ASCII scan (see decodeBase64Into).
-    const text = view.data;
+    const text = view.frame.toString("latin1", view.dataStart, view.dataEnd);
     const size = base64DecodedLength(text);
     if (size === null || this.#received + size > this.totalBytes) return undefined;
     const buffer = (this.#buffer ??= Buffer.allocUnsafe(this.totalBytes));

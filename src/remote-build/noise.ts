@@ -19,7 +19,6 @@
 import {
   createCipheriv,
   createDecipheriv,
-  type DecipherChaCha20Poly1305,
   createHash,
   createHmac,
   createPrivateKey,
@@ -200,19 +199,6 @@ export class CipherState {
 
   /** The plaintext, in a new Buffer (a small one may share Node's pool). */
   decrypt(ciphertext: Uint8Array, ad: Uint8Array = EMPTY): Buffer {
-    return this.#open(ciphertext, ad, (decipher, body) => decipher.update(body));
-  }
-
-  /**
-   * The plaintext as a latin1 string, one character a byte: for a reader that
-   * looks at the text of a big frame (an artifacts chunk's base64), this skips
-   * the Buffer in between and its copy into a string.
-   */
-  decryptToLatin1(ciphertext: Uint8Array): string {
-    return this.#open(ciphertext, EMPTY, (decipher, body) => decipher.update(body, undefined, "latin1"), (head, rest) => head + rest.toString("latin1"));
-  }
-
-  #open<T extends Buffer | string>(ciphertext: Uint8Array, ad: Uint8Array, update: (decipher: DecipherChaCha20Poly1305, body: Buffer) => T, join?: (head: T, rest: Buffer) => T): T {
     const key = this.#usableKey();
     try {
       if (ciphertext.length > NOISE_MAX_MESSAGE_BYTES) {
@@ -225,11 +211,11 @@ export class CipherState {
       const decipher = createDecipheriv("chacha20-poly1305", key, nonceBytes(this.#nonce), { authTagLength: NOISE_TAG_BYTES });
       decipher.setAuthTag(tag);
       if (ad.length > 0) decipher.setAAD(ad, { plaintextLength: body.length });
-      let plaintext: T;
+      let plaintext: Buffer;
       try {
-        plaintext = update(decipher, body);
+        plaintext = decipher.update(body);
         const rest = decipher.final();
-        if (rest.length > 0) plaintext = join === undefined ? (Buffer.concat([plaintext as Buffer, rest]) as T) : join(plaintext, rest);
+        if (rest.length > 0) plaintext = Buffer.concat([plaintext, rest]);
       } catch (err) {
         throw new NoiseError("decrypt_failed", "message failed authentication", { cause: err });
       }

@@ -196,7 +196,7 @@ export class PeerSession {
    * straight into the assembler, without JSON.parse and the schema. False
    * (nothing done) for anything else, which then goes through `handle`.
    */
-  takeChunkFrame(plain: string): boolean {
+  takeChunkFrame(plain: Buffer): boolean {
     const view = readCanonicalChunkFrame(plain);
     if (view?.type !== "artifacts_chunk") return false;
     const d = this.#downloads.get(view.jobId);

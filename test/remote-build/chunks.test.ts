@@ -225,7 +225,14 @@ describe("readCanonicalChunkFrame (the fast way, without JSON.parse)", () => {
     ] as const) {
       const frame = encodeChunkFrame(type, jobId, index, randomBytes(size), isLast);
       const parsed = JSON.parse(frame.toString("utf8")) as Record<string, unknown>;
-      expect(readCanonicalChunkFrame(frame.toString("latin1"))).toEqual({ type: parsed.type, jobId: parsed.job_id, index: parsed.chunk_index, isLast: parsed.is_last, data: parsed.data_b64 });
+      const view = readCanonicalChunkFrame(frame);
+      expect(view && { type: view.type, jobId: view.jobId, index: view.index, isLast: view.isLast, data: view.frame.toString("latin1", view.dataStart, view.dataEnd) }).toEqual({
+        type: parsed.type,
+        jobId: parsed.job_id,
+        index: parsed.chunk_index,
+        isLast: parsed.is_last,
+        data: parsed.data_b64,
+      });
     }
   });
 
@@ -251,13 +258,14 @@ describe("readCanonicalChunkFrame (the fast way, without JSON.parse)", () => {
       `{"type":"artifacts_chunk","job_id":"j","chunk_index":0,"data_b64":"${data}","is_last":false`,
       `{"type":"artifacts_chunk","job_id":"j","chunk_index":0,"data_b64":"${data}`,
     ];
-    for (const text of frames) expect(readCanonicalChunkFrame(text), text).toBeNull();
+    for (const text of frames) expect(readCanonicalChunkFrame(Buffer.from(text, "utf8")), text).toBeNull();
   });
 });
 
 /** A frame of the canonical form around `text` (each character one byte, as latin1), read back as a view. */
 function view(index: number, isLast: boolean, text: string): CanonicalChunkFrame {
-  const read = readCanonicalChunkFrame(`{"type":"artifacts_chunk","job_id":"j","chunk_index":${index},"data_b64":"${text}","is_last":${isLast}}`);
+  const frame = Buffer.from(`{"type":"artifacts_chunk","job_id":"j","chunk_index":${index},"data_b64":"${text}","is_last":${isLast}}`, "latin1");
+  const read = readCanonicalChunkFrame(frame);
   if (read === null) throw new Error("not canonical");
   return read;
 }

@@ -304,27 +304,6 @@ describe("CipherState", () => {
     expect(cs.nonce).toBe(0x0103n);
   });
 
-  it("decryptToLatin1 gives the same bytes as decrypt, one character a byte, in the same nonce order", () => {
-    const send = new CipherState(key);
-    const bytes = Buffer.from([0x7b, 0x00, 0x41, 0x80, 0xc3, 0xa9, 0xff, 0x7d]);
-    const frames = [send.encrypt(bytes), send.encrypt(bytes)];
-    const a = new CipherState(key);
-    const b = new CipherState(key);
-    expect(Buffer.from(a.decryptToLatin1(frames[0]!), "latin1").equals(b.decrypt(frames[0]!))).toBe(true);
-    expect(a.decryptToLatin1(frames[1]!)).toBe(b.decrypt(frames[1]!).toString("latin1"));
-    expect(a.nonce).toBe(2n);
-  });
-
-  it("decryptToLatin1 refuses a tampered frame and spends the cipher, as decrypt does", () => {
-    const send = new CipherState(key);
-    const frame = Uint8Array.from(send.encrypt(utf8("one")));
-    frame[1]! ^= 0x01;
-    const receive = new CipherState(key);
-    expectNoiseError(() => receive.decryptToLatin1(frame), "decrypt_failed");
-    expect(receive.usable).toBe(false);
-    expectNoiseError(() => receive.decryptToLatin1(send.encrypt(utf8("two"))), "wrong_state");
-  });
-
   it("rejects tampering, wrong AD, reordering and replays; a failure spends the cipher", () => {
     const frames = (): { send: CipherState; receive: CipherState; f: Uint8Array[] } => {
       const send = new CipherState(key);
