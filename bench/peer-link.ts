@@ -4,13 +4,13 @@
  *     its own process, packed when its compile completed (chunk, encrypt,
  *     send; receive, decrypt, decode, verify), vs the floor of the wire format
  *     itself (its framing, base64, encryption and hashing, no I/O; see
- *     `formatFloor`), and vs the same bytes over a plain WebSocket;
+ *     format-floor.ts), measured each side alone and both sides at once in two
+ *     processes, and vs the same bytes over a plain WebSocket;
  * (b) Noise XX handshake time (a full `preview` round trip, connect included);
  * (c) cancel latency: `cancelJob` on the offloader until the build server's
  *     process has been signalled and the build server confirms the cancel.
  */
 import { execFileSync, spawn, type ChildProcess } from "node:child_process";
-import { createCipheriv, createDecipheriv, createHash, createSecretKey, randomBytes } from "node:crypto";
 import os from "node:os";
 import path from "node:path";
 import { performance } from "node:perf_hooks";
@@ -19,7 +19,7 @@ import { readFile } from "node:fs/promises";
 import { WebSocket } from "ws";
 import type { Builder } from "../src/builder.ts";
 import { initiate } from "../src/remote-build/transport/channel.ts";
-import { CHUNK_SIZE, encodeChunkFrame } from "../src/remote-build/transport/chunks.ts";
+import { concurrentFormatFloor, formatFloor } from "./format-floor.ts";
 import { STAND_IN, builder, deviceFolder, tempDir, waitUntil, ROOT } from "./lib.ts";
 
 process.env.ESPHOME_STANDIN_COMPILE_SECONDS = "0";
@@ -71,58 +71,6 @@ async function plainWebSocket(size: number): Promise<number[]> {
   } finally {
     child.kill("SIGTERM");
   }
-}
-
-/**
- * The floor: the wire format's own work for a tarball of `size` bytes that is
- * already packed and hashed (the build server packs when the compile
- * completes), with no I/O and nothing but the cheapest primitives, so what any
- * implementation of the format must spend at least. The build server, per
- * 32 KiB chunk: base64, the JSON frame around it, ChaCha20-Poly1305. The
- * offloader, per frame: ChaCha20-Poly1305, the base64 text taken from where
- * the frame has it (no JSON parser, no checks), decoded into one freshly
- * allocated buffer of the whole size, SHA-256 over it. Each side best of
- * five; with each side on its own core a transfer cannot beat the slower one.
- */
-function formatFloor(size: number): { sender: number; receiver: number } {
-  const tarball = randomBytes(size);
-  const key = createSecretKey(randomBytes(32));
-  const nonce = Buffer.alloc(12);
-  let sender = Infinity;
-  let frames: { ct: Buffer; tag: Buffer; head: number }[] = [];
-  const head = encodeChunkFrame("artifacts_chunk", "job", 0, Buffer.alloc(0), false).indexOf('"data_b64":"') + '"data_b64":"'.length;
-  for (let round = 0; round < 5; round++) {
-    const t = performance.now();
-    frames = [];
-    for (let off = 0, i = 0; off < tarball.length; off += CHUNK_SIZE, i++) {
-      const frame = encodeChunkFrame("artifacts_chunk", "job", i, tarball.subarray(off, off + CHUNK_SIZE), off + CHUNK_SIZE >= tarball.length);
-      const enc = createCipheriv("chacha20-poly1305", key, nonce, { authTagLength: 16 });
-      const ct = enc.update(frame);
-      enc.final();
-      frames.push({ ct, tag: enc.getAuthTag(), head: head + String(i).length - 1 });
-    }
-    sender = Math.min(sender, performance.now() - t);
-  }
-  let receiver = Infinity;
-  for (let round = 0; round < 5; round++) {
-    const t = performance.now();
-    const target = Buffer.allocUnsafe(size);
-    const hash = createHash("sha256");
-    let at = 0;
-    for (const { ct, tag, head: h } of frames) {
-      const dec = createDecipheriv("chacha20-poly1305", key, nonce, { authTagLength: 16 });
-      dec.setAuthTag(tag);
-      const plain = dec.update(ct);
-      dec.final();
-      const n = target.write(plain.toString("latin1", h, plain.indexOf(0x22, h)), at, "base64");
-      hash.update(target.subarray(at, at + n));
-      at += n;
-    }
-    hash.digest();
-    if (at !== size) throw new Error(`floor decoded ${at} of ${size} bytes`);
-    receiver = Math.min(receiver, performance.now() - t);
-  }
-  return { sender, receiver };
 }
 
 /** Spawns a builder as its own process (a build server on loopback); resolves with its ports. */
@@ -197,6 +145,14 @@ async function downloads(): Promise<Record<string, number>> {
       const floor = formatFloor(size);
       // Both sides on their own cores: the slower side sets the pace.
       const floorMs = Math.max(floor.sender, floor.receiver);
+      // Both sides at once in two processes, sharing the machine as a real download does.
+      const both = await concurrentFormatFloor(size, ROUNDS);
+      out[`floor_concurrent_${mib}_mib_ms`] = both.best;
+      out[`floor_concurrent_${mib}_mib_median_ms`] = both.median;
+      out[`floor_concurrent_sender_${mib}_mib_ms`] = both.sender;
+      out[`floor_concurrent_receiver_${mib}_mib_ms`] = both.receiver;
+      out[`download_${mib}_mib_vs_concurrent_floor`] = both.best / Math.min(...samples);
+      out[`download_${mib}_mib_median_vs_concurrent_floor`] = both.median / median(samples);
       out[`download_${mib}_mib_bytes`] = size;
       out[`download_${mib}_mib_ms`] = Math.min(...samples);
       out[`download_${mib}_mib_median_ms`] = median(samples);
