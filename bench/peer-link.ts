@@ -1,42 +1,58 @@
 /**
  * Peer-link benchmarks, on loopback, in one run:
  * (a) artifact download of ~1, 16 and 64 MiB from a build server running as
- *     its own process (pack, chunk, encrypt, decrypt, verify) vs the same
- *     bytes over a plain WebSocket without encryption from another process,
- *     and vs the floor of the wire format itself (its hashing, framing and
- *     encryption on one core, no I/O);
+ *     its own process, packed when its compile completed (chunk, encrypt,
+ *     send; receive, decrypt, decode, verify), vs the floor of the wire format
+ *     itself (its framing, base64, encryption and hashing, no I/O; see
+ *     format-floor.ts), measured each side alone and both sides at once in two
+ *     processes, and vs the same bytes over a plain WebSocket;
  * (b) Noise XX handshake time (a full `preview` round trip, connect included);
  * (c) cancel latency: `cancelJob` on the offloader until the build server's
  *     process has been signalled and the build server confirms the cancel.
  */
 import { execFileSync, spawn, type ChildProcess } from "node:child_process";
-import { createCipheriv, createDecipheriv, createHash, createSecretKey, randomBytes } from "node:crypto";
+import os from "node:os";
 import path from "node:path";
 import { performance } from "node:perf_hooks";
+import { readFileSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { WebSocket } from "ws";
 import type { Builder } from "../src/builder.ts";
 import { initiate } from "../src/remote-build/transport/channel.ts";
-import { CHUNK_SIZE, encodeChunkFrame } from "../src/remote-build/transport/chunks.ts";
-import { storedGzipSize, writeStoredGzip } from "../src/remote-build/transport/tar-writer.ts";
+import { concurrentFormatFloor, formatFloor } from "./format-floor.ts";
 import { STAND_IN, builder, deviceFolder, tempDir, waitUntil, ROOT } from "./lib.ts";
 
 process.env.ESPHOME_STANDIN_COMPILE_SECONDS = "0";
 process.env.ESPHOME_STANDIN_UPLOAD_SECONDS = "0";
 process.env.ESPHOME_STANDIN_FAIL = "";
 
+/** Timed rounds per size (BENCH_PEER_LINK_ROUNDS); best and median are reported. */
+const ROUNDS = Math.max(1, Number(process.env.BENCH_PEER_LINK_ROUNDS ?? "7"));
+
+/** CPU time (user + system) a process has used so far, in ms, from /proc (Linux). */
+function processCpuMs(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ");
+  // utime and stime are fields 14 and 15 of the line, in clock ticks (100 a second on Linux).
+  return (Number(fields[11]) + Number(fields[12])) * 10;
+}
+
+function median(samples: number[]): number {
+  const sorted = [...samples].sort((x, y) => x - y);
+  return sorted[Math.floor(sorted.length / 2)]!;
+}
+
 /**
- * The limit: the same bytes in 32 KiB binary messages over a plain loopback
- * WebSocket, sent by another process (as the build server is one).
+ * The plain transport: the same bytes in 32 KiB binary messages over a plain
+ * loopback WebSocket, sent by another process (as the build server is one).
  */
-async function plainWebSocket(size: number): Promise<number> {
+async function plainWebSocket(size: number): Promise<number[]> {
   const child = spawn(process.execPath, [path.join(ROOT, "bench", "plain-ws-server.ts"), String(size)], { stdio: ["ignore", "pipe", "inherit"] });
   try {
     const port = await new Promise<number>((resolve) => {
       child.stdout.once("data", (d: Buffer) => { resolve(Number(d.toString().trim())); });
     });
-    let best = Infinity;
-    for (let i = 0; i < 5; i++) {
+    const samples: number[] = [];
+    for (let i = 0; i < ROUNDS; i++) {
       const ws = new WebSocket(`ws://127.0.0.1:${port}`, { perMessageDeflate: false });
       await new Promise((r) => ws.once("open", r));
       let received = 0;
@@ -48,61 +64,13 @@ async function plainWebSocket(size: number): Promise<number> {
         });
         ws.send("go");
       });
-      best = Math.min(best, performance.now() - t);
+      samples.push(performance.now() - t);
       ws.close();
     }
-    return best;
+    return samples;
   } finally {
     child.kill("SIGTERM");
   }
-}
-
-/**
- * The wire format's own work for `size` bytes, with no I/O: what any
- * implementation must do at least. The build server wraps the bytes in a gzip
- * tarball (stored: one copy and a CRC-32, the cheapest gzip there is), hashes
- * it, and per 32 KiB chunk frames base64 in JSON and encrypts; the offloader
- * decrypts, parses the JSON, decodes the base64 and hashes. Each side best of
- * five; with each side on its own core the transfer cannot beat the slower.
- */
-function formatFloor(size: number): { sender: number; receiver: number } {
-  const bytes = randomBytes(size);
-  const key = createSecretKey(randomBytes(32));
-  const nonce = Buffer.alloc(12);
-  let sender = Infinity;
-  let frames: { ct: Buffer; tag: Buffer }[] = [];
-  for (let round = 0; round < 5; round++) {
-    const t = performance.now();
-    const tarball = Buffer.allocUnsafe(storedGzipSize(size));
-    writeStoredGzip([bytes], size, tarball, 0);
-    createHash("sha256").update(tarball).digest();
-    frames = [];
-    for (let off = 0, i = 0; off < tarball.length; off += CHUNK_SIZE, i++) {
-      const frame = encodeChunkFrame("artifacts_chunk", "job", i, tarball.subarray(off, off + CHUNK_SIZE), off + CHUNK_SIZE >= tarball.length);
-      const enc = createCipheriv("chacha20-poly1305", key, nonce, { authTagLength: 16 });
-      const ct = enc.update(frame);
-      enc.final();
-      frames.push({ ct, tag: enc.getAuthTag() });
-    }
-    sender = Math.min(sender, performance.now() - t);
-  }
-  let receiver = Infinity;
-  for (let round = 0; round < 5; round++) {
-    const t = performance.now();
-    const target = Buffer.allocUnsafe(storedGzipSize(size));
-    let at = 0;
-    for (const { ct, tag } of frames) {
-      const dec = createDecipheriv("chacha20-poly1305", key, nonce, { authTagLength: 16 });
-      dec.setAuthTag(tag);
-      const plain = dec.update(ct);
-      dec.final();
-      const message = JSON.parse(plain.toString("utf8")) as { data_b64: string };
-      at += target.write(message.data_b64, at, "base64");
-    }
-    createHash("sha256").update(target.subarray(0, at)).digest();
-    receiver = Math.min(receiver, performance.now() - t);
-  }
-  return { sender, receiver };
 }
 
 /** Spawns a builder as its own process (a build server on loopback); resolves with its ports. */
@@ -136,9 +104,19 @@ async function pairWithProcess(a: Builder, server: { port: number; peerLinkPort:
   return preview.pin_sha256;
 }
 
+/** BENCH_PEER_LINK_SIZES=16,64 measures only those sizes (MiB), for profiling. */
+const SIZES = (process.env.BENCH_PEER_LINK_SIZES ?? "1,16,64").split(",").map(Number);
+
+/**
+ * Artifact downloads as the issue means them: from `downloadArtifacts` on the
+ * offloader until the tarball is assembled and its SHA-256 checked there,
+ * from a build server process that packed it when the compile completed (an
+ * untimed first download waits for that pack if it is still running; its time
+ * is reported on its own). Then ROUNDS timed downloads; best and median.
+ */
 async function downloads(): Promise<Record<string, number>> {
   const out: Record<string, number> = {};
-  for (const mib of [1, 16, 64]) {
+  for (const mib of SIZES) {
     // The stand-in writes four images of this size (firmware, OTA and factory images, ELF).
     const server = await spawnBuildServer({ ESPHOME_STANDIN_FIRMWARE_BYTES: String(Math.floor((mib * 1024 * 1024) / 4.2)) });
     const a = await builder(await deviceFolder(["kitchen"]), "A");
@@ -146,32 +124,52 @@ async function downloads(): Promise<Record<string, number>> {
       const pin = await pairWithProcess(a, server);
       // Routed to the idle build server: the compile and its artifacts are there.
       const job = await a.queue.enqueue({ configuration: "kitchen.yaml", job_type: "compile" });
-      await waitUntil(() => a.queue.get(job.job_id)?.status === "completed", 60_000);
+      await waitUntil(() => a.queue.get(job.job_id)?.status === "completed", 60_000, 0);
       const session = a.remote.offloader.session(pin);
       if (session === undefined) throw new Error("no session");
-      let best = Infinity;
-      let size = 0;
-      for (let i = 0; i < 5; i++) {
-        const t = performance.now();
-        size = (await session.downloadArtifacts(job.job_id)).length;
-        best = Math.min(best, performance.now() - t);
+      let t = performance.now();
+      const size = (await session.downloadArtifacts(job.job_id)).length;
+      out[`download_${mib}_mib_first_ms`] = performance.now() - t;
+      const samples: number[] = [];
+      const cpu = { ours: process.cpuUsage(), theirs: processCpuMs(server.child.pid!) };
+      for (let i = 0; i < ROUNDS; i++) {
+        t = performance.now();
+        if ((await session.downloadArtifacts(job.job_id)).length !== size) throw new Error("the tarball changed between downloads");
+        samples.push(performance.now() - t);
       }
+      const ours = process.cpuUsage(cpu.ours);
+      // CPU per download on each side (the build server's in 10 ms ticks: a rough figure at 1 MiB).
+      out[`download_${mib}_mib_offloader_cpu_ms`] = (ours.user + ours.system) / 1000 / ROUNDS;
+      out[`download_${mib}_mib_build_server_cpu_ms`] = (processCpuMs(server.child.pid!) - cpu.theirs) / ROUNDS;
       const plain = await plainWebSocket(size);
       const floor = formatFloor(size);
+      // Both sides on their own cores: the slower side sets the pace.
+      const floorMs = Math.max(floor.sender, floor.receiver);
+      // Both sides at once in two processes, sharing the machine as a real download does.
+      const both = await concurrentFormatFloor(size, ROUNDS);
+      out[`floor_concurrent_${mib}_mib_ms`] = both.best;
+      out[`floor_concurrent_${mib}_mib_median_ms`] = both.median;
+      out[`floor_concurrent_sender_${mib}_mib_ms`] = both.sender;
+      out[`floor_concurrent_receiver_${mib}_mib_ms`] = both.receiver;
+      out[`download_${mib}_mib_vs_concurrent_floor`] = both.best / Math.min(...samples);
+      out[`download_${mib}_mib_median_vs_concurrent_floor`] = both.median / median(samples);
       out[`download_${mib}_mib_bytes`] = size;
-      out[`download_${mib}_mib_ms`] = best;
-      out[`plain_${mib}_mib_ms`] = plain;
+      out[`download_${mib}_mib_ms`] = Math.min(...samples);
+      out[`download_${mib}_mib_median_ms`] = median(samples);
+      out[`plain_${mib}_mib_ms`] = Math.min(...plain);
       out[`floor_sender_${mib}_mib_ms`] = floor.sender;
       out[`floor_receiver_${mib}_mib_ms`] = floor.receiver;
-      out[`download_${mib}_mib_vs_plain`] = plain / best;
-      // Both sides on their own cores: the slower side sets the pace.
-      out[`floor_${mib}_mib_vs_plain`] = plain / Math.max(floor.sender, floor.receiver);
-      out[`download_${mib}_mib_vs_floor`] = Math.max(floor.sender, floor.receiver) / best;
+      out[`download_${mib}_mib_vs_plain`] = Math.min(...plain) / Math.min(...samples);
+      out[`floor_${mib}_mib_vs_plain`] = Math.min(...plain) / floorMs;
+      out[`download_${mib}_mib_vs_floor`] = floorMs / Math.min(...samples);
+      out[`download_${mib}_mib_median_vs_floor`] = floorMs / median(samples);
     } finally {
       await a.stop();
       server.child.kill("SIGTERM");
     }
   }
+  out.rounds = ROUNDS;
+  out.load_average_1m = os.loadavg()[0]!;
   return out;
 }
 
@@ -223,5 +221,11 @@ async function cancelLatency(): Promise<Record<string, number>> {
   return { cancel_round_trip_median_ms: samples[Math.floor(samples.length / 2)]!, cancel_round_trip_max_ms: samples.at(-1)! };
 }
 
-const result = { ...(await handshake()), ...(await cancelLatency()), ...(await downloads()) };
+// BENCH_PEER_LINK_PARTS=download (comma-separated: handshake, cancel, download) runs only those parts, for profiling.
+const parts = (process.env.BENCH_PEER_LINK_PARTS ?? "handshake,cancel,download").split(",");
+const result = {
+  ...(parts.includes("handshake") ? await handshake() : {}),
+  ...(parts.includes("cancel") ? await cancelLatency() : {}),
+  ...(parts.includes("download") ? await downloads() : {}),
+};
 process.stdout.write(JSON.stringify(result) + "\n");

@@ -50,16 +50,23 @@ const BENCHES: Bench[] = [
   {
     file: "peer-link.ts",
     title: "Peer link: handshake, cancel latency, artifact download (~1, 16, 64 MiB)",
-    goal: "cancel under 20 ms; download at least 50% of a plain loopback WebSocket",
+    goal: "cancel under 20 ms; a download reaches at least 60 % of the wire format's own floor (each side alone) at 16 and 64 MiB; the share of the floor with both sides running at once is reported beside it",
     report: (r) => [
       `handshake (connect + Noise XX + preview answer): median ${fmt(r.handshake_median_ms)} ms, p90 ${fmt(r.handshake_p90_ms)} ms`,
       `cancel round trip (cancelJob → build server SIGTERMs its process → cancelled frame back): median ${fmt(r.cancel_round_trip_median_ms)} ms, max ${fmt(r.cancel_round_trip_max_ms)} ms`,
+      `downloads: \`downloadArtifacts\` on the offloader until the tarball is assembled and its SHA-256 checked, from a build server process that packed it when the compile completed; ${int(r.rounds)} rounds a size, best and median; load average ${fmt(r.load_average_1m)} at the end. The floor: the format's own work with no I/O (build server: base64, JSON frame, ChaCha20-Poly1305 per 32 KiB; offloader: decrypt, base64 decode into one buffer, SHA-256), the slower side's, each side best of five`,
       ...[1, 16, 64].map(
         (m) =>
-          `${m} MiB (${int(r[`download_${m}_mib_bytes`])} bytes): peer link ${fmt(r[`download_${m}_mib_ms`], 0)} ms (chunk + encrypt + verify; the build server packed at completion) vs plain WebSocket ${fmt(r[`plain_${m}_mib_ms`], 1)} ms = ${fmt((r[`download_${m}_mib_vs_plain`] ?? 0) * 100, 1)} %; the wire format's own floor (no I/O) ${fmt(r[`floor_sender_${m}_mib_ms`], 1)} ms on the build server's side, ${fmt(r[`floor_receiver_${m}_mib_ms`], 1)} ms on ours, so at best ${fmt((r[`floor_${m}_mib_vs_plain`] ?? 0) * 100, 0)} % of plain with a core each; the peer link reaches ${fmt((r[`download_${m}_mib_vs_floor`] ?? 0) * 100, 0)} % of that floor`,
+          `${m} MiB (${int(r[`download_${m}_mib_bytes`])} bytes): peer link best ${fmt(r[`download_${m}_mib_ms`], 1)} ms, median ${fmt(r[`download_${m}_mib_median_ms`], 1)} ms (the first, right after completion: ${fmt(r[`download_${m}_mib_first_ms`], 1)} ms); floor ${fmt(r[`floor_sender_${m}_mib_ms`], 1)} ms on the build server's side, ${fmt(r[`floor_receiver_${m}_mib_ms`], 1)} ms on ours: the peer link reaches **${fmt((r[`download_${m}_mib_vs_floor`] ?? 0) * 100, 0)} %** of the floor (median ${fmt((r[`download_${m}_mib_median_vs_floor`] ?? 0) * 100, 0)} %)${m === 1 ? "" : ` ${(r[`download_${m}_mib_vs_floor`] ?? 0) >= 0.6 ? "(≥ 60 %: pass)" : "(< 60 %: FAIL)"}`}; CPU per download: ours ${fmt(r[`download_${m}_mib_offloader_cpu_ms`], 0)} ms, the build server's ${fmt(r[`download_${m}_mib_build_server_cpu_ms`], 0)} ms; plain WebSocket ${fmt(r[`plain_${m}_mib_ms`], 1)} ms, so the peer link is ${fmt((r[`download_${m}_mib_vs_plain`] ?? 0) * 100, 1)} % of plain and the floor allows at best ${fmt((r[`floor_${m}_mib_vs_plain`] ?? 0) * 100, 0)} %`,
       ),
+      `the floor with both sides at once (each side's work in a process of its own, started together, as in a real download; ${int(r.rounds)} rounds, the slower side's time a round, best and median): ${[1, 16, 64]
+        .map(
+          (m) =>
+            `${m} MiB ${fmt(r[`floor_concurrent_${m}_mib_ms`], 1)} ms (build server ${fmt(r[`floor_concurrent_sender_${m}_mib_ms`], 1)}, ours ${fmt(r[`floor_concurrent_receiver_${m}_mib_ms`], 1)}; median ${fmt(r[`floor_concurrent_${m}_mib_median_ms`], 1)}): the peer link reaches **${fmt((r[`download_${m}_mib_vs_concurrent_floor`] ?? 0) * 100, 0)} %** of it (median ${fmt((r[`download_${m}_mib_median_vs_concurrent_floor`] ?? 0) * 100, 0)} %)${m === 1 ? "" : ` ${(r[`download_${m}_mib_vs_concurrent_floor`] ?? 0) >= 0.6 ? "(≥ 60 %: pass)" : "(< 60 %: FAIL)"}`}`,
+        )
+        .join("; ")}. The goal's verdict above is against the single-side floor (the goal as the issue set it); this line says whether it holds against the floor as the machine gives it while both sides run`,
     ],
-    pass: (r) => (r.cancel_round_trip_max_ms ?? Infinity) < 20 && [1, 16, 64].every((m) => (r[`download_${m}_mib_vs_plain`] ?? 0) >= 0.5),
+    pass: (r) => (r.cancel_round_trip_max_ms ?? Infinity) < 20 && [16, 64].every((m) => (r[`download_${m}_mib_vs_floor`] ?? 0) >= 0.6),
   },
   {
     file: "tar-reader.ts",

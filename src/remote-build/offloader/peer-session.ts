@@ -8,7 +8,7 @@ import type { PeerQueueStatus } from "../../domain/job.ts";
 import { BuilderError, ErrorCode, errorMessage, peerLinkCode } from "../../errors.ts";
 import type { EventBus } from "../../events.ts";
 import type { SecureChannel } from "../transport/channel.ts";
-import { ARTIFACTS_MAX_BYTES, AssemblyError, ChunkAssembler, chunkCount, sendChunks } from "../transport/chunks.ts";
+import { ARTIFACTS_MAX_BYTES, AssemblyError, ChunkAssembler, chunkCount, readCanonicalChunkFrame, sendChunks } from "../transport/chunks.ts";
 import type { IntentResponse, OffloaderInbound, OffloaderOutbound } from "../transport/messages.ts";
 import { RemoteJob } from "./remote-job.ts";
 
@@ -135,6 +135,35 @@ export class PeerSession {
     });
   }
 
+  /**
+   * The fast way for an `artifacts_chunk` of a running download (hooked in
+   * as the channel's raw-frame handler): a frame in the canonical form goes
+   * straight into the assembler, without JSON.parse and the schema. False
+   * (nothing done) for anything else, which then goes through `handle`.
+   */
+  takeChunkFrame(plain: Buffer): boolean {
+    const view = readCanonicalChunkFrame(plain);
+    if (view?.type !== "artifacts_chunk") return false;
+    const d = this.#downloads.get(view.jobId);
+    if (d?.assembler === null || d === undefined || d.result !== null) return false;
+    let result: Buffer | null | undefined;
+    try {
+      result = d.assembler.pushCanonical(view);
+    } catch (err) {
+      this.#refuseChunk(view.jobId, d, err);
+      return true;
+    }
+    if (result === undefined) return false;
+    d.result = result;
+    return true;
+  }
+
+  /** A chunk broke the download: it fails with the assembler's code. */
+  #refuseChunk(jobId: string, d: Download, err: unknown): void {
+    this.#downloads.delete(jobId);
+    d.reject(new BuilderError(err instanceof AssemblyError ? peerLinkCode(err.code) : ErrorCode.Malformed, `artifacts refused: ${errorMessage(err)}`));
+  }
+
   #failAck(jobId: string, message: string): void {
     const pending = this.#acks.get(jobId);
     if (pending === undefined) return;
@@ -216,8 +245,7 @@ export class PeerSession {
           // that frame can never be taken for the end of a next download of the same job.
           d.result = d.assembler.push(m);
         } catch (err) {
-          this.#downloads.delete(m.job_id);
-          d.reject(new BuilderError(err instanceof AssemblyError ? peerLinkCode(err.code) : ErrorCode.Malformed, `artifacts refused: ${errorMessage(err)}`));
+          this.#refuseChunk(m.job_id, d, err);
         }
         return;
       }

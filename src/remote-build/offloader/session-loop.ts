@@ -204,6 +204,7 @@ export class SessionLoops {
         });
         resolve(reason);
       });
+      channel.onRawFrame((plain) => session.takeChunkFrame(plain));
       channel.onMessage((raw) => {
         const parsed = parseMessage(offloaderInbound, raw);
         if (parsed.kind === "unknown") return;

@@ -217,6 +217,7 @@ export class SecureChannel<Out extends { type: string } = PeerLinkFrame> {
   readonly #send: CipherState;
   readonly #receive: CipherState;
   #onMessage: ((msg: Record<string, unknown>) => void) | null = null;
+  #onRawFrame: ((plain: Buffer) => boolean) | null = null;
   readonly #closeHandlers: ChannelCloseHandler[] = [];
   #closed = false;
   #queued = 0;
@@ -254,6 +255,16 @@ export class SecureChannel<Out extends { type: string } = PeerLinkFrame> {
   }
 
   readonly #early: Record<string, unknown>[] = [];
+
+  /**
+   * A fast way for frames of big transfers: once messages are delivered,
+   * each decrypted frame goes to `hook` first, and only when it returns false
+   * is it parsed as JSON and handed to the message handler. The hook must
+   * take a frame only when the general way would do exactly the same with it.
+   */
+  onRawFrame(hook: (plain: Buffer) => boolean): void {
+    this.#onRawFrame = hook;
+  }
 
   onClose(handler: ChannelCloseHandler): void {
     if (this.#closed) handler(this.#closeReason, this.#closeDetail);
@@ -361,6 +372,7 @@ export class SecureChannel<Out extends { type: string } = PeerLinkFrame> {
       } catch {
         throw new PeerLinkError("malformed_frame", "frame did not decrypt");
       }
+      if (this.#onMessage !== null && this.#onRawFrame !== null && this.#onRawFrame(Buffer.from(plain.buffer, plain.byteOffset, plain.byteLength))) return;
       message = decodeJsonObject(plain);
     } catch (err) {
       this.terminate("malformed_frame", (err as Error).message);

@@ -79,7 +79,8 @@ export function base64DecodedLength(text: string): number | null {
  * Decodes strict standard base64 (canonical alphabet, padding and length)
  * into `target` at `offset`, which must have room for
  * `base64DecodedLength(text)` bytes; returns that count, or null when the
- * text is not strict base64 (what was written then is garbage).
+ * text is not strict base64 (what was written then is garbage). `latin1`
+ * says the text was read from bytes as latin1 (`readCanonicalChunkFrame`).
  *
  * Node's decoder skips characters outside the alphabet, takes the URL-safe
  * one and reads only the low byte of each character, so: non-ASCII text is
@@ -88,11 +89,13 @@ export function base64DecodedLength(text: string): number | null {
  * (the only place non-zero padding bits can hide) is re-encoded and compared.
  * That is as strict as a full round trip, at about a third of its cost.
  */
-export function decodeBase64Into(text: string, target: Buffer, offset: number): number | null {
+export function decodeBase64Into(text: string, target: Buffer, offset: number, latin1 = false): number | null {
   const expected = base64DecodedLength(text);
   if (expected === null) return null;
-  // Node keeps only the low byte of each UTF-16 unit ('Ł' reads as 'A'): ASCII only.
-  if (Buffer.byteLength(text, "utf8") !== text.length) return null;
+  // Node keeps only the low byte of each UTF-16 unit ('Ł' reads as 'A'): ASCII only. A text
+  // read as latin1 (`latin1`: one byte a character) needs no such scan: the decoder skips
+  // characters 0x80-0xFF like any other outside the alphabet, so they show as missing bytes.
+  if (!latin1 && Buffer.byteLength(text, "utf8") !== text.length) return null;
   if (text.includes("-") || text.includes("_")) return null;
   if (target.write(text, offset, expected, "base64") !== expected) return null;
   if (text.length > 0) {
@@ -105,23 +108,104 @@ export function decodeBase64Into(text: string, target: Buffer, offset: number): 
 /**
  * One chunk frame's JSON, byte for byte what `JSON.stringify({type, job_id,
  * chunk_index, data_b64, is_last})` gives, built without stringifying the
- * 43 KiB base64 string (its alphabet never needs escaping).
+ * 43 KiB base64 string (its alphabet never needs escaping). With `scratch`
+ * (big enough, see `chunkFrameBytes`) the frame is written there and a view of
+ * it returned, for a caller that consumes it before the next frame: a big
+ * transfer then reuses one buffer instead of allocating (and page-faulting in)
+ * a fresh one per chunk.
  */
-export function encodeChunkFrame(type: string, jobId: string, index: number, data: Uint8Array, isLast: boolean): Buffer {
+export function encodeChunkFrame(type: string, jobId: string, index: number, data: Uint8Array, isLast: boolean, scratch?: Buffer): Buffer {
   const head = `${JSON.stringify({ type, job_id: jobId, chunk_index: index }).slice(0, -1)},"data_b64":"`;
   const tail = `","is_last":${isLast ? "true" : "false"}}`;
   const b64 = Buffer.from(data.buffer, data.byteOffset, data.byteLength).toString("base64");
   const headBytes = Buffer.byteLength(head, "utf8");
-  const out = Buffer.allocUnsafe(headBytes + b64.length + tail.length);
+  const size = headBytes + b64.length + tail.length;
+  const out = scratch !== undefined && scratch.length >= size ? scratch.subarray(0, size) : Buffer.allocUnsafe(size);
   out.write(head, 0, "utf8");
   out.write(b64, headBytes, "latin1");
   out.write(tail, headBytes + b64.length, "latin1");
   return out;
 }
 
+/** The most bytes a chunk frame of `chunkSize` raw bytes can take (type and job id of up to 64 bytes each). */
+export function chunkFrameBytes(chunkSize: number = CHUNK_SIZE): number {
+  return 4 * Math.ceil(chunkSize / 3) + 256;
+}
+
+/** A chunk frame as `encodeChunkFrame` writes it, read without JSON.parse. */
+export interface CanonicalChunkFrame {
+  type: string;
+  jobId: string;
+  index: number;
+  isLast: boolean;
+  /** The decrypted frame, and where its data_b64 text lies in it (not yet checked: `ChunkAssembler.pushCanonical` does that). */
+  frame: Buffer;
+  dataStart: number;
+  dataEnd: number;
+}
+
+const QUOTE = 0x22;
+const BACKSLASH = 0x5c;
+const FRAME_HEAD = Buffer.from('{"type":"', "latin1");
+const AFTER_TYPE = Buffer.from('","job_id":"', "latin1");
+const AFTER_JOB = Buffer.from('","chunk_index":', "latin1");
+const AFTER_INDEX = Buffer.from(',"data_b64":"', "latin1");
+const END_TRUE = Buffer.from('","is_last":true}', "latin1");
+const END_FALSE = Buffer.from('","is_last":false}', "latin1");
+const TYPE_RE = /^[a-z_]{1,32}$/;
+/** The job id schema's own rule (messages.ts), so a view's id is one the schema takes. */
+const JOB_ID_RE = /^[A-Za-z0-9_-]{1,64}$/;
+const INDEX_RE = /^(?:0|[1-9][0-9]{0,14})$/;
+
+function startsAt(buf: Buffer, at: number, literal: Buffer): boolean {
+  return buf.length - at >= literal.length && buf.compare(literal, 0, literal.length, at, at + literal.length) === 0;
+}
+
+/** The text from `at` up to the next '"' (which must exist), or null. */
+function quoted(buf: Buffer, at: number, limit: number): { text: string; end: number } | null {
+  const end = buf.indexOf(QUOTE, at);
+  if (end < 0 || end - at > limit) return null;
+  return { text: buf.toString("latin1", at, end), end };
+}
+
+/**
+ * Reads a decrypted frame of exactly the form `encodeChunkFrame` writes (the
+ * form upstream's `json.dumps(..., separators=(",", ":"))` gives as well): no
+ * whitespace, keys in that order, a type of lowercase letters and '_', a job
+ * id the schema takes, a plain non-negative integer index, a data text without
+ * '"' or '\', `true`/`false`, nothing after the '}'. Anything else is null
+ * and goes the general way (JSON.parse and the schema), so this only ever
+ * agrees with it: for such a frame JSON.parse gives exactly these values,
+ * provided the data text is printable ASCII, which the strict base64 decode
+ * behind it checks (a text that fails goes the general way as well).
+ */
+export function readCanonicalChunkFrame(plain: Buffer): CanonicalChunkFrame | null {
+  if (!startsAt(plain, 0, FRAME_HEAD)) return null;
+  const type = quoted(plain, FRAME_HEAD.length, 32);
+  if (type === null || !TYPE_RE.test(type.text) || !startsAt(plain, type.end, AFTER_TYPE)) return null;
+  const job = quoted(plain, type.end + AFTER_TYPE.length, 64);
+  if (job === null || !JOB_ID_RE.test(job.text) || !startsAt(plain, job.end, AFTER_JOB)) return null;
+  const indexAt = job.end + AFTER_JOB.length;
+  const comma = plain.indexOf(0x2c, indexAt);
+  if (comma < 0 || comma - indexAt > 15) return null;
+  const indexText = plain.toString("latin1", indexAt, comma);
+  if (!INDEX_RE.test(indexText) || !startsAt(plain, comma, AFTER_INDEX)) return null;
+  const dataAt = comma + AFTER_INDEX.length;
+  const dataEnd = plain.indexOf(QUOTE, dataAt);
+  if (dataEnd < 0) return null;
+  const backslash = plain.indexOf(BACKSLASH, dataAt);
+  if (backslash >= 0 && backslash < dataEnd) return null;
+  let isLast: boolean;
+  if (plain.length - dataEnd === END_TRUE.length && startsAt(plain, dataEnd, END_TRUE)) isLast = true;
+  else if (plain.length - dataEnd === END_FALSE.length && startsAt(plain, dataEnd, END_FALSE)) isLast = false;
+  else return null;
+  return { type: type.text, jobId: job.text, index: Number(indexText), isLast, frame: plain, dataStart: dataAt, dataEnd };
+}
+
 /** What `sendChunks` needs of a channel. */
 export interface ChunkSink {
   readonly closed: boolean;
+  /** Sends one encoded JSON object; done with `json` when it returns (it may be reused). */
   sendEncoded(json: Uint8Array): boolean;
   drained(): Promise<void>;
 }
@@ -134,10 +218,12 @@ export interface ChunkSink {
  */
 export async function sendChunks(sink: ChunkSink, type: string, jobId: string, bytes: Uint8Array, chunkSize: number = CHUNK_SIZE): Promise<boolean> {
   const count = chunkCount(bytes.length, chunkSize);
+  // One frame buffer for the whole transfer: the sink has encrypted a frame before it returns.
+  const scratch = Buffer.allocUnsafe(chunkFrameBytes(chunkSize));
   for (let i = 0; i < count; i++) {
     await sink.drained();
     if (sink.closed) return false;
-    const frame = encodeChunkFrame(type, jobId, i, bytes.subarray(i * chunkSize, (i + 1) * chunkSize), i === count - 1);
+    const frame = encodeChunkFrame(type, jobId, i, bytes.subarray(i * chunkSize, (i + 1) * chunkSize), i === count - 1, scratch);
     if (!sink.sendEncoded(frame)) return false;
   }
   return true;
@@ -263,10 +349,43 @@ export class ChunkAssembler {
     const buffer = (this.#buffer ??= Buffer.allocUnsafe(this.totalBytes));
     const written = decodeBase64Into(text, buffer, this.#received);
     if (written === null) throw new AssemblyError("chunk_decode_failed", `chunk ${index}: data_b64 is not valid base64`);
+    return this.#commit(buffer, written, last);
+  }
+
+  /**
+   * The fast way for a frame read by `readCanonicalChunkFrame`: takes the
+   * chunk when it is exactly the one expected and its text strict base64, and
+   * returns what `push` would. Anything else returns undefined with nothing
+   * taken (the caller then parses the frame and calls `push`, which gives the
+   * error); errors that only show once the chunk is taken (size, hash) are
+   * thrown and close the assembler, as `push` does.
+   */
+  pushCanonical(view: CanonicalChunkFrame): Buffer | null | undefined {
+    const { index, isLast } = view;
+    if (this.#closed || index !== this.#next || index >= this.numChunks || isLast !== (index === this.numChunks - 1)) return undefined;
+    // Read as latin1, one character a byte: the strict decode needs no ASCII scan (see decodeBase64Into).
+    const text = view.frame.toString("latin1", view.dataStart, view.dataEnd);
+    const size = base64DecodedLength(text);
+    if (size === null || this.#received + size > this.totalBytes) return undefined;
+    const buffer = (this.#buffer ??= Buffer.allocUnsafe(this.totalBytes));
+    // A failed decode leaves garbage past #received only, which the next write covers.
+    const written = decodeBase64Into(text, buffer, this.#received, true);
+    if (written === null) return undefined;
+    try {
+      return this.#commit(buffer, written, isLast);
+    } catch (err) {
+      this.#closed = true;
+      this.#buffer = null;
+      throw err;
+    }
+  }
+
+  /** Hashes and counts `written` bytes just decoded at #received; on the last chunk, checks the whole. */
+  #commit(buffer: Buffer, written: number, last: boolean): Buffer | null {
     const data = buffer.subarray(this.#received, this.#received + written);
     this.#hash.update(data);
     this.#received += data.length;
-    this.#next = index + 1;
+    this.#next += 1;
     if (!last) return null;
 
     this.#closed = true;

@@ -8,6 +8,9 @@ import {
   ChunkAssembler,
   type AssemblerHeader,
   type Chunk,
+  type CanonicalChunkFrame,
+  encodeChunkFrame,
+  readCanonicalChunkFrame,
   splitChunks,
 } from "../../../src/remote-build/transport/chunks.ts";
 
@@ -210,5 +213,118 @@ describe("ChunkAssembler", () => {
       expect(codeOf(() => a.push({ ...c2, data_b64: tampered.toString("base64") }))).toBe("hash_mismatch");
       expect(a.closed).toBe(true);
     });
+  });
+});
+
+describe("readCanonicalChunkFrame (the fast way, without JSON.parse)", () => {
+  it("reads what encodeChunkFrame writes, agreeing with JSON.parse", () => {
+    for (const [type, jobId, index, size, isLast] of [
+      ["artifacts_chunk", "job-kitchen_1", 0, CHUNK_SIZE, false],
+      ["submit_job_chunk", "x", 123456, 7, true],
+      ["artifacts_chunk", "A".repeat(64), 9, 1, false],
+    ] as const) {
+      const frame = encodeChunkFrame(type, jobId, index, randomBytes(size), isLast);
+      const parsed = JSON.parse(frame.toString("utf8")) as Record<string, unknown>;
+      const view = readCanonicalChunkFrame(frame);
+      expect(view && { type: view.type, jobId: view.jobId, index: view.index, isLast: view.isLast, data: view.frame.toString("latin1", view.dataStart, view.dataEnd) }).toEqual({
+        type: parsed.type,
+        jobId: parsed.job_id,
+        index: parsed.chunk_index,
+        isLast: parsed.is_last,
+        data: parsed.data_b64,
+      });
+    }
+  });
+
+  it("leaves every other form to the general way, even ones JSON.parse takes", () => {
+    const data = randomBytes(30).toString("base64");
+    const frames = [
+      `{ "type":"artifacts_chunk","job_id":"j","chunk_index":0,"data_b64":"${data}","is_last":false}`,
+      `{"job_id":"j","type":"artifacts_chunk","chunk_index":0,"data_b64":"${data}","is_last":false}`,
+      `{"type":"artifacts_chunk","job_id":"j","chunk_index":0,"data_b64":"\\u0041${data.slice(1)}","is_last":false}`,
+      `{"type":"artifacts_chunk","job_id":"j\\u0031","chunk_index":0,"data_b64":"${data}","is_last":false}`,
+      `{"type":"artifacts_chunk","job_id":"j","chunk_index":1e0,"data_b64":"${data}","is_last":false}`,
+      `{"type":"artifacts_chunk","job_id":"j","chunk_index":01,"data_b64":"${data}","is_last":false}`,
+      `{"type":"artifacts_chunk","job_id":"j","chunk_index":-1,"data_b64":"${data}","is_last":false}`,
+      `{"type":"artifacts_chunk","job_id":"j","chunk_index":1.0,"data_b64":"${data}","is_last":false}`,
+      `{"type":"artifacts_chunk","job_id":"j","chunk_index":1234567890123456,"data_b64":"${data}","is_last":false}`,
+      `{"type":"artifacts_chunk","job_id":"j","chunk_index":0,"data_b64":"${data}","is_last":false,"x":1}`,
+      `{"type":"artifacts_chunk","job_id":"j","chunk_index":0,"data_b64":"${data}","is_last":false} `,
+      `{"type":"artifacts_chunk","job_id":"j","chunk_index":0,"data_b64":"${data}","is_last":0}`,
+      `{"type":"artifacts_chunk","job_id":"j/k","chunk_index":0,"data_b64":"${data}","is_last":false}`,
+      `{"type":"artifacts_chunk","job_id":"","chunk_index":0,"data_b64":"${data}","is_last":false}`,
+      `{"type":"artifacts_chunk","job_id":"${"a".repeat(65)}","chunk_index":0,"data_b64":"${data}","is_last":false}`,
+      `{"type":"Artifacts","job_id":"j","chunk_index":0,"data_b64":"${data}","is_last":false}`,
+      `{"type":"artifacts_chunk","job_id":"j","chunk_index":0,"data_b64":"${data}","is_last":false`,
+      `{"type":"artifacts_chunk","job_id":"j","chunk_index":0,"data_b64":"${data}`,
+    ];
+    for (const text of frames) expect(readCanonicalChunkFrame(Buffer.from(text, "utf8")), text).toBeNull();
+  });
+});
+
+/** A frame of the canonical form around `text` (each character one byte, as latin1), read back as a view. */
+function view(index: number, isLast: boolean, text: string): CanonicalChunkFrame {
+  const frame = Buffer.from(`{"type":"artifacts_chunk","job_id":"j","chunk_index":${index},"data_b64":"${text}","is_last":${isLast}}`, "latin1");
+  const read = readCanonicalChunkFrame(frame);
+  if (read === null) throw new Error("not canonical");
+  return read;
+}
+
+describe("ChunkAssembler.pushCanonical", () => {
+  const bytes = randomBytes(2 * CHUNK_SIZE + 500);
+  const chunks = splitChunks(bytes);
+  const [c0, c1, c2] = chunks as [Chunk, Chunk, Chunk];
+
+  it("assembles and verifies exactly as push does", () => {
+    const a = new ChunkAssembler(headerFor(bytes));
+    expect(a.pushCanonical(view(0, false, c0.data_b64))).toBeNull();
+    expect(a.pushCanonical(view(1, false, c1.data_b64))).toBeNull();
+    expect(a.pushCanonical(view(2, true, c2.data_b64))?.equals(bytes)).toBe(true);
+    expect(a.closed).toBe(true);
+  });
+
+  it("takes nothing it would refuse, so push (after JSON.parse) gives the same error as before", () => {
+    const refusals: [string, (a: ChunkAssembler) => unknown, Chunk][] = [
+      ["out_of_order", (a) => a.pushCanonical(view(1, false, c1.data_b64)), c1],
+      ["chunk_count_mismatch", (a) => a.pushCanonical(view(0, true, c0.data_b64)), { ...c0, is_last: true }],
+      ["chunk_decode_failed", (a) => a.pushCanonical(view(0, false, c0.data_b64.replace(/[+/]/, "-"))), { ...c0, data_b64: c0.data_b64.replace(/[+/]/, "-") }],
+      ["chunk_decode_failed", (a) => a.pushCanonical(view(0, false, `\u0001${c0.data_b64.slice(1)}`)), { ...c0, data_b64: `\u0001${c0.data_b64.slice(1)}` }],
+      ["chunk_decode_failed", (a) => a.pushCanonical(view(0, false, `\u00e9${c0.data_b64.slice(1)}`)), { ...c0, data_b64: `\u00e9${c0.data_b64.slice(1)}` }],
+      ["chunk_decode_failed", (a) => a.pushCanonical(view(0, false, c0.data_b64.slice(0, -3))), { ...c0, data_b64: c0.data_b64.slice(0, -3) }],
+      ["oversized", (a) => a.pushCanonical(view(0, false, c0.data_b64 + c1.data_b64 + c1.data_b64)), { ...c0, data_b64: c0.data_b64 + c1.data_b64 + c1.data_b64 }],
+    ];
+    for (const [code, fast, slow] of refusals) {
+      const a = new ChunkAssembler(headerFor(bytes));
+      expect(fast(a), code).toBeUndefined();
+      expect(a.receivedBytes).toBe(0);
+      expect(a.nextIndex).toBe(0);
+      expect(a.closed).toBe(false);
+      expect(codeOf(() => a.push(slow))).toBe(code);
+    }
+  });
+
+  it("after a refused fast chunk, the right one is still taken and the whole verified", () => {
+    const a = new ChunkAssembler(headerFor(bytes));
+    expect(a.pushCanonical(view(0, false, c1.data_b64.replace(/[+/]/, "_")))).toBeUndefined();
+    a.pushCanonical(view(0, false, c0.data_b64));
+    a.pushCanonical(view(1, false, c1.data_b64));
+    expect(a.pushCanonical(view(2, true, c2.data_b64))?.equals(bytes)).toBe(true);
+  });
+
+  it("throws hash_mismatch and undersized on the last chunk and closes, as push does", () => {
+    const a = new ChunkAssembler(headerFor(bytes));
+    a.pushCanonical(view(0, false, c0.data_b64));
+    a.pushCanonical(view(1, false, c1.data_b64));
+    const tampered = Buffer.from(c2.data_b64, "base64");
+    tampered[0] = (tampered[0] ?? 0) ^ 0xff;
+    expect(codeOf(() => a.pushCanonical(view(2, true, tampered.toString("base64"))))).toBe("hash_mismatch");
+    expect(a.closed).toBe(true);
+    expect(a.pushCanonical(view(3, true, c2.data_b64))).toBeUndefined();
+
+    const b = new ChunkAssembler(headerFor(bytes));
+    b.pushCanonical(view(0, false, c0.data_b64));
+    b.pushCanonical(view(1, false, c1.data_b64));
+    expect(codeOf(() => b.pushCanonical(view(2, true, c2.data_b64.slice(0, 8))))).toBe("undersized");
+    expect(b.closed).toBe(true);
   });
 });

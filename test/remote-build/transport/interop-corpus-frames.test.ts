@@ -159,9 +159,15 @@ describe.skipIf(corpusMissing())("our frames in the capture's scenarios", () => 
 
   it("have upstream's fields with upstream's JSON types, in both roles", async () => {
     const decoder = new TextDecoder();
-    // Every frame either of our builders sends, as it goes out (the spy calls through: the real send still happens).
-    const spy = vi.spyOn(SecureChannel.prototype, "sendEncoded");
-    const frames = (): Frame[] => spy.mock.calls.map(([json]) => JSON.parse(decoder.decode(json)) as Frame);
+    // Every frame either of our builders sends, read as it goes out (sendChunks reuses its frame
+    // buffer once sendEncoded returns); the real send still happens.
+    const outgoing: Frame[] = [];
+    const send = Object.getOwnPropertyDescriptor(SecureChannel.prototype, "sendEncoded")!.value as (this: SecureChannel, json: Uint8Array) => boolean;
+    vi.spyOn(SecureChannel.prototype, "sendEncoded").mockImplementation(function (this: SecureChannel, json: Uint8Array) {
+      outgoing.push(JSON.parse(decoder.decode(json)) as Frame);
+      return send.call(this, json);
+    });
+    const frames = (): Frame[] => outgoing;
 
     // Our build server (a scripted queue, stand-in builds) and our offloader, paired on loopback.
     process.env.ESPHOME_STANDIN_COMPILE_SECONDS = "0";
