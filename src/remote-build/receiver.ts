@@ -37,6 +37,7 @@ import {
   receiverInbound,
   type ReceiverInbound,
 } from "./messages.ts";
+import type { PairingKeyWindow } from "./build-server/pairing-key.ts";
 import { newJobSession, PeerJobs, type JobSession } from "./peer-jobs.ts";
 import { looseFileSchema, rowName, StateFileReport, type LooseFile } from "./state-files.ts";
 
@@ -97,6 +98,13 @@ export interface ReceiverDeps {
   defaultEnabled: boolean;
   /** Whether this builder can install other ESPHome versions (it manages its ESPHome; not with --esphome). */
   canProvision?: () => boolean;
+  /** Running as the Home Assistant add-on (said in intent responses as `ha_addon`). */
+  haAddon?: boolean;
+  /**
+   * `--remote-build-only`: previews say `requires_pairing_key`, and while the
+   * window's key is armed a pair request pairs only with it (see `#pairWithKey`).
+   */
+  pairingKey?: PairingKeyWindow;
   timings?: Partial<ReceiverTimings>;
   now?: () => number;
 }
@@ -408,7 +416,15 @@ export class Receiver {
     const pending = this.#pending.get(dashboardId);
     if (pending === undefined) throw notFound(`No pending pairing request from ${dashboardId}`);
     this.#pending.delete(dashboardId);
-    const peer: StoredPeer = {
+    const peer = this.#storedPeer(pending);
+    this.#approved.set(dashboardId, peer);
+    this.#save();
+    this.#statusChanged(dashboardId, "approved");
+    return { dashboard_id: peer.dashboard_id, pin_sha256: peer.pin_sha256, label: peer.label, status: "approved", peer_ip: peer.peer_ip, connected: false };
+  }
+
+  #storedPeer(pending: PendingPeer): StoredPeer {
+    return {
       dashboard_id: pending.dashboard_id,
       pin_sha256: pending.pin_sha256,
       public_key: pending.public_key,
@@ -417,10 +433,6 @@ export class Receiver {
       peer_ip: pending.peer_ip,
       paired_at: new Date(this.#now()).toISOString(),
     };
-    this.#approved.set(dashboardId, peer);
-    this.#save();
-    this.#statusChanged(dashboardId, "approved");
-    return { dashboard_id: peer.dashboard_id, pin_sha256: peer.pin_sha256, label: peer.label, status: "approved", peer_ip: peer.peer_ip, connected: false };
   }
 
   /** Rejects a pending request or removes an approved peer (its session ends). */
@@ -512,11 +524,13 @@ export class Receiver {
     const esphomeVersion = this.#deps.esphomeVersion() ?? "";
     const additions = {
       friendly_name: this.#deps.label(),
-      ha_addon: false,
+      ha_addon: this.#deps.haAddon ?? false,
       reset_build_env_supported: true,
       auto_provision_supported: this.autoProvisionSupported,
       // Ours only (others ignore it): lets a sending builder skip this build server when its policy would refuse the job.
       version_policy: this.#versionPolicy,
+      // Newer upstream: a headless build server's previews say it pairs only with its printed key.
+      ...(accepted.intent === "preview" && this.#deps.pairingKey !== undefined ? { requires_pairing_key: true } : {}),
     };
     // Upstream's key order: intent_response, esphome_version, reason; then the additions.
     const reply = ({ intent_response, ...rest }: Record<string, unknown>): SecureChannel =>
@@ -533,7 +547,9 @@ export class Receiver {
           done({ intent_response: "rejected", reason: "bad_dashboard_id" });
           return;
         }
-        done(this.#pairRequest(parsed.data, accepted.remotePin, accepted.remoteStaticKey, ip));
+        const response = await this.#pairRequest(parsed.data, accepted.remotePin, accepted.remoteStaticKey, ip);
+        if (response === null) accepted.hangUp("the pairing could not be stored");
+        else done(response);
         return;
       }
       case "pair_status": {
@@ -576,11 +592,23 @@ export class Receiver {
     }
   }
 
-  #pairRequest(req: z.infer<typeof pairRequestSchema>, pin: string, key: Uint8Array, ip: string): Record<string, unknown> {
+  async #pairRequest(req: z.infer<typeof pairRequestSchema>, pin: string, key: Uint8Array, ip: string): Promise<Record<string, unknown> | null> {
     const approved = this.#approved.get(req.dashboard_id);
     if (approved !== undefined) {
       return approved.pin_sha256 === pin ? { intent_response: "approved" } : { intent_response: "rejected", reason: "pin_mismatch" };
     }
+    const request: PendingPeer = {
+      dashboard_id: req.dashboard_id,
+      pin_sha256: pin,
+      public_key: Buffer.from(key).toString("base64"),
+      label: req.label || req.friendly_name || "unnamed builder",
+      friendly_name: req.friendly_name,
+      peer_ip: ip,
+      requested_at: this.#now(),
+    };
+    // --remote-build-only: while its key is armed, that key is the only way in (no pending rows).
+    const gate = this.#deps.pairingKey;
+    if (gate?.armed === true) return this.#pairWithKey(gate, request, req.pairing_key);
     if (this.#windowExpiresIn() === null) return { intent_response: "no_pairing_window" };
     const existing = this.#pending.get(req.dashboard_id);
     if (existing !== undefined && existing.pin_sha256 !== pin) return { intent_response: "rejected", reason: "pin_mismatch" };
@@ -591,15 +619,7 @@ export class Receiver {
         this.#statusChanged(oldest.dashboard_id, "removed");
       }
     }
-    const pending: PendingPeer = {
-      dashboard_id: req.dashboard_id,
-      pin_sha256: pin,
-      public_key: Buffer.from(key).toString("base64"),
-      label: req.label || req.friendly_name || "unnamed builder",
-      friendly_name: req.friendly_name,
-      peer_ip: ip,
-      requested_at: this.#now(),
-    };
+    const pending = request;
     this.#pending.set(req.dashboard_id, pending);
     this.#deps.bus.emit("remote_build_pair_request_received", {
       dashboard_id: pending.dashboard_id,
@@ -608,6 +628,35 @@ export class Receiver {
       peer_ip: pending.peer_ip,
     });
     return { intent_response: "pending" };
+  }
+
+  /**
+   * The pairing-key path (PairingKeyWindow): the right key from an allowed
+   * source approves at once, written to disk before the answer says
+   * `approved`, and closes the window. Anything else gets the answer a closed
+   * window gets. A write that fails answers nothing (null: hang up) and
+   * leaves the key armed.
+   */
+  async #pairWithKey(gate: PairingKeyWindow, request: PendingPeer, presented: string | undefined): Promise<Record<string, unknown> | null> {
+    const claim = gate.claim(presented, request.peer_ip);
+    if (!claim.ok) {
+      log.warning(`refused a pair request from ${request.peer_ip || "?"} (${request.label}): ${claim.refusal}`);
+      return { intent_response: "no_pairing_window" };
+    }
+    const peer = this.#storedPeer(request);
+    this.#approved.set(peer.dashboard_id, peer);
+    try {
+      await this.#store.saveNow(() => this.#fileData());
+    } catch (err) {
+      this.#approved.delete(peer.dashboard_id);
+      gate.release();
+      log.error(`the pairing of ${request.label} could not be stored (${errorMessage(err)}); the key stays valid`);
+      return null;
+    }
+    gate.confirm(peer.dashboard_id);
+    log.info(`paired with ${peer.label} (${peer.peer_ip}, pin ${peer.pin_sha256}) by the pairing key; the key is used up`);
+    this.#statusChanged(peer.dashboard_id, "approved");
+    return { intent_response: "approved" };
   }
 
   /**

@@ -16,6 +16,7 @@ import { PlacementSettings } from "./placement-settings.ts";
 import type { LocalBuilds } from "./placement.ts";
 import type { ProblemSink } from "../problems.ts";
 import { Receiver, type ReceiverTimings } from "./receiver.ts";
+import type { PairingKeyWindow } from "./build-server/pairing-key.ts";
 
 const log = getLogger("remote-build");
 
@@ -39,6 +40,10 @@ export interface RemoteBuildDeps {
   /** The configured `local_builds` (flag, variable, add-on option); undefined when not given. */
   localBuilds?: LocalBuilds | undefined;
   problems?: ProblemSink;
+  /** Running as the Home Assistant add-on (`ha_addon` in what this builder tells peers). */
+  haAddon?: boolean;
+  /** `--remote-build-only`: the first-pair key window the build server checks pair requests against. */
+  pairingKey?: PairingKeyWindow;
 }
 
 
@@ -69,6 +74,8 @@ export class RemoteBuild {
       esphomeVersion: deps.esphomeVersion,
       defaultEnabled: deps.receiverDefaultEnabled,
       ...(deps.canProvision === undefined ? {} : { canProvision: deps.canProvision }),
+      ...(deps.haAddon === undefined ? {} : { haAddon: deps.haAddon }),
+      ...(deps.pairingKey === undefined ? {} : { pairingKey: deps.pairingKey }),
       ...(deps.receiverTimings === undefined ? {} : { timings: deps.receiverTimings }),
     });
     this.offloader = new Offloader({
@@ -76,6 +83,7 @@ export class RemoteBuild {
       paths: deps.paths,
       identity: this.identity,
       label,
+      ...(deps.haAddon === undefined ? {} : { haAddon: deps.haAddon }),
       ...(deps.offloaderTimings === undefined ? {} : { timings: deps.offloaderTimings }),
     });
     this.placement = new PlacementSettings({
