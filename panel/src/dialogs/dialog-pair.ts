@@ -252,6 +252,7 @@ export class EsphomePairDialog extends LitElement implements DialogElement<PairD
         ${fingerprint(preview.pin_sha256, localize, { size: "large", hex: true })}
       </div>
       <p class="secondary small">${localize("pair.compare_hint")}</p>
+      ${needsPairingKey(this._flow) ? this.#renderPairingKey() : nothing}
       <md-outlined-text-field
         class="label"
         label=${localize("pair.label")}
@@ -260,7 +261,6 @@ export class EsphomePairDialog extends LitElement implements DialogElement<PairD
         .value=${this._flow.label}
         @input=${(e: Event) => { this.#dispatch({ type: "edit", label: (e.target as HTMLInputElement).value }); }}
       ></md-outlined-text-field>
-      ${needsPairingKey(this._flow) ? this.#renderPairingKey() : nothing}
     `;
   }
 
