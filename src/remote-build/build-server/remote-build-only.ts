@@ -2,7 +2,7 @@
  * `--remote-build-only`: this builder as a headless build server. What
  * "headless" means here:
  *
- * - the build server is on whatever receiver.json says (a headless box exists
+ * - the build server is on, whatever receiver.json says (a headless box exists
  *   to compile for its peers), and start fails if its listener cannot bind;
  * - the panel and API listen on a loopback address only (config enforces it),
  *   so nobody on the network gets a panel; an operator can still reach it
