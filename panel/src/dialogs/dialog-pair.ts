@@ -277,7 +277,6 @@ export class EsphomePairDialog extends LitElement implements DialogElement<PairD
         placeholder="XXXX-XXXX-XXXX-XXXX"
         autocomplete="off"
         spellcheck="false"
-        maxlength="19"
         ?error=${wrong}
         error-text=${localize("pair.key_wrong")}
         .value=${this._flow.pairingKey}
