@@ -57,8 +57,9 @@ RUN locked() { node -p "require('./package-lock.json').packages['node_modules/$1
 COPY panel ./panel
 COPY translations ./translations
 COPY src/api/wire.ts ./src/api/wire.ts
-COPY src/remote-build/pin.ts ./src/remote-build/pin.ts
-COPY src/remote-build/sas-emoji.ts ./src/remote-build/sas-emoji.ts
+COPY src/domain ./src/domain
+COPY src/remote-build/transport/pin.ts ./src/remote-build/transport/pin.ts
+COPY src/remote-build/transport/sas-emoji.ts ./src/remote-build/transport/sas-emoji.ts
 RUN node_modules/.bin/node panel/build.ts
 
 # ---- the add-on ----

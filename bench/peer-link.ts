@@ -16,9 +16,9 @@ import { performance } from "node:perf_hooks";
 import { readFile } from "node:fs/promises";
 import { WebSocket } from "ws";
 import type { Builder } from "../src/builder.ts";
-import { initiate } from "../src/remote-build/channel.ts";
-import { CHUNK_SIZE, encodeChunkFrame } from "../src/remote-build/chunks.ts";
-import { storedGzipSize, writeStoredGzip } from "../src/remote-build/tar-safety.ts";
+import { initiate } from "../src/remote-build/transport/channel.ts";
+import { CHUNK_SIZE, encodeChunkFrame } from "../src/remote-build/transport/chunks.ts";
+import { storedGzipSize, writeStoredGzip } from "../src/remote-build/transport/tar-safety.ts";
 import { STAND_IN, builder, deviceFolder, tempDir, waitUntil, ROOT } from "./lib.ts";
 
 process.env.ESPHOME_STANDIN_COMPILE_SECONDS = "0";

@@ -24,17 +24,17 @@ import { ManagedEsphome } from "./esphome/managed.ts";
 import { fetchEsphomeVersions } from "./esphome/package-index.ts";
 import { readPin } from "./esphome/pinned.ts";
 import { findPython } from "./esphome/python-finder.ts";
-import { BuildAffinity } from "./remote-build/affinity.ts";
-import { BuildServerVersions } from "./remote-build/build-server-versions.ts";
+import { BuildAffinity } from "./remote-build/placement/affinity.ts";
+import { BuildServerVersions } from "./remote-build/build-server/versions.ts";
 import { EventBus } from "./events.ts";
 import { LocalRunner } from "./firmware/local-runner.ts";
 import { RemoteRunner, SourceRoutedRunner } from "./firmware/remote-runner.ts";
-import { BuildRouter } from "./remote-build/routing.ts";
+import { BuildRouter } from "./remote-build/placement/routing.ts";
 import { FirmwareQueue } from "./firmware/queue.ts";
 import { HomeAssistant, type HomeAssistantDeps } from "./ha/home-assistant.ts";
 import { getLogger } from "./logger.ts";
 import { resolvePaths, type Paths } from "./paths.ts";
-import type { ReceiverTimings } from "./remote-build/receiver.ts";
+import type { ReceiverTimings } from "./remote-build/build-server/receiver.ts";
 import { Problems } from "./problems.ts";
 import { RemoteBuild } from "./remote-build/remote-build.ts";
 import { PairingKeyWindow } from "./remote-build/build-server/pairing-key.ts";
@@ -131,7 +131,6 @@ export class Builder {
     this.#affinity = new BuildAffinity({ bus: this.bus, file: this.paths.affinityFile, problems: this.problems });
     // The remote runner reaches the offloader lazily: the offloader needs the queue first.
     this.#remoteRunner = new RemoteRunner({
-      bus: this.bus,
       paths: this.paths,
       esphome,
       esphomeVersion: () => this.esphome.currentVersion(),

@@ -97,7 +97,7 @@ type BoundedFlag = "build-server-versions" | "build-server-versions-disk" | "dev
 
 const portSchema = z.coerce.number().int().min(0).max(65535);
 
-/** The `local_builds` values (the same list as LOCAL_BUILDS in src/api/wire.ts; test/config.test.ts holds them equal). */
+/** The `local_builds` values (the same list as LOCAL_BUILDS in src/domain/policy.ts; test/config.test.ts holds them equal). */
 export const LOCAL_BUILDS_OPTIONS = ["always", "fallback", "never"] as const;
 export type LocalBuildsOption = (typeof LOCAL_BUILDS_OPTIONS)[number];
 

@@ -4,6 +4,40 @@
  * `internal_error`.
  */
 
+/**
+ * Why a request to a build server failed, on the offloader's side of the peer
+ * link (never an API reply's code: the runner words them into the job's
+ * error): the session's own, the build server's `artifacts_end` reasons
+ * (WIRE-FACTS §6) and the chunk checks of a download (transport/chunks.ts).
+ */
+const PeerLinkCode = {
+  /** The build server did not acknowledge within the limit. */
+  Timeout: "timeout",
+  /** The session closed first; the build server is lost (a compile is dispatched again). */
+  SessionLost: "session_lost",
+  DuplicateDownload: "duplicate_download",
+  UnknownJob: "unknown_job",
+  JobNotCompleted: "job_not_completed",
+  BuildDirMissing: "build_dir_missing",
+  PackFailed: "pack_failed",
+  /** The download ended before all chunks came. */
+  Incomplete: "incomplete",
+  Malformed: "malformed",
+  InvalidHeader: "invalid_header",
+  Oversized: "oversized",
+  Undersized: "undersized",
+  EmptyBundle: "empty_bundle",
+  ChunkCountMismatch: "chunk_count_mismatch",
+  OutOfOrder: "out_of_order",
+  ChunkDecodeFailed: "chunk_decode_failed",
+  PostCompletion: "post_completion",
+  HashMismatch: "hash_mismatch",
+  /** A refusal reason the build server gave that is none of the above (the message quotes it). */
+  PeerRefused: "peer_refused",
+} as const;
+
+const PEER_LINK_CODES: ReadonlySet<string> = new Set(Object.values(PeerLinkCode));
+
 export const ErrorCode = {
   InvalidMessage: "invalid_message",
   UnknownCommand: "unknown_command",
@@ -27,6 +61,7 @@ export const ErrorCode = {
   Busy: "busy",
   /** A headless build server did not take the pairing key: wrong, already used, or its window lapsed (it cannot tell which, on purpose). */
   PairingKeyRefused: "pairing_key_refused",
+  ...PeerLinkCode,
 } as const;
 
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
@@ -39,6 +74,11 @@ export class BuilderError extends Error {
     this.name = "BuilderError";
     this.code = code;
   }
+}
+
+/** A peer-link reason as an error code: a known one as it is, any other `peer_refused`. */
+export function peerLinkCode(reason: string): ErrorCode {
+  return PEER_LINK_CODES.has(reason) ? (reason as ErrorCode) : ErrorCode.PeerRefused;
 }
 
 export function invalidArgs(message: string): BuilderError {

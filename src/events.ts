@@ -1,16 +1,16 @@
 /**
  * The builder's synchronous bus over its one typed event map (`EventMap`,
- * defined in src/api/wire.ts so the panel shares it).
+ * defined in src/domain/events.ts so the panel shares it).
  *
  * Listeners run inline in `emit`; one listener throwing never stops the
  * others (the error is logged). A listener that needs async work starts it
  * itself and must not block. `on` returns its own unsubscribe function.
  */
-import type { EventMap, EventName } from "./api/wire.ts";
+import type { EventMap, EventName } from "./domain/events.ts";
 import { getLogger } from "./logger.ts";
 
-export type { EventMap, EventName } from "./api/wire.ts";
-export { JOB_LIFECYCLE_EVENTS } from "./api/wire.ts";
+export type { EventMap, EventName } from "./domain/events.ts";
+export { JOB_LIFECYCLE_EVENTS } from "./domain/events.ts";
 
 const log = getLogger("events");
 

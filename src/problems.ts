@@ -8,13 +8,13 @@
  * in `initial_state` and `problems/list`, and the panel shows it as a banner.
  *
  * Any part can report: take a `ProblemSink` and call `report`/`clear` with
- * one of the codes in `PROBLEM_CODES` (src/api/wire.ts).
+ * one of the codes in `PROBLEM_CODES` (src/domain/problems.ts).
  */
-import type { BuilderProblem, ProblemCode } from "./api/wire.ts";
+import type { BuilderProblem, ProblemCode } from "./domain/problems.ts";
 import type { EventBus } from "./events.ts";
 
-export type { BuilderProblem, ProblemCode } from "./api/wire.ts";
-export { PROBLEM_CODES } from "./api/wire.ts";
+export type { BuilderProblem, ProblemCode } from "./domain/problems.ts";
+export { PROBLEM_CODES } from "./domain/problems.ts";
 
 /** At most this many problems are kept; the oldest goes first. */
 export const MAX_PROBLEMS = 100;

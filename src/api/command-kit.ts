@@ -19,8 +19,8 @@ import type { DownloadTokens } from "./downloads.ts";
 import type { RemoteBuild } from "../remote-build/remote-build.ts";
 import { validateVersion } from "../esphome/release-numbers.ts";
 import type { ManagedEsphome } from "../esphome/managed.ts";
-import { pinSchema } from "../remote-build/fingerprint.ts";
-import { isValidDashboardId } from "../remote-build/identity.ts";
+import { pinSchema } from "../remote-build/transport/fingerprint.ts";
+import { isValidDashboardId } from "../remote-build/transport/identity.ts";
 import { classifyPort } from "../esphome/port.ts";
 import type { DeviceTracker } from "../devices/tracker.ts";
 import type { DeviceLogsDeps } from "../devices/device-logs.ts";
@@ -141,7 +141,7 @@ export const deviceAddress = z.string().max(253).transform((value, ctx) => {
   return text;
 });
 export const tcpPort = z.number().int().min(1).max(65535);
-/** Either case in, canonical (lowercase) out: the rule of src/remote-build/pin.ts. */
+/** Either case in, canonical (lowercase) out: the rule of src/remote-build/transport/pin.ts. */
 export const pin = pinSchema;
 export const dashboardId = z.string().refine((v) => isValidDashboardId(v), "dashboard_id must be 1-64 base64url characters");
 

@@ -4,7 +4,7 @@
  * host-platform YAML without a network block, which has no mDNS name: such a
  * device runs on this machine, 127.0.0.1, until the owner says otherwise.
  */
-import type { AddressSource, Device } from "../api/wire.ts";
+import type { AddressSource, Device } from "../domain/device.ts";
 
 export const HOST_DEFAULT_ADDRESS = "127.0.0.1";
 

@@ -3,7 +3,7 @@
  * transitions. Plain objects, no I/O: the tracker owns them and fires
  * `device_state_changed` when a transition says something changed.
  */
-import type { AddressSource, DeviceFirmware, DeviceState, UpdateReason } from "../api/wire.ts";
+import type { AddressSource, DeviceFirmware, DeviceState, UpdateReason } from "../domain/device.ts";
 
 export type { AddressSource, DeviceFirmware, DeviceState, UpdateReason };
 

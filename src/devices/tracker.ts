@@ -7,7 +7,7 @@
  * times are kept in `devices.json` (DeviceStore).
  */
 import { promises as fs } from "node:fs";
-import type { Device, DeviceState } from "../api/wire.ts";
+import type { Device, DeviceState } from "../domain/device.ts";
 import type { EventBus, Unsubscribe } from "../events.ts";
 import { errorMessage, invalidArgs, notFound } from "../errors.ts";
 import { getLogger } from "../logger.ts";

@@ -3,7 +3,7 @@
  * than this builder's, or when its YAML (or a file the YAML includes) was
  * changed after the firmware it runs was compiled. Pure.
  */
-import type { DeviceFirmware, UpdateReason } from "../api/wire.ts";
+import type { DeviceFirmware, UpdateReason } from "../domain/device.ts";
 import { compareEsphomeVersions, parseCompilationTime } from "./versions.ts";
 
 export interface UpdateVerdict {

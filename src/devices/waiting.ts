@@ -10,7 +10,8 @@
  * serial port, or one sent to another address than the device's is not held,
  * so nothing waits on a guess.
  */
-import type { DeviceState, FirmwareJob } from "../api/wire.ts";
+import type { DeviceState } from "../domain/device.ts";
+import type { FirmwareJob } from "../domain/job.ts";
 import type { EventBus, Unsubscribe } from "../events.ts";
 import type { JobGate } from "../firmware/queue.ts";
 import type { StoredJob } from "../firmware/job.ts";

@@ -19,7 +19,7 @@ import { isSecretsFileName } from "./configuration.ts";
 
 const log = getLogger("device-scan");
 
-import type { Device } from "../api/wire.ts";
+import type { Device } from "../domain/device.ts";
 
 export type { Device };
 

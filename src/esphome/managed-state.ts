@@ -3,9 +3,9 @@
  * transitions: idle → provisioning{percent, phase} → ready | failed{code, message}.
  * Progress never falls within one provisioning; a new provisioning starts at 0.
  */
-import type { EsphomeProvisionPhase, EsphomeTaskState } from "../api/wire.ts";
+import type { EsphomeProvisionPhase, EsphomeTaskState } from "../domain/esphome.ts";
 
-export type { EsphomeProvisionPhase, EsphomeTaskState } from "../api/wire.ts";
+export type { EsphomeProvisionPhase, EsphomeTaskState } from "../domain/esphome.ts";
 
 export function idle(): EsphomeTaskState {
   return { status: "idle" };

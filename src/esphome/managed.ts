@@ -11,7 +11,8 @@
  * `esphome_state_changed`, provisioning output as `esphome_provision_output`.
  */
 import { z } from "zod";
-import type { EsphomeEnvironmentView, EsphomeStatus, EsphomeTaskState, EsphomeVersionsView } from "../api/wire.ts";
+import type { EsphomeEnvironmentView, EsphomeStatus, EsphomeTaskState } from "../domain/esphome.ts";
+import type { EsphomeVersionsView } from "../api/wire.ts";
 import { BuilderError, ErrorCode, errorMessage } from "../errors.ts";
 import type { EventBus } from "../events.ts";
 import { getLogger } from "../logger.ts";

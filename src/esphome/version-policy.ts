@@ -9,9 +9,9 @@
  * most 64 characters, anything else counts as "" (unknown); `release` means
  * the same `YYYY.MM`; `exact` means the same string.
  */
-import { VERSION_POLICIES, type VersionPolicy } from "../api/wire.ts";
+import { VERSION_POLICIES, type VersionPolicy } from "../domain/policy.ts";
 
-export { VERSION_POLICIES, type VersionPolicy } from "../api/wire.ts";
+export { VERSION_POLICIES, type VersionPolicy } from "../domain/policy.ts";
 
 /** Longest version string accepted from a peer (upstream's cap). */
 export const VERSION_MAX_LENGTH = 64;

@@ -7,13 +7,14 @@ import { z } from "zod";
 import { validateConfigurationName } from "../esphome/configuration.ts";
 import { validatePort } from "../esphome/port.ts";
 import { errorMessage, invalidArgs } from "../errors.ts";
-import { bundleDirFor } from "../remote-build/bundle.ts";
+import { bundleDirFor } from "../remote-build/archives/bundle.ts";
+import { isPin } from "../remote-build/transport/pin.ts";
 import { isPinnable } from "../esphome/version-policy.ts";
 
-import { JOB_SOURCES, JOB_STATUSES, JOB_TYPES, JOB_WAIT_REASONS, type FirmwareJob, type JobPhase, type JobSource, type JobType, type JobWaitReason, type TerminalStatus } from "../api/wire.ts";
+import { JOB_SOURCES, JOB_STATUSES, JOB_TYPES, JOB_WAIT_REASONS, type FirmwareJob, type JobPhase, type JobSource, type JobType, type JobWaitReason, type TerminalStatus } from "../domain/job.ts";
 
-export { JOB_SOURCES, JOB_STATUSES, JOB_TYPES, JOB_WAIT_REASONS, isTerminal, phasesOf } from "../api/wire.ts";
-export type { FirmwareJob, JobPhase, JobSource, JobStatus, JobType, JobWaitReason, JobWaiting, TerminalStatus } from "../api/wire.ts";
+export { JOB_SOURCES, JOB_STATUSES, JOB_TYPES, JOB_WAIT_REASONS, isTerminal, phasesOf } from "../domain/job.ts";
+export type { FirmwareJob, JobPhase, JobSource, JobStatus, JobType, JobWaitReason, JobWaiting, TerminalStatus } from "../domain/job.ts";
 
 export const RESTART_MARKER =
   "*** builder restarted mid-build; the previous run's log is above, the rebuild begins below ***\n";
@@ -147,7 +148,7 @@ function checkStoredConfiguration(job: Pick<StoredJob, "configuration" | "remote
  * peer's pin (its folder under `.remote_builds`) for a build server's.
  */
 export function checkCleanAllScope(job: Pick<StoredJob, "configuration" | "remote_peer">): void {
-  if (job.configuration !== job.remote_peer || (job.remote_peer !== "" && !/^[0-9a-f]{64}$/.test(job.remote_peer))) {
+  if (job.configuration !== job.remote_peer || (job.remote_peer !== "" && !isPin(job.remote_peer))) {
     throw invalidArgs(`invalid clean_all scope ${JSON.stringify(job.configuration)}: "" for this builder, or the peer's pin`);
   }
 }

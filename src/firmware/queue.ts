@@ -45,7 +45,7 @@ import type { JobRunner, PhaseResult } from "./runner.ts";
 
 const log = getLogger("queue");
 
-import type { QueueStatus } from "../api/wire.ts";
+import type { QueueStatus } from "../domain/job.ts";
 
 export type { QueueStatus };
 

@@ -7,7 +7,7 @@
  * compile: bundle the YAML (`esphome bundle`), submit it over the peer link,
  *   relay output, and on success download the artifacts and put them in the
  *   local build tree as the upstream offloader does (images at their build
- *   paths, StorageJSON and idedata re-rooted here: src/remote-build/materialise.ts).
+ *   paths, StorageJSON and idedata re-rooted here: src/remote-build/archives/materialise.ts).
  * upload: `esphome upload <yaml> --device <port>` on this machine, through the
  *   same tracked subprocess as a local upload; with no `--file`, ESPHome finds
  *   what it needs in the build tree, so a serial port flashes the whole image
@@ -16,13 +16,13 @@
 import { promises as fs } from "node:fs";
 import path from "node:path";
 import { bundleArgs, esphomeEnv, leaseEsphome, uploadArgs, type EsphomeCommand } from "../esphome/cli.ts";
-import { errorMessage } from "../errors.ts";
+import { BuilderError, ErrorCode, errorMessage } from "../errors.ts";
 import { normalizeVersion } from "../esphome/version-policy.ts";
-import type { EventBus, Unsubscribe } from "../events.ts";
+import type { EventBus } from "../events.ts";
 import type { Paths } from "../paths.ts";
-import { readArtifacts } from "../remote-build/artifacts.ts";
-import { materialiseArtifacts } from "../remote-build/materialise.ts";
-import { RemoteBuildError, type Offloader } from "../remote-build/offloader.ts";
+import { readArtifacts } from "../remote-build/archives/artifacts.ts";
+import { materialiseArtifacts } from "../remote-build/archives/materialise.ts";
+import type { Offloader } from "../remote-build/offloader/offloader.ts";
 import { runEsphome } from "./local-runner.ts";
 import { LineSplitter } from "./output.ts";
 import { KILL_GRACE_MS, runTracked, type SpawnFn } from "./process.ts";
@@ -33,7 +33,8 @@ export const REMOTE_CANCEL_WAIT_MS = 10_000;
 const BUNDLE_TIMEOUT_MS = 60_000;
 
 export interface RemoteRunnerDeps {
-  bus: EventBus;
+  /** Not read: each job's frames come through its `RemoteJob` handle (kept optional for callers that pass the bus). */
+  bus?: EventBus;
   paths: Paths;
   offloader: Pick<Offloader, "session" | "label">;
   esphome: EsphomeCommand;
@@ -50,7 +51,7 @@ function notice(text: string): string {
 
 /** A failure because the session went away marks the build server lost (the compile is dispatched again). */
 function lostIf(err: unknown): { buildServerLost?: true } {
-  return err instanceof RemoteBuildError && err.code === "session_lost" ? { buildServerLost: true } : {};
+  return err instanceof BuilderError && err.code === ErrorCode.SessionLost ? { buildServerLost: true } : {};
 }
 
 export class RemoteRunner implements JobRunner {
@@ -133,35 +134,17 @@ export class RemoteRunner implements JobRunner {
     if (session === undefined) return { exitCode: null, error: `remote build: build server ${label} is not connected`, buildServerLost: true };
     const ours = normalizeVersion(this.#deps.esphomeVersion?.() ?? "");
 
-    // Listeners go on before the job is submitted, so no early frame is missed.
-    const { bus } = this.#deps;
-    const subscriptions: Unsubscribe[] = [];
-    let settle: (outcome: { status: string; error: string; failureReason?: string }) => void = () => undefined;
-    const outcome = new Promise<{ status: string; error: string; failureReason?: string }>((resolve) => { settle = resolve; });
+    // The handle is taken before the job is submitted, so no early frame is missed.
+    const remoteJob = session.track(job.job_id);
     // The build server's lines are cut and split here exactly as local output is.
     const lines = new LineSplitter();
     const flushLines = (): void => {
       for (const line of lines.end()) ctx.onLine(line);
     };
-    subscriptions.push(
-      bus.on("offloader_job_output", (e) => {
-        if (e.pin_sha256 !== pin || e.job_id !== job.job_id) return;
-        for (const line of lines.push(e.line)) ctx.onLine(line);
-      }),
-      bus.on("offloader_job_state_changed", (e) => {
-        if (e.pin_sha256 !== pin || e.job_id !== job.job_id) return;
-        if (e.status === "completed" || e.status === "failed" || e.status === "cancelled") settle({ status: e.status, error: e.error_message, failureReason: e.failure_reason ?? "" });
-      }),
-      bus.on("offloader_peer_link_closed", (e) => {
-        if (e.pin_sha256 !== pin) return;
-        const why = e.error_detail === "" ? e.reason : `${e.reason}: ${e.error_detail}`;
-        settle({ status: "lost", error: why });
-      }),
-    );
-    const onAbort = (): void => {
-      if (!session.cancelJob(job.job_id)) settle({ status: "cancelled", error: "" });
-      setTimeout(() => { settle({ status: "cancelled", error: "" }); }, this.#deps.cancelWaitMs ?? REMOTE_CANCEL_WAIT_MS).unref();
-    };
+    remoteJob.onOutput((chunk) => {
+      for (const line of lines.push(chunk)) ctx.onLine(line);
+    });
+    const onAbort = (): void => { remoteJob.cancel(this.#deps.cancelWaitMs ?? REMOTE_CANCEL_WAIT_MS); };
     try {
       ctx.onLine(notice(`building on ${label}`));
       let ack;
@@ -175,7 +158,7 @@ export class RemoteRunner implements JobRunner {
       if (cancelled()) onAbort();
       else ctx.signal.addEventListener("abort", onAbort, { once: true });
 
-      const end = await outcome;
+      const end = await remoteJob.outcome;
       flushLines();
       if (end.status === "lost") {
         ctx.onLine(notice(`remote build session closed (${end.error}); the build was aborted`));
@@ -193,7 +176,7 @@ export class RemoteRunner implements JobRunner {
       let artifacts;
       try {
         ctx.onLine(notice(`downloading the firmware from ${label}`));
-        artifacts = await readArtifacts(await session.downloadArtifacts(job.job_id));
+        artifacts = await readArtifacts(await remoteJob.downloadArtifacts());
       } catch (err) {
         return { exitCode: null, error: `remote build: downloading the artifacts from ${label} failed: ${errorMessage(err)}`, ...lostIf(err) };
       }
@@ -205,7 +188,7 @@ export class RemoteRunner implements JobRunner {
       return { exitCode: 0, error: null };
     } finally {
       ctx.signal.removeEventListener("abort", onAbort);
-      for (const off of subscriptions) off();
+      remoteJob.close();
       flushLines();
     }
   }
@@ -221,26 +204,12 @@ export class RemoteRunner implements JobRunner {
     const session = this.#deps.offloader.session(pin);
     if (session === undefined) return { exitCode: null, error: `reset build environment: build server ${label} is not connected` };
     if (!session.resetBuildEnvSupported) return { exitCode: null, error: `reset build environment: build server ${label} does not support it (update it)` };
-    const { bus } = this.#deps;
-    let settle: (outcome: { status: string; error: string }) => void = () => undefined;
-    const outcome = new Promise<{ status: string; error: string }>((resolve) => { settle = resolve; });
+    const remoteJob = session.track(job.job_id);
     const lines = new LineSplitter();
-    const subscriptions: Unsubscribe[] = [
-      bus.on("offloader_job_output", (e) => {
-        if (e.pin_sha256 === pin && e.job_id === job.job_id) for (const line of lines.push(e.line)) ctx.onLine(line);
-      }),
-      bus.on("offloader_job_state_changed", (e) => {
-        if (e.pin_sha256 !== pin || e.job_id !== job.job_id) return;
-        if (e.status === "completed" || e.status === "failed" || e.status === "cancelled") settle({ status: e.status, error: e.error_message });
-      }),
-      bus.on("offloader_peer_link_closed", (e) => {
-        if (e.pin_sha256 === pin) settle({ status: "lost", error: e.error_detail === "" ? e.reason : `${e.reason}: ${e.error_detail}` });
-      }),
-    ];
-    const onAbort = (): void => {
-      session.cancelJob(job.job_id);
-      settle({ status: "cancelled", error: "" });
-    };
+    remoteJob.onOutput((chunk) => {
+      for (const line of lines.push(chunk)) ctx.onLine(line);
+    });
+    const onAbort = (): void => { remoteJob.cancel(0); };
     try {
       ctx.onLine(notice(`resetting the build environment of this builder's builds on ${label}`));
       let ack;
@@ -255,7 +224,7 @@ export class RemoteRunner implements JobRunner {
       }
       if (ctx.signal.aborted) onAbort();
       else ctx.signal.addEventListener("abort", onAbort, { once: true });
-      const end = await outcome;
+      const end = await remoteJob.outcome;
       for (const line of lines.end()) ctx.onLine(line);
       if (end.status === "completed") return { exitCode: 0, error: null };
       if (end.status === "lost") return { exitCode: null, error: `reset build environment: peer-link session with ${label} lost (${end.error})` };
@@ -263,7 +232,7 @@ export class RemoteRunner implements JobRunner {
       return { exitCode: null, error: `reset build environment on ${label}: ${end.error || "failed"}` };
     } finally {
       ctx.signal.removeEventListener("abort", onAbort);
-      for (const off of subscriptions) off();
+      remoteJob.close();
     }
   }
 

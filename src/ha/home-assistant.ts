@@ -18,11 +18,11 @@ import { errorMessage } from "../errors.ts";
 import type { EventBus } from "../events.ts";
 import type { FirmwareQueue } from "../firmware/queue.ts";
 import { getLogger } from "../logger.ts";
-import type { Receiver } from "../remote-build/receiver.ts";
+import type { Receiver } from "../remote-build/build-server/receiver.ts";
 import { atomicWrite } from "../store.ts";
 import { COMMAND_EVENT, readCommandLines, runAutomationCommand } from "./automation.ts";
 import { HaClient, haTarget, type HaTimings } from "./client.ts";
-import type { EsphomeStatus } from "../api/wire.ts";
+import type { EsphomeStatus } from "../domain/esphome.ts";
 import { HaPublisher } from "./publisher.ts";
 import { SupervisorClient, withRetry, type AddonSelfInfo } from "./supervisor.ts";
 

@@ -11,13 +11,13 @@
  * Assistant is unreachable, events wait in a bounded outbox and are sent when
  * it is back; the builder itself never waits on any of this.
  */
-import type { EsphomeStatus } from "../api/wire.ts";
+import type { EsphomeStatus } from "../domain/esphome.ts";
 import type { EventBus, Unsubscribe } from "../events.ts";
 import { errorMessage } from "../errors.ts";
 import { isTerminal, type FirmwareJob } from "../firmware/job.ts";
-import type { DeviceState } from "../api/wire.ts";
+import type { DeviceState } from "../domain/device.ts";
 import { getLogger } from "../logger.ts";
-import { fingerprintEmoji } from "../remote-build/fingerprint.ts";
+import { fingerprintEmoji } from "../remote-build/transport/fingerprint.ts";
 import { markdownText } from "./markdown.ts";
 
 const log = getLogger("ha-publisher");

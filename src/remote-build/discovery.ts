@@ -35,7 +35,7 @@ import os from "node:os";
 import Bonjour from "bonjour-service";
 import { BuilderError, ErrorCode, errorMessage, invalidArgs } from "../errors.ts";
 import { getLogger } from "../logger.ts";
-import { isPin, parsePin } from "./pin.ts";
+import { isPin, parsePin } from "./transport/pin.ts";
 
 const log = getLogger("remote-build.discovery");
 
@@ -96,7 +96,7 @@ export interface DecodedTxt {
   remote_build_port: number | null;
 }
 
-import type { DiscoveredHost } from "../api/wire.ts";
+import type { DiscoveredHost } from "../domain/remote-build.ts";
 
 export type { DiscoveredHost };
 

@@ -2,20 +2,20 @@
  * Remote builds as one part of the composition root: this builder's identity,
  * its build-server role (receiver), its offloader role and mDNS discovery.
  */
-import type { IdentityView, RemoteBuildProblem, RemoteBuildSnapshot } from "../api/wire.ts";
+import type { IdentityView, RemoteBuildProblem, RemoteBuildSnapshot } from "../domain/remote-build.ts";
 import { notFound } from "../errors.ts";
 import type { EventBus } from "../events.ts";
 import type { FirmwareQueue } from "../firmware/queue.ts";
 import { getLogger } from "../logger.ts";
 import type { Paths } from "../paths.ts";
-import { fingerprintEmoji, pinHexPairs } from "./fingerprint.ts";
+import { fingerprintEmoji, pinHexPairs } from "./transport/fingerprint.ts";
 import { Discovery, type DiscoveredHost } from "./discovery.ts";
-import { IdentityStore, type Identity } from "./identity.ts";
-import { Offloader, type OffloaderTimings } from "./offloader.ts";
-import { PlacementSettings } from "./placement-settings.ts";
-import type { LocalBuilds } from "./placement.ts";
+import { IdentityStore, type Identity } from "./transport/identity.ts";
+import { Offloader, type OffloaderTimings } from "./offloader/offloader.ts";
+import { PlacementSettings } from "./placement/placement-settings.ts";
+import type { LocalBuilds } from "./placement/placement.ts";
 import type { ProblemSink } from "../problems.ts";
-import { Receiver, type ReceiverTimings } from "./receiver.ts";
+import { Receiver, type ReceiverTimings } from "./build-server/receiver.ts";
 import type { PairingKeyWindow } from "./build-server/pairing-key.ts";
 
 const log = getLogger("remote-build");

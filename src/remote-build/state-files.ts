@@ -12,7 +12,7 @@
  */
 import { promises as fs } from "node:fs";
 import { z } from "zod";
-import type { RemoteBuildProblem, RemoteBuildProblemKind } from "../api/wire.ts";
+import type { RemoteBuildProblem, RemoteBuildProblemKind } from "../domain/remote-build.ts";
 import { getLogger } from "../logger.ts";
 import type { LoadResult } from "../store.ts";
 

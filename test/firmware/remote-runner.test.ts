@@ -16,10 +16,10 @@ import { OUTPUT_LINE_KEPT_BYTES, lineCutNotice } from "../../src/firmware/output
 import { FirmwareQueue } from "../../src/firmware/queue.ts";
 import { RemoteRunner, SourceRoutedRunner } from "../../src/firmware/remote-runner.ts";
 import { resolvePaths } from "../../src/paths.ts";
-import { IdentityStore } from "../../src/remote-build/identity.ts";
-import { Offloader } from "../../src/remote-build/offloader.ts";
-import { Receiver } from "../../src/remote-build/receiver.ts";
-import { BuildRouter } from "../../src/remote-build/routing.ts";
+import { IdentityStore } from "../../src/remote-build/transport/identity.ts";
+import { Offloader } from "../../src/remote-build/offloader/offloader.ts";
+import { Receiver } from "../../src/remote-build/build-server/receiver.ts";
+import { BuildRouter } from "../../src/remote-build/placement/routing.ts";
 import { DEVICE_YAML, STAND_IN } from "../helpers/builder.ts";
 import { ScriptedRunner, type ScriptedRun } from "../helpers/scripted-runner.ts";
 import { tempDir, waitFor } from "../helpers/tmp.ts";

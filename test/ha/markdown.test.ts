@@ -12,7 +12,7 @@ import WebSocket from "ws";
 import { Builder } from "../../src/builder.ts";
 import { markdownText, NOTIFICATION_TEXT_MAX } from "../../src/ha/markdown.ts";
 import { pairNotification } from "../../src/ha/publisher.ts";
-import { generateStaticKey, NoiseHandshake } from "../../src/remote-build/noise.ts";
+import { generateStaticKey, NoiseHandshake } from "../../src/remote-build/transport/noise.ts";
 import { configDir, testConfig } from "../helpers/builder.ts";
 import { testPython } from "../helpers/python.ts";
 import { waitFor } from "../helpers/tmp.ts";

@@ -14,7 +14,7 @@
  * `intent_response` or `type`/`reason` (`"none"` when nothing came back).
  */
 import WebSocket from "ws";
-import { NoiseHandshake } from "../../src/remote-build/noise.ts";
+import { NoiseHandshake } from "../../src/remote-build/transport/noise.ts";
 
 interface FloodConfig {
   port: number;

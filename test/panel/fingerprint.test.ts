@@ -2,7 +2,7 @@ import { randomBytes } from "node:crypto";
 import { describe, expect, it } from "vitest";
 import { emojiNames, pinEmoji, pinHexPairs, SAS_EMOJI } from "../../panel/src/common/fingerprint.ts";
 import { createLocalize, ENGLISH } from "../../panel/src/common/localize.ts";
-import * as backend from "../../src/remote-build/fingerprint.ts";
+import * as backend from "../../src/remote-build/transport/fingerprint.ts";
 
 describe("the panel's fingerprint mapping", () => {
   it("has the builder's Matrix SAS table: same emoji, same English names, same order", () => {

@@ -8,9 +8,9 @@ import path from "node:path";
 import { describe, expect, it } from "vitest";
 import { EventBus } from "../../src/events.ts";
 import { resolvePaths } from "../../src/paths.ts";
-import { readArtifacts } from "../../src/remote-build/artifacts.ts";
-import { IdentityStore } from "../../src/remote-build/identity.ts";
-import { Offloader } from "../../src/remote-build/offloader.ts";
+import { readArtifacts } from "../../src/remote-build/archives/artifacts.ts";
+import { IdentityStore } from "../../src/remote-build/transport/identity.ts";
+import { Offloader } from "../../src/remote-build/offloader/offloader.ts";
 import { ApiClient } from "../helpers/api-client.ts";
 import { STAND_IN, configDir, spawnBuilder, type BuilderProcess } from "../helpers/builder.ts";
 import { tempDir, waitFor } from "../helpers/tmp.ts";
@@ -196,7 +196,7 @@ describe("a build server process and an offloader", () => {
   it("rejects a peer_link from an offloader that was never approved", async () => {
     const r = await startReceiver();
     const o = await startOffloader();
-    const { initiate } = await import("../../src/remote-build/channel.ts");
+    const { initiate } = await import("../../src/remote-build/transport/channel.ts");
     const id = await o.identity.load();
     const { channel, response } = await initiate({
       host: "127.0.0.1",

@@ -2,18 +2,18 @@
  * The fingerprint people compare when pairing builders: a pin (`pin_sha256`,
  * lowercase hex SHA-256 of a peer-link public key) shown as 7 emoji, its
  * leading 42 bits in 6-bit chunks over the Matrix SAS emoji table, and as hex
- * pairs. The same mapping as the builder's (src/remote-build/fingerprint.ts,
+ * pairs. The same mapping as the builder's (src/remote-build/transport/fingerprint.ts,
  * which the browser bundle cannot import: it uses node:crypto); both read the
- * one table in src/remote-build/sas-emoji.ts. Emoji names are translated
+ * one table in src/remote-build/transport/sas-emoji.ts. Emoji names are translated
  * (`fingerprint.names.*` in translations/panel/en.json).
  */
-import { parsePin } from "../../../src/remote-build/pin.ts";
-import { SAS_EMOJI_ENTRIES } from "../../../src/remote-build/sas-emoji.ts";
+import { parsePin } from "../../../src/remote-build/transport/pin.ts";
+import { SAS_EMOJI_ENTRIES } from "../../../src/remote-build/transport/sas-emoji.ts";
 import type { LocalizeFunc, TranslationDict } from "./localize.ts";
 
 export type EmojiNameKey = keyof TranslationDict["fingerprint"]["names"];
 
-/** Matrix SAS emoji, indices 0..63, with the key of each English name (the one table, src/remote-build/sas-emoji.ts). */
+/** Matrix SAS emoji, indices 0..63, with the key of each English name (the one table, src/remote-build/transport/sas-emoji.ts). */
 export const SAS_EMOJI: readonly (readonly [emoji: string, name: EmojiNameKey])[] = SAS_EMOJI_ENTRIES.map(([emoji, key]) => [emoji, key] as const);
 
 export const FINGERPRINT_EMOJI_COUNT = 7;
@@ -23,7 +23,7 @@ export interface FingerprintEmoji {
   name: EmojiNameKey;
 }
 
-/** The 7 emoji of a pin (bits 0..41, most significant first); empty for a malformed pin (the rule of src/remote-build/pin.ts). */
+/** The 7 emoji of a pin (bits 0..41, most significant first); empty for a malformed pin (the rule of src/remote-build/transport/pin.ts). */
 export function pinEmoji(value: string): FingerprintEmoji[] {
   const pin = parsePin(value);
   if (pin === null) return [];

@@ -1,6 +1,7 @@
 /**
  * Wire shapes of the builder's panel API (docs/API.md). They live in
- * src/api/wire.ts, a module without imports that the backend uses too, so the
+ * src/api/wire.ts (which re-exports the model in src/domain/, both without
+ * other imports) that the backend uses too, so the
  * panel and the builder cannot disagree; this file re-exports them under the
  * panel's names and adds the shapes only the panel needs.
  */

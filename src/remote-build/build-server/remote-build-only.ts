@@ -14,7 +14,7 @@
  */
 import { getLogger } from "../../logger.ts";
 import { BuilderError, ErrorCode } from "../../errors.ts";
-import { fingerprintEmoji, fingerprintEmojiNames, pinHexPairs } from "../fingerprint.ts";
+import { fingerprintEmoji, fingerprintEmojiNames, pinHexPairs } from "../transport/fingerprint.ts";
 import type { PairingKeyOutcome, PairingKeyWindow } from "./pairing-key.ts";
 
 const log = getLogger("remote-build-only");

@@ -7,8 +7,8 @@ import { describe, expect, it, onTestFinished } from "vitest";
 import { Builder } from "../../../src/builder.ts";
 import { EventBus } from "../../../src/events.ts";
 import { resolvePaths } from "../../../src/paths.ts";
-import { IdentityStore } from "../../../src/remote-build/identity.ts";
-import { Offloader } from "../../../src/remote-build/offloader.ts";
+import { IdentityStore } from "../../../src/remote-build/transport/identity.ts";
+import { Offloader } from "../../../src/remote-build/offloader/offloader.ts";
 import { configDir, testConfig } from "../../helpers/builder.ts";
 import { tempDir } from "../../helpers/tmp.ts";
 
