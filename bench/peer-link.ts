@@ -18,7 +18,7 @@ import { WebSocket } from "ws";
 import type { Builder } from "../src/builder.ts";
 import { initiate } from "../src/remote-build/transport/channel.ts";
 import { CHUNK_SIZE, encodeChunkFrame } from "../src/remote-build/transport/chunks.ts";
-import { storedGzipSize, writeStoredGzip } from "../src/remote-build/transport/tar-safety.ts";
+import { storedGzipSize, writeStoredGzip } from "../src/remote-build/transport/tar-writer.ts";
 import { STAND_IN, builder, deviceFolder, tempDir, waitUntil, ROOT } from "./lib.ts";
 
 process.env.ESPHOME_STANDIN_COMPILE_SECONDS = "0";

@@ -62,6 +62,22 @@ const BENCHES: Bench[] = [
     pass: (r) => (r.cancel_round_trip_max_ms ?? Infinity) < 20 && [1, 16, 64].every((m) => (r[`download_${m}_mib_vs_plain`] ?? 0) >= 0.5),
   },
   {
+    file: "tar-reader.ts",
+    title: "Tar reader: ours vs node-tar's Parser under the same policy (artifacts of ~16 and 64 MiB, a bundle, 26 hostile archives)",
+    goal: "ours within 1.5x of the parser on artifacts; ours gives the expected verdict on every hostile archive",
+    report: (r) => [
+      ...[16, 64].map(
+        (m) =>
+          `artifacts ~${m} MiB (${int(r[`artifacts_${m}_mib_bytes`])} bytes packed): ours ${fmt(r[`artifacts_${m}_mib_ours_ms`], 1)} ms, node-tar ${fmt(r[`artifacts_${m}_mib_node_tar_ms`], 1)} ms = ${fmt(r[`artifacts_${m}_mib_node_tar_vs_ours`])}x ours`,
+      ),
+      `bundle (${int(r.bundle_bytes)} bytes, 124 files): ours ${fmt(r.bundle_ours_ms, 1)} ms, node-tar ${fmt(r.bundle_node_tar_ms, 1)} ms = ${fmt(r.bundle_node_tar_vs_ours)}x ours`,
+      `hostile and awkward archives: ours as expected on ${int(r.cases_ours_as_expected)} of ${int(r.cases)}; node-tar on ${int(r.cases_node_tar_as_expected)}, accepting ${int(r.cases_node_tar_accepted_wrongly)} it should have refused or read differently (the table is printed on stderr)`,
+    ],
+    pass: (r) =>
+      (r.cases_ours_as_expected ?? 0) === (r.cases ?? -1) &&
+      [16, 64].every((m) => (r[`artifacts_${m}_mib_ours_ms`] ?? Infinity) <= 1.5 * (r[`artifacts_${m}_mib_node_tar_ms`] ?? 0)),
+  },
+  {
     file: "remote-install.ts",
     title: "Transparent install: remote overhead (1.5 MiB firmware) and bulk speedup (12 devices)",
     goal: "remote overhead under 150 ms; pooled bulk install at most 0.45 of local-only",

@@ -26,7 +26,9 @@ import { errorMessage } from "../../errors.ts";
 import type { Paths } from "../../paths.ts";
 import { DEVICE_STEM_RE } from "./bundle.ts";
 import { ARTIFACTS_MAX_BYTES } from "../transport/chunks.ts";
-import { TarSafetyError, createTarGz, readTarGz, type TarSafetyErrorCode } from "../transport/tar-safety.ts";
+import { TarSafetyError, type TarSafetyErrorCode } from "../transport/tar-policy.ts";
+import { readTarGz } from "../transport/tar-reader.ts";
+import { createTarGz } from "../transport/tar-writer.ts";
 
 export const STORAGE_NAME = "storage.json";
 export const IDEDATA_NAME = "idedata.json";

@@ -22,14 +22,9 @@ import { errorMessage } from "../../errors.ts";
 import { getLogger } from "../../logger.ts";
 import { BUNDLE_MAX_BYTES } from "../transport/chunks.ts";
 import { isPin } from "../transport/pin.ts";
-import {
-  DEFAULT_MAX_MEMBERS,
-  TarSafetyError,
-  extractSafely,
-  readTarGz,
-  type TarEntry,
-  type TarSafetyErrorCode,
-} from "../transport/tar-safety.ts";
+import { DEFAULT_MAX_MEMBERS, TarSafetyError, type TarEntry, type TarSafetyErrorCode } from "../transport/tar-policy.ts";
+import { readTarGz } from "../transport/tar-reader.ts";
+import { extractSafely } from "../transport/tar-extract.ts";
 
 const log = getLogger("remote-build.bundle");
 

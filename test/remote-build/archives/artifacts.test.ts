@@ -11,7 +11,7 @@ import {
   packArtifacts,
   readArtifacts,
 } from "../../../src/remote-build/archives/artifacts.ts";
-import { createTarGz } from "../../../src/remote-build/transport/tar-safety.ts";
+import { createTarGz } from "../../../src/remote-build/transport/tar-writer.ts";
 import { tempDir } from "../../helpers/tmp.ts";
 import { MiB, file, tgzOf, trailingZeroBomb, zeroMemberBomb } from "../transport/tar-fixtures.ts";
 

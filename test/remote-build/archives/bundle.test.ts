@@ -10,7 +10,7 @@ import {
   extractBundle,
   type Manifest,
 } from "../../../src/remote-build/archives/bundle.ts";
-import { createTarGz } from "../../../src/remote-build/transport/tar-safety.ts";
+import { createTarGz } from "../../../src/remote-build/transport/tar-writer.ts";
 import { tempDir } from "../../helpers/tmp.ts";
 import { MiB, file, paxEntry, tgzOf, zeroMemberBomb, type RawEntry } from "../transport/tar-fixtures.ts";
 

@@ -8,7 +8,7 @@ import { writeFile } from "node:fs/promises";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
 import { gunzipSync } from "node:zlib";
-import { createTarGz, storedGzipSize, writeStoredGzip } from "../../../src/remote-build/transport/tar-safety.ts";
+import { createTarGz, storedGzipSize, writeStoredGzip } from "../../../src/remote-build/transport/tar-writer.ts";
 import { testPython } from "../../helpers/python.ts";
 import { tempDir } from "../../helpers/tmp.ts";
 

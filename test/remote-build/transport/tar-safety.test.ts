@@ -3,15 +3,10 @@ import path from "node:path";
 import * as tar from "tar";
 import { describe, expect, it } from "vitest";
 import { gzipSync } from "node:zlib";
-import {
-  TarSafetyError,
-  createTarGz,
-  extractSafely,
-  readTarGz,
-  readTarGzStream,
-  type ReadTarOptions,
-  type TarEntry,
-} from "../../../src/remote-build/transport/tar-safety.ts";
+import { TarSafetyError, type ReadTarOptions, type TarEntry } from "../../../src/remote-build/transport/tar-policy.ts";
+import { readTarGz, readTarGzStream } from "../../../src/remote-build/transport/tar-reader.ts";
+import { extractSafely } from "../../../src/remote-build/transport/tar-extract.ts";
+import { createTarGz } from "../../../src/remote-build/transport/tar-writer.ts";
 import { tempDir } from "../../helpers/tmp.ts";
 import {
   MiB,
@@ -82,6 +77,16 @@ describe("readTarGz: accepted archives", () => {
       file("short", "y", { magic: "gnu" }),
     ]);
     expect(entries.map((e) => e.path)).toEqual(["some/dir/name.txt", long, "g/".repeat(60) + "gnu.txt"]);
+  });
+
+  it("reads a pax path over one block with multi-byte UTF-8, however the input is sliced", async () => {
+    // 604 bytes of record: it crosses a block and, in some slicings, a slice inside a character.
+    const long = ("ü".repeat(100) + "/").repeat(3) + "f.txt";
+    const bytes = tgzOf([paxEntry({ path: long }), file("truncated-ustar-name", "data")]);
+    for (const bufferBytes of [600, 1000, 1100, 1537, 16 * 1024]) {
+      const entries = await readTarGz(bytes, { ...caps, bufferBytes });
+      expect(entries.map((e) => [e.path, e.data.toString()])).toEqual([[long, "data"]]);
+    }
   });
 
   it("normalises ./ and repeated slashes", async () => {
