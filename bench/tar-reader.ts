@@ -13,7 +13,7 @@
  */
 import { randomBytes } from "node:crypto";
 import { gzipSync } from "node:zlib";
-import { TarSafetyError, type ReadTarOptions, type TarEntry } from "../src/remote-build/transport/tar-policy.ts";
+import { type ReadTarOptions, type TarEntry, isTarSafetyError } from "../src/remote-build/transport/tar-policy.ts";
 import { readTarGz } from "../src/remote-build/transport/tar-reader.ts";
 import { createTarGz } from "../src/remote-build/transport/tar-writer.ts";
 import { MiB, file, gnuLongName, paxEntry, tgzOf } from "../test/remote-build/transport/tar-fixtures.ts";
@@ -129,7 +129,7 @@ async function verdict(read: Reader, bytes: Buffer, opts: ReadTarOptions, expect
     if (expected === "accepted") return entries[0]?.path === longUnicode ? "accepted" : `accepted as ${JSON.stringify(entries[0]?.path.slice(0, 12))}…`;
     return "accepted";
   } catch (err) {
-    return err instanceof TarSafetyError ? err.code : `threw ${(err as Error).name}`;
+    return isTarSafetyError(err) ? err.code : `threw ${(err as Error).name}`;
   }
 }
 

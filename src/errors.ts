@@ -66,14 +66,33 @@ export const ErrorCode = {
 
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 
-export class BuilderError extends Error {
-  readonly code: ErrorCode;
+/**
+ * The one error shape of the whole builder: a stable string code and a
+ * message. `C` is the code set of whoever throws it: the API's `ErrorCode` by
+ * default, or a module's own (the tar policy's, the bundle's, the Noise
+ * handshake's...) where the codes are that module's vocabulary; a caller tells
+ * them apart with `isCodedError(err, CODES)`, never with a class of its own.
+ */
+export class BuilderError<C extends string = ErrorCode> extends Error {
+  readonly code: C;
 
-  constructor(code: ErrorCode, message: string, options?: { cause?: unknown }) {
+  constructor(code: C, message: string, options?: { cause?: unknown }) {
     super(message, options);
     this.name = "BuilderError";
     this.code = code;
   }
+}
+
+/** Whether `err` is a `BuilderError` whose code is one of `codes` (a module's code list). */
+export function isCodedError<C extends string>(err: unknown, codes: readonly C[]): err is BuilderError<C> {
+  return err instanceof BuilderError && (codes as readonly string[]).includes((err as BuilderError<string>).code);
+}
+
+const ERROR_CODES: readonly ErrorCode[] = Object.values(ErrorCode);
+
+/** Whether `err` is a `BuilderError` with one of the API's codes (`ErrorCode`). */
+export function isBuilderError(err: unknown): err is BuilderError {
+  return isCodedError(err, ERROR_CODES);
 }
 
 /** A peer-link reason as an error code: a known one as it is, any other `peer_refused`. */

@@ -12,7 +12,7 @@ import { randomBytes } from "node:crypto";
 import { promises as fs } from "node:fs";
 import path from "node:path";
 import type { z } from "zod";
-import { BuilderError, ErrorCode, errorMessage } from "./errors.ts";
+import { BuilderError, ErrorCode, errorMessage, isBuilderError } from "./errors.ts";
 import { getLogger } from "./logger.ts";
 import type { ProblemCode, ProblemSink } from "./problems.ts";
 
@@ -31,7 +31,7 @@ function errnoOf(err: unknown): string | undefined {
  * `disk_full` when the disk (or quota) is full, else `storage_error`.
  */
 export function storageError(err: unknown, file: string): BuilderError {
-  if (err instanceof BuilderError) return err;
+  if (isBuilderError(err)) return err;
   const errno = errnoOf(err);
   const dir = path.dirname(file);
   if (errno === "ENOSPC" || errno === "EDQUOT") {

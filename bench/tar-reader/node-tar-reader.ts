@@ -14,15 +14,7 @@
 import { Readable, pipeline } from "node:stream";
 import { createGunzip } from "node:zlib";
 import { Parser, type ReadEntry } from "tar";
-import {
-  DEFAULT_MAX_MEMBERS,
-  TarSafetyError,
-  checkMemberPath,
-  checkOptions,
-  inflatedLimit,
-  type ReadTarOptions,
-  type TarEntry,
-} from "../../src/remote-build/transport/tar-policy.ts";
+import { DEFAULT_MAX_MEMBERS, checkMemberPath, checkOptions, inflatedLimit, type ReadTarOptions, type TarEntry, isTarSafetyError, tarSafetyError } from "../../src/remote-build/transport/tar-policy.ts";
 
 const FILE_TYPES = new Set(["File", "OldFile", "ContiguousFile"]);
 const DIR_TYPES = new Set(["Directory", "GNUDumpDir"]);
@@ -34,7 +26,7 @@ async function* slices(bytes: Buffer, size: number): AsyncGenerator<Buffer> {
 
 export async function readTarGzNodeTar(bytes: Buffer, opts: ReadTarOptions): Promise<TarEntry[]> {
   checkOptions(opts);
-  if (bytes.length < 2 || bytes[0] !== 0x1f || bytes[1] !== 0x8b) throw new TarSafetyError("malformed", "not a gzip file");
+  if (bytes.length < 2 || bytes[0] !== 0x1f || bytes[1] !== 0x8b) throw tarSafetyError("malformed", "not a gzip file");
   const buffer = opts.bufferBytes ?? 16 * 1024;
   const maxMembers = opts.maxMembers ?? DEFAULT_MAX_MEMBERS;
   const limit = inflatedLimit(opts);
@@ -50,56 +42,56 @@ export async function readTarGzNodeTar(bytes: Buffer, opts: ReadTarOptions): Pro
     seen.eof = true;
   });
   parser.on("meta", (text: string) => {
-    if (/\0[^\0]/.test(text)) throw new TarSafetyError("unsafe_path", "extended header or long name contains NUL");
+    if (/\0[^\0]/.test(text)) throw tarSafetyError("unsafe_path", "extended header or long name contains NUL");
   });
   parser.on("ignoredEntry", (entry: ReadEntry) => {
-    if (entry.meta) throw new TarSafetyError("malformed", `extended header of ${entry.size} bytes is too large`);
-    throw new TarSafetyError("not_a_file", `archive entry ${JSON.stringify(entry.path)} is a ${entry.type}, not a regular file`);
+    if (entry.meta) throw tarSafetyError("malformed", `extended header of ${entry.size} bytes is too large`);
+    throw tarSafetyError("not_a_file", `archive entry ${JSON.stringify(entry.path)} is a ${entry.type}, not a regular file`);
   });
   parser.on("error", (err: Error & { tarCode?: string; header?: { type?: string } }) => {
     // An empty archive (end-of-archive record only) is "unrecognized" to node-tar.
     if (err.tarCode === "TAR_BAD_ARCHIVE" && seen.eof && members === 0 && /Unrecognized/.test(err.message)) return;
     const type = err.header?.type;
     if (type !== undefined && !FILE_TYPES.has(type) && !/ExtendedHeader|LongPath|LongLinkpath/.test(type)) {
-      throw new TarSafetyError("not_a_file", `archive entry is a ${type}, not a regular file`, { cause: err });
+      throw tarSafetyError("not_a_file", `archive entry is a ${type}, not a regular file`, { cause: err });
     }
-    throw new TarSafetyError("malformed", `bad tar archive: ${err.message}`, { cause: err });
+    throw tarSafetyError("malformed", `bad tar archive: ${err.message}`, { cause: err });
   });
   parser.on("entry", (entry: ReadEntry) => {
     members += 1;
-    if (members > maxMembers) throw new TarSafetyError("too_many_members", `archive has more than ${maxMembers} entries`);
-    if (entry.globalExtended !== undefined) throw new TarSafetyError("not_a_file", "archive has a pax global header");
-    if (entry.path.includes("\uFFFD")) throw new TarSafetyError("unsafe_path", "entry name is not valid UTF-8");
+    if (members > maxMembers) throw tarSafetyError("too_many_members", `archive has more than ${maxMembers} entries`);
+    if (entry.globalExtended !== undefined) throw tarSafetyError("not_a_file", "archive has a pax global header");
+    if (entry.path.includes("\uFFFD")) throw tarSafetyError("unsafe_path", "entry name is not valid UTF-8");
     const checked = checkMemberPath(entry.path);
     const size = entry.size;
     if (DIR_TYPES.has(entry.type) && opts.directories === "skip") {
       if (checked.path !== "" && files.has(checked.path)) {
-        throw new TarSafetyError("duplicate", `directory ${JSON.stringify(checked.path)} is also a file in the archive`);
+        throw tarSafetyError("duplicate", `directory ${JSON.stringify(checked.path)} is also a file in the archive`);
       }
       if (checked.path !== "") dirs.add(checked.path);
       entry.resume();
       return;
     }
     if (!FILE_TYPES.has(entry.type)) {
-      throw new TarSafetyError("not_a_file", `archive entry ${JSON.stringify(entry.path)} is a ${entry.type}, not a regular file`);
+      throw tarSafetyError("not_a_file", `archive entry ${JSON.stringify(entry.path)} is a ${entry.type}, not a regular file`);
     }
     if (checked.path === "" || checked.trailingSlash) {
-      throw new TarSafetyError("unsafe_path", `archive file entry ${JSON.stringify(entry.path)} has no file name`);
+      throw tarSafetyError("unsafe_path", `archive file entry ${JSON.stringify(entry.path)} has no file name`);
     }
     const filePath = checked.path;
     if (files.has(filePath) || dirs.has(filePath)) {
-      throw new TarSafetyError("duplicate", `${JSON.stringify(filePath)} appears more than once in the archive`);
+      throw tarSafetyError("duplicate", `${JSON.stringify(filePath)} appears more than once in the archive`);
     }
     const parts = filePath.split("/");
     for (let i = 1; i < parts.length; i++) {
       const parent = parts.slice(0, i).join("/");
-      if (files.has(parent)) throw new TarSafetyError("duplicate", `${JSON.stringify(parent)} is both a file and a folder in the archive`);
+      if (files.has(parent)) throw tarSafetyError("duplicate", `${JSON.stringify(parent)} is both a file and a folder in the archive`);
       dirs.add(parent);
     }
     if (size > opts.maxMemberBytes) {
-      throw new TarSafetyError("member_too_large", `${JSON.stringify(filePath)} declares ${size} bytes, over the limit of ${opts.maxMemberBytes}`);
+      throw tarSafetyError("member_too_large", `${JSON.stringify(filePath)} declares ${size} bytes, over the limit of ${opts.maxMemberBytes}`);
     }
-    if (total + size > opts.maxTotalBytes) throw new TarSafetyError("too_large", `archive contents exceed the limit of ${opts.maxTotalBytes} bytes`);
+    if (total + size > opts.maxTotalBytes) throw tarSafetyError("too_large", `archive contents exceed the limit of ${opts.maxTotalBytes} bytes`);
     total += size;
     files.add(filePath);
     const data = Buffer.allocUnsafe(size);
@@ -120,18 +112,18 @@ export async function readTarGzNodeTar(bytes: Buffer, opts: ReadTarOptions): Pro
       for await (const chunk of inflated as AsyncIterable<Buffer>) {
         inflatedBytes += chunk.length;
         if (inflatedBytes > limit) {
-          throw new TarSafetyError("too_large", `archive inflates past ${limit} bytes (stopped after ${inflatedBytes} inflated bytes)`);
+          throw tarSafetyError("too_large", `archive inflates past ${limit} bytes (stopped after ${inflatedBytes} inflated bytes)`);
         }
         if (!seen.eof) parser.write(chunk);
       }
     } catch (err) {
-      if (err instanceof TarSafetyError) throw err;
-      throw new TarSafetyError("malformed", `corrupt gzip stream: ${(err as Error).message}`, { cause: err });
+      if (isTarSafetyError(err)) throw err;
+      throw tarSafetyError("malformed", `corrupt gzip stream: ${(err as Error).message}`, { cause: err });
     }
     parser.end();
   } finally {
     inflated.destroy();
   }
-  if (inflatedBytes === 0) throw new TarSafetyError("malformed", "empty stream: not a tar archive");
+  if (inflatedBytes === 0) throw tarSafetyError("malformed", "empty stream: not a tar archive");
   return entries;
 }

@@ -15,7 +15,7 @@ import type { IncomingMessage } from "node:http";
 import type { Duplex } from "node:stream";
 import { WebSocketServer, type RawData, type WebSocket } from "ws";
 import { z } from "zod";
-import { BuilderError, ErrorCode, errorMessage } from "../errors.ts";
+import { ErrorCode, errorMessage, isBuilderError } from "../errors.ts";
 import { getLogger } from "../logger.ts";
 import { COMMANDS, type ApiServices, type ClientContext, type Command, type StreamSink } from "./commands.ts";
 import { CLOSE_NOT_READING, CLOSE_NOT_READING_REASON, Outbox, type FrameKind } from "./outbox.ts";
@@ -300,7 +300,7 @@ export class WsApi {
       }
     } catch (err) {
       sink?.end(); // a stream that failed to start holds nothing
-      if (err instanceof BuilderError) {
+      if (isBuilderError(err)) {
         this.#error(conn, messageId, err.code, err.message);
       } else {
         log.error(`${name} failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);

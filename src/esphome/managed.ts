@@ -13,7 +13,7 @@
 import { z } from "zod";
 import type { EsphomeEnvironmentView, EsphomeStatus, EsphomeTaskState } from "../domain/esphome.ts";
 import type { EsphomeVersionsView } from "../api/wire.ts";
-import { BuilderError, ErrorCode, errorMessage } from "../errors.ts";
+import { BuilderError, ErrorCode, errorMessage, isBuilderError } from "../errors.ts";
 import type { EventBus } from "../events.ts";
 import { getLogger } from "../logger.ts";
 import { JsonStore } from "../store.ts";
@@ -294,7 +294,7 @@ export class ManagedEsphome implements EsphomeSource {
           this.#wake();
         },
         async (err: unknown) => {
-          const code = err instanceof BuilderError ? err.code : ErrorCode.ProvisionFailed;
+          const code = isBuilderError(err) ? err.code : ErrorCode.ProvisionFailed;
           const message = errorMessage(err);
           log.error(`ESPHome ${version} could not be installed: ${message}`);
           if (this.#state.status === "provisioning" && this.#state.version === version) this.#state = markFailed(version, code, message);

@@ -20,7 +20,7 @@ import {
   type HaWebSocket,
 } from "home-assistant-js-websocket";
 import WebSocket from "ws";
-import { errorMessage } from "../errors.ts";
+import { BuilderError, errorMessage } from "../errors.ts";
 import { getLogger } from "../logger.ts";
 
 const log = getLogger("ha");
@@ -51,16 +51,9 @@ export function haTarget(opts: {
   return null;
 }
 
-export class HaRequestError extends Error {
-  /** HTTP status, or null when Home Assistant could not be reached at all. */
-  readonly status: number | null;
-
-  constructor(message: string, status: number | null) {
-    super(message);
-    this.name = "HaRequestError";
-    this.status = status;
-  }
-}
+/** Why a REST call to Home Assistant failed: it could not be reached, or it answered with an error status (in the message). */
+export const HA_REQUEST_CODES = ["ha_unreachable", "ha_http_error"] as const;
+export type HaRequestCode = (typeof HA_REQUEST_CODES)[number];
 
 export interface HaTimings {
   /** REST request timeout. */
@@ -225,10 +218,10 @@ export class HaClient {
       });
     } catch (err) {
       const cause = (err as { cause?: unknown }).cause;
-      throw new HaRequestError(`POST ${path}: ${errorMessage(cause ?? err)}`, null);
+      throw new BuilderError<HaRequestCode>("ha_unreachable", `POST ${path}: ${errorMessage(cause ?? err)}`, { cause: cause ?? err });
     }
     const text = await res.text().catch(() => "");
-    if (!res.ok) throw new HaRequestError(`POST ${path}: HTTP ${res.status} ${text.slice(0, 200)}`, res.status);
+    if (!res.ok) throw new BuilderError<HaRequestCode>("ha_http_error", `POST ${path}: HTTP ${res.status} ${text.slice(0, 200)}`);
     try {
       return text === "" ? null : (JSON.parse(text) as unknown);
     } catch {

@@ -5,7 +5,7 @@
  * legacy dashboard API. Supervisor replies are wrapped: `{result, data}`.
  */
 import { z } from "zod";
-import { errorMessage } from "../errors.ts";
+import { BuilderError, errorMessage } from "../errors.ts";
 import { getLogger } from "../logger.ts";
 
 const log = getLogger("supervisor");
@@ -21,9 +21,9 @@ export interface AddonSelfInfo {
   ip_address: string | null;
 }
 
-export class SupervisorError extends Error {
-  override name = "SupervisorError";
-}
+/** Why a Supervisor call failed: unreachable, an error status (in the message), or an answer this builder cannot use. */
+export const SUPERVISOR_CODES = ["supervisor_unreachable", "supervisor_http_error", "supervisor_bad_answer"] as const;
+export type SupervisorCode = (typeof SUPERVISOR_CODES)[number];
 
 export class SupervisorClient {
   readonly #url: string;
@@ -46,7 +46,7 @@ export class SupervisorClient {
         signal: AbortSignal.timeout(this.#timeoutMs),
       });
     } catch (err) {
-      throw new SupervisorError(`${method} ${path}: ${errorMessage((err as { cause?: unknown }).cause ?? err)}`);
+      throw new BuilderError<SupervisorCode>("supervisor_unreachable", `${method} ${path}: ${errorMessage((err as { cause?: unknown }).cause ?? err)}`);
     }
     const text = await res.text().catch(() => "");
     let parsed: unknown;
@@ -58,7 +58,7 @@ export class SupervisorClient {
     const envelope = (typeof parsed === "object" && parsed !== null ? parsed : {}) as { result?: unknown; data?: unknown; message?: unknown };
     if (!res.ok || envelope.result !== "ok") {
       const message = typeof envelope.message === "string" ? envelope.message : text.slice(0, 200);
-      throw new SupervisorError(`${method} ${path}: HTTP ${res.status} ${message}`);
+      throw new BuilderError<SupervisorCode>("supervisor_http_error", `${method} ${path}: HTTP ${res.status} ${message}`);
     }
     return (typeof envelope.data === "object" && envelope.data !== null ? envelope.data : {}) as Record<string, unknown>;
   }
@@ -68,7 +68,7 @@ export class SupervisorClient {
     const str = (v: unknown): string | null => (typeof v === "string" && v !== "" ? v : null);
     const port = data.ingress_port;
     if (typeof port !== "number" || !Number.isInteger(port) || port < 1 || port > 65535) {
-      throw new SupervisorError(`/addons/self/info has no usable ingress_port (${JSON.stringify(port)})`);
+      throw new BuilderError<SupervisorCode>("supervisor_bad_answer", `/addons/self/info has no usable ingress_port (${JSON.stringify(port)})`);
     }
     return {
       slug: str(data.slug) ?? "",

@@ -1,6 +1,6 @@
 import path from "node:path";
 import { describe, expect, it } from "vitest";
-import { BuilderError, ErrorCode } from "../../src/errors.ts";
+import { ErrorCode, isBuilderError, type BuilderError } from "../../src/errors.ts";
 import {
   isSecretsFileName,
   resolveConfigurationPath,
@@ -11,7 +11,7 @@ function rejection(fn: () => unknown): BuilderError {
   try {
     fn();
   } catch (err) {
-    if (err instanceof BuilderError) return err;
+    if (isBuilderError(err)) return err;
     throw err;
   }
   throw new Error("expected a BuilderError");

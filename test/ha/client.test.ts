@@ -4,7 +4,8 @@
  * REST errors that never throw into the builder.
  */
 import { describe, expect, it, onTestFinished } from "vitest";
-import { HaClient, haTarget, HaRequestError, openHaSocket } from "../../src/ha/client.ts";
+import { HA_REQUEST_CODES, HaClient, haTarget, openHaSocket } from "../../src/ha/client.ts";
+import { isCodedError } from "../../src/errors.ts";
 import { waitFor } from "../helpers/tmp.ts";
 import { FakeSupervisor } from "./fake-supervisor.ts";
 import { freePort } from "./ha-core.ts";
@@ -86,17 +87,17 @@ describe("Home Assistant client", () => {
     await waitFor(() => supervisor.authAccepted > accepted, 5_000, "a reconnect after unanswered pings");
   });
 
-  it("REST calls report HTTP errors and unreachable hosts as HaRequestError", async () => {
+  it("REST calls report HTTP errors and unreachable hosts with their codes", async () => {
     const supervisor = await fake();
     const c = client(supervisor.url);
     await c.setState("sensor.x", "1", {});
     expect(supervisor.requests.at(-1)).toMatchObject({ method: "POST", path: "/core/api/states/sensor.x", auth: "Bearer sv-token", body: { state: "1", attributes: {} } });
     supervisor.coreDown = true;
-    await expect(c.fireEvent("x", {})).rejects.toMatchObject({ name: "HaRequestError", status: 502 });
+    await expect(c.fireEvent("x", {})).rejects.toMatchObject({ code: "ha_http_error", message: expect.stringContaining("HTTP 502") as unknown });
     const gone = client(`http://127.0.0.1:${await freePort()}`);
     const err = await gone.callService("a", "b", {}).catch((e: unknown) => e);
-    expect(err).toBeInstanceOf(HaRequestError);
-    expect((err as HaRequestError).status).toBeNull();
+    expect(isCodedError(err, HA_REQUEST_CODES)).toBe(true);
+    expect((err as { code: string }).code).toBe("ha_unreachable");
   });
 });
 

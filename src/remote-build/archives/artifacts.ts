@@ -22,11 +22,11 @@ import { createHash } from "node:crypto";
 import { promises as fs } from "node:fs";
 import path from "node:path";
 import { setImmediate as yieldToLoop } from "node:timers/promises";
-import { errorMessage } from "../../errors.ts";
+import { BuilderError, errorMessage, isCodedError } from "../../errors.ts";
 import type { Paths } from "../../paths.ts";
 import { DEVICE_STEM_RE } from "./bundle.ts";
 import { ARTIFACTS_MAX_BYTES } from "../transport/chunks.ts";
-import { TarSafetyError, type TarSafetyErrorCode } from "../transport/tar-policy.ts";
+import { TAR_SAFETY_CODES, isTarSafetyError } from "../transport/tar-policy.ts";
 import { readTarGz } from "../transport/tar-reader.ts";
 import { createTarGz } from "../transport/tar-writer.ts";
 
@@ -98,16 +98,18 @@ const HASH_SLICE_BYTES = 4 * 1024 * 1024;
 /** Most members an artifacts tarball may have. */
 export const ARTIFACTS_MAX_MEMBERS = 256;
 
-export type ArtifactsErrorCode = TarSafetyErrorCode | "build_dir_missing" | "pack_failed" | "missing_firmware";
+export const ARTIFACTS_CODES = [...TAR_SAFETY_CODES, "build_dir_missing", "pack_failed", "missing_firmware"] as const;
+export type ArtifactsErrorCode = (typeof ARTIFACTS_CODES)[number];
 
-export class ArtifactsError extends Error {
-  readonly code: ArtifactsErrorCode;
+/** Artifacts that could not be packed or were refused (a `BuilderError` with one of `ARTIFACTS_CODES`). */
+export type ArtifactsError = BuilderError<ArtifactsErrorCode>;
 
-  constructor(code: ArtifactsErrorCode, message: string, options?: { cause?: unknown }) {
-    super(message, options);
-    this.name = "ArtifactsError";
-    this.code = code;
-  }
+export function artifactsError(code: ArtifactsErrorCode, message: string, options?: { cause?: unknown }): ArtifactsError {
+  return new BuilderError(code, message, options);
+}
+
+export function isArtifactsError(err: unknown): err is ArtifactsError {
+  return isCodedError(err, ARTIFACTS_CODES);
 }
 
 export interface PackedArtifacts {
@@ -224,8 +226,8 @@ export async function packArtifacts(paths: Paths, configuration: string, opts: A
   try {
     return await pack(paths, configuration, maxBytes, opts.only);
   } catch (err) {
-    if (err instanceof ArtifactsError) throw err;
-    throw new ArtifactsError("pack_failed", `packing the build artifacts failed: ${errorMessage(err)}`, { cause: err });
+    if (isArtifactsError(err)) throw err;
+    throw artifactsError("pack_failed", `packing the build artifacts failed: ${errorMessage(err)}`, { cause: err });
   }
 }
 
@@ -236,13 +238,13 @@ async function pack(paths: Paths, configuration: string, maxBytes: number, only:
     storage = await readJsonObject(storagePath);
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === "ENOENT") {
-      throw new ArtifactsError("build_dir_missing", `no build information for ${configuration} (${storagePath} is missing)`);
+      throw artifactsError("build_dir_missing", `no build information for ${configuration} (${storagePath} is missing)`);
     }
-    throw new ArtifactsError("pack_failed", `unreadable StorageJSON ${storagePath}: ${errorMessage(err)}`, { cause: err });
+    throw artifactsError("pack_failed", `unreadable StorageJSON ${storagePath}: ${errorMessage(err)}`, { cause: err });
   }
   const name = storage["name"];
   if (typeof name !== "string" || !DEVICE_STEM_RE.test(name)) {
-    throw new ArtifactsError("pack_failed", `StorageJSON ${storagePath} has no valid device name`);
+    throw artifactsError("pack_failed", `StorageJSON ${storagePath} has no valid device name`);
   }
   const buildPath =
     typeof storage["build_path"] === "string" && storage["build_path"] !== ""
@@ -254,7 +256,7 @@ async function pack(paths: Paths, configuration: string, maxBytes: number, only:
       : path.join(paths.firmwareDir(name), "firmware.bin");
   const firmware = buildRelative(buildPath, firmwarePath);
   if (firmware === null) {
-    throw new ArtifactsError("pack_failed", `StorageJSON ${storagePath}: the firmware image ${firmwarePath} is not inside the build folder ${buildPath}`);
+    throw artifactsError("pack_failed", `StorageJSON ${storagePath}: the firmware image ${firmwarePath} is not inside the build folder ${buildPath}`);
   }
   const idedataPath = path.join(paths.dataDir, "idedata", `${name}.json`);
 
@@ -292,7 +294,7 @@ async function pack(paths: Paths, configuration: string, maxBytes: number, only:
         }
       }
     } catch (err) {
-      throw new ArtifactsError("pack_failed", `unreadable idedata ${idedataPath}: ${errorMessage(err)}`, { cause: err });
+      throw artifactsError("pack_failed", `unreadable idedata ${idedataPath}: ${errorMessage(err)}`, { cause: err });
     }
   }
 
@@ -311,16 +313,16 @@ async function pack(paths: Paths, configuration: string, maxBytes: number, only:
     const size = stat.size;
     if (size === null) {
       if (candidate.required) {
-        throw new ArtifactsError("build_dir_missing", `the build of ${configuration} has no ${candidate.name} (${candidate.file})`);
+        throw artifactsError("build_dir_missing", `the build of ${configuration} has no ${candidate.name} (${candidate.file})`);
       }
       continue;
     }
     if (size > maxBytes) {
-      throw new ArtifactsError("too_large", `${candidate.name} is ${size} bytes, over the limit of ${maxBytes}`);
+      throw artifactsError("too_large", `${candidate.name} is ${size} bytes, over the limit of ${maxBytes}`);
     }
     total += size;
     if (total > maxBytes) {
-      throw new ArtifactsError("too_large", `the build artifacts exceed the limit of ${maxBytes} bytes`);
+      throw artifactsError("too_large", `the build artifacts exceed the limit of ${maxBytes} bytes`);
     }
     seen.add(base);
     present.push(candidate);
@@ -328,12 +330,12 @@ async function pack(paths: Paths, configuration: string, maxBytes: number, only:
   const members = await Promise.all(present.map(async (c) => ({ path: c.name, data: await fs.readFile(c.file) })));
   // A file that grew between stat and read is held to the same caps.
   if (members.reduce((n, m) => n + m.data.length, 0) > maxBytes) {
-    throw new ArtifactsError("too_large", `the build artifacts exceed the limit of ${maxBytes} bytes`);
+    throw artifactsError("too_large", `the build artifacts exceed the limit of ${maxBytes} bytes`);
   }
 
   const tarball = await createTarGz(members, "auto");
   if (tarball.length > maxBytes) {
-    throw new ArtifactsError("too_large", `the artifacts tarball is ${tarball.length} bytes, over the limit of ${maxBytes}`);
+    throw artifactsError("too_large", `the artifacts tarball is ${tarball.length} bytes, over the limit of ${maxBytes}`);
   }
   return {
     tarball,
@@ -364,9 +366,9 @@ function parseJsonMember(files: Map<string, Buffer>, name: string): Record<strin
   try {
     value = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(data));
   } catch (err) {
-    throw new ArtifactsError("malformed", `${name} in the artifacts is not valid JSON: ${errorMessage(err)}`);
+    throw artifactsError("malformed", `${name} in the artifacts is not valid JSON: ${errorMessage(err)}`);
   }
-  if (!isPlainObject(value)) throw new ArtifactsError("malformed", `${name} in the artifacts is not a JSON object`);
+  if (!isPlainObject(value)) throw artifactsError("malformed", `${name} in the artifacts is not a JSON object`);
   return value;
 }
 
@@ -380,7 +382,7 @@ function parseJsonMember(files: Map<string, Buffer>, name: string): Record<strin
  */
 export async function readArtifacts(bytes: Buffer, opts: ArtifactsOptions = {}): Promise<ReadArtifactsResult> {
   const maxBytes = opts.maxBytes ?? ARTIFACTS_MAX_BYTES;
-  if (bytes.length > maxBytes) throw new ArtifactsError("too_large", `artifacts tarball is larger than ${maxBytes} bytes`);
+  if (bytes.length > maxBytes) throw artifactsError("too_large", `artifacts tarball is larger than ${maxBytes} bytes`);
   let entries;
   try {
     entries = await readTarGz(bytes, {
@@ -392,7 +394,7 @@ export async function readArtifacts(bytes: Buffer, opts: ArtifactsOptions = {}):
       bufferBytes: 256 * 1024,
     });
   } catch (err) {
-    if (err instanceof TarSafetyError) throw new ArtifactsError(err.code, `bad artifacts tarball: ${err.message}`, { cause: err });
+    if (isTarSafetyError(err)) throw artifactsError(err.code, `bad artifacts tarball: ${err.message}`, { cause: err });
     throw err;
   }
   const files = new Map<string, Buffer>();
@@ -400,30 +402,30 @@ export async function readArtifacts(bytes: Buffer, opts: ArtifactsOptions = {}):
   for (const entry of entries) {
     // The tar reader already refused absolute paths, `..` and control characters.
     if (!isRelativeName(entry.path)) {
-      throw new ArtifactsError("unsafe_path", `artifacts member ${JSON.stringify(entry.path)} is not a relative file path`);
+      throw artifactsError("unsafe_path", `artifacts member ${JSON.stringify(entry.path)} is not a relative file path`);
     }
     const base = path.posix.basename(entry.path);
-    if (bases.has(base)) throw new ArtifactsError("duplicate", `two artifacts are named ${JSON.stringify(base)}`);
+    if (bases.has(base)) throw artifactsError("duplicate", `two artifacts are named ${JSON.stringify(base)}`);
     bases.add(base);
     files.set(entry.path, entry.data);
   }
   const storage = parseJsonMember(files, STORAGE_NAME);
-  if (storage === null) throw new ArtifactsError("missing_firmware", "the artifacts have no storage.json to name the firmware image");
+  if (storage === null) throw artifactsError("missing_firmware", "the artifacts have no storage.json to name the firmware image");
   const buildPath = storage["build_path"];
   const firmwarePath = storage["firmware_bin_path"];
   if (typeof buildPath !== "string" || typeof firmwarePath !== "string" || buildPath === "" || firmwarePath === "") {
-    throw new ArtifactsError("malformed", "storage.json in the artifacts has no build_path and firmware_bin_path");
+    throw artifactsError("malformed", "storage.json in the artifacts has no build_path and firmware_bin_path");
   }
   const firmwareInBuild = buildRelative(buildPath, firmwarePath);
   if (firmwareInBuild === null) {
-    throw new ArtifactsError("malformed", `storage.json in the artifacts names a firmware image outside its build folder (${firmwarePath})`);
+    throw artifactsError("malformed", `storage.json in the artifacts names a firmware image outside its build folder (${firmwarePath})`);
   }
   // Upstream's layout names the image by its path in the build folder; older builders of ours sent it flat.
   const flat = path.posix.basename(firmwareInBuild);
   const firmwareName = files.has(firmwareInBuild) ? firmwareInBuild : files.has(flat) ? flat : null;
   const firmware = firmwareName === null ? undefined : files.get(firmwareName);
   if (firmwareName === null || firmware === undefined) {
-    throw new ArtifactsError("missing_firmware", `the artifacts have no ${firmwareInBuild}, the image storage.json names`);
+    throw artifactsError("missing_firmware", `the artifacts have no ${firmwareInBuild}, the image storage.json names`);
   }
   return { files, firmware, firmwareName, firmwareInBuild, storage, idedata: parseJsonMember(files, IDEDATA_NAME) };
 }

@@ -18,11 +18,11 @@
 import { promises as fs, type Stats } from "node:fs";
 import path from "node:path";
 import { validateConfigurationName } from "../../esphome/configuration.ts";
-import { errorMessage } from "../../errors.ts";
+import { BuilderError, errorMessage, isCodedError } from "../../errors.ts";
 import { getLogger } from "../../logger.ts";
 import { BUNDLE_MAX_BYTES } from "../transport/chunks.ts";
 import { isPin } from "../transport/pin.ts";
-import { DEFAULT_MAX_MEMBERS, TarSafetyError, type TarEntry, type TarSafetyErrorCode } from "../transport/tar-policy.ts";
+import { DEFAULT_MAX_MEMBERS, type TarEntry, TAR_SAFETY_CODES, isTarSafetyError } from "../transport/tar-policy.ts";
 import { readTarGz } from "../transport/tar-reader.ts";
 import { extractSafely } from "../transport/tar-extract.ts";
 
@@ -38,23 +38,26 @@ export const DEVICE_STEM_RE = /^[A-Za-z0-9][A-Za-z0-9_-]*$/;
 const DEVICE_STEM_MAX = 128;
 const ESPHOME_VERSION_MAX = 64;
 
-export type BundleErrorCode =
-  | TarSafetyErrorCode
-  | "missing_manifest"
-  | "invalid_manifest"
-  | "unsupported_manifest"
-  | "invalid_config_filename"
-  | "missing_config"
-  | "invalid_header";
+export const BUNDLE_CODES = [
+  ...TAR_SAFETY_CODES,
+  "missing_manifest",
+  "invalid_manifest",
+  "unsupported_manifest",
+  "invalid_config_filename",
+  "missing_config",
+  "invalid_header",
+] as const;
+export type BundleErrorCode = (typeof BUNDLE_CODES)[number];
 
-export class BundleError extends Error {
-  readonly code: BundleErrorCode;
+/** A bundle refused on the build server (a `BuilderError` with one of `BUNDLE_CODES`). */
+export type BundleError = BuilderError<BundleErrorCode>;
 
-  constructor(code: BundleErrorCode, message: string, options?: { cause?: unknown }) {
-    super(message, options);
-    this.name = "BundleError";
-    this.code = code;
-  }
+export function bundleError(code: BundleErrorCode, message: string, options?: { cause?: unknown }): BundleError {
+  return new BuilderError(code, message, options);
+}
+
+export function isBundleError(err: unknown): err is BundleError {
+  return isCodedError(err, BUNDLE_CODES);
 }
 
 export interface Manifest {
@@ -87,19 +90,19 @@ function isPlainObject(value: unknown): value is Record<string, unknown> {
 /** Validates a parsed manifest; throws `BundleError`. */
 export function parseManifest(data: Buffer): Manifest {
   if (data.length > MANIFEST_MAX_BYTES) {
-    throw new BundleError("invalid_manifest", `manifest.json is larger than ${MANIFEST_MAX_BYTES} bytes`);
+    throw bundleError("invalid_manifest", `manifest.json is larger than ${MANIFEST_MAX_BYTES} bytes`);
   }
   let value: unknown;
   try {
     value = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(data));
   } catch (err) {
-    throw new BundleError("invalid_manifest", `manifest.json is not valid JSON: ${errorMessage(err)}`);
+    throw bundleError("invalid_manifest", `manifest.json is not valid JSON: ${errorMessage(err)}`);
   }
-  if (!isPlainObject(value)) throw new BundleError("invalid_manifest", "manifest.json is not a JSON object");
+  if (!isPlainObject(value)) throw bundleError("invalid_manifest", "manifest.json is not a JSON object");
   const version = value["manifest_version"];
   if (version !== SUPPORTED_MANIFEST_VERSION) {
     const newer = typeof version === "number" && version > SUPPORTED_MANIFEST_VERSION;
-    throw new BundleError(
+    throw bundleError(
       "unsupported_manifest",
       `bundle manifest_version ${version === undefined ? "(missing)" : JSON.stringify(version)} is not supported (this builder reads version ` +
         `${SUPPORTED_MANIFEST_VERSION})${newer ? "; please upgrade ESPHome and the builder to compile this bundle" : ""}`,
@@ -109,18 +112,18 @@ export function parseManifest(data: Buffer): Manifest {
   try {
     configFilename = validateConfigurationName(value["config_filename"]);
   } catch (err) {
-    throw new BundleError("invalid_config_filename", `bundle config_filename: ${errorMessage(err)}`, { cause: err });
+    throw bundleError("invalid_config_filename", `bundle config_filename: ${errorMessage(err)}`, { cause: err });
   }
   const esphomeVersion = value["esphome_version"] ?? "";
   if (typeof esphomeVersion !== "string" || esphomeVersion.length > ESPHOME_VERSION_MAX) {
-    throw new BundleError("invalid_manifest", `manifest esphome_version must be a string of at most ${ESPHOME_VERSION_MAX} characters`);
+    throw bundleError("invalid_manifest", `manifest esphome_version must be a string of at most ${ESPHOME_VERSION_MAX} characters`);
   }
   const rawFiles = value["files"] ?? [];
-  if (!Array.isArray(rawFiles)) throw new BundleError("invalid_manifest", "manifest files must be a list of strings");
+  if (!Array.isArray(rawFiles)) throw bundleError("invalid_manifest", "manifest files must be a list of strings");
   const files = (rawFiles as unknown[]).filter((f): f is string => typeof f === "string");
-  if (files.length !== rawFiles.length) throw new BundleError("invalid_manifest", "manifest files must be a list of strings");
+  if (files.length !== rawFiles.length) throw bundleError("invalid_manifest", "manifest files must be a list of strings");
   const hasSecrets = value["has_secrets"] ?? false;
-  if (typeof hasSecrets !== "boolean") throw new BundleError("invalid_manifest", "manifest has_secrets must be a boolean");
+  if (typeof hasSecrets !== "boolean") throw bundleError("invalid_manifest", "manifest has_secrets must be a boolean");
   return {
     manifest_version: SUPPORTED_MANIFEST_VERSION,
     esphome_version: esphomeVersion,
@@ -131,7 +134,7 @@ export function parseManifest(data: Buffer): Manifest {
 }
 
 function wrapTarError(err: unknown): unknown {
-  if (err instanceof TarSafetyError) return new BundleError(err.code, `bad bundle: ${err.message}`, { cause: err });
+  if (isTarSafetyError(err)) return bundleError(err.code, `bad bundle: ${err.message}`, { cause: err });
   return err;
 }
 
@@ -141,7 +144,7 @@ export async function readBundle(
   opts: ExtractBundleOptions = {},
 ): Promise<{ manifest: Manifest; entries: TarEntry[] }> {
   const maxBytes = opts.maxBytes ?? BUNDLE_MAX_BYTES;
-  if (bytes.length > maxBytes) throw new BundleError("too_large", `bundle is larger than ${maxBytes} bytes`);
+  if (bytes.length > maxBytes) throw bundleError("too_large", `bundle is larger than ${maxBytes} bytes`);
   let entries: TarEntry[];
   try {
     entries = await readTarGz(bytes, {
@@ -155,14 +158,14 @@ export async function readBundle(
   }
   for (const entry of entries) {
     if (entry.path.split("/")[0] === BUILD_CACHE_DIRNAME) {
-      throw new BundleError("unsafe_path", `bundle may not write into the build cache (${JSON.stringify(entry.path)})`);
+      throw bundleError("unsafe_path", `bundle may not write into the build cache (${JSON.stringify(entry.path)})`);
     }
   }
   const manifestEntry = entries.find((e) => e.path === MANIFEST_FILENAME);
-  if (manifestEntry === undefined) throw new BundleError("missing_manifest", "bundle has no manifest.json");
+  if (manifestEntry === undefined) throw bundleError("missing_manifest", "bundle has no manifest.json");
   const manifest = parseManifest(manifestEntry.data);
   if (!entries.some((e) => e.path === manifest.config_filename)) {
-    throw new BundleError("missing_config", `bundle does not contain its configuration ${JSON.stringify(manifest.config_filename)}`);
+    throw bundleError("missing_config", `bundle does not contain its configuration ${JSON.stringify(manifest.config_filename)}`);
   }
   return { manifest, entries };
 }
@@ -244,16 +247,16 @@ export async function extractBundle(bytes: Buffer, destDir: string, opts: Extrac
  */
 export function bundleDirFor(remoteBuildsRoot: string, peerPin: string, deviceStem: string): string {
   if (!isPin(peerPin)) {
-    throw new BundleError("invalid_header", "a peer's folder is named by its pin: 64 lowercase hex digits");
+    throw bundleError("invalid_header", "a peer's folder is named by its pin: 64 lowercase hex digits");
   }
   if (typeof deviceStem !== "string" || deviceStem.length > DEVICE_STEM_MAX || !DEVICE_STEM_RE.test(deviceStem)) {
-    throw new BundleError("invalid_header", `invalid device name ${JSON.stringify(deviceStem.slice(0, 80))}`);
+    throw bundleError("invalid_header", `invalid device name ${JSON.stringify(deviceStem.slice(0, 80))}`);
   }
   const root = path.resolve(remoteBuildsRoot);
   const dir = path.join(root, peerPin, deviceStem);
   const rel = path.relative(root, dir);
   if (rel.startsWith("..") || path.isAbsolute(rel) || rel.split(path.sep).length !== 2) {
-    throw new BundleError("invalid_header", "device folder resolves outside the remote builds root");
+    throw bundleError("invalid_header", "device folder resolves outside the remote builds root");
   }
   return dir;
 }

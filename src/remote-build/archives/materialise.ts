@@ -27,7 +27,7 @@ import path from "node:path";
 import { errorMessage } from "../../errors.ts";
 import type { Paths } from "../../paths.ts";
 import { atomicWrite } from "../../store.ts";
-import { ArtifactsError, BUILD_INFO_NAME, buildRelative, IDEDATA_NAME, PLATFORMIO_INI_NAME, STORAGE_NAME, VALIDATED_NAME, type ReadArtifactsResult } from "./artifacts.ts";
+import { BUILD_INFO_NAME, buildRelative, IDEDATA_NAME, PLATFORMIO_INI_NAME, STORAGE_NAME, VALIDATED_NAME, type ReadArtifactsResult, artifactsError } from "./artifacts.ts";
 import { DEVICE_STEM_RE } from "./bundle.ts";
 
 /** Members the offloader rewrites or leaves out instead of extracting. */
@@ -112,7 +112,7 @@ export async function materialiseArtifacts(paths: Paths, configuration: string, 
   const { storage } = artifacts;
   const name = storage["name"];
   if (typeof name !== "string" || !DEVICE_STEM_RE.test(name)) {
-    throw new ArtifactsError("malformed", `storage.json in the artifacts has no valid device name (${JSON.stringify(name)})`);
+    throw artifactsError("malformed", `storage.json in the artifacts has no valid device name (${JSON.stringify(name)})`);
   }
   const remoteBuild = storage["build_path"] as string; // checked by readArtifacts
   const buildDir = paths.buildDir(name);

@@ -6,7 +6,7 @@
  */
 import { promises as fs, type Stats } from "node:fs";
 import path from "node:path";
-import { TarSafetyError, checkMemberPath, type TarEntry } from "./tar-policy.ts";
+import { checkMemberPath, type TarEntry, tarSafetyError } from "./tar-policy.ts";
 
 function errno(err: unknown): string | undefined {
   return (err as NodeJS.ErrnoException | undefined)?.code;
@@ -33,7 +33,7 @@ async function lstatOrNull(p: string): Promise<Stats | null> {
 export async function extractSafely(entries: readonly TarEntry[], destDir: string): Promise<string[]> {
   const dest = path.resolve(destDir);
   if ((await lstatOrNull(dest)) !== null) {
-    throw new TarSafetyError("destination_exists", `extraction target ${dest} already exists`);
+    throw tarSafetyError("destination_exists", `extraction target ${dest} already exists`);
   }
   const parent = path.dirname(dest);
   await fs.mkdir(parent, { recursive: true });
@@ -46,7 +46,7 @@ export async function extractSafely(entries: readonly TarEntry[], destDir: strin
     } catch (err) {
       const code = errno(err);
       if (code === "ENOTEMPTY" || code === "EEXIST" || code === "ENOTDIR" || code === "EISDIR") {
-        throw new TarSafetyError("destination_exists", `extraction target ${dest} appeared while extracting`, { cause: err });
+        throw tarSafetyError("destination_exists", `extraction target ${dest} appeared while extracting`, { cause: err });
       }
       throw err;
     }
@@ -65,15 +65,15 @@ async function writeEntries(entries: readonly TarEntry[], root: string): Promise
   for (const entry of entries) {
     const checked = checkMemberPath(entry.path);
     if (checked.path === "" || checked.trailingSlash) {
-      throw new TarSafetyError("unsafe_path", `entry ${JSON.stringify(entry.path)} has no file name`);
+      throw tarSafetyError("unsafe_path", `entry ${JSON.stringify(entry.path)} has no file name`);
     }
     const target = path.resolve(root, ...checked.path.split("/"));
     const rel = path.relative(root, target);
     if (rel === "" || rel.startsWith("..") || path.isAbsolute(rel)) {
-      throw new TarSafetyError("unsafe_path", `entry ${JSON.stringify(entry.path)} resolves outside the destination`);
+      throw tarSafetyError("unsafe_path", `entry ${JSON.stringify(entry.path)} resolves outside the destination`);
     }
     if (seen.has(checked.path)) {
-      throw new TarSafetyError("duplicate", `${JSON.stringify(checked.path)} appears more than once`);
+      throw tarSafetyError("duplicate", `${JSON.stringify(checked.path)} appears more than once`);
     }
     seen.add(checked.path);
     const dir = path.dirname(target);
@@ -87,7 +87,7 @@ async function writeEntries(entries: readonly TarEntry[], root: string): Promise
     } catch (err) {
       const code = errno(err);
       if (code === "EEXIST" || code === "EISDIR" || code === "ENOTDIR") {
-        throw new TarSafetyError("duplicate", `${JSON.stringify(checked.path)} collides with another entry`, { cause: err });
+        throw tarSafetyError("duplicate", `${JSON.stringify(checked.path)} collides with another entry`, { cause: err });
       }
       throw err;
     }

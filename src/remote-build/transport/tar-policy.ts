@@ -8,24 +8,29 @@
  * control characters, valid UTF-8. `.` segments and repeated slashes are
  * normalised away (`./a//b` is `a/b`).
  */
-export type TarSafetyErrorCode =
-  | "malformed"
-  | "not_a_file"
-  | "unsafe_path"
-  | "member_too_large"
-  | "too_large"
-  | "too_many_members"
-  | "duplicate"
-  | "destination_exists";
+import { BuilderError, isCodedError } from "../../errors.ts";
 
-export class TarSafetyError extends Error {
-  readonly code: TarSafetyErrorCode;
+export const TAR_SAFETY_CODES = [
+  "malformed",
+  "not_a_file",
+  "unsafe_path",
+  "member_too_large",
+  "too_large",
+  "too_many_members",
+  "duplicate",
+  "destination_exists",
+] as const;
+export type TarSafetyErrorCode = (typeof TAR_SAFETY_CODES)[number];
 
-  constructor(code: TarSafetyErrorCode, message: string, options?: { cause?: unknown }) {
-    super(message, options);
-    this.name = "TarSafetyError";
-    this.code = code;
-  }
+/** A tarball refused by the policy (a `BuilderError` with one of `TAR_SAFETY_CODES`). */
+export type TarSafetyError = BuilderError<TarSafetyErrorCode>;
+
+export function tarSafetyError(code: TarSafetyErrorCode, message: string, options?: { cause?: unknown }): TarSafetyError {
+  return new BuilderError(code, message, options);
+}
+
+export function isTarSafetyError(err: unknown): err is TarSafetyError {
+  return isCodedError(err, TAR_SAFETY_CODES);
 }
 
 export interface TarEntry {
@@ -68,7 +73,7 @@ const CONTROL_RE = /[\u0000-\u001f\u007f]/;
  */
 export function checkMemberPath(raw: string): { path: string; trailingSlash: boolean } {
   const shown = JSON.stringify(raw.length > 200 ? raw.slice(0, 200) + "…" : raw);
-  const bad = (why: string) => new TarSafetyError("unsafe_path", `unsafe path ${shown} in archive: ${why}`);
+  const bad = (why: string) => tarSafetyError("unsafe_path", `unsafe path ${shown} in archive: ${why}`);
   if (raw === "") throw bad("empty name");
   if (Buffer.byteLength(raw, "utf8") > MAX_PATH_BYTES) throw bad(`longer than ${MAX_PATH_BYTES} bytes`);
   if (raw.includes("\u0000")) throw bad("contains NUL");

@@ -19,17 +19,7 @@
  */
 import { Readable, pipeline } from "node:stream";
 import { createGunzip } from "node:zlib";
-import {
-  BLOCK,
-  DEFAULT_MAX_MEMBERS,
-  TarSafetyError,
-  checkMemberPath,
-  checkOptions,
-  inflatedLimit,
-  padding,
-  type ReadTarOptions,
-  type TarEntry,
-} from "./tar-policy.ts";
+import { BLOCK, DEFAULT_MAX_MEMBERS, checkMemberPath, checkOptions, inflatedLimit, padding, type ReadTarOptions, type TarEntry, tarSafetyError } from "./tar-policy.ts";
 
 /** Cap on a pax extended header or GNU long-name record. */
 const MAX_META_BYTES = 64 * 1024;
@@ -44,7 +34,7 @@ function decodeName(bytes: Buffer, what: string): string {
   try {
     return utf8.decode(bytes);
   } catch {
-    throw new TarSafetyError("unsafe_path", `${what} is not valid UTF-8`);
+    throw tarSafetyError("unsafe_path", `${what} is not valid UTF-8`);
   }
 }
 
@@ -60,7 +50,7 @@ function numericField(block: Buffer, offset: number, length: number, what: strin
   const field = block.subarray(offset, offset + length);
   const first = field[0] ?? 0;
   if (first & 0x80) {
-    if (first === 0xff) throw new TarSafetyError("malformed", `negative ${what} in tar header`);
+    if (first === 0xff) throw tarSafetyError("malformed", `negative ${what} in tar header`);
     let value = first & 0x7f;
     for (let i = 1; i < field.length; i++) {
       value = value * 256 + (field[i] ?? 0);
@@ -70,7 +60,7 @@ function numericField(block: Buffer, offset: number, length: number, what: strin
   }
   const text = field.toString("latin1").replace(/[\0 ]+$/, "").replace(/^ +/, "");
   if (text === "") return 0;
-  if (!/^[0-7]+$/.test(text)) throw new TarSafetyError("malformed", `bad ${what} field in tar header`);
+  if (!/^[0-7]+$/.test(text)) throw tarSafetyError("malformed", `bad ${what} field in tar header`);
   const value = parseInt(text, 8);
   return Number.isSafeInteger(value) ? value : Infinity;
 }
@@ -99,17 +89,17 @@ function parsePax(data: Buffer): Map<string, Buffer> {
   while (pos < data.length) {
     if (data[pos] === 0) break; // NUL padding after the last record
     const space = data.indexOf(0x20, pos);
-    if (space === -1 || space - pos > 10) throw new TarSafetyError("malformed", "bad pax header record");
+    if (space === -1 || space - pos > 10) throw tarSafetyError("malformed", "bad pax header record");
     const lenText = data.toString("latin1", pos, space);
-    if (!/^[0-9]+$/.test(lenText)) throw new TarSafetyError("malformed", "bad pax header record length");
+    if (!/^[0-9]+$/.test(lenText)) throw tarSafetyError("malformed", "bad pax header record length");
     const len = parseInt(lenText, 10);
     const end = pos + len;
     if (len <= space - pos + 1 || end > data.length || data[end - 1] !== 0x0a) {
-      throw new TarSafetyError("malformed", "bad pax header record length");
+      throw tarSafetyError("malformed", "bad pax header record length");
     }
     const record = data.subarray(space + 1, end - 1);
     const eq = record.indexOf(0x3d);
-    if (eq <= 0) throw new TarSafetyError("malformed", "bad pax header record");
+    if (eq <= 0) throw tarSafetyError("malformed", "bad pax header record");
     records.set(record.toString("latin1", 0, eq), record.subarray(eq + 1));
     pos = end;
   }
@@ -140,7 +130,7 @@ class InflatedReader {
     try {
       result = await this.#it.next();
     } catch (err) {
-      throw new TarSafetyError("malformed", `corrupt gzip stream: ${(err as Error).message}`, { cause: err });
+      throw tarSafetyError("malformed", `corrupt gzip stream: ${(err as Error).message}`, { cause: err });
     }
     if (result.done === true) {
       this.#ended = true;
@@ -149,7 +139,7 @@ class InflatedReader {
     const chunk = result.value;
     this.#total += chunk.length;
     if (this.#total > this.#limit) {
-      throw new TarSafetyError(
+      throw tarSafetyError(
         "too_large",
         `archive inflates past ${this.#limit} bytes (stopped after ${this.#total} inflated bytes)`,
       );
@@ -164,7 +154,7 @@ class InflatedReader {
     while (this.#buffered < n) {
       if (!(await this.#pull())) {
         if (this.#buffered === 0) return null;
-        throw new TarSafetyError("malformed", "archive is truncated");
+        throw tarSafetyError("malformed", "archive is truncated");
       }
     }
     const all = this.#parts.length === 1 ? (this.#parts[0] as Buffer) : Buffer.concat(this.#parts, this.#buffered);
@@ -181,7 +171,7 @@ class InflatedReader {
     let filled = 0;
     while (filled < n) {
       if (this.#buffered === 0 && !(await this.#pull())) {
-        throw new TarSafetyError("malformed", "archive is truncated");
+        throw tarSafetyError("malformed", "archive is truncated");
       }
       const head = this.#parts[0] as Buffer;
       const take = Math.min(head.length, n - filled);
@@ -198,7 +188,7 @@ class InflatedReader {
     let left = n;
     while (left > 0) {
       if (this.#buffered === 0 && !(await this.#pull())) {
-        throw new TarSafetyError("malformed", "archive is truncated");
+        throw tarSafetyError("malformed", "archive is truncated");
       }
       const head = this.#parts[0] as Buffer;
       const take = Math.min(head.length, left);
@@ -256,7 +246,7 @@ async function* slices(bytes: Buffer, size: number): AsyncGenerator<Buffer> {
 export async function readTarGz(bytes: Buffer, opts: ReadTarOptions): Promise<TarEntry[]> {
   checkOptions(opts);
   if (bytes.length < 2 || bytes[0] !== 0x1f || bytes[1] !== 0x8b) {
-    throw new TarSafetyError("malformed", "not a gzip file");
+    throw tarSafetyError("malformed", "not a gzip file");
   }
   return readTarGzStream(slices(bytes, opts.bufferBytes ?? FEED_BYTES), opts);
 }
@@ -298,18 +288,18 @@ async function parseTar(reader: InflatedReader, opts: ReadTarOptions): Promise<T
   for (;;) {
     const block = await reader.read(BLOCK);
     if (block === null || isZeroBlock(block)) {
-      if (pax !== null || longName !== null) throw new TarSafetyError("malformed", "archive ends after an extended header");
-      if (block === null && members === 0) throw new TarSafetyError("malformed", "empty stream: not a tar archive");
+      if (pax !== null || longName !== null) throw tarSafetyError("malformed", "archive ends after an extended header");
+      if (block === null && members === 0) throw tarSafetyError("malformed", "empty stream: not a tar archive");
       break;
     }
-    if (!checksumOk(block)) throw new TarSafetyError("malformed", "bad tar header checksum (not a tar archive or corrupt)");
+    if (!checksumOk(block)) throw tarSafetyError("malformed", "bad tar header checksum (not a tar archive or corrupt)");
 
     const flag = String.fromCharCode(block[156] ?? 0);
     const headerSize = numericField(block, 124, 12, "size");
 
     // Metadata records that describe the next entry.
     if (flag === "x" || flag === "L" || flag === "K") {
-      if (headerSize > MAX_META_BYTES) throw new TarSafetyError("malformed", `extended header of ${headerSize} bytes is too large`);
+      if (headerSize > MAX_META_BYTES) throw tarSafetyError("malformed", `extended header of ${headerSize} bytes is too large`);
       const data = await reader.readInto(headerSize);
       await reader.skip(padding(headerSize));
       if (flag === "x") {
@@ -318,7 +308,7 @@ async function parseTar(reader: InflatedReader, opts: ReadTarOptions): Promise<T
         const end = data.indexOf(0);
         const name = end === -1 ? data : data.subarray(0, end);
         if (end !== -1 && data.subarray(end).some((b) => b !== 0)) {
-          throw new TarSafetyError("unsafe_path", "GNU long name contains NUL");
+          throw tarSafetyError("unsafe_path", "GNU long name contains NUL");
         }
         longName = name;
       }
@@ -328,7 +318,7 @@ async function parseTar(reader: InflatedReader, opts: ReadTarOptions): Promise<T
 
     members += 1;
     if (members > maxMembers) {
-      throw new TarSafetyError("too_many_members", `archive has more than ${maxMembers} entries`);
+      throw tarSafetyError("too_many_members", `archive has more than ${maxMembers} entries`);
     }
 
     // Name: pax path > GNU long name > ustar prefix + name.
@@ -348,7 +338,7 @@ async function parseTar(reader: InflatedReader, opts: ReadTarOptions): Promise<T
     const paxSize = pax?.get("size");
     if (paxSize !== undefined) {
       const text = paxSize.toString("latin1");
-      if (!/^[0-9]+$/.test(text)) throw new TarSafetyError("malformed", "bad pax size record");
+      if (!/^[0-9]+$/.test(text)) throw tarSafetyError("malformed", "bad pax size record");
       size = Number(text);
       if (!Number.isSafeInteger(size)) size = Infinity;
     }
@@ -362,40 +352,40 @@ async function parseTar(reader: InflatedReader, opts: ReadTarOptions): Promise<T
 
     if (isDir && opts.directories === "skip") {
       if (checked.path !== "" && files.has(checked.path)) {
-        throw new TarSafetyError("duplicate", `directory ${JSON.stringify(checked.path)} is also a file in the archive`);
+        throw tarSafetyError("duplicate", `directory ${JSON.stringify(checked.path)} is also a file in the archive`);
       }
-      if (size > opts.maxMemberBytes) throw new TarSafetyError("member_too_large", `directory entry declares ${size} bytes`);
+      if (size > opts.maxMemberBytes) throw tarSafetyError("member_too_large", `directory entry declares ${size} bytes`);
       if (checked.path !== "") dirs.add(checked.path);
       await reader.skip(size + padding(size));
       continue;
     }
     if (!isFile) {
-      throw new TarSafetyError("not_a_file", `archive entry ${JSON.stringify(rawName)} is a ${describeType(flag)}, not a regular file`);
+      throw tarSafetyError("not_a_file", `archive entry ${JSON.stringify(rawName)} is a ${describeType(flag)}, not a regular file`);
     }
     if (checked.path === "" || checked.trailingSlash) {
-      throw new TarSafetyError("unsafe_path", `archive file entry ${JSON.stringify(rawName)} has no file name`);
+      throw tarSafetyError("unsafe_path", `archive file entry ${JSON.stringify(rawName)} has no file name`);
     }
     const filePath = checked.path;
     if (files.has(filePath) || dirs.has(filePath)) {
-      throw new TarSafetyError("duplicate", `${JSON.stringify(filePath)} appears more than once in the archive`);
+      throw tarSafetyError("duplicate", `${JSON.stringify(filePath)} appears more than once in the archive`);
     }
     const parts = filePath.split("/");
     for (let i = 1; i < parts.length; i++) {
       const parent = parts.slice(0, i).join("/");
       if (files.has(parent)) {
-        throw new TarSafetyError("duplicate", `${JSON.stringify(parent)} is both a file and a folder in the archive`);
+        throw tarSafetyError("duplicate", `${JSON.stringify(parent)} is both a file and a folder in the archive`);
       }
       dirs.add(parent);
     }
 
     if (size > opts.maxMemberBytes) {
-      throw new TarSafetyError(
+      throw tarSafetyError(
         "member_too_large",
         `${JSON.stringify(filePath)} declares ${size} bytes, over the limit of ${opts.maxMemberBytes}`,
       );
     }
     if (total + size > opts.maxTotalBytes) {
-      throw new TarSafetyError("too_large", `archive contents exceed the limit of ${opts.maxTotalBytes} bytes`);
+      throw tarSafetyError("too_large", `archive contents exceed the limit of ${opts.maxTotalBytes} bytes`);
     }
     total += size;
     files.add(filePath);

@@ -6,7 +6,7 @@
  */
 import { promisify } from "node:util";
 import { crc32, deflateRawSync, gzip as gzipCallback, gzipSync } from "node:zlib";
-import { BLOCK, TarSafetyError, checkMemberPath, padding } from "./tar-policy.ts";
+import { BLOCK, checkMemberPath, padding, tarSafetyError } from "./tar-policy.ts";
 
 const gzipAsync = promisify(gzipCallback);
 
@@ -79,9 +79,9 @@ export async function createTarGz(files: readonly TarFileInput[], level: number 
   for (const file of files) {
     const checked = checkMemberPath(file.path);
     if (checked.path === "" || checked.trailingSlash) {
-      throw new TarSafetyError("unsafe_path", `no file name in ${JSON.stringify(file.path)}`);
+      throw tarSafetyError("unsafe_path", `no file name in ${JSON.stringify(file.path)}`);
     }
-    if (seen.has(checked.path)) throw new TarSafetyError("duplicate", `${JSON.stringify(checked.path)} given twice`);
+    if (seen.has(checked.path)) throw tarSafetyError("duplicate", `${JSON.stringify(checked.path)} given twice`);
     seen.add(checked.path);
     const data = Buffer.from(file.data.buffer, file.data.byteOffset, file.data.byteLength);
     const blocks: Buffer[] = [];

@@ -5,12 +5,7 @@ import path from "node:path";
 import { promisify } from "node:util";
 import { describe, expect, it } from "vitest";
 import { resolvePaths, type Paths } from "../../../src/paths.ts";
-import {
-  ArtifactsError,
-  buildRelative,
-  packArtifacts,
-  readArtifacts,
-} from "../../../src/remote-build/archives/artifacts.ts";
+import { buildRelative, packArtifacts, readArtifacts, isArtifactsError } from "../../../src/remote-build/archives/artifacts.ts";
 import { createTarGz } from "../../../src/remote-build/transport/tar-writer.ts";
 import { tempDir } from "../../helpers/tmp.ts";
 import { MiB, file, tgzOf, trailingZeroBomb, zeroMemberBomb } from "../transport/tar-fixtures.ts";
@@ -22,7 +17,7 @@ async function codeOf(promise: Promise<unknown>): Promise<string> {
   try {
     await promise;
   } catch (err) {
-    if (err instanceof ArtifactsError) return err.code;
+    if (isArtifactsError(err)) return err.code;
     throw err;
   }
   throw new Error("expected an ArtifactsError");

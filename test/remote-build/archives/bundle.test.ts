@@ -3,13 +3,7 @@ import { existsSync, promises as fs } from "node:fs";
 import path from "node:path";
 import { promisify } from "node:util";
 import { describe, expect, it } from "vitest";
-import {
-  BundleError,
-  bundleDirFor,
-  cleanupRemoteBuilds,
-  extractBundle,
-  type Manifest,
-} from "../../../src/remote-build/archives/bundle.ts";
+import { bundleDirFor, cleanupRemoteBuilds, extractBundle, type Manifest, isBundleError } from "../../../src/remote-build/archives/bundle.ts";
 import { createTarGz } from "../../../src/remote-build/transport/tar-writer.ts";
 import { tempDir } from "../../helpers/tmp.ts";
 import { MiB, file, paxEntry, tgzOf, zeroMemberBomb, type RawEntry } from "../transport/tar-fixtures.ts";
@@ -52,7 +46,7 @@ async function codeOf(promise: Promise<unknown>): Promise<string> {
   try {
     await promise;
   } catch (err) {
-    if (err instanceof BundleError) return err.code;
+    if (isBundleError(err)) return err.code;
     throw err;
   }
   throw new Error("expected a BundleError");
@@ -267,7 +261,7 @@ describe("bundleDirFor", () => {
     try {
       bundleDirFor("/srv/rb", id, stem);
     } catch (err) {
-      code = err instanceof BundleError ? err.code : "other";
+      code = isBundleError(err) ? err.code : "other";
     }
     expect(code).toBe("invalid_header");
   });

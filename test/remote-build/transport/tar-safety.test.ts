@@ -3,7 +3,7 @@ import path from "node:path";
 import * as tar from "tar";
 import { describe, expect, it } from "vitest";
 import { gzipSync } from "node:zlib";
-import { TarSafetyError, type ReadTarOptions, type TarEntry } from "../../../src/remote-build/transport/tar-policy.ts";
+import { type ReadTarOptions, type TarEntry, isTarSafetyError, type TarSafetyError } from "../../../src/remote-build/transport/tar-policy.ts";
 import { readTarGz, readTarGzStream } from "../../../src/remote-build/transport/tar-reader.ts";
 import { extractSafely } from "../../../src/remote-build/transport/tar-extract.ts";
 import { createTarGz } from "../../../src/remote-build/transport/tar-writer.ts";
@@ -26,7 +26,7 @@ async function codeOf(promise: Promise<unknown>): Promise<string> {
   try {
     await promise;
   } catch (err) {
-    if (err instanceof TarSafetyError) return err.code;
+    if (isTarSafetyError(err)) return err.code;
     throw err;
   }
   throw new Error("expected a TarSafetyError");
@@ -280,7 +280,7 @@ describe("readTarGz: gzip bombs", () => {
     } catch (err) {
       error = err;
     }
-    expect(error).toBeInstanceOf(TarSafetyError);
+    expect(isTarSafetyError(error)).toBe(true);
     expect((error as TarSafetyError).code).toBe("too_large");
     const stoppedAfter = Number(/stopped after (\d+) inflated bytes/.exec((error as Error).message)?.[1]);
     expect(stoppedAfter).toBeLessThan(4 * MiB);
