@@ -88,6 +88,20 @@ export function isCodedError<C extends string>(err: unknown, codes: readonly C[]
   return err instanceof BuilderError && (codes as readonly string[]).includes((err as BuilderError<string>).code);
 }
 
+/**
+ * A module's error helpers over its code list: `error(code, message)` makes
+ * the `BuilderError<C>`, `is(err)` recognises one.
+ */
+export function codedErrors<C extends string>(codes: readonly C[]): {
+  error: (code: C, message: string, options?: { cause?: unknown }) => BuilderError<C>;
+  is: (err: unknown) => err is BuilderError<C>;
+} {
+  return {
+    error: (code, message, options) => new BuilderError(code, message, options),
+    is: (err): err is BuilderError<C> => isCodedError(err, codes),
+  };
+}
+
 const ERROR_CODES: readonly ErrorCode[] = Object.values(ErrorCode);
 
 /** Whether `err` is a `BuilderError` with one of the API's codes (`ErrorCode`). */

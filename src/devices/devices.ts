@@ -7,7 +7,7 @@
 import type { EventBus } from "../events.ts";
 import type { FirmwareQueue } from "../firmware/queue.ts";
 import type { ProblemSink } from "../problems.ts";
-import type { BonjourFactory } from "../remote-build/discovery.ts";
+import type { BonjourFactory } from "../mdns/bonjour.ts";
 import { DeviceStore } from "./device-store.ts";
 import { DeviceMdns } from "./mdns.ts";
 import { nativeApiProbe } from "./native-probe.ts";

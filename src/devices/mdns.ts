@@ -11,7 +11,7 @@
  */
 import { errorMessage } from "../errors.ts";
 import { getLogger } from "../logger.ts";
-import { defaultBonjourFactory, type BonjourBrowserLike, type BonjourFactory, type BonjourLike } from "../remote-build/discovery.ts";
+import { defaultBonjourFactory, type BonjourBrowserLike, type BonjourFactory, type BonjourLike } from "../mdns/bonjour.ts";
 
 const log = getLogger("devices.mdns");
 

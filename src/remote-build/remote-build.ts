@@ -9,7 +9,7 @@ import type { FirmwareQueue } from "../firmware/queue.ts";
 import { getLogger } from "../logger.ts";
 import type { Paths } from "../paths.ts";
 import { fingerprintEmoji, pinHexPairs } from "./transport/fingerprint.ts";
-import { Discovery, type DiscoveredHost } from "./discovery.ts";
+import { Discovery, type DiscoveredHost } from "./discovery/discovery.ts";
 import { IdentityStore, type Identity } from "./transport/identity.ts";
 import { Offloader, type OffloaderTimings } from "./offloader/offloader.ts";
 import { PlacementSettings } from "./placement/placement-settings.ts";

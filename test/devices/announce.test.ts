@@ -14,7 +14,7 @@ import type { DeviceState } from "../../src/api/wire.ts";
 import { Builder } from "../../src/builder.ts";
 import { parseAnnouncement } from "../../src/devices/mdns.ts";
 import { deviceUpdatesEntity, ENTITY_IDS } from "../../src/ha/publisher.ts";
-import type { BonjourBrowserLike, BonjourFactory, BonjourLike } from "../../src/remote-build/discovery.ts";
+import type { BonjourBrowserLike, BonjourFactory, BonjourLike } from "../../src/mdns/bonjour.ts";
 import { testConfig } from "../helpers/config.ts";
 import { tempDir } from "../helpers/tmp.ts";
 

@@ -13,6 +13,7 @@ import { describe, expect, it } from "vitest";
 import type { DeviceState } from "../../src/api/wire.ts";
 import { STAND_IN } from "../helpers/config.ts";
 import { createLanPair, NODE_BIN, netnsUnavailableReason, spawnInNetns } from "../helpers/netns.ts";
+import { JsonLines } from "../helpers/json-lines.ts";
 import { missingTool } from "../helpers/tools.ts";
 
 const MAIN = path.resolve(import.meta.dirname, "../../src/main.ts");
@@ -20,37 +21,6 @@ const WATCH = path.resolve(import.meta.dirname, "../helpers/netns-api-watch.ts")
 const ANNOUNCER = path.resolve(import.meta.dirname, "../helpers/netns-esphome-announcer.ts");
 const skipReason = netnsUnavailableReason();
 
-class Lines {
-  readonly items: Record<string, unknown>[] = [];
-  stderr = "";
-  readonly child: ChildProcessWithoutNullStreams;
-  constructor(child: ChildProcessWithoutNullStreams) {
-    this.child = child;
-    let buffered = "";
-    child.stdout.setEncoding("utf8");
-    child.stdout.on("data", (chunk: string) => {
-      buffered += chunk;
-      let nl: number;
-      while ((nl = buffered.indexOf("\n")) !== -1) {
-        const line = buffered.slice(0, nl).trim();
-        buffered = buffered.slice(nl + 1);
-        if (line.startsWith("{")) this.items.push(JSON.parse(line) as Record<string, unknown>);
-      }
-    });
-    child.stderr.setEncoding("utf8");
-    child.stderr.on("data", (chunk: string) => { this.stderr += chunk; });
-  }
-  async find(predicate: (item: Record<string, unknown>) => boolean, what: string, timeoutMs = 20_000): Promise<Record<string, unknown>> {
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      const hit = this.items.find(predicate);
-      if (hit !== undefined) return hit;
-      if (this.child.exitCode !== null) throw new Error(`process exited while waiting for ${what}\n${this.stderr}`);
-      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}\n${this.stderr}`);
-      await new Promise((r) => setTimeout(r, 50));
-    }
-  }
-}
 
 const stateIn = (f: Record<string, unknown>): DeviceState | undefined =>
   f.event === "device_state_changed" ? (f.data as { state: DeviceState }).state : undefined;
@@ -62,16 +32,16 @@ describe.skipIf(missingTool(skipReason === null, skipReason ?? ""))("devices ove
     try {
       const dir = await mkdtemp(path.join(os.tmpdir(), "netns-devices-"));
       await writeFile(path.join(dir, "kitchen.yaml"), "esphome:\n  name: kitchen\nesp32:\n  board: esp32dev\nwifi:\n  ssid: x\napi:\n");
-      const builder = new Lines(
+      const builder = new JsonLines(
         spawnInNetns(lan.nsA, [NODE_BIN, MAIN, "--config-dir", dir, "--host", lan.addrA, "--port", "0", "--peer-link-host", lan.addrA, "--peer-link-port", "0", "--esphome", STAND_IN, "--label", "A", "--device-poll-interval", "2"]),
       );
       children.push(builder.child);
       const listening = await builder.find((l) => "peer_link_port" in l, "the builder to listen");
-      const watch = new Lines(spawnInNetns(lan.nsA, [NODE_BIN, WATCH, lan.addrA, String(listening.port)]));
+      const watch = new JsonLines(spawnInNetns(lan.nsA, [NODE_BIN, WATCH, lan.addrA, String(listening.port)]));
       children.push(watch.child);
       await watch.find((f) => f.event === "initial_state", "initial_state");
 
-      const announcer = new Lines(spawnInNetns(lan.nsB, [NODE_BIN, ANNOUNCER, JSON.stringify({ interface: lan.addrB, name: "kitchen", txt: { version: "2026.9.1", mac: "aabbccddeeff", platform: "ESP32", board: "esp32dev", network: "wifi", project_name: "acme.kitchen", project_version: "2.0" } })]));
+      const announcer = new JsonLines(spawnInNetns(lan.nsB, [NODE_BIN, ANNOUNCER, JSON.stringify({ interface: lan.addrB, name: "kitchen", txt: { version: "2026.9.1", mac: "aabbccddeeff", platform: "ESP32", board: "esp32dev", network: "wifi", project_name: "acme.kitchen", project_version: "2.0" } })]));
       children.push(announcer.child);
       await announcer.find((f) => f.event === "published", "the announcement");
       const online = await watch.find((f) => stateIn(f)?.status === "online", "the device online");

@@ -17,7 +17,8 @@
  */
 import os from "node:os";
 import readline from "node:readline";
-import { type AdvertiseInfo, Discovery, type DiscoveryTxt } from "../../src/remote-build/discovery.ts";
+import { type AdvertiseInfo, Discovery } from "../../src/remote-build/discovery/discovery.ts";
+import type { DiscoveryTxt } from "../../src/remote-build/discovery/txt.ts";
 import { setLogLevel } from "../../src/logger.ts";
 
 interface PeerConfig {

@@ -7,7 +7,7 @@
  */
 import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
-import { encodeTxt } from "../../src/remote-build/discovery.ts";
+import { encodeTxt } from "../../src/remote-build/discovery/txt.ts";
 import { startBuilder } from "../helpers/builder.ts";
 import { corpusFile, corpusMissing } from "../helpers/corpus.ts";
 import { waitFor } from "../helpers/tmp.ts";

@@ -22,7 +22,7 @@ import { createHash } from "node:crypto";
 import { promises as fs } from "node:fs";
 import path from "node:path";
 import { setImmediate as yieldToLoop } from "node:timers/promises";
-import { BuilderError, errorMessage, isCodedError } from "../../errors.ts";
+import { codedErrors, errorMessage, type BuilderError } from "../../errors.ts";
 import type { Paths } from "../../paths.ts";
 import { DEVICE_STEM_RE } from "./bundle.ts";
 import { ARTIFACTS_MAX_BYTES } from "../transport/chunks.ts";
@@ -104,13 +104,7 @@ export type ArtifactsErrorCode = (typeof ARTIFACTS_CODES)[number];
 /** Artifacts that could not be packed or were refused (a `BuilderError` with one of `ARTIFACTS_CODES`). */
 export type ArtifactsError = BuilderError<ArtifactsErrorCode>;
 
-export function artifactsError(code: ArtifactsErrorCode, message: string, options?: { cause?: unknown }): ArtifactsError {
-  return new BuilderError(code, message, options);
-}
-
-export function isArtifactsError(err: unknown): err is ArtifactsError {
-  return isCodedError(err, ARTIFACTS_CODES);
-}
+export const { error: artifactsError, is: isArtifactsError } = codedErrors(ARTIFACTS_CODES);
 
 export interface PackedArtifacts {
   tarball: Buffer;

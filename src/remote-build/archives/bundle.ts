@@ -18,7 +18,7 @@
 import { promises as fs, type Stats } from "node:fs";
 import path from "node:path";
 import { validateConfigurationName } from "../../esphome/configuration.ts";
-import { BuilderError, errorMessage, isCodedError } from "../../errors.ts";
+import { codedErrors, errorMessage, type BuilderError } from "../../errors.ts";
 import { getLogger } from "../../logger.ts";
 import { BUNDLE_MAX_BYTES } from "../transport/chunks.ts";
 import { isPin } from "../transport/pin.ts";
@@ -52,13 +52,7 @@ export type BundleErrorCode = (typeof BUNDLE_CODES)[number];
 /** A bundle refused on the build server (a `BuilderError` with one of `BUNDLE_CODES`). */
 export type BundleError = BuilderError<BundleErrorCode>;
 
-export function bundleError(code: BundleErrorCode, message: string, options?: { cause?: unknown }): BundleError {
-  return new BuilderError(code, message, options);
-}
-
-export function isBundleError(err: unknown): err is BundleError {
-  return isCodedError(err, BUNDLE_CODES);
-}
+export const { error: bundleError, is: isBundleError } = codedErrors(BUNDLE_CODES);
 
 export interface Manifest {
   manifest_version: 1;

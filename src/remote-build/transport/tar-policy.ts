@@ -8,7 +8,7 @@
  * control characters, valid UTF-8. `.` segments and repeated slashes are
  * normalised away (`./a//b` is `a/b`).
  */
-import { BuilderError, isCodedError } from "../../errors.ts";
+import { codedErrors, type BuilderError } from "../../errors.ts";
 
 export const TAR_SAFETY_CODES = [
   "malformed",
@@ -25,13 +25,7 @@ export type TarSafetyErrorCode = (typeof TAR_SAFETY_CODES)[number];
 /** A tarball refused by the policy (a `BuilderError` with one of `TAR_SAFETY_CODES`). */
 export type TarSafetyError = BuilderError<TarSafetyErrorCode>;
 
-export function tarSafetyError(code: TarSafetyErrorCode, message: string, options?: { cause?: unknown }): TarSafetyError {
-  return new BuilderError(code, message, options);
-}
-
-export function isTarSafetyError(err: unknown): err is TarSafetyError {
-  return isCodedError(err, TAR_SAFETY_CODES);
-}
+export const { error: tarSafetyError, is: isTarSafetyError } = codedErrors(TAR_SAFETY_CODES);
 
 export interface TarEntry {
   /** Normalised relative path, `/`-separated. */

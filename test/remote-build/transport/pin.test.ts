@@ -7,7 +7,7 @@
 import { randomBytes } from "node:crypto";
 import { describe, expect, it } from "vitest";
 import { pinEmoji, pinHexPairs as panelHexPairs } from "../../../panel/src/common/fingerprint.ts";
-import { decodeTxt } from "../../../src/remote-build/discovery.ts";
+import { decodeTxt } from "../../../src/remote-build/discovery/txt.ts";
 import { fingerprintEmoji, pinHexPairs, pinSchema } from "../../../src/remote-build/transport/fingerprint.ts";
 import { isPin, parsePin, PIN_HEX_DIGITS, PIN_RULE } from "../../../src/remote-build/transport/pin.ts";
 import { ApiClient } from "../../helpers/api-client.ts";

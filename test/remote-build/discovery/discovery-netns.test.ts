@@ -8,17 +8,19 @@
  */
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { AdvertiseInfo, DiscoveredHost, DiscoveryTxt } from "../../src/remote-build/discovery.ts";
-import { createLanPair, type LanPair, NODE_BIN, netnsUnavailableReason, spawnInNetns } from "../helpers/netns.ts";
+import type { AdvertiseInfo, DiscoveredHost } from "../../../src/remote-build/discovery/discovery.ts";
+import type { DiscoveryTxt } from "../../../src/remote-build/discovery/txt.ts";
+import { createLanPair, type LanPair, NODE_BIN, netnsUnavailableReason, spawnInNetns } from "../../helpers/netns.ts";
 import type { ChildProcessWithoutNullStreams } from "node:child_process";
 import { mkdtemp } from "node:fs/promises";
 import os from "node:os";
-import { STAND_IN } from "../helpers/config.ts";
-import { missingTool } from "../helpers/tools.ts";
+import { STAND_IN } from "../../helpers/config.ts";
+import { JsonLines } from "../../helpers/json-lines.ts";
+import { missingTool } from "../../helpers/tools.ts";
 
-const PEER_SCRIPT = path.resolve(import.meta.dirname, "../helpers/netns-discovery-peer.ts");
-const WATCH_SCRIPT = path.resolve(import.meta.dirname, "../helpers/netns-api-watch.ts");
-const MAIN = path.resolve(import.meta.dirname, "../../src/main.ts");
+const PEER_SCRIPT = path.resolve(import.meta.dirname, "../../helpers/netns-discovery-peer.ts");
+const WATCH_SCRIPT = path.resolve(import.meta.dirname, "../../helpers/netns-api-watch.ts");
+const MAIN = path.resolve(import.meta.dirname, "../../../src/main.ts");
 const skipReason = netnsUnavailableReason();
 
 type PeerEvent =
@@ -240,40 +242,6 @@ if (missingTool(skipReason === null, `network namespaces (${skipReason})`)) {
   });
 }
 
-/** JSON lines of a child's stdout, with a way to wait for one. */
-class Lines {
-  readonly items: Record<string, unknown>[] = [];
-  stderr = "";
-  readonly child: ChildProcessWithoutNullStreams;
-
-  constructor(child: ChildProcessWithoutNullStreams) {
-    this.child = child;
-    let buffered = "";
-    child.stdout.setEncoding("utf8");
-    child.stdout.on("data", (chunk: string) => {
-      buffered += chunk;
-      let nl: number;
-      while ((nl = buffered.indexOf("\n")) !== -1) {
-        const line = buffered.slice(0, nl).trim();
-        buffered = buffered.slice(nl + 1);
-        if (line.startsWith("{")) this.items.push(JSON.parse(line) as Record<string, unknown>);
-      }
-    });
-    child.stderr.setEncoding("utf8");
-    child.stderr.on("data", (chunk: string) => { this.stderr += chunk; });
-  }
-
-  async find(predicate: (item: Record<string, unknown>) => boolean, what: string, timeoutMs = 20_000): Promise<Record<string, unknown>> {
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      const hit = this.items.find(predicate);
-      if (hit !== undefined) return hit;
-      if (this.child.exitCode !== null) throw new Error(`process exited while waiting for ${what}\n${this.stderr}`);
-      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}\n${this.stderr}`);
-      await new Promise((r) => setTimeout(r, 50));
-    }
-  }
-}
 
 type Snapshot = { identity: { pin_sha256: string; listener_port: number | null }; hosts: DiscoveredHost[] };
 
@@ -283,20 +251,20 @@ if (skipReason === null) {
       const lan = createLanPair();
       const children: ChildProcessWithoutNullStreams[] = [];
       try {
-        const start = async (ns: string, addr: string, label: string): Promise<{ port: number; watch: Lines }> => {
+        const start = async (ns: string, addr: string, label: string): Promise<{ port: number; watch: JsonLines }> => {
           const dir = await mkdtemp(path.join(os.tmpdir(), "netns-builder-"));
-          const builder = new Lines(
+          const builder = new JsonLines(
             spawnInNetns(ns, [NODE_BIN, MAIN, "--config-dir", dir, "--host", addr, "--port", "0", "--peer-link-host", addr, "--peer-link-port", "0", "--esphome", STAND_IN, "--label", label]),
           );
           children.push(builder.child);
           const listening = await builder.find((l) => l.event === "listening" || "peer_link_port" in l, `${label} to listen`);
-          const watch = new Lines(spawnInNetns(ns, [NODE_BIN, WATCH_SCRIPT, addr, String(listening.port)]));
+          const watch = new JsonLines(spawnInNetns(ns, [NODE_BIN, WATCH_SCRIPT, addr, String(listening.port)]));
           children.push(watch.child);
           return { port: listening.port as number, watch };
         };
         const a = await start(lan.nsA, lan.addrA, "Builder A");
         const b = await start(lan.nsB, lan.addrB, "Builder B");
-        const snapshotOf = async (w: Lines): Promise<Snapshot> => {
+        const snapshotOf = async (w: JsonLines): Promise<Snapshot> => {
           const init = await w.find((f) => f.event === "initial_state", "initial_state");
           return (init.data as { remote_build: Snapshot }).remote_build;
         };
@@ -305,7 +273,7 @@ if (skipReason === null) {
         // From the initial state or a later remote_build_host_added event, whichever has it.
         const hostsIn = (f: Record<string, unknown>): DiscoveredHost[] =>
           f.event === "initial_state" ? (f.data as { remote_build: Snapshot }).remote_build.hosts : f.event === "remote_build_host_added" ? [(f.data as { host: DiscoveredHost }).host] : [];
-        const discovered = async (w: Lines, pin: string, what: string): Promise<DiscoveredHost> => {
+        const discovered = async (w: JsonLines, pin: string, what: string): Promise<DiscoveredHost> => {
           const frame = await w.find((f) => hostsIn(f).some((h) => h.pin_sha256 === pin), what);
           return hostsIn(frame).find((h) => h.pin_sha256 === pin)!;
         };

@@ -11,23 +11,11 @@
 import { EventEmitter } from "node:events";
 import Bonjour from "bonjour-service";
 import { describe, expect, it } from "vitest";
-import {
-  type BonjourFactory,
-  type BonjourLike,
-  type BonjourOptions,
-  type BonjourPublishConfig,
-  decodeTxt,
-  type DiscoveredHost,
-  Discovery,
-  type DiscoveryDeps,
-  type DiscoveryEvent,
-  type DiscoveryTxt,
-  encodeTxt,
-  hostFromService,
-  MAX_DISCOVERED_HOSTS,
-} from "../../src/remote-build/discovery.ts";
-import { BuilderError } from "../../src/errors.ts";
-import { waitFor } from "../helpers/tmp.ts";
+import { type BonjourFactory, type BonjourLike, type BonjourOptions, type BonjourPublishConfig } from "../../../src/mdns/bonjour.ts";
+import { type DiscoveredHost, Discovery, type DiscoveryDeps, type DiscoveryEvent } from "../../../src/remote-build/discovery/discovery.ts";
+import { decodeTxt, type DiscoveryTxt, encodeTxt, hostFromService, MAX_DISCOVERED_HOSTS } from "../../../src/remote-build/discovery/txt.ts";
+import { BuilderError } from "../../../src/errors.ts";
+import { waitFor } from "../../helpers/tmp.ts";
 
 const PIN = "0123456789abcdef".repeat(4);
 const PIN2 = "fedcba9876543210".repeat(4);
