@@ -180,6 +180,7 @@ export class Builder {
       localBuilds: config.localBuilds,
       problems: this.problems,
       ...(hooks.receiverTimings === undefined ? {} : { receiverTimings: hooks.receiverTimings }),
+      connectBackTimings: config.connectBackTimings,
     });
     this.remoteBuildOnly = pairingKey === undefined
       ? null

@@ -12,6 +12,7 @@ import { z } from "zod";
 import { normaliseAllowedHost } from "./hostnames.ts";
 import { BuilderError, ErrorCode } from "./errors.ts";
 import { parsePairingSource } from "./remote-build/build-server/pairing-key.ts";
+import { parseConnectBackTimings, type ConnectBackTimings } from "./remote-build/build-server/connect-back.ts";
 
 export interface BuilderConfig {
   configDir: string;
@@ -45,6 +46,8 @@ export interface BuilderConfig {
   localBuilds?: LocalBuildsOption | undefined;
   /** How long a job that was building on a build server at restart waits for it to reconnect. */
   remoteRestoreGraceSeconds: number;
+  /** Connect-back dialer timings from ESPHOME_BUILDER_CONNECT_BACK_TIMINGS (tests, troubleshooting; no flag). */
+  connectBackTimings?: Partial<ConnectBackTimings> | undefined;
   addon: boolean;
   /** Host names browsers may use for this builder besides IP addresses, localhost and this machine's name (DNS-rebinding guard). */
   allowedHosts: readonly string[];
@@ -370,6 +373,12 @@ export function parseConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Bu
     if (addon) fail("--remote-build-only is for a builder on its own: in the add-on, turn the build server on with the build_server option and pair in the panel");
     if (!isLoopbackHost(host)) fail(`--remote-build-only keeps the panel on this machine: --host must be a loopback address such as 127.0.0.1, got '${host}' (paired builders reach the build server on --peer-link-host)`);
   }
+  let connectBackTimings: Partial<ConnectBackTimings> | undefined;
+  try {
+    connectBackTimings = parseConnectBackTimings(env.ESPHOME_BUILDER_CONNECT_BACK_TIMINGS);
+  } catch (err) {
+    fail((err as Error).message);
+  }
   // An empty label (the add-on's default option) is no label: the host's name is used.
   const label = [pick("label"), options.label].map((l) => l?.trim()).find((l) => l !== undefined && l !== "");
   return {
@@ -391,6 +400,7 @@ export function parseConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Bu
     compileConcurrency: count("compile-concurrency", options.compile_concurrency ?? 1),
     uploadConcurrency: count("upload-concurrency", 4),
     remoteRestoreGraceSeconds: grace(),
+    connectBackTimings,
     localBuilds: localBuilds(options.local_builds),
     addon,
     allowedHosts,

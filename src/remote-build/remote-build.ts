@@ -16,6 +16,9 @@ import { PlacementSettings } from "./placement/placement-settings.ts";
 import type { LocalBuilds } from "./placement/placement.ts";
 import type { ProblemSink } from "../problems.ts";
 import { Receiver, type ReceiverTimings } from "./build-server/receiver.ts";
+import { ConnectBackDialer, dialConnectBack, type ConnectBackTimings } from "./build-server/connect-back.ts";
+import { ConnectBackAnswerer, probeBuildServer } from "./offloader/connect-back.ts";
+import { HANDSHAKE_STEP_MS } from "./transport/messages.ts";
 import type { PairingKeyWindow } from "./build-server/pairing-key.ts";
 
 const log = getLogger("remote-build");
@@ -34,6 +37,8 @@ export interface RemoteBuildDeps {
   canProvision?: () => boolean;
   receiverTimings?: Partial<ReceiverTimings>;
   offloaderTimings?: Partial<OffloaderTimings>;
+  /** Connect-back dialer timings (tests shorten them; ESPHOME_BUILDER_CONNECT_BACK_TIMINGS). */
+  connectBackTimings?: Partial<ConnectBackTimings> | undefined;
   /** Advertise and browse with mDNS. */
   mdns: boolean;
   serverVersion: string;
@@ -53,6 +58,8 @@ export class RemoteBuild {
   readonly offloader: Offloader;
   /** Where this builder's own compiles run. */
   readonly placement: PlacementSettings;
+  /** Connect-back, build-server side: dials quiet approved peers at their announced listener. */
+  readonly connectBack: ConnectBackDialer;
   readonly #deps: RemoteBuildDeps;
   #current: Identity | undefined;
   #discovery: Discovery | undefined;
@@ -77,6 +84,7 @@ export class RemoteBuild {
       ...(deps.haAddon === undefined ? {} : { haAddon: deps.haAddon }),
       ...(deps.pairingKey === undefined ? {} : { pairingKey: deps.pairingKey }),
       ...(deps.receiverTimings === undefined ? {} : { timings: deps.receiverTimings }),
+      answerConnectBack: (pin, address, payload) => answerer.answer(pin, address, payload),
     });
     this.offloader = new Offloader({
       bus: deps.bus,
@@ -85,6 +93,24 @@ export class RemoteBuild {
       label,
       ...(deps.haAddon === undefined ? {} : { haAddon: deps.haAddon }),
       ...(deps.offloaderTimings === undefined ? {} : { timings: deps.offloaderTimings }),
+      // Any approved pairing keeps a listener bound (offloader-only mode while the build server is off).
+      connectBackPort: () => this.receiver.offloaderListener(true),
+    });
+    const answerer = new ConnectBackAnswerer({
+      pairing: (pin) => this.offloader.connectBackPairing(pin),
+      probe: (host, port, pin) => probeBuildServer({ identity: this.#current, host, port, pin, stepTimeoutMs: deps.offloaderTimings?.stepTimeoutMs ?? HANDSHAKE_STEP_MS }),
+      rebind: (pin, host, port) => { this.offloader.rebindFromConnectBack(pin, host, port); },
+    });
+    this.connectBack = new ConnectBackDialer({
+      peers: () => this.receiver.connectBackPeers(),
+      ownPort: () => this.receiver.port,
+      dial: (peer, ownPort, timeoutMs) => {
+        const id = this.#current;
+        if (id === undefined) return Promise.resolve({ kind: "failed", error: "no identity yet" });
+        return dialConnectBack({ host: peer.peer_ip, port: peer.connect_back_port, pin: peer.pin_sha256, ownPort, privateKey: id.privateKey, timeoutMs });
+      },
+      now: Date.now,
+      timings: deps.connectBackTimings,
     });
     this.placement = new PlacementSettings({
       file: deps.paths.placementFile,
@@ -99,6 +125,11 @@ export class RemoteBuild {
     await this.receiver.start();
     await this.offloader.start();
     await this.placement.start();
+    this.connectBack.start();
+    // The last approved pairing gone: a listener bound only for connect-back is closed.
+    this.#offs.push(this.#deps.bus.on("offloader_pairing_removed", () => {
+      if (!this.offloader.hasApprovedPairings()) void this.receiver.offloaderListener(false);
+    }));
     log.info(`identity ${this.#current.dashboard_id}, pin ${this.#current.pin_sha256}`);
   }
 
@@ -166,6 +197,7 @@ export class RemoteBuild {
   }
 
   async stop(): Promise<void> {
+    this.connectBack.stop();
     this.#refreshTxt = null;
     for (const off of this.#offs.splice(0)) off();
     await this.#discovery?.stop();

@@ -3,6 +3,11 @@
  * handshake of each connection and answers its intent (`preview`,
  * `pair_request`, `pair_status`, `peer_link`) from the pairing book; a
  * `peer_link` of an approved peer becomes a session.
+ *
+ * Connect-back: intent `connect_back` goes to our offloader role's answer
+ * (`answerConnectBack`), and while the build server is off the listener may
+ * be bound for that alone (offloader-only mode: every other intent is
+ * `rejected`/`bad_intent`).
  */
 import http from "node:http";
 import type { AddressInfo } from "node:net";
@@ -12,7 +17,7 @@ import { errorMessage } from "../../errors.ts";
 import { getLogger } from "../../logger.ts";
 import { accept, type SecureChannel } from "../transport/channel.ts";
 import type { Identity } from "../transport/identity.ts";
-import { CONTROL_FRAME_MAX_BYTES, PEER_LINK_PATH, dashboardIdPayloadSchema, pairRequestSchema } from "../transport/messages.ts";
+import { CONTROL_FRAME_MAX_BYTES, PEER_LINK_PATH, dashboardIdPayloadSchema, pairRequestSchema, peerLinkPayloadSchema } from "../transport/messages.ts";
 import type { IntentAnswer, PairingBook } from "./pairing.ts";
 import type { PeerSessions } from "./sessions.ts";
 
@@ -34,6 +39,10 @@ export interface ListenerDeps {
   requiresPairingKey: boolean;
   pairing: PairingBook;
   sessions: PeerSessions;
+  /** The build server is on; off, the listener is bound only for connect-back (offloader-only mode). */
+  buildServerOn: () => boolean;
+  /** Answers intent `connect_back` (our offloader role); without it the intent is `bad_intent`. */
+  answerConnectBack?: (pin: string, remoteAddress: string, payload: Record<string, unknown>) => Promise<IntentAnswer>;
 }
 
 export class PeerLinkListener {
@@ -41,6 +50,8 @@ export class PeerLinkListener {
   #server: http.Server | undefined;
   #wss: WebSocketServer | undefined;
   #port: number | null = null;
+  /** A bind under way: concurrent callers (the build server switch, each connect-back session loop) share it. */
+  #binding: Promise<void> | null = null;
 
   constructor(deps: ListenerDeps) {
     this.#deps = deps;
@@ -51,8 +62,14 @@ export class PeerLinkListener {
     return this.#port;
   }
 
-  async bind(): Promise<void> {
-    if (this.#server !== undefined) return;
+  /** Binds the port once; concurrent callers share one attempt. */
+  bind(): Promise<void> {
+    if (this.#server !== undefined) return Promise.resolve();
+    this.#binding ??= this.#listen().finally(() => { this.#binding = null; });
+    return this.#binding;
+  }
+
+  async #listen(): Promise<void> {
     const wss = new WebSocketServer({ noServer: true, maxPayload: CONTROL_FRAME_MAX_BYTES, perMessageDeflate: false });
     const server = http.createServer((_req, res) => {
       res.writeHead(404, { "Content-Type": "text/plain" }).end("This is an ESPHome builder's peer-link port.\n");
@@ -77,11 +94,12 @@ export class PeerLinkListener {
     this.#server = server;
     this.#wss = wss;
     this.#port = (server.address() as AddressInfo).port;
-    log.info(`build server listening on ${this.#deps.host}:${this.#port}`);
+    log.info(`${this.#deps.buildServerOn() ? "build server" : "peer-link listener (connect-back only)"} listening on ${this.#deps.host}:${this.#port}`);
   }
 
   /** Ends every session with `reason`, drops every connection and closes the port. */
   async unbind(reason: string): Promise<void> {
+    await this.#binding?.catch(() => undefined);
     this.#deps.sessions.terminateAll(reason);
     const server = this.#server;
     const wss = this.#wss;
@@ -129,6 +147,16 @@ export class PeerLinkListener {
       accepted.respond({ intent_response, esphome_version: esphomeVersion, ...rest, ...additions });
     const done = (response: IntentAnswer): void => { reply(response).close("done"); };
     const ip = accepted.remoteAddress.replace(/^::ffff:/, "");
+    if (accepted.intent === "connect_back" && this.#deps.answerConnectBack !== undefined) {
+      const answer = await this.#deps.answerConnectBack(accepted.remotePin, accepted.remoteAddress, accepted.payload);
+      if (ws.readyState === ws.OPEN) done(answer);
+      return;
+    }
+    // Offloader-only mode (build server off, bound for connect-back): nothing else is served.
+    if (!this.#deps.buildServerOn()) {
+      done({ intent_response: "rejected", reason: "bad_intent" });
+      return;
+    }
     switch (accepted.intent) {
       case "preview":
         done({ intent_response: "ok" });
@@ -157,7 +185,7 @@ export class PeerLinkListener {
         return;
       }
       case "peer_link": {
-        const parsed = dashboardIdPayloadSchema.safeParse(accepted.payload);
+        const parsed = peerLinkPayloadSchema.safeParse(accepted.payload);
         if (!parsed.success) {
           done({ intent_response: "rejected", reason: "bad_dashboard_id" });
           return;
@@ -173,6 +201,7 @@ export class PeerLinkListener {
           return;
         }
         pairing.seenAt(peer, ip);
+        pairing.announcedConnectBackPort(peer, parsed.data.connect_back_port);
         sessions.open(peer, reply({ intent_response: "ok" }));
         return;
       }

@@ -10,6 +10,7 @@
  * unaffected.
  */
 import { DRAIN_HIGH_WATER_BYTES, type SecureChannel } from "../transport/channel.ts";
+import type { BuildServerOutbound } from "../transport/messages.ts";
 
 /** Queued bytes on a session past which output lines are skipped, not queued. */
 export const RELAY_BACKLOG_BYTES = DRAIN_HIGH_WATER_BYTES;
@@ -18,7 +19,7 @@ export function skippedNotice(count: number): string {
   return `*** ${count} output line(s) not sent here: the link to this build server fell behind ***\n`;
 }
 
-export type RelayChannel = Pick<SecureChannel, "send" | "bufferedAmount">;
+export type RelayChannel = Pick<SecureChannel<BuildServerOutbound>, "send" | "bufferedAmount">;
 
 /** Where a job's output goes: the peer (its pin) that sent it and its job id there. */
 export interface RelayTarget {

@@ -44,6 +44,8 @@ export const storedPeerSchema = z.object({
   friendly_name: z.string().max(128).default(""),
   peer_ip: z.string().max(64).default(""),
   paired_at: z.string(),
+  /** Its own listener port, as its last `peer_link` said (0: never said); connect-back dials peer_ip there. */
+  connect_back_port: z.number().int().min(0).max(65535).default(0),
 });
 export type StoredPeer = z.infer<typeof storedPeerSchema>;
 
@@ -204,6 +206,7 @@ export class PairingBook {
       friendly_name: pending.friendly_name,
       peer_ip: pending.peer_ip,
       paired_at: new Date(this.#deps.now()).toISOString(),
+      connect_back_port: 0,
     };
   }
 
@@ -225,6 +228,14 @@ export class PairingBook {
   seenAt(peer: StoredPeer, ip: string): void {
     if (ip !== "" && peer.peer_ip !== ip) {
       peer.peer_ip = ip;
+      this.#deps.save();
+    }
+  }
+
+  /** Connect-back: the listener port its `peer_link` announced; a missing or 0 port never overwrites the stored one. */
+  announcedConnectBackPort(peer: StoredPeer, port: number): void {
+    if (port !== 0 && peer.connect_back_port !== port) {
+      peer.connect_back_port = port;
       this.#deps.save();
     }
   }

@@ -22,7 +22,7 @@ import { bundleDirFor, extractBundle } from "../archives/bundle.ts";
 import type { SecureChannel } from "../transport/channel.ts";
 import { ARTIFACTS_MAX_BYTES, AssemblyError, BUNDLE_MAX_BYTES, ChunkAssembler, chunkCount, sendChunks } from "../transport/chunks.ts";
 import { OutputRelay } from "./output-relay.ts";
-import type { ReceiverInbound } from "../transport/messages.ts";
+import type { ReceiverInbound, BuildServerOutbound } from "../transport/messages.ts";
 import type { ServeDecision } from "../../esphome/version-policy.ts";
 
 const log = getLogger("receiver");
@@ -38,7 +38,7 @@ interface InflightSubmit {
 /** What a peer session carries for its jobs. */
 export interface JobSession {
   readonly peer: { readonly pin_sha256: string; readonly label: string };
-  readonly channel: SecureChannel;
+  readonly channel: SecureChannel<BuildServerOutbound>;
   submit: InflightSubmit | null;
   downloading: boolean;
   /** Extractions run one at a time per peer. */

@@ -21,6 +21,7 @@ import { cleanupRemoteBuilds } from "../archives/bundle.ts";
 import { looseFileSchema, rowName, StateFileReport, type LooseFile } from "../state-files.ts";
 import type { Identity, IdentityStore } from "../transport/identity.ts";
 import { HEARTBEAT_INTERVAL_MS, HEARTBEAT_TIMEOUT_MS } from "../transport/messages.ts";
+import type { ConnectBackPeer } from "./connect-back.ts";
 import { PeerLinkListener } from "./listener.ts";
 import type { PairingKeyWindow } from "./pairing-key.ts";
 import { PAIR_STATUS_MAX_WAIT_MS, PAIRING_WINDOW_MS, PairingBook, storedPeerSchema } from "./pairing.ts";
@@ -64,6 +65,8 @@ export interface ReceiverDeps {
   pairingKey?: PairingKeyWindow;
   timings?: Partial<ReceiverTimings>;
   now?: () => number;
+  /** Answers intent `connect_back` (our offloader role); without it the intent is `bad_intent`. */
+  answerConnectBack?: (pin: string, remoteAddress: string, payload: Record<string, unknown>) => Promise<Record<string, unknown>>;
 }
 
 export class Receiver {
@@ -81,6 +84,9 @@ export class Receiver {
   #versionPolicy: VersionPolicy = "any";
   #ccache = false;
   #identity: Identity | undefined;
+  /** Our offloader role wants the listener (connect-back) even while the build server is off. */
+  #offloaderWants = false;
+  #bindWarned = false;
   #cleanupTimer: NodeJS.Timeout | undefined;
   readonly #unsubscribe: Unsubscribe[] = [];
 
@@ -130,6 +136,8 @@ export class Receiver {
       requiresPairingKey: deps.pairingKey !== undefined,
       pairing: this.#pairing,
       sessions: this.#sessions,
+      buildServerOn: () => this.#enabled,
+      ...(deps.answerConnectBack === undefined ? {} : { answerConnectBack: deps.answerConnectBack }),
     });
     this.#jobs = new PeerJobs({ queue: deps.queue, paths: deps.paths, sessionsOf: (pin) => this.#sessions.sessionsOf(pin), serve: (target) => this.serve(target) });
   }
@@ -231,9 +239,48 @@ export class Receiver {
     await this.#store.flush();
   }
 
-  /** The bound peer-link port, or null while the receiver is off. */
+  /** The bound peer-link port while the build server is on; null while it is off (even when bound for connect-back). */
   get port(): number | null {
+    return this.#enabled ? this.#listener.port : null;
+  }
+
+  /** The bound listener's port in either mode (build server, or offloader-only for connect-back); null when not bound. */
+  get listenerPort(): number | null {
     return this.#listener.port;
+  }
+
+  /**
+   * Connect-back hook: our offloader role wants (or no longer wants) the
+   * listener. While the build server is off it is bound in offloader-only
+   * mode: intent `connect_back` only, every other intent `rejected/bad_intent`.
+   * Resolves with the bound port, or null when not bound (binding failed).
+   */
+  async offloaderListener(wanted: boolean): Promise<number | null> {
+    this.#offloaderWants = wanted;
+    if (wanted) {
+      try {
+        await this.#listener.bind();
+        this.#bindWarned = false;
+      } catch (err) {
+        // Asked again before every session attempt: say it once per failure streak.
+        if (!this.#bindWarned) log.warning(`peer-link listener for connect-back not bound on ${this.#deps.host}:${this.#deps.port} (no connect-back until it is): ${errorMessage(err)}`);
+        this.#bindWarned = true;
+      }
+    } else if (!this.#enabled) {
+      await this.#listener.unbind("server_shutting_down");
+    }
+    return this.#listener.port;
+  }
+
+  /** Connect-back hook: the approved peers with what the dialer needs. */
+  connectBackPeers(): ConnectBackPeer[] {
+    return this.#pairing.approvedPeers().map((p) => ({
+      dashboard_id: p.dashboard_id,
+      pin_sha256: p.pin_sha256,
+      peer_ip: p.peer_ip,
+      connect_back_port: p.connect_back_port,
+      connected: this.#sessions.has(p.dashboard_id),
+    }));
   }
 
   get enabled(): boolean {
@@ -246,14 +293,15 @@ export class Receiver {
     this.#enabled = enabled;
     this.#save();
     if (enabled) await this.#listener.bind();
+    else if (this.#offloaderWants) this.#sessions.terminateAll("server_shutting_down");
     else await this.#listener.unbind("server_shutting_down");
-    this.#deps.bus.emit("remote_build_receiver_changed", { enabled, peer_link_port: this.#listener.port });
+    this.#deps.bus.emit("remote_build_receiver_changed", { enabled, peer_link_port: this.port });
   }
 
   /** Identity changed (rotation): rebuild the listener so new handshakes use the new key. */
   async identityChanged(): Promise<void> {
     this.#identity = await this.#deps.identity.load();
-    if (this.#enabled) {
+    if (this.#listener.port !== null) {
       await this.#listener.unbind("server_shutting_down");
       await this.#listener.bind();
     }

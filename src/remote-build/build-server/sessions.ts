@@ -7,14 +7,14 @@ import type { QueueStatus } from "../../domain/job.ts";
 import type { EventBus } from "../../events.ts";
 import { getLogger } from "../../logger.ts";
 import type { SecureChannel } from "../transport/channel.ts";
-import { parseMessage, receiverInbound, type ReceiverInbound } from "../transport/messages.ts";
+import { parseMessage, receiverInbound, type BuildServerOutbound, type ReceiverInbound } from "../transport/messages.ts";
 import type { StoredPeer } from "./pairing.ts";
 import { newJobSession, type JobSession, type PeerJobs } from "./peer-jobs.ts";
 
 const log = getLogger("receiver");
 
 /** `queue_status` as upstream sends it: `running` is a boolean (a compile is executing). */
-export function queueStatusFrame(status: QueueStatus): Record<string, unknown> {
+export function queueStatusFrame(status: QueueStatus): BuildServerOutbound & { type: "queue_status" } {
   return { type: "queue_status", idle: status.idle, running: status.running > 0, queue_depth: status.queue_depth };
 }
 
@@ -60,7 +60,7 @@ export class PeerSessions {
   }
 
   /** Sends a frame to every open session. */
-  broadcast(frame: Record<string, unknown>): void {
+  broadcast(frame: BuildServerOutbound): void {
     for (const session of this.#sessions.values()) session.channel.send(frame);
   }
 
@@ -69,7 +69,7 @@ export class PeerSessions {
     return [...this.#sessions.values()].filter((s) => s.peer.pin_sha256 === peerPin);
   }
 
-  open(peer: StoredPeer, channel: SecureChannel): void {
+  open(peer: StoredPeer, channel: SecureChannel<BuildServerOutbound>): void {
     const previous = this.#sessions.get(peer.dashboard_id);
     const session: Session = {
       peer,

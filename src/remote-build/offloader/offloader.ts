@@ -35,6 +35,11 @@ export interface OffloaderDeps {
   /** Running as the Home Assistant add-on (`ha_addon` in what it tells build servers). */
   haAddon?: boolean;
   timings?: Partial<OffloaderTimings>;
+  /**
+   * Connect-back: binds (if needed) this builder's own peer-link listener and
+   * gives its port, announced in each `peer_link` msg3; null: not bound, not announced.
+   */
+  connectBackPort?: () => Promise<number | null>;
 }
 
 export class Offloader {
@@ -68,6 +73,7 @@ export class Offloader {
       timings: this.#timings,
       label: deps.label,
       haAddon: deps.haAddon ?? false,
+      ...(deps.connectBackPort === undefined ? {} : { connectBackPort: deps.connectBackPort }),
       identity: () => this.#requireIdentity(),
       stopped: () => this.#stopped,
       save: () => { this.#save(); },
@@ -256,6 +262,40 @@ export class Offloader {
     state.session?.channel.close("client_stopped", "endpoint changed");
     this.#changed(state);
     return this.#summary(state);
+  }
+
+  // ---- connect-back hooks (the answer itself: connect-back.ts) ----
+
+  /** Whether any approved pairing exists (then this builder keeps a listener for connect-back). */
+  hasApprovedPairings(): boolean {
+    return [...this.#pairings.values()].some((s) => s.status === "approved");
+  }
+
+  /** The pairing with the build server of `pin` as connect-back sees it; undefined when there is none. */
+  connectBackPairing(pin: string): { approved: boolean; connected: boolean } | undefined {
+    const state = this.#pairings.get(pin);
+    return state === undefined ? undefined : { approved: state.status === "approved", connected: state.session !== null };
+  }
+
+  /**
+   * Connect-back proved (key and forward probe) that the build server of
+   * `pin` is at host:port now: the pairing moves there and its session loop
+   * tries at once (woken from its backoff, or started again if it had given up).
+   */
+  rebindFromConnectBack(pin: string, host: string, port: number): void {
+    const state = this.#pairings.get(pin);
+    if (state?.status !== "approved" || this.#stopped) return;
+    state.stored.receiver_hostname = host;
+    state.stored.receiver_port = port;
+    state.lastError = "";
+    this.#save();
+    this.#clearAlert(pin);
+    this.#changed(state);
+    if (state.running) state.wake();
+    else {
+      state.running = true;
+      void this.#loops.session(state);
+    }
   }
 
   // ---- internals ----

@@ -9,7 +9,7 @@ import { BuilderError, ErrorCode, errorMessage, peerLinkCode } from "../../error
 import type { EventBus } from "../../events.ts";
 import type { SecureChannel } from "../transport/channel.ts";
 import { ARTIFACTS_MAX_BYTES, AssemblyError, ChunkAssembler, chunkCount, sendChunks } from "../transport/chunks.ts";
-import type { IntentResponse, OffloaderInbound } from "../transport/messages.ts";
+import type { IntentResponse, OffloaderInbound, OffloaderOutbound } from "../transport/messages.ts";
 import { RemoteJob } from "./remote-job.ts";
 
 export const SUBMIT_ACK_TIMEOUT_MS = 60_000;
@@ -27,7 +27,7 @@ interface Download {
 /** One live session with a build server. */
 export class PeerSession {
   readonly pin: string;
-  readonly channel: SecureChannel;
+  readonly channel: SecureChannel<OffloaderOutbound>;
   readonly esphomeVersion: string;
   /** The build server advertised `reset_build_env_supported: true`. */
   readonly resetBuildEnvSupported: boolean;
@@ -40,7 +40,7 @@ export class PeerSession {
   queueStatus: PeerQueueStatus | null = null;
   lastPong: number = Date.now();
 
-  constructor(pin: string, channel: SecureChannel, response: IntentResponse, bus: EventBus, ackTimeoutMs: number) {
+  constructor(pin: string, channel: SecureChannel<OffloaderOutbound>, response: IntentResponse, bus: EventBus, ackTimeoutMs: number) {
     this.pin = pin;
     this.channel = channel;
     this.esphomeVersion = response.esphome_version;

@@ -11,7 +11,7 @@ import { getLogger } from "../../logger.ts";
 import { Backoff } from "../transport/backoff.ts";
 import { initiate, PeerLinkError, type SecureChannel } from "../transport/channel.ts";
 import type { Identity } from "../transport/identity.ts";
-import { offloaderInbound, parseMessage, type IntentResponse } from "../transport/messages.ts";
+import { offloaderInbound, parseMessage, type IntentResponse, type OffloaderOutbound } from "../transport/messages.ts";
 import type { PairingState } from "./pairings-store.ts";
 import { PeerSession } from "./peer-session.ts";
 
@@ -37,6 +37,11 @@ export interface SessionLoopDeps {
   label: () => string;
   /** Running as the Home Assistant add-on (`ha_addon` in what it tells build servers). */
   haAddon: boolean;
+  /**
+   * Connect-back: binds (if needed) this builder's own peer-link listener and
+   * gives its port, announced in each `peer_link` msg3; null: not bound, not announced.
+   */
+  connectBackPort?: () => Promise<number | null>;
   /** This builder's key (throws while not started). */
   identity: () => Identity;
   /** The offloader stopped: every loop ends. */
@@ -118,13 +123,14 @@ export class SessionLoops {
       const identity = this.#deps.identity();
       let reason = "transport_error";
       try {
+        const connectBackPort = (await this.#deps.connectBackPort?.()) ?? null;
         const { channel, response } = await initiate({
           host: state.stored.receiver_hostname,
           port: state.stored.receiver_port,
           staticPrivateKey: identity.privateKey,
           intent: "peer_link",
           expectedPin: state.stored.pin_sha256,
-          payload: { dashboard_id: identity.dashboard_id, friendly_name: this.#deps.label(), ha_addon: this.#deps.haAddon },
+          payload: { dashboard_id: identity.dashboard_id, friendly_name: this.#deps.label(), ha_addon: this.#deps.haAddon, ...(connectBackPort === null ? {} : { connect_back_port: connectBackPort }) },
           stepTimeoutMs: timings.stepTimeoutMs,
         });
         if (response.intent_response !== "ok") {
@@ -161,7 +167,7 @@ export class SessionLoops {
   }
 
   /** Runs one open session until it ends; returns why it ended. */
-  #run(state: PairingState, channel: SecureChannel, response: IntentResponse): Promise<string> {
+  #run(state: PairingState, channel: SecureChannel<OffloaderOutbound>, response: IntentResponse): Promise<string> {
     const { bus, timings } = this.#deps;
     const pin = state.stored.pin_sha256;
     const session = new PeerSession(pin, channel, response, bus, timings.submitAckTimeoutMs);

@@ -20,6 +20,7 @@ import {
   msg1Schema,
   type IntentResponse,
 } from "./messages.ts";
+import type { PeerLinkFrame } from "./messages.ts";
 import { NoiseHandshake, type CipherState, type TransportCiphers } from "./noise.ts";
 
 const log = getLogger("peer-link");
@@ -205,9 +206,10 @@ export type ChannelCloseHandler = (reason: string, detail: string) => void;
  * An established, encrypted session over one WebSocket. Sends are synchronous
  * (Noise nonces advance in send order); inbound frames over 60 KiB, not
  * binary, undecryptable or not a JSON object end the channel as
- * `malformed_frame`.
+ * `malformed_frame`. `Out` is what this side may send (a role's outbound
+ * union from messages.ts; either direction's frames by default).
  */
-export class SecureChannel {
+export class SecureChannel<Out extends { type: string } = PeerLinkFrame> {
   readonly remoteStaticKey: Uint8Array;
   readonly remotePin: string;
   readonly remoteAddress: string;
@@ -259,7 +261,7 @@ export class SecureChannel {
   }
 
   /** Encrypts and sends one message; false when the channel is closed or the send failed. */
-  send(message: Record<string, unknown>): boolean {
+  send(message: Out): boolean {
     return this.sendEncoded(encodeJson(message));
   }
 
@@ -314,7 +316,7 @@ export class SecureChannel {
   /** Sends `terminate {reason}` (when it can) and closes. */
   terminate(reason: string, detail = ""): void {
     if (this.#closed) return;
-    this.send({ type: "terminate", reason });
+    this.sendEncoded(encodeJson({ type: "terminate", reason }));
     this.close(reason, detail);
   }
 

@@ -18,13 +18,17 @@ export const HANDSHAKE_STEP_MS = 10_000;
 export const HEARTBEAT_INTERVAL_MS = 30_000;
 export const HEARTBEAT_TIMEOUT_MS = 90_000;
 
-export const INTENTS = ["preview", "pair_request", "pair_status", "peer_link"] as const;
+export const INTENTS = ["preview", "pair_request", "pair_status", "peer_link", "connect_back"] as const;
 export type Intent = (typeof INTENTS)[number];
 
 export const INTENT_RESPONSES = ["ok", "approved", "pending", "rejected", "no_pairing_window"] as const;
 export type IntentResponseKind = (typeof INTENT_RESPONSES)[number];
 
 export const REJECT_REASONS = ["no_approved_peer", "pin_mismatch", "pending_not_approved", "bad_dashboard_id", "bad_intent"] as const;
+
+/** Why an offloader refuses a build server's `connect_back` (newer upstream's five; WIRE-FACTS "Newer upstream" C). */
+export const CONNECT_BACK_REJECTS = ["no_approved_peer", "bad_endpoint", "already_connected", "rebind_in_progress", "probe_failed"] as const;
+export type ConnectBackReject = (typeof CONNECT_BACK_REJECTS)[number];
 export type RejectReason = (typeof REJECT_REASONS)[number];
 
 /** Why a session ended, as sent in `terminate` or seen locally. */
@@ -63,6 +67,18 @@ export const dashboardIdPayloadSchema = z.object({
   friendly_name: label.default(""),
   ha_addon: z.boolean().default(false),
 });
+
+/**
+ * `peer_link`'s msg3: `connect_back_port` (newer upstream) is the offloader's
+ * own listener port, said only while it is bound. Anything but an integer in
+ * 1-65535 counts as not said (0), so it never overwrites a stored port.
+ */
+export const peerLinkPayloadSchema = dashboardIdPayloadSchema.extend({
+  connect_back_port: z.unknown().optional().transform((v) => (typeof v === "number" && Number.isInteger(v) && v >= 1 && v <= 65535 ? v : 0)),
+});
+
+/** `connect_back`'s msg3 (the build server is the initiator): its own peer-link port. */
+export const connectBackPayloadSchema = z.object({ peer_link_port: int.min(1).max(65535) });
 
 export const intentResponseSchema = z.object({
   intent_response: z.enum(INTENT_RESPONSES),
@@ -162,6 +178,18 @@ export const offloaderInbound = {
 
 export type ReceiverInbound = { [K in keyof typeof receiverInbound]: z.infer<(typeof receiverInbound)[K]> };
 export type OffloaderInbound = { [K in keyof typeof offloaderInbound]: z.infer<(typeof offloaderInbound)[K]> };
+
+/**
+ * What each role may send: exactly what the other role's schemas take (their
+ * input side), so a frame that compiles is a frame the peer parses. Chunk
+ * frames of big transfers go through `encodeChunkFrame` (chunks.ts) instead,
+ * byte-identical to what `send` would write.
+ */
+type Outbound<T extends Record<string, z.ZodType>> = { [K in keyof T]: z.input<T[K]> & { type: K } }[keyof T];
+export type OffloaderOutbound = Outbound<typeof receiverInbound>;
+export type BuildServerOutbound = Outbound<typeof offloaderInbound>;
+/** Any frame of the peer link, either direction. */
+export type PeerLinkFrame = OffloaderOutbound | BuildServerOutbound;
 
 export type ParsedMessage<M> = { [K in keyof M]: { type: K; message: M[K] } }[keyof M];
 

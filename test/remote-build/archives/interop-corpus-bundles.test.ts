@@ -66,7 +66,8 @@ describe.skipIf(corpusMissing())("upstream's bundles on our build server", () =>
       receiver.approve((await identity.load()).dashboard_id);
       await waitFor(() => offloader.session(preview.pin_sha256) !== undefined, 5000, "a session");
       const session = offloader.session(preview.pin_sha256)!;
-      for (const frame of frames) session.channel.send(frame);
+      // Upstream's captured frames as they were on the wire (the typed send is for our own).
+      for (const frame of frames) session.channel.sendEncoded(Buffer.from(JSON.stringify(frame)));
       await waitFor(() => states.some((s) => s === "completed" || s === "failed"), 20_000, "the compile");
       expect(states).toEqual(["queued", "running", "completed"]);
       const job = queue.list().find((j) => j.remote_job_id === header.job_id)!;

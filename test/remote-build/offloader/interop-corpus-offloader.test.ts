@@ -76,8 +76,9 @@ async function replayServer(opts: { malformed: boolean; job?: string; holdEnd?: 
         if (f["is_last"] !== true) return;
         for (const [i, frame] of script.entries()) {
           // Malformed frames in the middle of upstream's stream: before the ack, and among the output lines.
-          if (opts.malformed && (i === 1 || i === 6)) for (const bad of MALFORMED) ch.send(withJob(bad, job));
-          ch.send(withJob(frame, job));
+          // Sent as captured (and deliberately malformed): raw JSON, not the typed send.
+          if (opts.malformed && (i === 1 || i === 6)) for (const bad of MALFORMED) ch.sendEncoded(Buffer.from(JSON.stringify(withJob(bad, job))));
+          ch.sendEncoded(Buffer.from(JSON.stringify(withJob(frame, job))));
         }
         return;
       case "download_artifacts":
