@@ -37,6 +37,8 @@ import { resolvePaths, type Paths } from "./paths.ts";
 import type { ReceiverTimings } from "./remote-build/build-server/receiver.ts";
 import { Problems } from "./problems.ts";
 import { RemoteBuild } from "./remote-build/remote-build.ts";
+import { PairingKeyWindow } from "./remote-build/build-server/pairing-key.ts";
+import { RemoteBuildOnly } from "./remote-build/build-server/remote-build-only.ts";
 
 const log = getLogger("builder");
 
@@ -72,6 +74,8 @@ export interface BuilderHooks {
   haTimings?: HomeAssistantDeps["timings"];
   /** Build-server timings (tests shorten the pair_status time limit). */
   receiverTimings?: Partial<ReceiverTimings>;
+  /** `--remote-build-only`: where the pairing banner goes (default stdout) and the key window's timings. */
+  remoteBuildOnly?: { write?: (text: string) => void; windowMs?: number };
   /** Device-state seams (tests inject a probe, a clock or the mDNS stack). */
   devices?: Pick<ConstructorParameters<typeof Devices>[0], "probe" | "clock" | "timings" | "bonjourFactory">;
 }
@@ -90,6 +94,8 @@ export class Builder {
   readonly remote: RemoteBuild;
   /** Entities, events, automation commands and Supervisor discovery; idle without a Home Assistant. */
   readonly ha: HomeAssistant;
+  /** `--remote-build-only`: the headless build server's first-pair key; null otherwise. */
+  readonly remoteBuildOnly: RemoteBuildOnly | null;
   readonly #remoteRunner: RemoteRunner;
   readonly #router: BuildRouter;
   /** Which build server compiled each device last (warm-cache affinity). */
@@ -153,6 +159,9 @@ export class Builder {
       mdns: config.mdns,
       ...hooks.devices,
     });
+    const pairingKey = config.remoteBuildOnly === true
+      ? new PairingKeyWindow({ allowSources: config.allowPairingSources ?? [], ...(hooks.remoteBuildOnly?.windowMs === undefined ? {} : { windowMs: hooks.remoteBuildOnly.windowMs }) })
+      : undefined;
     this.remote = new RemoteBuild({
       bus: this.bus,
       queue: this.queue,
@@ -163,6 +172,8 @@ export class Builder {
       esphomeVersion: () => this.esphome.currentVersion(),
       // The build server is on by default standalone; in the add-on the user turns it on.
       receiverDefaultEnabled: !config.addon,
+      haAddon: config.addon,
+      ...(pairingKey === undefined ? {} : { pairingKey }),
       canProvision: () => this.#serverVersions.enabled,
       mdns: config.mdns,
       serverVersion: SERVER_VERSION,
@@ -171,6 +182,16 @@ export class Builder {
       ...(hooks.receiverTimings === undefined ? {} : { receiverTimings: hooks.receiverTimings }),
       connectBackTimings: config.connectBackTimings,
     });
+    this.remoteBuildOnly = pairingKey === undefined
+      ? null
+      : new RemoteBuildOnly({
+          receiver: this.remote.receiver,
+          gate: pairingKey,
+          pin: () => this.remote.identityView().pin_sha256,
+          label: () => this.#label,
+          write: hooks.remoteBuildOnly?.write ?? ((text) => { process.stdout.write(text); }),
+          allowSources: config.allowPairingSources ?? [],
+        });
     this.#router = new BuildRouter({
       offloader: this.remote.offloader,
       esphomeVersion: () => this.esphome.currentVersion(),
@@ -216,6 +237,8 @@ export class Builder {
     await this.remote.start();
     // Add-on options that act on running parts (the build-server switch), before anything is served.
     await this.ha.applyAddonOptions();
+    // Headless: the build server on, and a pairing key printed when nobody is paired yet.
+    await this.remoteBuildOnly?.start();
     this.#remoteRunner.start();
     for (const name of ["offloader_peer_link_opened", "offloader_peer_link_closed", "offloader_queue_status_changed", "offloader_pairing_changed", "offloader_settings_changed", "local_builds_changed"] as const) {
       this.bus.on(name, () => { this.queue.wake(); });
@@ -329,7 +352,7 @@ export class Builder {
       ["remote runner", () => this.#remoteRunner.stop()],
       // After the queue: the cancellations of a stop still reach Home Assistant (bounded wait).
       ["home assistant", () => this.ha.stop()],
-      ["remote builds", async () => { this.#router.stop(); await this.remote.stop(); }],
+      ["remote builds", async () => { this.#router.stop(); this.remoteBuildOnly?.stop(); await this.remote.stop(); }],
       ["build affinity", () => this.#affinity.stop()],
       ["build-server versions", () => this.#serverEnvironments.flush()],
     ];

@@ -11,6 +11,7 @@ import { parseArgs } from "node:util";
 import { z } from "zod";
 import { normaliseAllowedHost } from "./hostnames.ts";
 import { BuilderError, ErrorCode } from "./errors.ts";
+import { parsePairingSource } from "./remote-build/build-server/pairing-key.ts";
 import { parseConnectBackTimings, type ConnectBackTimings } from "./remote-build/build-server/connect-back.ts";
 
 export interface BuilderConfig {
@@ -85,6 +86,11 @@ export interface BuilderConfig {
   deviceProbeConcurrency?: number | undefined;
   /** Minutes an install waits for its offline device before it fails. Default 1440 (a day). */
   deviceWaitMinutes?: number | undefined;
+  // ---- headless build server (src/remote-build/build-server/remote-build-only.ts) ----
+  /** `--remote-build-only`: a headless build server (build server forced on, panel on loopback only, first pairing by a printed key). */
+  remoteBuildOnly?: boolean | undefined;
+  /** `--allow-pairing-source`: IP addresses or CIDR blocks that may pair with the printed key (empty: any). */
+  allowPairingSources?: readonly string[] | undefined;
 }
 
 export const DEVICE_DEFAULTS = { pollSeconds: 60, probeConcurrency: 8, waitMinutes: 1440 } as const;
@@ -128,6 +134,8 @@ export const ENV_NAMES = {
   "device-poll-interval": "ESPHOME_BUILDER_DEVICE_POLL_INTERVAL",
   "device-probe-concurrency": "ESPHOME_BUILDER_DEVICE_PROBE_CONCURRENCY",
   "device-wait": "ESPHOME_BUILDER_DEVICE_WAIT",
+  "remote-build-only": "ESPHOME_BUILDER_REMOTE_BUILD_ONLY",
+  "allow-pairing-source": "ESPHOME_BUILDER_ALLOW_PAIRING_SOURCE",
 } as const;
 
 /** Whether a listen address is only reachable from this machine. */
@@ -177,6 +185,12 @@ export const USAGE = `Usage: esphome-builder [options]
   --device-poll-interval S   seconds between probes of an online device (default 60, 1 to 3600)
   --device-probe-concurrency N  device probes at once (default 8, 1 to 64)
   --device-wait M            minutes an install waits for its offline device before it fails (default 1440, 0.1 to 10080)
+  --remote-build-only        a headless build server: compiles for paired builders, the panel stays on this
+                             machine (--host must be a loopback address); started with no paired builder it
+                             prints a one-time pairing key, valid 15 minutes for one pairing, and exits if
+                             nothing paired by then
+  --allow-pairing-source A[,B]  with --remote-build-only: only these IP addresses or CIDR blocks
+                             (192.168.1.0/24) may pair with the key (default: any source that has the key)
   -h, --help                 show this help
 
 Every flag has an environment variable: ESPHOME_BUILDER_<FLAG> (for example ESPHOME_BUILDER_PORT).
@@ -234,6 +248,8 @@ export function parseConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Bu
         "device-poll-interval": { type: "string" },
         "device-probe-concurrency": { type: "string" },
         "device-wait": { type: "string" },
+        "remote-build-only": { type: "boolean" },
+        "allow-pairing-source": { type: "string" },
         help: { type: "boolean", short: "h" },
       },
     });
@@ -242,7 +258,7 @@ export function parseConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Bu
   }
   const flags = parsed.values;
   if (flags.help === true) return "help";
-  const pick = (name: Exclude<keyof typeof ENV_NAMES, "no-mdns" | "stdin-commands">): string | undefined => {
+  const pick = (name: Exclude<keyof typeof ENV_NAMES, "no-mdns" | "stdin-commands" | "remote-build-only">): string | undefined => {
     const value = flags[name];
     return typeof value === "string" ? value : env[ENV_NAMES[name]];
   };
@@ -302,7 +318,7 @@ export function parseConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Bu
     fail(`--log-level must be debug, info, warning or error, got '${logLevel}'`);
   }
   const noMdnsEnv = env[ENV_NAMES["no-mdns"]];
-  const envFlag = (name: "stdin-commands"): boolean | undefined => {
+  const envFlag = (name: "stdin-commands" | "remote-build-only"): boolean | undefined => {
     if (flags[name] === true) return true;
     const raw = env[ENV_NAMES[name]];
     return raw === undefined || raw === "" ? undefined : raw !== "0" && raw.toLowerCase() !== "false";
@@ -346,6 +362,17 @@ export function parseConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Bu
   if (python !== undefined && esphome !== undefined) fail("--python is for the builder's managed ESPHome: with --esphome PATH nothing is installed, so leave one out");
   if (python !== undefined && python.trim() === "") fail("--python must name a Python 3.12+ executable, got ''");
   const stdinTty = isatty(0);
+  const remoteBuildOnly = envFlag("remote-build-only") === true;
+  const allowPairingSources = (pick("allow-pairing-source") ?? "").split(",").map((a) => a.trim()).filter((a) => a !== "");
+  for (const entry of allowPairingSources) {
+    if (parsePairingSource(entry) === null) fail(`--allow-pairing-source must list IP addresses or CIDR blocks such as 192.168.1.0/24, got '${entry}'`);
+  }
+  if (allowPairingSources.length > 0 && !remoteBuildOnly) fail("--allow-pairing-source goes with --remote-build-only (it limits who may pair with the printed key)");
+  const host = pick("host") ?? (addon ? "0.0.0.0" : "127.0.0.1");
+  if (remoteBuildOnly) {
+    if (addon) fail("--remote-build-only is for a builder on its own: in the add-on, turn the build server on with the build_server option and pair in the panel");
+    if (!isLoopbackHost(host)) fail(`--remote-build-only keeps the panel on this machine: --host must be a loopback address such as 127.0.0.1, got '${host}' (paired builders reach the build server on --peer-link-host)`);
+  }
   let connectBackTimings: Partial<ConnectBackTimings> | undefined;
   try {
     connectBackTimings = parseConnectBackTimings(env.ESPHOME_BUILDER_CONNECT_BACK_TIMINGS);
@@ -357,7 +384,7 @@ export function parseConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Bu
   return {
     configDir: pick("config-dir") ?? (addon ? "/config/esphome" : "./config"),
     dataDir: pick("data-dir") ?? (addon ? "/data" : undefined),
-    host: pick("host") ?? (addon ? "0.0.0.0" : "127.0.0.1"),
+    host,
     port: number("port", 6052),
     peerLinkPort: number("peer-link-port", 6055),
     peerLinkHost: pick("peer-link-host") ?? "0.0.0.0",
@@ -394,6 +421,8 @@ export function parseConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Bu
     buildServerVersionsDiskGb: bounded("build-server-versions-disk", 8, 0, 4096),
     devicePollSeconds: bounded("device-poll-interval", DEVICE_DEFAULTS.pollSeconds, 1, 3600, { unit: "seconds" }),
     deviceProbeConcurrency: count("device-probe-concurrency", DEVICE_DEFAULTS.probeConcurrency),
+    remoteBuildOnly,
+    allowPairingSources,
     deviceWaitMinutes: bounded("device-wait", options.device_wait_hours === undefined ? DEVICE_DEFAULTS.waitMinutes : options.device_wait_hours * 60, 0.1, 10_080, { unit: "minutes" }),
   };
 }

@@ -59,6 +59,8 @@ export const ErrorCode = {
   IndexUnavailable: "index_unavailable",
   /** The thing is in use (an ESPHome environment a running job holds). */
   Busy: "busy",
+  /** A headless build server did not take the pairing key: wrong, already used, or its window lapsed (it cannot tell which, on purpose). */
+  PairingKeyRefused: "pairing_key_refused",
   ...PeerLinkCode,
 } as const;
 

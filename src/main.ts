@@ -25,19 +25,21 @@ async function main(): Promise<number> {
   setLogLevel(config.logLevel);
   const builder = new Builder(config);
   let stopping: Promise<void> | undefined;
-  const stop = (signal: string): void => {
+  const stop = (signal: string, code = 0): void => {
     if (stopping !== undefined) return;
-    log.info(`${signal} received; stopping`);
+    log.info(`${signal}; stopping`);
     stopping = builder.stop().then(() => {
-      process.exit(0);
+      process.exit(code);
     });
   };
-  process.on("SIGINT", () => { stop("SIGINT"); });
-  process.on("SIGTERM", () => { stop("SIGTERM"); });
+  process.on("SIGINT", () => { stop("SIGINT received"); });
+  process.on("SIGTERM", () => { stop("SIGTERM received"); });
   try {
     const listening = await builder.start();
     process.stdout.write(JSON.stringify({ event: "listening", ...listening }) + "\n");
     log.info(`serving http://${config.host}:${listening.port}/ for ${builder.paths.configDir}`);
+    // A headless build server whose pairing key lapsed unused has nothing to serve: exit 1 (start again for a new key).
+    void builder.remoteBuildOnly?.outcome.then((outcome) => { if (outcome === "expired") stop("the pairing key expired unused", 1); });
   } catch (err) {
     log.error(`could not start: ${err instanceof Error ? err.message : String(err)}`);
     await builder.stop();

@@ -147,3 +147,33 @@ describe("isLoopbackHost", () => {
     expect(errorOf([], { SUPERVISOR_TOKEN: "t", ESPHOME_BUILDER_ADDON_OPTIONS: options })).toContain("device_wait_hours");
   });
 });
+
+describe("--remote-build-only and --allow-pairing-source", () => {
+  it("are off and empty by default; the flag or its variable turns the mode on", () => {
+    expect(parse([])).toMatchObject({ remoteBuildOnly: false, allowPairingSources: [] });
+    expect(parse(["--remote-build-only"]).remoteBuildOnly).toBe(true);
+    expect(parse([], { ESPHOME_BUILDER_REMOTE_BUILD_ONLY: "1" }).remoteBuildOnly).toBe(true);
+    expect(parse([], { ESPHOME_BUILDER_REMOTE_BUILD_ONLY: "0" }).remoteBuildOnly).toBe(false);
+    expect(parse([], { ESPHOME_BUILDER_REMOTE_BUILD_ONLY: "" }).remoteBuildOnly).toBe(false);
+  });
+
+  it("reads the source list from the flag or its variable", () => {
+    expect(parse(["--remote-build-only", "--allow-pairing-source", "192.168.1.0/24, 10.0.0.5,fd00::/8"]).allowPairingSources).toEqual(["192.168.1.0/24", "10.0.0.5", "fd00::/8"]);
+    expect(parse(["--remote-build-only"], { ESPHOME_BUILDER_ALLOW_PAIRING_SOURCE: "10.0.0.5" }).allowPairingSources).toEqual(["10.0.0.5"]);
+  });
+
+  it("keeps the panel on loopback: any loopback --host is fine, another is refused with the fix", () => {
+    expect(parse(["--remote-build-only", "--host", "::1"]).host).toBe("::1");
+    expect(errorOf(["--remote-build-only", "--host", "0.0.0.0"])).toContain("--host must be a loopback address such as 127.0.0.1, got '0.0.0.0'");
+    expect(errorOf(["--remote-build-only"], { ESPHOME_BUILDER_HOST: "192.168.1.2" })).toContain("got '192.168.1.2'");
+  });
+
+  it("refuses a bad source, a source list without the mode, and the mode in the add-on", async () => {
+    expect(errorOf(["--remote-build-only", "--allow-pairing-source", "builder.lan"])).toContain("--allow-pairing-source must list IP addresses or CIDR blocks such as 192.168.1.0/24, got 'builder.lan'");
+    expect(errorOf(["--remote-build-only", "--allow-pairing-source", "10.0.0.0/40"])).toContain("got '10.0.0.0/40'");
+    expect(errorOf(["--allow-pairing-source", "10.0.0.5"])).toContain("--allow-pairing-source goes with --remote-build-only");
+    const options = path.join(await tempDir(), "options.json");
+    await writeFile(options, "{}");
+    expect(errorOf(["--remote-build-only"], { SUPERVISOR_TOKEN: "t", ESPHOME_BUILDER_ADDON_OPTIONS: options })).toContain("--remote-build-only is for a builder on its own");
+  });
+});

@@ -3,6 +3,17 @@ import { z } from "zod";
 import { LOCAL_BUILDS, VERSION_POLICIES } from "./wire.ts";
 import { BuilderError, ErrorCode, notFound } from "../errors.ts";
 import { type Command, dashboardId, hostname, none, pin, reply, tcpPort } from "./command-kit.ts";
+import { PAIRING_KEY_RULE, parsePairingKey } from "../remote-build/transport/pairing-key-text.ts";
+
+/** A headless build server's printed key: case, spaces and dashes ignored; passed on in its grouped form. */
+const pairingKey = z.string().transform((value, ctx) => {
+  const key = parsePairingKey(value);
+  if (key === null) {
+    ctx.addIssue({ code: "custom", message: PAIRING_KEY_RULE });
+    return z.NEVER;
+  }
+  return key;
+});
 
 export const REMOTE_BUILD_COMMANDS = {
   "remote_build/get_identity": reply(none, (_args, s) => s.remote.identityView()),
@@ -43,8 +54,8 @@ export const REMOTE_BUILD_COMMANDS = {
   "remote_build/preview_pair": reply(z.strictObject({ hostname, port: tcpPort }), (args, s) => s.remote.offloader.previewPair(args.hostname, args.port)),
 
   "remote_build/request_pair": reply(
-    z.strictObject({ hostname, port: tcpPort, pin_sha256: pin, label: z.string().max(128).optional() }),
-    (args, s) => s.remote.offloader.requestPair(args.hostname, args.port, args.pin_sha256, args.label),
+    z.strictObject({ hostname, port: tcpPort, pin_sha256: pin, label: z.string().max(128).optional(), pairing_key: pairingKey.optional() }),
+    (args, s) => s.remote.offloader.requestPair(args.hostname, args.port, args.pin_sha256, args.label, args.pairing_key),
   ),
 
   "remote_build/get_offloader_settings": reply(none, (_args, s) => s.remote.offloader.settings()),

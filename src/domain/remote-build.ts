@@ -127,6 +127,8 @@ export interface PairPreview {
   fingerprint_emoji: string[];
   label: string;
   esphome_version: string;
+  /** A headless build server (`--remote-build-only`): pairing needs the key it printed (`request_pair`'s `pairing_key`). */
+  requires_pairing_key: boolean;
 }
 
 /** What a panel needs to draw the build-server screens. */

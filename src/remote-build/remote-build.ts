@@ -19,6 +19,7 @@ import { Receiver, type ReceiverTimings } from "./build-server/receiver.ts";
 import { ConnectBackDialer, dialConnectBack, type ConnectBackTimings } from "./build-server/connect-back.ts";
 import { ConnectBackAnswerer, probeBuildServer } from "./offloader/connect-back.ts";
 import { HANDSHAKE_STEP_MS } from "./transport/messages.ts";
+import type { PairingKeyWindow } from "./build-server/pairing-key.ts";
 
 const log = getLogger("remote-build");
 
@@ -44,6 +45,10 @@ export interface RemoteBuildDeps {
   /** The configured `local_builds` (flag, variable, add-on option); undefined when not given. */
   localBuilds?: LocalBuilds | undefined;
   problems?: ProblemSink;
+  /** Running as the Home Assistant add-on (`ha_addon` in what this builder tells peers). */
+  haAddon?: boolean;
+  /** `--remote-build-only`: the first-pair key window the build server checks pair requests against. */
+  pairingKey?: PairingKeyWindow;
 }
 
 
@@ -76,6 +81,8 @@ export class RemoteBuild {
       esphomeVersion: deps.esphomeVersion,
       defaultEnabled: deps.receiverDefaultEnabled,
       ...(deps.canProvision === undefined ? {} : { canProvision: deps.canProvision }),
+      ...(deps.haAddon === undefined ? {} : { haAddon: deps.haAddon }),
+      ...(deps.pairingKey === undefined ? {} : { pairingKey: deps.pairingKey }),
       ...(deps.receiverTimings === undefined ? {} : { timings: deps.receiverTimings }),
       answerConnectBack: (pin, address, payload) => answerer.answer(pin, address, payload),
     });
@@ -84,6 +91,7 @@ export class RemoteBuild {
       paths: deps.paths,
       identity: this.identity,
       label,
+      ...(deps.haAddon === undefined ? {} : { haAddon: deps.haAddon }),
       ...(deps.offloaderTimings === undefined ? {} : { timings: deps.offloaderTimings }),
       // Any approved pairing keeps a listener bound (offloader-only mode while the build server is off).
       connectBackPort: () => this.receiver.offloaderListener(true),

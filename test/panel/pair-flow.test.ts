@@ -1,10 +1,11 @@
 import { describe, expect, it } from "vitest";
-import { announcedPinDiffers, pairFlowReducer, pairStep, startPairFlow, type PairAction, type PairFlow } from "../../panel/src/data/pair-flow.ts";
+import { announcedPinDiffers, flowPairingKey, needsPairingKey, pairFlowReducer, pairingKeyReady, pairStep, startPairFlow, type PairAction, type PairFlow } from "../../panel/src/data/pair-flow.ts";
 import { seedRemoteBuild, applyRemoteEvent, type RemoteBuildState } from "../../panel/src/data/remote-build.ts";
 import type { PairPreview } from "../../panel/src/data/types.ts";
 import { pairing, PIN_A, PIN_B, remoteSnapshot } from "./fixtures.ts";
 
-const preview: PairPreview = { pin_sha256: PIN_B, fingerprint_emoji: [], label: "Desktop", esphome_version: "2026.11.0" };
+const preview: PairPreview = { pin_sha256: PIN_B, fingerprint_emoji: [], label: "Desktop", esphome_version: "2026.11.0", requires_pairing_key: false };
+const headless: PairPreview = { ...preview, requires_pairing_key: true };
 
 function run(actions: PairAction[], from: PairFlow = startPairFlow({ hostname: "192.168.1.20", port: 6055 })): PairFlow {
   return actions.reduce(pairFlowReducer, from);
@@ -66,5 +67,41 @@ describe("the pair dialog's steps", () => {
     expect(pairStep(waiting, rejected)).toBe("rejected");
     // Other steps are the flow's own.
     expect(pairStep(startPairFlow(), approved)).toBe("address");
+  });
+});
+
+describe("the pair dialog and a headless build server's pairing key", () => {
+  const atConfirm = (p: PairPreview): PairFlow => run([{ type: "preview_ok", preview: p }]);
+
+  it("asks for a key only when the preview says the build server needs one", () => {
+    expect(needsPairingKey(atConfirm(preview))).toBe(false);
+    expect(flowPairingKey(atConfirm(preview))).toBeUndefined();
+    expect(pairingKeyReady(atConfirm(preview))).toBe(true);
+    expect(needsPairingKey(atConfirm(headless))).toBe(true);
+  });
+
+  it("groups the key as it is typed and holds the request until it is complete", () => {
+    let flow = atConfirm(headless);
+    expect(pairingKeyReady(flow)).toBe(false);
+    // Without a complete key the request does not start.
+    expect(pairFlowReducer(flow, { type: "request_started" })).toBe(flow);
+    flow = pairFlowReducer(flow, { type: "edit", pairingKey: "abcd efg" });
+    expect(flow.pairingKey).toBe("ABCD-EFG");
+    expect(flowPairingKey(flow)).toBeNull();
+    flow = pairFlowReducer(flow, { type: "edit", pairingKey: "abcd-efgh-jkmn-pqrsXYZ" });
+    expect(flow.pairingKey).toBe("ABCD-EFGH-JKMN-PQRS");
+    expect(flowPairingKey(flow)).toBe("ABCD-EFGH-JKMN-PQRS");
+    expect(pairFlowReducer(flow, { type: "request_started" }).step).toBe("requesting");
+    // A complete key of characters the alphabet does not have is not ready.
+    expect(pairingKeyReady(pairFlowReducer(flow, { type: "edit", pairingKey: "OOOO-OOOO-OOOO-OOOO" }))).toBe(false);
+  });
+
+  it("says the key is wrong or expired when the build server did not take it, and forgets that once the key is edited", () => {
+    const flow = run([{ type: "edit", pairingKey: "ABCD-EFGH-JKMN-PQRS" }, { type: "request_started" }], atConfirm(headless));
+    const refused = pairFlowReducer(flow, { type: "request_failed", code: "pairing_key_refused", message: "desktop did not take the pairing key: it is wrong or expired" });
+    expect(refused).toMatchObject({ step: "confirm", error: { kind: "key" } });
+    expect(pairFlowReducer(refused, { type: "edit", pairingKey: "ABCD-EFGH-JKMN-PQRT" }).error).toBeNull();
+    // Editing the label keeps it.
+    expect(pairFlowReducer(refused, { type: "edit", label: "x" }).error?.kind).toBe("key");
   });
 });

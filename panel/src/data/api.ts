@@ -261,14 +261,18 @@ export class BuilderApi {
     return this.connection.request("remote_build/preview_pair", { hostname, port });
   }
 
-  /** Asks to pair, pinned to the previewed key (a different key: `invalid_args`; no pairing window: `unavailable`). */
-  requestPair(hostname: string, port: number, pinSha256: string, label?: string): Promise<Pairing> {
+  /**
+   * Asks to pair, pinned to the previewed key (a different key: `invalid_args`; no pairing window: `unavailable`).
+   * A headless build server needs the key it printed (`pairingKey`); it refuses a wrong or expired one: `pairing_key_refused`.
+   */
+  requestPair(hostname: string, port: number, pinSha256: string, label?: string, pairingKey?: string): Promise<Pairing> {
     const trimmed = label?.trim() ?? "";
     return this.connection.request("remote_build/request_pair", {
       hostname,
       port,
       pin_sha256: pinSha256,
       ...(trimmed === "" ? {} : { label: trimmed.slice(0, 128) }),
+      ...(pairingKey === undefined ? {} : { pairing_key: pairingKey }),
     });
   }
 

@@ -5,6 +5,7 @@
  * dialog runs the commands and feeds their outcome in; "paired" and
  * "rejected" come from the store (the builder's events), see `pairStep`.
  */
+import { formatPairingKey, parsePairingKey } from "../../../src/remote-build/transport/pairing-key-text.ts";
 import type { RemoteBuildState } from "./remote-build.ts";
 import type { Pairing, PairPreview } from "./types.ts";
 
@@ -18,7 +19,9 @@ export type PairErrorKind =
   /** The key there is not the one previewed (request_pair refuses with invalid_args). */
   | "mismatch"
   /** The build server refused: no pairing window open, or rejected at once. */
-  | "refused";
+  | "refused"
+  /** A headless build server did not take the pairing key (wrong, used, or expired: it does not say which). */
+  | "key";
 
 export interface PairFlow {
   step: PairFlowStep;
@@ -26,6 +29,8 @@ export interface PairFlow {
   hostname: string;
   port: string;
   label: string;
+  /** A headless build server's printed key, as shown in the field (grouped `XXXX-XXXX-…`). */
+  pairingKey: string;
   preview: PairPreview | null;
   /** The pin an mDNS announcement promised, to compare with the preview. */
   announcedPin: string | null;
@@ -33,7 +38,7 @@ export interface PairFlow {
 }
 
 export type PairAction =
-  | { type: "edit"; hostname?: string; port?: string; label?: string }
+  | { type: "edit"; hostname?: string; port?: string; label?: string; pairingKey?: string }
   | { type: "preview_started" }
   | { type: "preview_ok"; preview: PairPreview }
   | { type: "preview_failed"; message: string }
@@ -48,6 +53,7 @@ export function startPairFlow(opts: { hostname?: string; port?: number | string;
     hostname: opts.hostname ?? "",
     port: opts.port === undefined ? "" : String(opts.port),
     label: "",
+    pairingKey: "",
     preview: null,
     announcedPin: opts.announcedPin ?? null,
     error: null,
@@ -62,6 +68,9 @@ export function pairFlowReducer(flow: PairFlow, action: PairAction): PairFlow {
         ...(action.hostname === undefined ? {} : { hostname: action.hostname }),
         ...(action.port === undefined ? {} : { port: action.port }),
         ...(action.label === undefined ? {} : { label: action.label }),
+        ...(action.pairingKey === undefined ? {} : { pairingKey: formatPairingKey(action.pairingKey) }),
+        // Typing a new key clears the complaint about the old one.
+        ...(action.pairingKey !== undefined && flow.error?.kind === "key" ? { error: null } : {}),
       };
     case "preview_started":
       return { ...flow, step: "previewing", preview: null, error: null };
@@ -70,17 +79,33 @@ export function pairFlowReducer(flow: PairFlow, action: PairAction): PairFlow {
     case "preview_failed":
       return { ...flow, step: "address", preview: null, error: { kind: "unreachable", message: action.message } };
     case "request_started":
-      return flow.preview === null ? flow : { ...flow, step: "requesting", error: null };
+      return flow.preview === null || !pairingKeyReady(flow) ? flow : { ...flow, step: "requesting", error: null };
     case "request_ok":
       return { ...flow, step: "waiting", error: null };
     case "request_failed": {
       // The builder pins the handshake to the previewed key: a different key is invalid_args, nothing was sent.
-      const kind: PairErrorKind = action.code === "invalid_args" ? "mismatch" : "refused";
+      // A headless build server that did not take the key: pairing_key_refused.
+      const kind: PairErrorKind = action.code === "invalid_args" ? "mismatch" : action.code === "pairing_key_refused" ? "key" : "refused";
       return { ...flow, step: "confirm", error: { kind, message: action.message } };
     }
     case "back":
       return { ...flow, step: "address", preview: null, error: null };
   }
+}
+
+/** Whether the build server asks for a pairing key (a headless one, `--remote-build-only`). */
+export function needsPairingKey(flow: PairFlow): boolean {
+  return flow.preview?.requires_pairing_key === true;
+}
+
+/** The key to send (grouped form), undefined when none is needed; null while the one needed is incomplete. */
+export function flowPairingKey(flow: PairFlow): string | undefined | null {
+  return needsPairingKey(flow) ? parsePairingKey(flow.pairingKey) : undefined;
+}
+
+/** The request can go: no key needed, or a complete one typed. */
+export function pairingKeyReady(flow: PairFlow): boolean {
+  return flowPairingKey(flow) !== null;
 }
 
 /** The pairing the flow made, once the builder reported it. */

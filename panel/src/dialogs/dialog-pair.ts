@@ -24,7 +24,10 @@ import { ApiError } from "../data/connection.ts";
 import {
   announcedPinDiffers,
   flowPairing,
+  flowPairingKey,
+  needsPairingKey,
   pairFlowReducer,
+  pairingKeyReady,
   pairStep,
   startPairFlow,
   type PairAction,
@@ -102,10 +105,12 @@ export class EsphomePairDialog extends LitElement implements DialogElement<PairD
     if (ctx === undefined || preview === null) return;
     const endpoint = parseEndpoint(this._flow.hostname, this._flow.port);
     if ("error" in endpoint) return;
+    const key = flowPairingKey(this._flow);
+    if (key === null) return;
     const generation = this.#generation;
     this.#dispatch({ type: "request_started" });
     try {
-      const pairing = await ctx.api.requestPair(endpoint.hostname, endpoint.port, preview.pin_sha256, this._flow.label);
+      const pairing = await ctx.api.requestPair(endpoint.hostname, endpoint.port, preview.pin_sha256, this._flow.label, key);
       if (generation === this.#generation) this.#dispatch({ type: "request_ok", pairing });
     } catch (err) {
       if (generation !== this.#generation) return;
@@ -193,7 +198,13 @@ export class EsphomePairDialog extends LitElement implements DialogElement<PairD
     if (error === null) return nothing;
     const { localize } = this.ctx as PanelContext;
     const title =
-      error.kind === "mismatch" ? localize("pair.error.mismatch") : error.kind === "refused" ? localize("pair.error.refused") : localize("pair.error.unreachable");
+      error.kind === "mismatch"
+        ? localize("pair.error.mismatch")
+        : error.kind === "refused"
+          ? localize("pair.error.refused")
+          : error.kind === "key"
+            ? localize("pair.error.key")
+            : localize("pair.error.unreachable");
     return html`<div class="alert error" role="alert" data-error=${error.kind}>
       ${icon(error.kind === "mismatch" ? mdiShieldAlert : mdiAlertCircle)}
       <div><div class="alert-title">${title}</div><div class="error-message">${error.message}</div></div>
@@ -241,6 +252,7 @@ export class EsphomePairDialog extends LitElement implements DialogElement<PairD
         ${fingerprint(preview.pin_sha256, localize, { size: "large", hex: true })}
       </div>
       <p class="secondary small">${localize("pair.compare_hint")}</p>
+      ${needsPairingKey(this._flow) ? this.#renderPairingKey() : nothing}
       <md-outlined-text-field
         class="label"
         label=${localize("pair.label")}
@@ -248,6 +260,32 @@ export class EsphomePairDialog extends LitElement implements DialogElement<PairD
         maxlength="128"
         .value=${this._flow.label}
         @input=${(e: Event) => { this.#dispatch({ type: "edit", label: (e.target as HTMLInputElement).value }); }}
+      ></md-outlined-text-field>
+    `;
+  }
+
+  /** A headless build server pairs only with the key it printed: one field, grouped as the server prints it. */
+  #renderPairingKey(): TemplateResult {
+    const { localize } = this.ctx as PanelContext;
+    const wrong = this._flow.error?.kind === "key";
+    return html`
+      <p class="secondary small key-text">${localize("pair.key_text", { label: this._flow.preview?.label ?? "" })}</p>
+      <md-outlined-text-field
+        class="pairing-key"
+        label=${localize("pair.key")}
+        supporting-text=${wrong ? localize("pair.key_wrong") : localize("pair.key_hint")}
+        placeholder="XXXX-XXXX-XXXX-XXXX"
+        autocomplete="off"
+        spellcheck="false"
+        ?error=${wrong}
+        error-text=${localize("pair.key_wrong")}
+        .value=${this._flow.pairingKey}
+        @input=${(e: Event) => {
+          const field = e.target as HTMLInputElement;
+          this.#dispatch({ type: "edit", pairingKey: field.value });
+          // Show the grouped form at once (the reducer keeps it), so what is typed looks like what was printed.
+          field.value = this._flow.pairingKey;
+        }}
       ></md-outlined-text-field>
     `;
   }
@@ -322,7 +360,7 @@ export class EsphomePairDialog extends LitElement implements DialogElement<PairD
         return html`${back}<span class="spacer"></span>
           ${this._flow.error?.kind === "mismatch"
             ? html`<md-filled-button class="preview-again" @click=${() => void this.#preview()}>${localize("pair.preview_again")}</md-filled-button>`
-            : html`<md-filled-button class="confirm" @click=${() => void this.#request()}>${localize("pair.confirm")}</md-filled-button>`}`;
+            : html`<md-filled-button class="confirm" ?disabled=${!pairingKeyReady(this._flow)} @click=${() => void this.#request()}>${localize("pair.confirm")}</md-filled-button>`}`;
       case "waiting":
         return html`<span class="spacer"></span><md-text-button class="close" @click=${() => { this.#close(); }}>${localize("pair.close_waiting")}</md-text-button>`;
       case "paired":
@@ -401,6 +439,12 @@ export class EsphomePairDialog extends LitElement implements DialogElement<PairD
       }
       .error-message {
         font-size: 14px;
+      }
+      .pairing-key {
+        font-family: var(--code-font-family, monospace);
+      }
+      .key-text {
+        margin-top: 4px;
       }
       .paired .badge {
         margin-top: 8px;

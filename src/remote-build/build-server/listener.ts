@@ -33,6 +33,10 @@ export interface ListenerDeps {
   esphomeVersion: () => string | null;
   autoProvisionSupported: () => boolean;
   versionPolicy: () => VersionPolicy;
+  /** Running as the Home Assistant add-on (`ha_addon` in every answer). */
+  haAddon: boolean;
+  /** `--remote-build-only`: previews say `requires_pairing_key` (newer upstream). */
+  requiresPairingKey: boolean;
   pairing: PairingBook;
   sessions: PeerSessions;
   /** The build server is on; off, the listener is bound only for connect-back (offloader-only mode). */
@@ -130,11 +134,13 @@ export class PeerLinkListener {
     const esphomeVersion = this.#deps.esphomeVersion() ?? "";
     const additions = {
       friendly_name: this.#deps.label(),
-      ha_addon: false,
+      ha_addon: this.#deps.haAddon,
       reset_build_env_supported: true,
       auto_provision_supported: this.#deps.autoProvisionSupported(),
       // Ours only (others ignore it): lets a sending builder skip this build server when its policy would refuse the job.
       version_policy: this.#deps.versionPolicy(),
+      // Newer upstream: a headless build server's previews say it pairs only with its printed key.
+      ...(accepted.intent === "preview" && this.#deps.requiresPairingKey ? { requires_pairing_key: true } : {}),
     };
     // Upstream's key order: intent_response, esphome_version, reason; then the additions.
     const reply = ({ intent_response, ...rest }: IntentAnswer): SecureChannel =>
@@ -161,7 +167,9 @@ export class PeerLinkListener {
           done({ intent_response: "rejected", reason: "bad_dashboard_id" });
           return;
         }
-        done(pairing.pairRequest(parsed.data, accepted.remotePin, accepted.remoteStaticKey, ip));
+        const response = await pairing.pairRequest(parsed.data, accepted.remotePin, accepted.remoteStaticKey, ip);
+        if (response === null) accepted.hangUp("the pairing could not be stored");
+        else done(response);
         return;
       }
       case "pair_status": {

@@ -6,15 +6,23 @@
  *
  * Trust: a peer is identified by its Noise static key (its pin). A known
  * dashboard_id presenting a different key is refused, never re-keyed.
+ *
+ * A headless build server (`--remote-build-only`) has a second way in: while
+ * its printed key is armed (pairing-key.ts), a pair request pairs only with
+ * that key, approved at once without a pending row.
  */
 import type { WebSocket } from "ws";
 import { z } from "zod";
 import type { PeerSummary } from "../../domain/remote-build.ts";
-import { BuilderError, ErrorCode, notFound } from "../../errors.ts";
+import { BuilderError, ErrorCode, errorMessage, notFound } from "../../errors.ts";
 import type { EventBus } from "../../events.ts";
+import { getLogger } from "../../logger.ts";
 import { hangUp } from "../transport/channel.ts";
 import { pinSchema } from "../transport/fingerprint.ts";
 import type { pairRequestSchema } from "../transport/messages.ts";
+import type { PairingKeyWindow } from "./pairing-key.ts";
+
+const log = getLogger("receiver");
 
 export const PAIRING_WINDOW_MS = 300_000;
 /** Pending pairing requests kept at most (oldest dropped first). */
@@ -61,8 +69,12 @@ export interface PairingDeps {
   pairStatusMaxWaitMs: number;
   /** The approved peers changed: write them down. */
   save: () => void;
+  /** Writes the approved peers now (a pairing by key is on disk before the peer is told). */
+  saveNow: () => Promise<void>;
   /** Whether a peer has an open session (for the peer list). */
   connected: (dashboardId: string) => boolean;
+  /** `--remote-build-only`: the printed key's window; while armed, the only way to pair. */
+  pairingKey?: PairingKeyWindow;
 }
 
 export class PairingBook {
@@ -178,7 +190,15 @@ export class PairingBook {
     const pending = this.#pending.get(dashboardId);
     if (pending === undefined) throw notFound(`No pending pairing request from ${dashboardId}`);
     this.#pending.delete(dashboardId);
-    const peer: StoredPeer = {
+    const peer = this.#storedPeer(pending);
+    this.#approved.set(dashboardId, peer);
+    this.#deps.save();
+    this.#statusChanged(dashboardId, "approved");
+    return { dashboard_id: peer.dashboard_id, pin_sha256: peer.pin_sha256, label: peer.label, status: "approved", peer_ip: peer.peer_ip, connected: false };
+  }
+
+  #storedPeer(pending: PendingPeer): StoredPeer {
+    return {
       dashboard_id: pending.dashboard_id,
       pin_sha256: pending.pin_sha256,
       public_key: pending.public_key,
@@ -188,10 +208,6 @@ export class PairingBook {
       paired_at: new Date(this.#deps.now()).toISOString(),
       connect_back_port: 0,
     };
-    this.#approved.set(dashboardId, peer);
-    this.#deps.save();
-    this.#statusChanged(dashboardId, "approved");
-    return { dashboard_id: peer.dashboard_id, pin_sha256: peer.pin_sha256, label: peer.label, status: "approved", peer_ip: peer.peer_ip, connected: false };
   }
 
   /**
@@ -226,11 +242,24 @@ export class PairingBook {
 
   // ---- the pair_request and pair_status intents ----
 
-  pairRequest(req: z.infer<typeof pairRequestSchema>, pin: string, key: Uint8Array, ip: string): IntentAnswer {
+  /** The answer to a pair request; null: hang up without one (a pairing by key that could not be stored). */
+  async pairRequest(req: z.infer<typeof pairRequestSchema>, pin: string, key: Uint8Array, ip: string): Promise<IntentAnswer | null> {
     const approved = this.#approved.get(req.dashboard_id);
     if (approved !== undefined) {
       return approved.pin_sha256 === pin ? { intent_response: "approved" } : { intent_response: "rejected", reason: "pin_mismatch" };
     }
+    const request: PendingPeer = {
+      dashboard_id: req.dashboard_id,
+      pin_sha256: pin,
+      public_key: Buffer.from(key).toString("base64"),
+      label: req.label || req.friendly_name || "unnamed builder",
+      friendly_name: req.friendly_name,
+      peer_ip: ip,
+      requested_at: this.#deps.now(),
+    };
+    // --remote-build-only: while its key is armed, that key is the only way in (no pending rows).
+    const gate = this.#deps.pairingKey;
+    if (gate?.armed === true) return this.#pairWithKey(gate, request, req.pairing_key);
     if (this.windowExpiresIn() === null) return { intent_response: "no_pairing_window" };
     const existing = this.#pending.get(req.dashboard_id);
     if (existing !== undefined && existing.pin_sha256 !== pin) return { intent_response: "rejected", reason: "pin_mismatch" };
@@ -241,15 +270,7 @@ export class PairingBook {
         this.#statusChanged(oldest.dashboard_id, "removed");
       }
     }
-    const pending: PendingPeer = {
-      dashboard_id: req.dashboard_id,
-      pin_sha256: pin,
-      public_key: Buffer.from(key).toString("base64"),
-      label: req.label || req.friendly_name || "unnamed builder",
-      friendly_name: req.friendly_name,
-      peer_ip: ip,
-      requested_at: this.#deps.now(),
-    };
+    const pending = request;
     this.#pending.set(req.dashboard_id, pending);
     this.#deps.bus.emit("remote_build_pair_request_received", {
       dashboard_id: pending.dashboard_id,
@@ -258,6 +279,35 @@ export class PairingBook {
       peer_ip: pending.peer_ip,
     });
     return { intent_response: "pending" };
+  }
+
+  /**
+   * The pairing-key path (PairingKeyWindow): the right key from an allowed
+   * source approves at once, written to disk before the answer says
+   * `approved`, and closes the window. Anything else gets the answer a closed
+   * window gets. A write that fails answers nothing (null: hang up) and
+   * leaves the key armed.
+   */
+  async #pairWithKey(gate: PairingKeyWindow, request: PendingPeer, presented: string | undefined): Promise<IntentAnswer | null> {
+    const claim = gate.claim(presented, request.peer_ip);
+    if (!claim.ok) {
+      log.warning(`refused a pair request from ${request.peer_ip || "?"} (${request.label}): ${claim.refusal}`);
+      return { intent_response: "no_pairing_window" };
+    }
+    const peer = this.#storedPeer(request);
+    this.#approved.set(peer.dashboard_id, peer);
+    try {
+      await this.#deps.saveNow();
+    } catch (err) {
+      this.#approved.delete(peer.dashboard_id);
+      gate.release();
+      log.error(`the pairing of ${request.label} could not be stored (${errorMessage(err)}); the key stays valid`);
+      return null;
+    }
+    gate.confirm(peer.dashboard_id);
+    log.info(`paired with ${peer.label} (${peer.peer_ip}, pin ${peer.pin_sha256}) by the pairing key; the key is used up`);
+    this.#statusChanged(peer.dashboard_id, "approved");
+    return { intent_response: "approved" };
   }
 
   /**

@@ -23,6 +23,7 @@ import type { Identity, IdentityStore } from "../transport/identity.ts";
 import { HEARTBEAT_INTERVAL_MS, HEARTBEAT_TIMEOUT_MS } from "../transport/messages.ts";
 import type { ConnectBackPeer } from "./connect-back.ts";
 import { PeerLinkListener } from "./listener.ts";
+import type { PairingKeyWindow } from "./pairing-key.ts";
 import { PAIR_STATUS_MAX_WAIT_MS, PAIRING_WINDOW_MS, PairingBook, storedPeerSchema } from "./pairing.ts";
 import { PeerJobs } from "./peer-jobs.ts";
 import { PeerSessions, queueStatusFrame } from "./sessions.ts";
@@ -55,6 +56,13 @@ export interface ReceiverDeps {
   defaultEnabled: boolean;
   /** Whether this builder can install other ESPHome versions (it manages its ESPHome; not with --esphome). */
   canProvision?: () => boolean;
+  /** Running as the Home Assistant add-on (said in intent responses as `ha_addon`). */
+  haAddon?: boolean;
+  /**
+   * `--remote-build-only`: previews say `requires_pairing_key`, and while the
+   * window's key is armed a pair request pairs only with it (PairingBook).
+   */
+  pairingKey?: PairingKeyWindow;
   timings?: Partial<ReceiverTimings>;
   now?: () => number;
   /** Answers intent `connect_back` (our offloader role); without it the intent is `bad_intent`. */
@@ -111,7 +119,9 @@ export class Receiver {
       pairingWindowMs: timings.pairingWindowMs,
       pairStatusMaxWaitMs: timings.pairStatusMaxWaitMs,
       save: () => { this.#save(); },
+      saveNow: () => this.#store.saveNow(() => this.#fileData()),
       connected: (id) => this.#sessions.has(id),
+      ...(deps.pairingKey === undefined ? {} : { pairingKey: deps.pairingKey }),
     });
     this.#listener = new PeerLinkListener({
       host: deps.host,
@@ -122,6 +132,8 @@ export class Receiver {
       esphomeVersion: deps.esphomeVersion,
       autoProvisionSupported: () => this.autoProvisionSupported,
       versionPolicy: () => this.#versionPolicy,
+      haAddon: deps.haAddon ?? false,
+      requiresPairingKey: deps.pairingKey !== undefined,
       pairing: this.#pairing,
       sessions: this.#sessions,
       buildServerOn: () => this.#enabled,

@@ -19,6 +19,7 @@ import { initiate, PeerLinkError, type SecureChannel } from "../transport/channe
 import { fingerprintEmoji } from "../transport/fingerprint.ts";
 import type { Identity, IdentityStore } from "../transport/identity.ts";
 import { HANDSHAKE_STEP_MS, HEARTBEAT_INTERVAL_MS, HEARTBEAT_TIMEOUT_MS, type IntentResponse } from "../transport/messages.ts";
+import { PAIRING_KEY_RULE, parsePairingKey } from "../transport/pairing-key-text.ts";
 import { PIN_RULE, parsePin } from "../transport/pin.ts";
 import { newPairingState, PairingsStore, type OffloaderFile, type PairingState, type StoredPairing } from "./pairings-store.ts";
 import { SUBMIT_ACK_TIMEOUT_MS, type PeerSession } from "./peer-session.ts";
@@ -31,6 +32,8 @@ export interface OffloaderDeps {
   paths: Paths;
   identity: IdentityStore;
   label: () => string;
+  /** Running as the Home Assistant add-on (`ha_addon` in what it tells build servers). */
+  haAddon?: boolean;
   timings?: Partial<OffloaderTimings>;
   /**
    * Connect-back: binds (if needed) this builder's own peer-link listener and
@@ -69,6 +72,7 @@ export class Offloader {
       bus: deps.bus,
       timings: this.#timings,
       label: deps.label,
+      haAddon: deps.haAddon ?? false,
       ...(deps.connectBackPort === undefined ? {} : { connectBackPort: deps.connectBackPort }),
       identity: () => this.#requireIdentity(),
       stopped: () => this.#stopped,
@@ -159,13 +163,25 @@ export class Offloader {
     );
     channel.close("done");
     if (response.intent_response !== "ok") throw new BuilderError(ErrorCode.Unavailable, `${hostname}:${port} refused the preview (${response.intent_response})`);
-    return { pin_sha256: channel.remotePin, fingerprint_emoji: fingerprintEmoji(channel.remotePin), label: response.friendly_name, esphome_version: response.esphome_version };
+    return {
+      pin_sha256: channel.remotePin,
+      fingerprint_emoji: fingerprintEmoji(channel.remotePin),
+      label: response.friendly_name,
+      esphome_version: response.esphome_version,
+      requires_pairing_key: response.requires_pairing_key,
+    };
   }
 
-  /** Asks a build server to pair, pinned to the key the user compared. */
-  async requestPair(hostname: string, port: number, pinSha256: string, label?: string): Promise<PairingSummary> {
+  /**
+   * Asks a build server to pair, pinned to the key the user compared. A
+   * headless build server's printed `pairingKey` goes in msg3, which
+   * `initiate` sends only after the server's key matched the pin.
+   */
+  async requestPair(hostname: string, port: number, pinSha256: string, label?: string, pairingKey?: string): Promise<PairingSummary> {
     const pin = parsePin(pinSha256);
     if (pin === null) throw invalidArgs(PIN_RULE);
+    const key = pairingKey === undefined ? undefined : parsePairingKey(pairingKey);
+    if (key === null) throw invalidArgs(PAIRING_KEY_RULE);
     const identity = this.#requireIdentity();
     const { channel, response } = await this.#connect(() =>
       initiate({
@@ -174,7 +190,7 @@ export class Offloader {
         staticPrivateKey: identity.privateKey,
         intent: "pair_request",
         expectedPin: pin,
-        payload: { dashboard_id: identity.dashboard_id, label: this.#deps.label(), friendly_name: this.#deps.label(), ha_addon: false, label_auto: false },
+        payload: { dashboard_id: identity.dashboard_id, label: this.#deps.label(), friendly_name: this.#deps.label(), ha_addon: this.#deps.haAddon ?? false, label_auto: false, ...(key === undefined ? {} : { pairing_key: key }) },
         stepTimeoutMs: this.#timings.stepTimeoutMs,
       }),
     );
@@ -206,6 +222,8 @@ export class Offloader {
         return this.#summary(state);
       }
       case "no_pairing_window":
+        // A headless build server answers a wrong, used or lapsed key as it answers a closed window.
+        if (key !== undefined) throw new BuilderError(ErrorCode.PairingKeyRefused, `${hostname} did not take the pairing key: it is wrong or expired (a key pairs one builder within 15 minutes; restart the build server for a new one)`);
         throw new BuilderError(ErrorCode.Unavailable, `${hostname} is not accepting pairing requests: open the pairing window on the build server (Build servers → Pairing requests) and try again`);
       case "ok":
       case "rejected":

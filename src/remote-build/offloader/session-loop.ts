@@ -35,6 +35,8 @@ export interface SessionLoopDeps {
   bus: EventBus;
   timings: SessionLoopTimings;
   label: () => string;
+  /** Running as the Home Assistant add-on (`ha_addon` in what it tells build servers). */
+  haAddon: boolean;
   /**
    * Connect-back: binds (if needed) this builder's own peer-link listener and
    * gives its port, announced in each `peer_link` msg3; null: not bound, not announced.
@@ -88,7 +90,7 @@ export class SessionLoops {
           staticPrivateKey: identity.privateKey,
           intent: "pair_status",
           expectedPin: state.stored.pin_sha256,
-          payload: { dashboard_id: identity.dashboard_id, friendly_name: this.#deps.label(), ha_addon: false },
+          payload: { dashboard_id: identity.dashboard_id, friendly_name: this.#deps.label(), ha_addon: this.#deps.haAddon },
           stepTimeoutMs: timings.stepTimeoutMs,
         });
         // The answer to a pending request comes only when the build server's user acts.
@@ -128,7 +130,7 @@ export class SessionLoops {
           staticPrivateKey: identity.privateKey,
           intent: "peer_link",
           expectedPin: state.stored.pin_sha256,
-          payload: { dashboard_id: identity.dashboard_id, friendly_name: this.#deps.label(), ha_addon: false, ...(connectBackPort === null ? {} : { connect_back_port: connectBackPort }) },
+          payload: { dashboard_id: identity.dashboard_id, friendly_name: this.#deps.label(), ha_addon: this.#deps.haAddon, ...(connectBackPort === null ? {} : { connect_back_port: connectBackPort }) },
           stepTimeoutMs: timings.stepTimeoutMs,
         });
         if (response.intent_response !== "ok") {

@@ -59,6 +59,8 @@ export const pairRequestSchema = z.object({
   friendly_name: label.default(""),
   ha_addon: z.boolean().default(false),
   label_auto: z.boolean().default(false),
+  /** Newer upstream: the key a headless build server printed (checked there, constant-time); not a string: none. */
+  pairing_key: z.unknown().optional().transform((v) => (typeof v === "string" ? v : undefined)),
 });
 export const dashboardIdPayloadSchema = z.object({
   dashboard_id: dashboardId,
@@ -90,6 +92,8 @@ export const intentResponseSchema = z.object({
   auto_provision_supported: z.unknown().optional().transform((v) => v === true),
   /** Ours only: the build server's version policy (anything else: not said). */
   version_policy: z.unknown().optional().transform((v) => (isVersionPolicy(v) ? v : null)),
+  /** Newer upstream, in a `preview` answer: a headless build server pairs only with the key it printed; anything but `true`: no. */
+  requires_pairing_key: z.unknown().optional().transform((v) => v === true),
 });
 export type IntentResponse = z.infer<typeof intentResponseSchema>;
 

@@ -39,7 +39,8 @@ const isResponse = (r: CorpusRecord): r is CorpusRecord & { frame: Frame } => r.
 const NEWER_FIELDS_ABSENT = {
   pair_request: { friendly_name: "", ha_addon: false, label_auto: false },
   dashboard_id: { friendly_name: "", ha_addon: false },
-  intent_response: { friendly_name: "", ha_addon: false, reset_build_env_supported: false, auto_provision_supported: false, version_policy: null },
+  // requires_pairing_key: a 2026-05 build server is never a headless one with a key.
+  intent_response: { friendly_name: "", ha_addon: false, reset_build_env_supported: false, auto_provision_supported: false, version_policy: null, requires_pairing_key: false },
 } as const;
 
 /** Each handshake's records (msg1, msg2, msg3 and the intent response), grouped by the upstream connection they belong to. */
