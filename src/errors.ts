@@ -75,11 +75,14 @@ export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
  */
 export class BuilderError<C extends string = ErrorCode> extends Error {
   readonly code: C;
+  /** A machine-readable word that goes with the code (e.g. the pin a build server presented for `pin_mismatch`). */
+  readonly detail: string | null;
 
-  constructor(code: C, message: string, options?: { cause?: unknown }) {
-    super(message, options);
+  constructor(code: C, message: string, options?: { cause?: unknown; detail?: string }) {
+    super(message, options?.cause === undefined ? undefined : { cause: options.cause });
     this.name = "BuilderError";
     this.code = code;
+    this.detail = options?.detail ?? null;
   }
 }
 
@@ -93,7 +96,7 @@ export function isCodedError<C extends string>(err: unknown, codes: readonly C[]
  * the `BuilderError<C>`, `is(err)` recognises one.
  */
 export function codedErrors<C extends string>(codes: readonly C[]): {
-  error: (code: C, message: string, options?: { cause?: unknown }) => BuilderError<C>;
+  error: (code: C, message: string, options?: { cause?: unknown; detail?: string }) => BuilderError<C>;
   is: (err: unknown) => err is BuilderError<C>;
 } {
   return {

@@ -20,7 +20,7 @@ import { z } from "zod";
 import { errorMessage } from "../../errors.ts";
 import { getLogger } from "../../logger.ts";
 import { backoffDelay } from "../transport/backoff.ts";
-import { initiate, PeerLinkError } from "../transport/channel.ts";
+import { initiate, isPeerLinkError } from "../transport/channel.ts";
 import { HANDSHAKE_STEP_MS } from "../transport/messages.ts";
 
 const log = getLogger("connect-back");
@@ -256,7 +256,7 @@ export async function dialConnectBack(opts: { host: string; port: number; pin: s
       if (response.intent_response === "ok") return { kind: "ok" };
       return { kind: "rejected", reason: response.reason ?? response.intent_response };
     },
-    (err: unknown): DialOutcome => ({ kind: "failed", error: err instanceof PeerLinkError ? `${err.code}: ${err.message}` : errorMessage(err) }),
+    (err: unknown): DialOutcome => ({ kind: "failed", error: isPeerLinkError(err) ? `${err.code}: ${err.message}` : errorMessage(err) }),
   );
   try {
     return await Promise.race([answered, timeout]);

@@ -20,7 +20,7 @@ import { ArtifactCache } from "./artifact-cache.ts";
 import { packArtifacts, type PackedArtifacts } from "../archives/artifacts.ts";
 import { bundleDirFor, extractBundle } from "../archives/bundle.ts";
 import type { SecureChannel } from "../transport/channel.ts";
-import { ARTIFACTS_MAX_BYTES, AssemblyError, BUNDLE_MAX_BYTES, ChunkAssembler, chunkCount, sendChunks } from "../transport/chunks.ts";
+import { ARTIFACTS_MAX_BYTES, BUNDLE_MAX_BYTES, ChunkAssembler, chunkCount, sendChunks, isAssemblyError } from "../transport/chunks.ts";
 import { OutputRelay } from "./output-relay.ts";
 import type { ReceiverInbound, BuildServerOutbound } from "../transport/messages.ts";
 import type { ServeDecision } from "../../esphome/version-policy.ts";
@@ -132,7 +132,7 @@ export class PeerJobs {
       });
       session.submit = { header, assembler };
     } catch (err) {
-      this.#ack(session, header.job_id, err instanceof AssemblyError ? err.code : "invalid_header");
+      this.#ack(session, header.job_id, isAssemblyError(err) ? err.code : "invalid_header");
     }
   }
 
@@ -152,7 +152,7 @@ export class PeerJobs {
       bundle = inflight.assembler.push(chunk);
     } catch (err) {
       session.submit = null;
-      const code = err instanceof AssemblyError ? err.code : "invalid_header";
+      const code = isAssemblyError(err) ? err.code : "invalid_header";
       this.#ack(session, chunk.job_id, code);
       // As upstream: these end the session, the other refusals do not (WIRE-FACTS §5).
       if (code === "out_of_order" || code === "post_completion" || code === "chunk_count_mismatch" || code === "chunk_decode_failed") {

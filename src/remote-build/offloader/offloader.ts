@@ -15,7 +15,7 @@ import type { OffloaderAlert, OffloaderSettings, PairPreview, PairingSummary, Re
 import { BuilderError, ErrorCode, errorMessage, invalidArgs, notFound } from "../../errors.ts";
 import type { EventBus } from "../../events.ts";
 import type { Paths } from "../../paths.ts";
-import { initiate, PeerLinkError, type SecureChannel } from "../transport/channel.ts";
+import { initiate, type SecureChannel, isPeerLinkError } from "../transport/channel.ts";
 import { fingerprintEmoji } from "../transport/fingerprint.ts";
 import type { Identity, IdentityStore } from "../transport/identity.ts";
 import { HANDSHAKE_STEP_MS, HEARTBEAT_INTERVAL_MS, HEARTBEAT_TIMEOUT_MS, type IntentResponse } from "../transport/messages.ts";
@@ -309,7 +309,7 @@ export class Offloader {
     try {
       return await fn();
     } catch (err) {
-      if (err instanceof PeerLinkError && err.code === "pin_mismatch") {
+      if (isPeerLinkError(err) && err.code === "pin_mismatch") {
         throw new BuilderError(ErrorCode.InvalidArgs, `${err.message}. Compare the fingerprint on the build server again; nothing was sent.`);
       }
       throw new BuilderError(ErrorCode.Unavailable, errorMessage(err));

@@ -8,7 +8,7 @@ import type { PeerQueueStatus } from "../../domain/job.ts";
 import { BuilderError, ErrorCode, errorMessage, peerLinkCode } from "../../errors.ts";
 import type { EventBus } from "../../events.ts";
 import type { SecureChannel } from "../transport/channel.ts";
-import { ARTIFACTS_MAX_BYTES, AssemblyError, ChunkAssembler, chunkCount, readCanonicalChunkFrame, sendChunks } from "../transport/chunks.ts";
+import { ARTIFACTS_MAX_BYTES, ChunkAssembler, chunkCount, readCanonicalChunkFrame, sendChunks, isAssemblyError } from "../transport/chunks.ts";
 import type { IntentResponse, OffloaderInbound, OffloaderOutbound } from "../transport/messages.ts";
 import { RemoteJob } from "./remote-job.ts";
 
@@ -161,7 +161,7 @@ export class PeerSession {
   /** A chunk broke the download: it fails with the assembler's code. */
   #refuseChunk(jobId: string, d: Download, err: unknown): void {
     this.#downloads.delete(jobId);
-    d.reject(new BuilderError(err instanceof AssemblyError ? peerLinkCode(err.code) : ErrorCode.Malformed, `artifacts refused: ${errorMessage(err)}`));
+    d.reject(new BuilderError(isAssemblyError(err) ? peerLinkCode(err.code) : ErrorCode.Malformed, `artifacts refused: ${errorMessage(err)}`));
   }
 
   #failAck(jobId: string, message: string): void {
@@ -232,7 +232,7 @@ export class PeerSession {
           d.assembler = new ChunkAssembler({ totalBytes: m.total_bytes, numChunks: m.num_chunks, sha256Hex: m.artifacts_sha256, maxBytes: ARTIFACTS_MAX_BYTES });
         } catch (err) {
           this.#downloads.delete(m.job_id);
-          d.reject(new BuilderError(err instanceof AssemblyError ? peerLinkCode(err.code) : ErrorCode.InvalidHeader, `artifacts refused: ${errorMessage(err)}`));
+          d.reject(new BuilderError(isAssemblyError(err) ? peerLinkCode(err.code) : ErrorCode.InvalidHeader, `artifacts refused: ${errorMessage(err)}`));
         }
         return;
       }

@@ -9,7 +9,7 @@ import { errorMessage } from "../../errors.ts";
 import type { EventBus } from "../../events.ts";
 import { getLogger } from "../../logger.ts";
 import { Backoff } from "../transport/backoff.ts";
-import { initiate, PeerLinkError, type SecureChannel } from "../transport/channel.ts";
+import { initiate, type SecureChannel, isPeerLinkError } from "../transport/channel.ts";
 import type { Identity } from "../transport/identity.ts";
 import { offloaderInbound, parseMessage, type IntentResponse, type OffloaderOutbound } from "../transport/messages.ts";
 import type { PairingState } from "./pairings-store.ts";
@@ -107,7 +107,7 @@ export class SessionLoops {
         this.#deps.refused(state, response.reason ?? response.intent_response);
         return;
       } catch (err) {
-        if (err instanceof PeerLinkError && err.code === "timeout") continue;
+        if (isPeerLinkError(err) && err.code === "timeout") continue;
         state.lastError = errorMessage(err);
         this.#deps.changed(state);
         await this.#sleep(state, PENDING_RETRY_MS);
@@ -148,9 +148,9 @@ export class SessionLoops {
           reason = await this.#run(state, channel, response);
         }
       } catch (err) {
-        if (err instanceof PeerLinkError && err.code === "pin_mismatch") {
+        if (isPeerLinkError(err) && err.code === "pin_mismatch") {
           reason = "pin_mismatch";
-          this.#deps.alert(state, "pin_mismatch", err.observedPin, `${state.stored.label} now presents a different key. If its identity was rotated, pair again after comparing the new fingerprint; otherwise something else is answering at ${state.stored.receiver_hostname}:${state.stored.receiver_port}.`);
+          this.#deps.alert(state, "pin_mismatch", err.detail, `${state.stored.label} now presents a different key. If its identity was rotated, pair again after comparing the new fingerprint; otherwise something else is answering at ${state.stored.receiver_hostname}:${state.stored.receiver_port}.`);
         }
         state.lastError = errorMessage(err);
       }

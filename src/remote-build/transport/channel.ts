@@ -8,6 +8,7 @@
  * message 2 and before message 3, so nothing it says in message 3 ever reaches
  * an unverified responder.
  */
+import { codedErrors, type BuilderError } from "../../errors.ts";
 import type { IncomingMessage } from "node:http";
 import WebSocket from "ws";
 import { getLogger } from "../../logger.ts";
@@ -25,26 +26,19 @@ import { NoiseHandshake, type CipherState, type TransportCiphers } from "./noise
 
 const log = getLogger("peer-link");
 
-export type PeerLinkErrorCode =
-  | "timeout"
-  | "unreachable"
-  | "transport_error"
-  | "pin_mismatch"
-  | "malformed_frame"
-  | "closed";
+export const PEER_LINK_ERROR_CODES = [
+  "timeout",
+  "unreachable",
+  "transport_error",
+  "pin_mismatch",
+  "malformed_frame",
+  "closed",
+] as const;
+export type PeerLinkErrorCode = (typeof PEER_LINK_ERROR_CODES)[number];
 
-export class PeerLinkError extends Error {
-  readonly code: PeerLinkErrorCode;
-  /** For `pin_mismatch`: the pin the responder actually has. */
-  readonly observedPin: string | null;
-
-  constructor(code: PeerLinkErrorCode, message: string, observedPin: string | null = null) {
-    super(message);
-    this.name = "PeerLinkError";
-    this.code = code;
-    this.observedPin = observedPin;
-  }
-}
+/** A PeerLinkError failure: a \`BuilderError\` with one of \`PEER_LINK_ERROR_CODES\`. */
+export type PeerLinkError = BuilderError<PeerLinkErrorCode>;
+export const { error: peerLinkError, is: isPeerLinkError } = codedErrors(PEER_LINK_ERROR_CODES);
 
 /** A sender waits (`drained`) while more than this is queued on the socket… */
 export const DRAIN_HIGH_WATER_BYTES = 2 * 1024 * 1024;
@@ -64,10 +58,10 @@ export function decodeJsonObject(bytes: Uint8Array): Record<string, unknown> {
   try {
     value = JSON.parse(decoder.decode(bytes));
   } catch {
-    throw new PeerLinkError("malformed_frame", "frame is not JSON");
+    throw peerLinkError("malformed_frame", "frame is not JSON");
   }
   if (typeof value !== "object" || value === null || Array.isArray(value)) {
-    throw new PeerLinkError("malformed_frame", "frame is not a JSON object");
+    throw peerLinkError("malformed_frame", "frame is not a JSON object");
   }
   return value as Record<string, unknown>;
 }
@@ -166,21 +160,21 @@ class Inbox {
   }
 
   next(ms: number, step: string): Promise<{ data: Buffer; binary: boolean }> {
-    if (this.#overflowed) return Promise.reject(new PeerLinkError("malformed_frame", `too much data before ${step}`));
+    if (this.#overflowed) return Promise.reject(peerLinkError("malformed_frame", `too much data before ${step}`));
     const ready = this.#frames.shift();
     if (ready !== undefined) {
       this.#queuedBytes -= ready.data.length;
       return Promise.resolve(ready);
     }
-    if (this.#closed) return Promise.reject(new PeerLinkError("closed", `connection closed before ${step}`));
+    if (this.#closed) return Promise.reject(peerLinkError("closed", `connection closed before ${step}`));
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
         this.#waiter = null;
-        reject(new PeerLinkError("timeout", `timed out after ${ms} ms waiting for ${step}`));
+        reject(peerLinkError("timeout", `timed out after ${ms} ms waiting for ${step}`));
       }, ms);
       this.#waiter = (frame) => {
         clearTimeout(timer);
-        if (frame === null) reject(new PeerLinkError("closed", `connection closed before ${step}`));
+        if (frame === null) reject(peerLinkError("closed", `connection closed before ${step}`));
         else resolve(frame);
       };
     });
@@ -195,8 +189,8 @@ class Inbox {
 }
 
 function requireBinary(frame: { data: Buffer; binary: boolean }, max: number, step: string): Buffer {
-  if (!frame.binary) throw new PeerLinkError("malformed_frame", `${step} was not a binary frame`);
-  if (frame.data.length > max) throw new PeerLinkError("malformed_frame", `${step} is ${frame.data.length} bytes (limit ${max})`);
+  if (!frame.binary) throw peerLinkError("malformed_frame", `${step} was not a binary frame`);
+  if (frame.data.length > max) throw peerLinkError("malformed_frame", `${step} is ${frame.data.length} bytes (limit ${max})`);
   return frame.data;
 }
 
@@ -364,13 +358,13 @@ export class SecureChannel<Out extends { type: string } = PeerLinkFrame> {
     if (this.#closed) return;
     let message: Record<string, unknown>;
     try {
-      if (!binary) throw new PeerLinkError("malformed_frame", "text frame on the peer link");
-      if (data.length > APP_FRAME_MAX_BYTES) throw new PeerLinkError("malformed_frame", `frame of ${data.length} bytes (limit ${APP_FRAME_MAX_BYTES})`);
+      if (!binary) throw peerLinkError("malformed_frame", "text frame on the peer link");
+      if (data.length > APP_FRAME_MAX_BYTES) throw peerLinkError("malformed_frame", `frame of ${data.length} bytes (limit ${APP_FRAME_MAX_BYTES})`);
       let plain: Uint8Array;
       try {
         plain = this.#receive.decrypt(data);
       } catch {
-        throw new PeerLinkError("malformed_frame", "frame did not decrypt");
+        throw peerLinkError("malformed_frame", "frame did not decrypt");
       }
       if (this.#onMessage !== null && this.#onRawFrame !== null && this.#onRawFrame(Buffer.from(plain.buffer, plain.byteOffset, plain.byteLength))) return;
       message = decodeJsonObject(plain);
@@ -415,12 +409,12 @@ export async function initiate(opts: InitiateOptions): Promise<Initiated> {
   const inbox = new Inbox(ws);
   try {
     await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => { reject(new PeerLinkError("timeout", `no connection to ${opts.host}:${opts.port} within ${stepMs} ms`)); }, stepMs);
+      const timer = setTimeout(() => { reject(peerLinkError("timeout", `no connection to ${opts.host}:${opts.port} within ${stepMs} ms`)); }, stepMs);
       ws.once("open", () => { clearTimeout(timer); resolve(); });
-      ws.once("error", (err) => { clearTimeout(timer); reject(new PeerLinkError("unreachable", `cannot reach ${opts.host}:${opts.port}: ${err.message}`)); });
+      ws.once("error", (err) => { clearTimeout(timer); reject(peerLinkError("unreachable", `cannot reach ${opts.host}:${opts.port}: ${err.message}`)); });
       ws.once("unexpected-response", (_req, res) => {
         clearTimeout(timer);
-        reject(new PeerLinkError("unreachable", `${opts.host}:${opts.port} answered HTTP ${res.statusCode}; is it an ESPHome builder's peer-link port?`));
+        reject(peerLinkError("unreachable", `${opts.host}:${opts.port} answered HTTP ${res.statusCode}; is it an ESPHome builder's peer-link port?`));
       });
     });
     const hs = NoiseHandshake.initiator(opts.staticPrivateKey);
@@ -429,13 +423,13 @@ export async function initiate(opts: InitiateOptions): Promise<Initiated> {
     try {
       hs.readMessage(msg2);
     } catch (err) {
-      throw new PeerLinkError("malformed_frame", `handshake message 2 rejected: ${(err as Error).message}`);
+      throw peerLinkError("malformed_frame", `handshake message 2 rejected: ${(err as Error).message}`);
     }
     const remote = hs.remoteStaticPublicKey;
-    if (remote === null) throw new PeerLinkError("malformed_frame", "responder sent no static key");
+    if (remote === null) throw peerLinkError("malformed_frame", "responder sent no static key");
     const observed = pinSha256(remote);
     if (opts.expectedPin !== undefined && observed !== opts.expectedPin) {
-      throw new PeerLinkError("pin_mismatch", `the build server's key changed: expected pin ${opts.expectedPin}, got ${observed}`, observed);
+      throw peerLinkError("pin_mismatch", `the build server's key changed: expected pin ${opts.expectedPin}, got ${observed}`, { detail: observed });
     }
     ws.send(opts.payload === null ? hs.writeMessage() : hs.writeMessage(encodeJson(opts.payload)));
     const ciphers = hs.split();
@@ -444,16 +438,16 @@ export async function initiate(opts: InitiateOptions): Promise<Initiated> {
     try {
       plain = ciphers.receive.decrypt(frame);
     } catch {
-      throw new PeerLinkError("malformed_frame", "intent response did not decrypt");
+      throw peerLinkError("malformed_frame", "intent response did not decrypt");
     }
     const parsed = intentResponseSchema.safeParse(decodeJsonObject(plain));
-    if (!parsed.success) throw new PeerLinkError("malformed_frame", "intent response is missing intent_response");
+    if (!parsed.success) throw peerLinkError("malformed_frame", "intent response is missing intent_response");
     const channel = new SecureChannel(ws, inbox, ciphers, remote, opts.host);
     return { channel, response: parsed.data };
   } catch (err) {
     ws.terminate();
-    if (err instanceof PeerLinkError) throw err;
-    throw new PeerLinkError("transport_error", (err as Error).message);
+    if (isPeerLinkError(err)) throw err;
+    throw peerLinkError("transport_error", (err as Error).message);
   }
 }
 
@@ -494,7 +488,7 @@ export async function accept(ws: WebSocket, req: IncomingMessage, opts: { static
   try {
     first = hs.readMessage(msg1);
   } catch (err) {
-    throw new PeerLinkError("malformed_frame", `handshake message 1 rejected: ${(err as Error).message}`);
+    throw peerLinkError("malformed_frame", `handshake message 1 rejected: ${(err as Error).message}`);
   }
   // Upstream's rule (WIRE-FACTS §2): an empty msg1, one that is not a JSON object or has no
   // string intent still completes the handshake and is answered `rejected/bad_intent`.
@@ -505,12 +499,12 @@ export async function accept(ws: WebSocket, req: IncomingMessage, opts: { static
   try {
     plain = hs.readMessage(msg3);
   } catch (err) {
-    throw new PeerLinkError("malformed_frame", `handshake message 3 rejected: ${(err as Error).message}`);
+    throw peerLinkError("malformed_frame", `handshake message 3 rejected: ${(err as Error).message}`);
   }
   // A msg3 that is empty or not a JSON object reads as `{}` (upstream's rule).
   const payload = decodeJsonObjectOr(plain, {});
   const remote = hs.remoteStaticPublicKey;
-  if (remote === null) throw new PeerLinkError("malformed_frame", "initiator sent no static key");
+  if (remote === null) throw peerLinkError("malformed_frame", "initiator sent no static key");
   const split = hs.split();
   ciphers = split;
   const remoteAddress = req.socket.remoteAddress ?? "";

@@ -9,6 +9,7 @@
  * cannot make the receiver hold more than `maxBytes` (or more than it
  * announced) in memory.
  */
+import { codedErrors, type BuilderError } from "../../errors.ts";
 import { createHash, type Hash } from "node:crypto";
 
 /** Raw bytes per chunk (about 43 KiB of base64, under the 60 KiB frame cap). */
@@ -24,26 +25,22 @@ export interface Chunk {
   is_last: boolean;
 }
 
-export type AssemblyErrorCode =
-  | "invalid_header"
-  | "oversized"
-  | "undersized"
-  | "empty_bundle"
-  | "chunk_count_mismatch"
-  | "out_of_order"
-  | "chunk_decode_failed"
-  | "post_completion"
-  | "hash_mismatch";
+export const ASSEMBLY_CODES = [
+  "invalid_header",
+  "oversized",
+  "undersized",
+  "empty_bundle",
+  "chunk_count_mismatch",
+  "out_of_order",
+  "chunk_decode_failed",
+  "post_completion",
+  "hash_mismatch",
+] as const;
+export type AssemblyErrorCode = (typeof ASSEMBLY_CODES)[number];
 
-export class AssemblyError extends Error {
-  readonly code: AssemblyErrorCode;
-
-  constructor(code: AssemblyErrorCode, message: string) {
-    super(message);
-    this.name = "AssemblyError";
-    this.code = code;
-  }
-}
+/** A AssemblyError failure: a \`BuilderError\` with one of \`ASSEMBLY_CODES\`. */
+export type AssemblyError = BuilderError<AssemblyErrorCode>;
+export const { error: assemblyError, is: isAssemblyError } = codedErrors(ASSEMBLY_CODES);
 
 /** Number of chunks `totalBytes` is split into. */
 export function chunkCount(totalBytes: number, chunkSize: number = CHUNK_SIZE): number {
@@ -272,23 +269,23 @@ export class ChunkAssembler {
     const chunkSize = header.chunkSize ?? CHUNK_SIZE;
     if (!Number.isSafeInteger(maxBytes) || maxBytes <= 0) throw new RangeError("maxBytes must be a positive integer");
     if (!Number.isSafeInteger(chunkSize) || chunkSize <= 0) throw new RangeError("chunkSize must be a positive integer");
-    if (!Number.isSafeInteger(totalBytes)) throw new AssemblyError("invalid_header", "total_bytes must be an integer");
-    if (!Number.isSafeInteger(numChunks)) throw new AssemblyError("invalid_header", "num_chunks must be an integer");
+    if (!Number.isSafeInteger(totalBytes)) throw assemblyError("invalid_header", "total_bytes must be an integer");
+    if (!Number.isSafeInteger(numChunks)) throw assemblyError("invalid_header", "num_chunks must be an integer");
     // Upstream's order: empty_bundle, chunk_count_mismatch, oversized.
-    if (totalBytes <= 0) throw new AssemblyError("empty_bundle", "announced an empty transfer");
-    if (numChunks <= 0) throw new AssemblyError("chunk_count_mismatch", `num_chunks ${numChunks} must be positive`);
+    if (totalBytes <= 0) throw assemblyError("empty_bundle", "announced an empty transfer");
+    if (numChunks <= 0) throw assemblyError("chunk_count_mismatch", `num_chunks ${numChunks} must be positive`);
     if (totalBytes > maxBytes) {
-      throw new AssemblyError("oversized", `announced size ${totalBytes} bytes exceeds the limit of ${maxBytes} bytes`);
+      throw assemblyError("oversized", `announced size ${totalBytes} bytes exceeds the limit of ${maxBytes} bytes`);
     }
     const expected = chunkCount(totalBytes, chunkSize);
     if (numChunks !== expected) {
-      throw new AssemblyError(
+      throw assemblyError(
         "chunk_count_mismatch",
         `num_chunks ${numChunks} does not match ${totalBytes} bytes in ${chunkSize}-byte chunks (expected ${expected})`,
       );
     }
     if (typeof sha256Hex !== "string" || !SHA256_HEX_RE.test(sha256Hex)) {
-      throw new AssemblyError("invalid_header", "sha256 must be 64 hex digits");
+      throw assemblyError("invalid_header", "sha256 must be 64 hex digits");
     }
     this.totalBytes = totalBytes;
     this.numChunks = numChunks;
@@ -312,7 +309,7 @@ export class ChunkAssembler {
 
   push(chunk: Chunk): Buffer | null {
     if (this.#closed) {
-      throw new AssemblyError("post_completion", "chunk received after the transfer ended");
+      throw assemblyError("post_completion", "chunk received after the transfer ended");
     }
     try {
       return this.#accept(chunk);
@@ -326,29 +323,29 @@ export class ChunkAssembler {
   #accept(chunk: Chunk): Buffer | null {
     const { chunk_index: index, data_b64: text, is_last: isLast } = chunk as Partial<Chunk>;
     if (typeof index !== "number" || !Number.isSafeInteger(index) || index !== this.#next) {
-      throw new AssemblyError("out_of_order", `expected chunk ${this.#next}, got ${String(index)}`);
+      throw assemblyError("out_of_order", `expected chunk ${this.#next}, got ${String(index)}`);
     }
     if (typeof isLast !== "boolean") {
-      throw new AssemblyError("chunk_count_mismatch", `chunk ${index}: is_last must be a boolean`);
+      throw assemblyError("chunk_count_mismatch", `chunk ${index}: is_last must be a boolean`);
     }
     const last = index === this.numChunks - 1;
     if (index >= this.numChunks || isLast !== last) {
-      throw new AssemblyError(
+      throw assemblyError(
         "chunk_count_mismatch",
         `chunk ${index}: is_last=${isLast} but ${this.numChunks} chunks were announced`,
       );
     }
     if (typeof text !== "string") {
-      throw new AssemblyError("chunk_decode_failed", `chunk ${index}: data_b64 is not a string`);
+      throw assemblyError("chunk_decode_failed", `chunk ${index}: data_b64 is not a string`);
     }
     const size = base64DecodedLength(text);
-    if (size === null) throw new AssemblyError("chunk_decode_failed", `chunk ${index}: data_b64 is not valid base64`);
+    if (size === null) throw assemblyError("chunk_decode_failed", `chunk ${index}: data_b64 is not valid base64`);
     if (this.#received + size > this.totalBytes) {
-      throw new AssemblyError("oversized", `chunk ${index} goes past the announced ${this.totalBytes} bytes`);
+      throw assemblyError("oversized", `chunk ${index} goes past the announced ${this.totalBytes} bytes`);
     }
     const buffer = (this.#buffer ??= Buffer.allocUnsafe(this.totalBytes));
     const written = decodeBase64Into(text, buffer, this.#received);
-    if (written === null) throw new AssemblyError("chunk_decode_failed", `chunk ${index}: data_b64 is not valid base64`);
+    if (written === null) throw assemblyError("chunk_decode_failed", `chunk ${index}: data_b64 is not valid base64`);
     return this.#commit(buffer, written, last);
   }
 
@@ -390,11 +387,11 @@ export class ChunkAssembler {
 
     this.#closed = true;
     if (this.#received < this.totalBytes) {
-      throw new AssemblyError("undersized", `received ${this.#received} of the announced ${this.totalBytes} bytes`);
+      throw assemblyError("undersized", `received ${this.#received} of the announced ${this.totalBytes} bytes`);
     }
     const digest = this.#hash.digest("hex");
     if (digest !== this.sha256Hex) {
-      throw new AssemblyError("hash_mismatch", `SHA-256 ${digest} does not match the announced ${this.sha256Hex}`);
+      throw assemblyError("hash_mismatch", `SHA-256 ${digest} does not match the announced ${this.sha256Hex}`);
     }
     this.#buffer = null;
     return buffer;

@@ -16,6 +16,7 @@
  * caller cannot accidentally continue on a half-updated state. The peer link
  * ends the session on any such error anyway.
  */
+import { codedErrors, type BuilderError } from "../../errors.ts";
 import {
   createCipheriv,
   createDecipheriv,
@@ -43,29 +44,25 @@ const HASHLEN = 32;
 const MAX_NONCE = 2n ** 64n - 1n;
 const EMPTY = Buffer.alloc(0);
 
-export type NoiseErrorCode =
+export const NOISE_CODES = [
   /** Authentication tag did not verify (tampered, replayed, reordered or wrong key). */
-  | "decrypt_failed"
+  "decrypt_failed",
   /** Malformed input from the peer: too short, over 65535 bytes, unusable public key. */
-  | "bad_message"
+  "bad_message",
   /** Our own outgoing message would exceed 65535 bytes; nothing was changed. */
-  | "message_too_large"
+  "message_too_large",
   /** The 2^64-1 nonces of a cipher are used up. */
-  | "nonce_exhausted"
+  "nonce_exhausted",
   /** Call out of turn, after completion, after a failure, or a second split(). */
-  | "wrong_state"
+  "wrong_state",
   /** A local key argument is not 32 bytes. */
-  | "bad_key";
+  "bad_key",
+] as const;
+export type NoiseErrorCode = (typeof NOISE_CODES)[number];
 
-export class NoiseError extends Error {
-  readonly code: NoiseErrorCode;
-
-  constructor(code: NoiseErrorCode, message: string, options?: { cause?: unknown }) {
-    super(message, options);
-    this.name = "NoiseError";
-    this.code = code;
-  }
-}
+/** A NoiseError failure: a \`BuilderError\` with one of \`NOISE_CODES\`. */
+export type NoiseError = BuilderError<NoiseErrorCode>;
+export const { error: noiseError, is: isNoiseError } = codedErrors(NOISE_CODES);
 
 // ---------------------------------------------------------------------------
 // X25519 with raw 32-byte keys. Node only takes KeyObjects, so raw keys are
@@ -84,7 +81,7 @@ function copyOut(bytes: Uint8Array): Uint8Array {
 }
 
 function privateKeyObject(privateKey: Uint8Array): KeyObject {
-  if (privateKey.length !== DHLEN) throw new NoiseError("bad_key", `X25519 private key must be ${DHLEN} bytes, got ${privateKey.length}`);
+  if (privateKey.length !== DHLEN) throw noiseError("bad_key", `X25519 private key must be ${DHLEN} bytes, got ${privateKey.length}`);
   return createPrivateKey({ key: Buffer.concat([PKCS8_X25519_PREFIX, privateKey]), format: "der", type: "pkcs8" });
 }
 
@@ -116,9 +113,9 @@ function dh(local: KeyObject, remotePublic: Buffer): Buffer {
     const publicKey = createPublicKey({ key: Buffer.concat([SPKI_X25519_PREFIX, remotePublic]), format: "der", type: "spki" });
     shared = diffieHellman({ privateKey: local, publicKey });
   } catch (err) {
-    throw new NoiseError("bad_message", "the peer's X25519 public key is unusable", { cause: err });
+    throw noiseError("bad_message", "the peer's X25519 public key is unusable", { cause: err });
   }
-  if (shared.every((b) => b === 0)) throw new NoiseError("bad_message", "the peer's X25519 public key is a low-order point");
+  if (shared.every((b) => b === 0)) throw noiseError("bad_message", "the peer's X25519 public key is a low-order point");
   return shared;
 }
 
@@ -164,7 +161,7 @@ export class CipherState {
 
   /** `nonce` exists for tests (exhaustion); real ciphers come from `NoiseHandshake.split()`. */
   constructor(key: Uint8Array, nonce = 0n) {
-    if (key.length !== 32) throw new NoiseError("bad_key", `cipher key must be 32 bytes, got ${key.length}`);
+    if (key.length !== 32) throw noiseError("bad_key", `cipher key must be 32 bytes, got ${key.length}`);
     if (nonce < 0n || nonce > MAX_NONCE) throw new RangeError("nonce must be in 0..2^64-1");
     this.#key = createSecretKey(Buffer.from(key));
     this.#nonce = nonce;
@@ -184,9 +181,9 @@ export class CipherState {
   encrypt(plaintext: Uint8Array, ad: Uint8Array = EMPTY): Buffer {
     const key = this.#usableKey();
     if (plaintext.length > NOISE_MAX_PLAINTEXT_BYTES) {
-      throw new NoiseError("message_too_large", `plaintext of ${plaintext.length} bytes exceeds ${NOISE_MAX_PLAINTEXT_BYTES}`);
+      throw noiseError("message_too_large", `plaintext of ${plaintext.length} bytes exceeds ${NOISE_MAX_PLAINTEXT_BYTES}`);
     }
-    if (this.#nonce >= MAX_NONCE) throw new NoiseError("nonce_exhausted", "cipher nonces are used up");
+    if (this.#nonce >= MAX_NONCE) throw noiseError("nonce_exhausted", "cipher nonces are used up");
     const cipher = createCipheriv("chacha20-poly1305", key, nonceBytes(this.#nonce), { authTagLength: NOISE_TAG_BYTES });
     if (ad.length > 0) cipher.setAAD(ad, { plaintextLength: plaintext.length });
     // ChaCha20 is a stream cipher: update() returns every byte and final() none.
@@ -202,10 +199,10 @@ export class CipherState {
     const key = this.#usableKey();
     try {
       if (ciphertext.length > NOISE_MAX_MESSAGE_BYTES) {
-        throw new NoiseError("bad_message", `message of ${ciphertext.length} bytes exceeds ${NOISE_MAX_MESSAGE_BYTES}`);
+        throw noiseError("bad_message", `message of ${ciphertext.length} bytes exceeds ${NOISE_MAX_MESSAGE_BYTES}`);
       }
-      if (ciphertext.length < NOISE_TAG_BYTES) throw new NoiseError("bad_message", "message is shorter than the authentication tag");
-      if (this.#nonce >= MAX_NONCE) throw new NoiseError("nonce_exhausted", "cipher nonces are used up");
+      if (ciphertext.length < NOISE_TAG_BYTES) throw noiseError("bad_message", "message is shorter than the authentication tag");
+      if (this.#nonce >= MAX_NONCE) throw noiseError("nonce_exhausted", "cipher nonces are used up");
       const body = asBuffer(ciphertext).subarray(0, ciphertext.length - NOISE_TAG_BYTES);
       const tag = asBuffer(ciphertext).subarray(ciphertext.length - NOISE_TAG_BYTES);
       const decipher = createDecipheriv("chacha20-poly1305", key, nonceBytes(this.#nonce), { authTagLength: NOISE_TAG_BYTES });
@@ -217,7 +214,7 @@ export class CipherState {
         const rest = decipher.final();
         if (rest.length > 0) plaintext = Buffer.concat([plaintext, rest]);
       } catch (err) {
-        throw new NoiseError("decrypt_failed", "message failed authentication", { cause: err });
+        throw noiseError("decrypt_failed", "message failed authentication", { cause: err });
       }
       this.#nonce += 1n;
       return plaintext;
@@ -228,7 +225,7 @@ export class CipherState {
   }
 
   #usableKey(): KeyObject {
-    if (this.#key === null) throw new NoiseError("wrong_state", "cipher is unusable after a failed decrypt");
+    if (this.#key === null) throw noiseError("wrong_state", "cipher is unusable after a failed decrypt");
     return this.#key;
   }
 }
@@ -378,12 +375,12 @@ export class NoiseHandshake {
 
   writeMessage(payload: Uint8Array = EMPTY): Uint8Array {
     const symmetric = this.#active();
-    if (!this.isMyTurnToWrite) throw new NoiseError("wrong_state", "it is not this side's turn to write");
+    if (!this.isMyTurnToWrite) throw noiseError("wrong_state", "it is not this side's turn to write");
     const step = this.#step;
     const overhead = MESSAGE_OVERHEAD[step as 0 | 1 | 2];
     // Checked before touching any state, so a too-large payload is a plain refusal.
     if (overhead + payload.length > NOISE_MAX_MESSAGE_BYTES) {
-      throw new NoiseError("message_too_large", `handshake message ${step + 1} would exceed ${NOISE_MAX_MESSAGE_BYTES} bytes`);
+      throw noiseError("message_too_large", `handshake message ${step + 1} would exceed ${NOISE_MAX_MESSAGE_BYTES} bytes`);
     }
     return this.#guard(() => {
       const parts: Buffer[] = [];
@@ -409,15 +406,15 @@ export class NoiseHandshake {
 
   readMessage(message: Uint8Array): Uint8Array {
     const symmetric = this.#active();
-    if (this.isMyTurnToWrite) throw new NoiseError("wrong_state", "it is not this side's turn to read");
+    if (this.isMyTurnToWrite) throw noiseError("wrong_state", "it is not this side's turn to read");
     const step = this.#step;
     return this.#guard(() => {
       if (message.length > NOISE_MAX_MESSAGE_BYTES) {
-        throw new NoiseError("bad_message", `handshake message of ${message.length} bytes exceeds ${NOISE_MAX_MESSAGE_BYTES}`);
+        throw noiseError("bad_message", `handshake message of ${message.length} bytes exceeds ${NOISE_MAX_MESSAGE_BYTES}`);
       }
       const minimum = MESSAGE_OVERHEAD[step as 0 | 1 | 2];
       if (message.length < minimum) {
-        throw new NoiseError("bad_message", `handshake message ${step + 1} is ${message.length} bytes, needs at least ${minimum}`);
+        throw noiseError("bad_message", `handshake message ${step + 1} is ${message.length} bytes, needs at least ${minimum}`);
       }
       const buf = asBuffer(message);
       let offset = 0;
@@ -455,7 +452,7 @@ export class NoiseHandshake {
    */
   split(): TransportCiphers {
     if (this.#phase !== "complete" || this.#symmetric === null) {
-      throw new NoiseError("wrong_state", this.#phase === "split" ? "split() was already called" : "handshake is not complete");
+      throw noiseError("wrong_state", this.#phase === "split" ? "split() was already called" : "handshake is not complete");
     }
     const [initiatorToResponder, responderToInitiator] = this.#symmetric.split();
     this.#phase = "split";
@@ -466,8 +463,8 @@ export class NoiseHandshake {
   }
 
   #active(): SymmetricState {
-    if (this.#phase === "failed") throw new NoiseError("wrong_state", "handshake has failed");
-    if (this.#phase !== "handshake" || this.#symmetric === null) throw new NoiseError("wrong_state", "handshake is already complete");
+    if (this.#phase === "failed") throw noiseError("wrong_state", "handshake has failed");
+    if (this.#phase !== "handshake" || this.#symmetric === null) throw noiseError("wrong_state", "handshake is already complete");
     return this.#symmetric;
   }
 
@@ -478,8 +475,8 @@ export class NoiseHandshake {
       this.#phase = "failed";
       this.#remoteStatic = null;
       this.#wipe();
-      if (err instanceof NoiseError) throw err;
-      throw new NoiseError("bad_message", "handshake message could not be processed", { cause: err });
+      if (isNoiseError(err)) throw err;
+      throw noiseError("bad_message", "handshake message could not be processed", { cause: err });
     }
   }
 
@@ -509,7 +506,7 @@ export class NoiseHandshake {
   }
 
   #need<T>(value: T | null): T {
-    if (value === null) throw new NoiseError("wrong_state", "handshake key missing");
+    if (value === null) throw noiseError("wrong_state", "handshake key missing");
     return value;
   }
 

@@ -1,18 +1,6 @@
 import { createHash, randomBytes } from "node:crypto";
 import { describe, expect, it } from "vitest";
-import {
-  ARTIFACTS_MAX_BYTES,
-  AssemblyError,
-  BUNDLE_MAX_BYTES,
-  CHUNK_SIZE,
-  ChunkAssembler,
-  type AssemblerHeader,
-  type Chunk,
-  type CanonicalChunkFrame,
-  encodeChunkFrame,
-  readCanonicalChunkFrame,
-  splitChunks,
-} from "../../../src/remote-build/transport/chunks.ts";
+import { ARTIFACTS_MAX_BYTES, BUNDLE_MAX_BYTES, CHUNK_SIZE, ChunkAssembler, type AssemblerHeader, type Chunk, type CanonicalChunkFrame, encodeChunkFrame, readCanonicalChunkFrame, splitChunks, isAssemblyError } from "../../../src/remote-build/transport/chunks.ts";
 
 const sha = (b: Buffer) => createHash("sha256").update(b).digest("hex");
 
@@ -30,7 +18,7 @@ function codeOf(fn: () => unknown): string {
   try {
     fn();
   } catch (err) {
-    if (err instanceof AssemblyError) return err.code;
+    if (isAssemblyError(err)) return err.code;
     throw err;
   }
   throw new Error("expected an AssemblyError");

@@ -9,7 +9,7 @@ import { fileURLToPath } from "node:url";
 import { afterEach, describe, expect, it } from "vitest";
 import { testPython } from "../../helpers/python.ts";
 import { pinSha256 } from "../../../src/remote-build/transport/fingerprint.ts";
-import { generateStaticKey, NoiseError, NoiseHandshake, publicKeyOf } from "../../../src/remote-build/transport/noise.ts";
+import { generateStaticKey, NoiseHandshake, publicKeyOf, isNoiseError, type NoiseError } from "../../../src/remote-build/transport/noise.ts";
 import { missingTool } from "../../helpers/tools.ts";
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
@@ -86,7 +86,7 @@ function expectNoiseCode(fn: () => unknown, code: string): void {
   } catch (err) {
     caught = err;
   }
-  expect(caught).toBeInstanceOf(NoiseError);
+  expect(isNoiseError(caught)).toBe(true);
   expect((caught as NoiseError).code).toBe(code);
 }
 

@@ -1,15 +1,6 @@
 import { createCipheriv } from "node:crypto";
 import { describe, expect, it } from "vitest";
-import {
-  CipherState,
-  generateStaticKey,
-  NOISE_MAX_MESSAGE_BYTES,
-  NOISE_MAX_PLAINTEXT_BYTES,
-  NoiseError,
-  NoiseHandshake,
-  type NoiseErrorCode,
-  publicKeyOf,
-} from "../../../src/remote-build/transport/noise.ts";
+import { CipherState, generateStaticKey, NOISE_MAX_MESSAGE_BYTES, NOISE_MAX_PLAINTEXT_BYTES, NoiseHandshake, type NoiseErrorCode, publicKeyOf, isNoiseError, type NoiseError } from "../../../src/remote-build/transport/noise.ts";
 
 const hex = (s: string): Uint8Array => new Uint8Array(Buffer.from(s, "hex"));
 const toHex = (b: Uint8Array): string => Buffer.from(b).toString("hex");
@@ -22,7 +13,7 @@ function expectNoiseError(fn: () => unknown, code: NoiseErrorCode): void {
   } catch (err) {
     caught = err;
   }
-  expect(caught).toBeInstanceOf(NoiseError);
+  expect(isNoiseError(caught)).toBe(true);
   expect((caught as NoiseError).code).toBe(code);
 }
 
