@@ -12,7 +12,7 @@ import path from "node:path";
 import { describe, expect, it } from "vitest";
 import type { FirmwareJob, PairingSummary } from "../../src/api/wire.ts";
 import { resolvePaths } from "../../src/paths.ts";
-import { initiate } from "../../src/remote-build/transport/channel.ts";
+import { initiate } from "../../src/remote-build/transport/handshake.ts";
 import { IdentityStore } from "../../src/remote-build/transport/identity.ts";
 import { ApiClient } from "../helpers/api-client.ts";
 import { STAND_IN, configDir, spawnBuilder, type BuilderProcess } from "../helpers/builder.ts";

@@ -196,7 +196,7 @@ describe("a build server process and an offloader", () => {
   it("rejects a peer_link from an offloader that was never approved", async () => {
     const r = await startReceiver();
     const o = await startOffloader();
-    const { initiate } = await import("../../src/remote-build/transport/channel.ts");
+    const { initiate } = await import("../../src/remote-build/transport/handshake.ts");
     const id = await o.identity.load();
     const { channel, response } = await initiate({
       host: "127.0.0.1",

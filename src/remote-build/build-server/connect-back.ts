@@ -20,7 +20,8 @@ import { z } from "zod";
 import { errorMessage } from "../../errors.ts";
 import { getLogger } from "../../logger.ts";
 import { backoffDelay } from "../transport/backoff.ts";
-import { initiate, isPeerLinkError } from "../transport/channel.ts";
+import { initiate } from "../transport/handshake.ts";
+import { isPeerLinkError } from "../transport/socket-frames.ts";
 import { HANDSHAKE_STEP_MS } from "../transport/messages.ts";
 
 const log = getLogger("connect-back");

@@ -17,7 +17,7 @@ import type { PeerSummary } from "../../domain/remote-build.ts";
 import { BuilderError, ErrorCode, errorMessage, notFound } from "../../errors.ts";
 import type { EventBus } from "../../events.ts";
 import { getLogger } from "../../logger.ts";
-import { hangUp } from "../transport/channel.ts";
+import { hangUp } from "../transport/socket-frames.ts";
 import { pinSchema } from "../transport/fingerprint.ts";
 import type { pairRequestSchema } from "../transport/messages.ts";
 import type { PairingKeyWindow } from "./pairing-key.ts";

@@ -13,7 +13,7 @@
 import { isIP } from "node:net";
 import { errorMessage } from "../../errors.ts";
 import { getLogger } from "../../logger.ts";
-import { initiate } from "../transport/channel.ts";
+import { initiate } from "../transport/handshake.ts";
 import type { Identity } from "../transport/identity.ts";
 import { connectBackPayloadSchema, type ConnectBackReject } from "../transport/messages.ts";
 

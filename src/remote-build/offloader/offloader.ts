@@ -15,7 +15,9 @@ import type { OffloaderAlert, OffloaderSettings, PairPreview, PairingSummary, Re
 import { BuilderError, ErrorCode, errorMessage, invalidArgs, notFound } from "../../errors.ts";
 import type { EventBus } from "../../events.ts";
 import type { Paths } from "../../paths.ts";
-import { initiate, type SecureChannel, isPeerLinkError } from "../transport/channel.ts";
+import { type SecureChannel } from "../transport/channel.ts";
+import { initiate } from "../transport/handshake.ts";
+import { isPeerLinkError } from "../transport/socket-frames.ts";
 import { fingerprintEmoji } from "../transport/fingerprint.ts";
 import type { Identity, IdentityStore } from "../transport/identity.ts";
 import { HANDSHAKE_STEP_MS, HEARTBEAT_INTERVAL_MS, HEARTBEAT_TIMEOUT_MS, type IntentResponse } from "../transport/messages.ts";

@@ -22,7 +22,7 @@ import type { RemoteBuildProblem } from "../../domain/remote-build.ts";
 import { getLogger } from "../../logger.ts";
 import { atomicWrite, JsonStore, quarantine } from "../../store.ts";
 import { pinSha256 } from "./fingerprint.ts";
-import { generateStaticKey, publicKeyOf } from "./noise.ts";
+import { generateStaticKey, publicKeyOf } from "./noise-primitives.ts";
 
 const log = getLogger("remote-build.identity");
 

@@ -17,9 +17,9 @@ import {
   type DialOutcome,
   type DialState,
 } from "../../../src/remote-build/build-server/connect-back.ts";
-import { accept, type Accepted } from "../../../src/remote-build/transport/channel.ts";
+import { accept, type Accepted } from "../../../src/remote-build/transport/handshake.ts";
 import { pinSha256 } from "../../../src/remote-build/transport/fingerprint.ts";
-import { generateStaticKey, publicKeyOf } from "../../../src/remote-build/transport/noise.ts";
+import { generateStaticKey, publicKeyOf } from "../../../src/remote-build/transport/noise-primitives.ts";
 
 const T = CONNECT_BACK_TIMINGS;
 const PEER: ConnectBackPeer = { dashboard_id: "a".repeat(32), pin_sha256: "f".repeat(64), peer_ip: "192.0.2.7", connect_back_port: 6055, connected: false };

@@ -5,9 +5,10 @@
  */
 import { describe, expect, it, onTestFinished } from "vitest";
 import { WebSocketServer } from "ws";
-import { accept, initiate, type SecureChannel } from "../../../src/remote-build/transport/channel.ts";
+import { type SecureChannel } from "../../../src/remote-build/transport/channel.ts";
+import { accept, initiate } from "../../../src/remote-build/transport/handshake.ts";
 import { offloaderInbound } from "../../../src/remote-build/transport/messages.ts";
-import { generateStaticKey } from "../../../src/remote-build/transport/noise.ts";
+import { generateStaticKey } from "../../../src/remote-build/transport/noise-primitives.ts";
 import { OutputRelay, RELAY_BACKLOG_BYTES, skippedNotice } from "../../../src/remote-build/build-server/output-relay.ts";
 import { startProxy, type Proxy } from "../../helpers/proxy.ts";
 import { waitFor } from "../../helpers/tmp.ts";

@@ -11,7 +11,7 @@ import { describe, expect, it, onTestFinished } from "vitest";
 import { EventBus } from "../../../src/events.ts";
 import { FirmwareQueue } from "../../../src/firmware/queue.ts";
 import { resolvePaths, type Paths } from "../../../src/paths.ts";
-import { initiate } from "../../../src/remote-build/transport/channel.ts";
+import { initiate } from "../../../src/remote-build/transport/handshake.ts";
 import { IdentityStore } from "../../../src/remote-build/transport/identity.ts";
 import { Offloader } from "../../../src/remote-build/offloader/offloader.ts";
 import { Receiver } from "../../../src/remote-build/build-server/receiver.ts";

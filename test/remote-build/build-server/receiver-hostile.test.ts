@@ -9,8 +9,9 @@ import { describe, expect, it } from "vitest";
 import WebSocket from "ws";
 import type { Builder } from "../../../src/builder.ts";
 import { CHUNK_SIZE, splitChunks } from "../../../src/remote-build/transport/chunks.ts";
-import { initiate } from "../../../src/remote-build/transport/channel.ts";
-import { generateStaticKey, NoiseHandshake } from "../../../src/remote-build/transport/noise.ts";
+import { initiate } from "../../../src/remote-build/transport/handshake.ts";
+import { NoiseHandshake } from "../../../src/remote-build/transport/noise.ts";
+import { generateStaticKey } from "../../../src/remote-build/transport/noise-primitives.ts";
 import { startBuilder } from "../../helpers/builder.ts";
 import { MiB, file, tgzOf, zeroMemberBomb } from "../transport/tar-fixtures.ts";
 

@@ -6,10 +6,11 @@
 import { createHash, randomBytes } from "node:crypto";
 import { describe, expect, it, onTestFinished } from "vitest";
 import { WebSocketServer } from "ws";
-import { accept, initiate, type SecureChannel } from "../../../src/remote-build/transport/channel.ts";
+import { type SecureChannel } from "../../../src/remote-build/transport/channel.ts";
+import { accept, initiate } from "../../../src/remote-build/transport/handshake.ts";
 import { chunkCount, encodeChunkFrame, splitChunks } from "../../../src/remote-build/transport/chunks.ts";
 import { intentResponseSchema, offloaderInbound, parseMessage } from "../../../src/remote-build/transport/messages.ts";
-import { generateStaticKey } from "../../../src/remote-build/transport/noise.ts";
+import { generateStaticKey } from "../../../src/remote-build/transport/noise-primitives.ts";
 import { PeerSession } from "../../../src/remote-build/offloader/peer-session.ts";
 import { EventBus } from "../../../src/events.ts";
 

@@ -6,10 +6,11 @@
 import { createHash, randomBytes } from "node:crypto";
 import { describe, expect, it, onTestFinished } from "vitest";
 import { WebSocketServer } from "ws";
-import { DRAIN_HIGH_WATER_BYTES, accept, initiate, type SecureChannel } from "../../../src/remote-build/transport/channel.ts";
+import { DRAIN_HIGH_WATER_BYTES, type SecureChannel } from "../../../src/remote-build/transport/channel.ts";
+import { accept, initiate } from "../../../src/remote-build/transport/handshake.ts";
 import { CHUNK_SIZE, ChunkAssembler, chunkCount, encodeChunkFrame, sendChunks } from "../../../src/remote-build/transport/chunks.ts";
 import { offloaderInbound } from "../../../src/remote-build/transport/messages.ts";
-import { generateStaticKey } from "../../../src/remote-build/transport/noise.ts";
+import { generateStaticKey } from "../../../src/remote-build/transport/noise-primitives.ts";
 import { startProxy } from "../../helpers/proxy.ts";
 import { waitFor } from "../../helpers/tmp.ts";
 

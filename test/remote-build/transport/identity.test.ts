@@ -4,7 +4,7 @@ import path from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { setLogSink } from "../../../src/logger.ts";
 import { IdentityStore, isValidDashboardId, newDashboardId } from "../../../src/remote-build/transport/identity.ts";
-import { publicKeyOf } from "../../../src/remote-build/transport/noise.ts";
+import { publicKeyOf } from "../../../src/remote-build/transport/noise-primitives.ts";
 import { tempDir } from "../../helpers/tmp.ts";
 
 const toHex = (b: Uint8Array): string => Buffer.from(b).toString("hex");

@@ -9,7 +9,8 @@ import { fileURLToPath } from "node:url";
 import { afterEach, describe, expect, it } from "vitest";
 import { testPython } from "../../helpers/python.ts";
 import { pinSha256 } from "../../../src/remote-build/transport/fingerprint.ts";
-import { generateStaticKey, NoiseHandshake, publicKeyOf, isNoiseError, type NoiseError } from "../../../src/remote-build/transport/noise.ts";
+import { NoiseHandshake } from "../../../src/remote-build/transport/noise.ts";
+import { generateStaticKey, publicKeyOf, isNoiseError, type NoiseError } from "../../../src/remote-build/transport/noise-primitives.ts";
 import { missingTool } from "../../helpers/tools.ts";
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));

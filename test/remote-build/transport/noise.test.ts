@@ -1,6 +1,7 @@
 import { createCipheriv } from "node:crypto";
 import { describe, expect, it } from "vitest";
-import { CipherState, generateStaticKey, NOISE_MAX_MESSAGE_BYTES, NOISE_MAX_PLAINTEXT_BYTES, NoiseHandshake, type NoiseErrorCode, publicKeyOf, isNoiseError, type NoiseError } from "../../../src/remote-build/transport/noise.ts";
+import { NoiseHandshake } from "../../../src/remote-build/transport/noise.ts";
+import { CipherState, generateStaticKey, NOISE_MAX_MESSAGE_BYTES, NOISE_MAX_PLAINTEXT_BYTES, type NoiseErrorCode, publicKeyOf, isNoiseError, type NoiseError } from "../../../src/remote-build/transport/noise-primitives.ts";
 
 const hex = (s: string): Uint8Array => new Uint8Array(Buffer.from(s, "hex"));
 const toHex = (b: Uint8Array): string => Buffer.from(b).toString("hex");
