@@ -60,6 +60,7 @@ COPY src/api/wire.ts ./src/api/wire.ts
 COPY src/domain ./src/domain
 COPY src/remote-build/transport/pin.ts ./src/remote-build/transport/pin.ts
 COPY src/remote-build/transport/sas-emoji.ts ./src/remote-build/transport/sas-emoji.ts
+COPY src/remote-build/transport/pairing-key-text.ts ./src/remote-build/transport/pairing-key-text.ts
 RUN node_modules/.bin/node panel/build.ts
 
 # ---- the add-on ----

@@ -18,7 +18,7 @@ import { readFileSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { WebSocket } from "ws";
 import type { Builder } from "../src/builder.ts";
-import { initiate } from "../src/remote-build/transport/channel.ts";
+import { initiate } from "../src/remote-build/transport/handshake.ts";
 import { concurrentFormatFloor, formatFloor } from "./format-floor.ts";
 import { STAND_IN, builder, deviceFolder, tempDir, waitUntil, ROOT } from "./lib.ts";
 
