@@ -7,7 +7,6 @@
  * there, and builds go to B again.
  */
 import { readFile } from "node:fs/promises";
-import net from "node:net";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
 import type { FirmwareJob, PairingSummary } from "../../src/api/wire.ts";
@@ -18,14 +17,7 @@ import { ApiClient } from "../helpers/api-client.ts";
 import { STAND_IN, configDir, spawnBuilder, type BuilderProcess } from "../helpers/builder.ts";
 import { pairBuilders } from "../helpers/pairing.ts";
 import { tempDir, waitFor } from "../helpers/tmp.ts";
-
-async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
-  const { port } = server.address() as net.AddressInfo;
-  await new Promise<void>((r) => server.close(() => { r(); }));
-  return port;
-}
+import { freePort } from "../helpers/secure-pair.ts";
 
 /** Short connect-back timings for B (production: sweep 30 s, quiet 300 s, retries from 300 s). */
 const FAST = JSON.stringify({ sweepIntervalMs: 200, quietAfterMs: 1500, backoffInitialMs: 1000, backoffMaxMs: 4000, dialTimeoutMs: 8000 });

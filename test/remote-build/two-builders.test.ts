@@ -3,7 +3,6 @@
  * test process (the API the install runner uses), on loopback.
  */
 import { readFile, readdir } from "node:fs/promises";
-import net from "node:net";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
 import { EventBus } from "../../src/events.ts";
@@ -15,14 +14,7 @@ import { ApiClient } from "../helpers/api-client.ts";
 import { STAND_IN, configDir, spawnBuilder, type BuilderProcess } from "../helpers/builder.ts";
 import { tempDir, waitFor } from "../helpers/tmp.ts";
 import { standInBundle } from "../helpers/pairing.ts";
-
-async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
-  const { port } = server.address() as net.AddressInfo;
-  await new Promise<void>((r) => server.close(() => { r(); }));
-  return port;
-}
+import { freePort } from "../helpers/secure-pair.ts";
 
 interface Receiver {
   proc: BuilderProcess;

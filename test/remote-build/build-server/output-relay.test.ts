@@ -3,34 +3,15 @@
  * channel on loopback, through a proxy that can stop reading (so the backlog
  * is real TCP backpressure).
  */
-import { describe, expect, it, onTestFinished } from "vitest";
-import { WebSocketServer } from "ws";
-import { type SecureChannel } from "../../../src/remote-build/transport/channel.ts";
-import { accept, initiate } from "../../../src/remote-build/transport/handshake.ts";
+import { describe, expect, it } from "vitest";
 import { offloaderInbound } from "../../../src/remote-build/transport/messages.ts";
-import { generateStaticKey } from "../../../src/remote-build/transport/noise-primitives.ts";
 import { OutputRelay, RELAY_BACKLOG_BYTES, skippedNotice } from "../../../src/remote-build/build-server/output-relay.ts";
-import { startProxy, type Proxy } from "../../helpers/proxy.ts";
 import { waitFor } from "../../helpers/tmp.ts";
-
-async function connectedPair(): Promise<{ client: SecureChannel; server: SecureChannel; proxy: Proxy }> {
-  const serverKey = generateStaticKey();
-  const wss = new WebSocketServer({ host: "127.0.0.1", port: 0, perMessageDeflate: false });
-  onTestFinished(() => new Promise<void>((r) => { for (const c of wss.clients) c.terminate(); wss.close(() => { r(); }); }));
-  await new Promise((r) => wss.once("listening", r));
-  const server = new Promise<SecureChannel>((resolve, reject) => {
-    wss.once("connection", (ws, req) => {
-      accept(ws, req, { staticPrivateKey: serverKey }).then((a) => { resolve(a.respond({ intent_response: "ok" })); }, reject);
-    });
-  });
-  const proxy = await startProxy((wss.address() as { port: number }).port);
-  const { channel } = await initiate({ host: "127.0.0.1", port: proxy.port, staticPrivateKey: generateStaticKey(), intent: "peer_link", payload: {} });
-  return { client: channel, server: await server, proxy };
-}
+import { secureChannelPair } from "../../helpers/secure-pair.ts";
 
 describe("OutputRelay", () => {
   it("sends each line of a peer's job, skips lines while the session is backed up, and says how many it skipped", async () => {
-    const { client, server, proxy } = await connectedPair();
+    const { client, server, proxy } = await secureChannelPair({ viaProxy: true });
     const received: { job_id: string; line: string }[] = [];
     client.onMessage((m) => {
       const frame = offloaderInbound.job_output.parse(m); // what the offloader accepts

@@ -4,20 +4,12 @@
  * the key it printed.
  */
 import { readFile } from "node:fs/promises";
-import net from "node:net";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
 import { ApiClient } from "../../helpers/api-client.ts";
 import { STAND_IN, configDir, spawnBuilder, type BuilderProcess } from "../../helpers/builder.ts";
 import { waitFor } from "../../helpers/tmp.ts";
-
-async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
-  const { port } = server.address() as net.AddressInfo;
-  await new Promise<void>((r) => server.close(() => { r(); }));
-  return port;
-}
+import { freePort } from "../../helpers/secure-pair.ts";
 
 const COMMON = ["--port", "0", "--esphome", STAND_IN, "--no-mdns", "--log-level", "info"];
 const STAND_IN_ENV = { ESPHOME_STANDIN_COMPILE_SECONDS: "0.2", ESPHOME_STANDIN_FAIL: "" };

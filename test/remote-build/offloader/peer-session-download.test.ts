@@ -5,27 +5,16 @@
  */
 import { createHash, randomBytes } from "node:crypto";
 import { describe, expect, it, onTestFinished } from "vitest";
-import { WebSocketServer } from "ws";
 import { type SecureChannel } from "../../../src/remote-build/transport/channel.ts";
-import { accept, initiate } from "../../../src/remote-build/transport/handshake.ts";
 import { chunkCount, encodeChunkFrame, splitChunks } from "../../../src/remote-build/transport/chunks.ts";
 import { intentResponseSchema, offloaderInbound, parseMessage } from "../../../src/remote-build/transport/messages.ts";
-import { generateStaticKey } from "../../../src/remote-build/transport/noise-primitives.ts";
 import { PeerSession } from "../../../src/remote-build/offloader/peer-session.ts";
 import { EventBus } from "../../../src/events.ts";
+import { secureChannelPair } from "../../helpers/secure-pair.ts";
 
 /** A build server end and an offloader's PeerSession, wired as the offloader wires a session. */
 async function sessionPair(): Promise<{ server: SecureChannel; session: PeerSession }> {
-  const serverKey = generateStaticKey();
-  const wss = new WebSocketServer({ host: "127.0.0.1", port: 0, perMessageDeflate: false });
-  onTestFinished(() => new Promise<void>((r) => { for (const c of wss.clients) c.terminate(); wss.close(() => { r(); }); }));
-  await new Promise((r) => wss.once("listening", r));
-  const server = new Promise<SecureChannel>((resolve, reject) => {
-    wss.once("connection", (ws, req) => {
-      accept(ws, req, { staticPrivateKey: serverKey }).then((a) => { resolve(a.respond({ intent_response: "ok", esphome_version: "2026.10.0" })); }, reject);
-    });
-  });
-  const { channel, response } = await initiate({ host: "127.0.0.1", port: (wss.address() as { port: number }).port, staticPrivateKey: generateStaticKey(), intent: "peer_link", payload: {} });
+  const { client: channel, server: end, response } = await secureChannelPair({ answer: { esphome_version: "2026.10.0" } });
   const session = new PeerSession(channel.remotePin, channel, intentResponseSchema.parse(response), new EventBus(), 5000);
   channel.onClose((reason) => { session.closed(reason); });
   channel.onRawFrame((plain) => session.takeChunkFrame(plain));
@@ -33,7 +22,6 @@ async function sessionPair(): Promise<{ server: SecureChannel; session: PeerSess
     const parsed = parseMessage(offloaderInbound, raw);
     if (parsed.kind === "ok") session.handle(parsed.type, parsed.message);
   });
-  const end = await server;
   end.onMessage(() => undefined);
   onTestFinished(() => { channel.close("done"); end.close("done"); });
   return { server: end, session };

@@ -5,31 +5,11 @@
  */
 import { createHash, randomBytes } from "node:crypto";
 import { describe, expect, it, onTestFinished } from "vitest";
-import { WebSocketServer } from "ws";
-import { DRAIN_HIGH_WATER_BYTES, type SecureChannel } from "../../../src/remote-build/transport/channel.ts";
-import { accept, initiate } from "../../../src/remote-build/transport/handshake.ts";
+import { DRAIN_HIGH_WATER_BYTES } from "../../../src/remote-build/transport/channel.ts";
 import { CHUNK_SIZE, ChunkAssembler, chunkCount, encodeChunkFrame, sendChunks } from "../../../src/remote-build/transport/chunks.ts";
 import { offloaderInbound } from "../../../src/remote-build/transport/messages.ts";
-import { generateStaticKey } from "../../../src/remote-build/transport/noise-primitives.ts";
-import { startProxy } from "../../helpers/proxy.ts";
 import { waitFor } from "../../helpers/tmp.ts";
-
-/** A real listener and client on loopback (optionally through a proxy); returns both ends. */
-async function connectedPair(viaProxy = false): Promise<{ client: SecureChannel; server: SecureChannel; proxy: Awaited<ReturnType<typeof startProxy>> | null }> {
-  const serverKey = generateStaticKey();
-  const wss = new WebSocketServer({ host: "127.0.0.1", port: 0, perMessageDeflate: false });
-  onTestFinished(() => new Promise<void>((r) => { for (const c of wss.clients) c.terminate(); wss.close(() => { r(); }); }));
-  await new Promise((r) => wss.once("listening", r));
-  const server = new Promise<SecureChannel>((resolve, reject) => {
-    wss.once("connection", (ws, req) => {
-      accept(ws, req, { staticPrivateKey: serverKey }).then((a) => { resolve(a.respond({ intent_response: "ok" })); }, reject);
-    });
-  });
-  const port = (wss.address() as { port: number }).port;
-  const proxy = viaProxy ? await startProxy(port) : null;
-  const { channel } = await initiate({ host: "127.0.0.1", port: proxy?.port ?? port, staticPrivateKey: generateStaticKey(), intent: "peer_link", payload: {} });
-  return { client: channel, server: await server, proxy };
-}
+import { secureChannelPair } from "../../helpers/secure-pair.ts";
 
 function sha(b: Uint8Array): string {
   return createHash("sha256").update(b).digest("hex");
@@ -50,7 +30,7 @@ describe("encodeChunkFrame", () => {
 
 describe("sendChunks over a secure channel", () => {
   it("sends a blob as ordered chunk frames that reassemble to the same bytes", async () => {
-    const { client, server } = await connectedPair();
+    const { client, server } = await secureChannelPair();
     const blob = randomBytes(5 * 1024 * 1024 + 123);
     const assembler = new ChunkAssembler({ totalBytes: blob.length, numChunks: chunkCount(blob.length), sha256Hex: sha(blob), maxBytes: blob.length });
     const done = new Promise<Buffer>((resolve, reject) => {
@@ -71,12 +51,12 @@ describe("sendChunks over a secure channel", () => {
   });
 
   it("holds no more than the high-water mark while the peer does not read, and finishes once it does", async () => {
-    const { client, server, proxy } = await connectedPair(true);
+    const { client, server, proxy } = await secureChannelPair({ viaProxy: true });
     // Bigger than the kernel's loopback buffers, so the backlog reaches the channel.
     const blob = randomBytes(48 * 1024 * 1024);
     let frames = 0;
     client.onMessage(() => { frames++; });
-    proxy!.pause();
+    proxy.pause();
     let finished = false;
     let peak = 0;
     const sending = sendChunks(server, "artifacts_chunk", "job1", blob).then((ok) => { finished = ok; });
@@ -87,7 +67,7 @@ describe("sendChunks over a secure channel", () => {
     await new Promise((r) => setTimeout(r, 200));
     expect(finished).toBe(false);
     expect(peak).toBeLessThanOrEqual(DRAIN_HIGH_WATER_BYTES + 64 * 1024);
-    proxy!.resume();
+    proxy.resume();
     await sending;
     clearInterval(sample);
     expect(finished).toBe(true);
@@ -96,8 +76,8 @@ describe("sendChunks over a secure channel", () => {
   });
 
   it("stops, answering false, when the channel closes mid-transfer", async () => {
-    const { client, server, proxy } = await connectedPair(true);
-    proxy!.pause();
+    const { client, server, proxy } = await secureChannelPair({ viaProxy: true });
+    proxy.pause();
     const sending = sendChunks(server, "artifacts_chunk", "job1", randomBytes(48 * 1024 * 1024));
     await waitFor(() => server.bufferedAmount > DRAIN_HIGH_WATER_BYTES, 10_000, "a backlog");
     server.close("client_stopped");
