@@ -3,12 +3,11 @@
  * message per binary frame, each an encrypted JSON object (the handshake that
  * makes one is in handshake.ts).
  */
-import WebSocket from "ws";
 import { getLogger } from "../../logger.ts";
 import { pinSha256 } from "./fingerprint.ts";
 import { APP_FRAME_MAX_BYTES, type PeerLinkFrame } from "./messages.ts";
 import type { CipherState } from "./noise-primitives.ts";
-import { decodeJsonObject, encodeJson, peerLinkError, type Inbox } from "./socket-frames.ts";
+import { SOCKET_STATE, decodeJsonObject, encodeJson, peerLinkError, type FrameSocket, type Inbox } from "./socket-frames.ts";
 
 const log = getLogger("peer-link");
 
@@ -29,7 +28,7 @@ export class SecureChannel<Out extends { type: string } = PeerLinkFrame> {
   readonly remoteStaticKey: Uint8Array;
   readonly remotePin: string;
   readonly remoteAddress: string;
-  readonly #ws: WebSocket;
+  readonly #ws: FrameSocket;
   readonly #send: CipherState;
   readonly #receive: CipherState;
   #onMessage: ((msg: Record<string, unknown>) => void) | null = null;
@@ -41,7 +40,7 @@ export class SecureChannel<Out extends { type: string } = PeerLinkFrame> {
   #closeReason = "peer_hung_up";
   #closeDetail = "";
 
-  constructor(ws: WebSocket, inbox: Inbox, ciphers: { send: CipherState; receive: CipherState }, remoteStaticKey: Uint8Array, remoteAddress: string) {
+  constructor(ws: FrameSocket, inbox: Inbox, ciphers: { send: CipherState; receive: CipherState }, remoteStaticKey: Uint8Array, remoteAddress: string) {
     this.#ws = ws;
     this.#send = ciphers.send;
     this.#receive = ciphers.receive;
@@ -97,7 +96,7 @@ export class SecureChannel<Out extends { type: string } = PeerLinkFrame> {
    * bytes (the chunk frames of big transfers are built without JSON.stringify).
    */
   sendEncoded(json: Uint8Array): boolean {
-    if (this.#closed || this.#ws.readyState !== WebSocket.OPEN) return false;
+    if (this.#closed || this.#ws.readyState !== SOCKET_STATE.OPEN) return false;
     try {
       const frame = this.#send.encrypt(json);
       const size = frame.length;

@@ -9,18 +9,20 @@
  * an unverified responder.
  */
 import type { IncomingMessage } from "node:http";
-import WebSocket from "ws";
+import type { WebSocket } from "ws";
 import { pinSha256 } from "./fingerprint.ts";
 import { SecureChannel } from "./channel.ts";
+import { PeerLinkClientSocket } from "./client-socket.ts";
 import {
   CONTROL_FRAME_MAX_BYTES,
   HANDSHAKE_STEP_MS,
+  PEER_LINK_PATH,
   intentResponseSchema,
   msg1Schema,
   type IntentResponse,
 } from "./messages.ts";
 import { NoiseHandshake, type TransportCiphers } from "./noise.ts";
-import { Inbox, decodeJsonObject, decodeJsonObjectOr, encodeJson, hangUp, isPeerLinkError, peerLinkError, requireBinary } from "./socket-frames.ts";
+import { Inbox, SOCKET_STATE, decodeJsonObject, decodeJsonObjectOr, encodeJson, hangUp, isPeerLinkError, peerLinkError, requireBinary } from "./socket-frames.ts";
 
 // ---- offloader side ----
 
@@ -41,27 +43,14 @@ export interface Initiated {
   response: IntentResponse;
 }
 
-function formatHost(host: string): string {
-  return host.includes(":") && !host.startsWith("[") ? `[${host}]` : host;
-}
-
 /** Opens a WebSocket to a receiver and runs the handshake for one intent. */
 export async function initiate(opts: InitiateOptions): Promise<Initiated> {
   const stepMs = opts.stepTimeoutMs ?? HANDSHAKE_STEP_MS;
-  const url = `ws://${formatHost(opts.host)}:${opts.port}/remote-build/peer-link`;
-  const ws = new WebSocket(url, { maxPayload: CONTROL_FRAME_MAX_BYTES, handshakeTimeout: stepMs, perMessageDeflate: false });
-  ws.binaryType = "nodebuffer";
+  // After the handshake the channel's own limit (APP_FRAME_MAX_BYTES, below this) applies.
+  const ws = new PeerLinkClientSocket({ host: opts.host, port: opts.port, path: PEER_LINK_PATH, maxPayload: CONTROL_FRAME_MAX_BYTES, timeoutMs: stepMs });
   const inbox = new Inbox(ws);
   try {
-    await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => { reject(peerLinkError("timeout", `no connection to ${opts.host}:${opts.port} within ${stepMs} ms`)); }, stepMs);
-      ws.once("open", () => { clearTimeout(timer); resolve(); });
-      ws.once("error", (err) => { clearTimeout(timer); reject(peerLinkError("unreachable", `cannot reach ${opts.host}:${opts.port}: ${err.message}`)); });
-      ws.once("unexpected-response", (_req, res) => {
-        clearTimeout(timer);
-        reject(peerLinkError("unreachable", `${opts.host}:${opts.port} answered HTTP ${res.statusCode}; is it an ESPHome builder's peer-link port?`));
-      });
-    });
+    await ws.open();
     const hs = NoiseHandshake.initiator(opts.staticPrivateKey);
     ws.send(hs.writeMessage(encodeJson({ intent: opts.intent })));
     const msg2 = requireBinary(await inbox.next(stepMs, "handshake message 2"), CONTROL_FRAME_MAX_BYTES, "handshake message 2");
@@ -124,7 +113,7 @@ export async function accept(ws: WebSocket, req: IncomingMessage, opts: { static
   let ciphers: TransportCiphers | null = null;
   inbox.onOverflow(() => {
     // The first transport frame we send is the intent response, so a terminate can still take its place.
-    if (ciphers !== null && ws.readyState === WebSocket.OPEN) ws.send(ciphers.send.encrypt(encodeJson({ type: "terminate", reason: "malformed_frame" })));
+    if (ciphers !== null && ws.readyState === SOCKET_STATE.OPEN) ws.send(ciphers.send.encrypt(encodeJson({ type: "terminate", reason: "malformed_frame" })));
     hangUp(ws, "malformed_frame");
   });
   const hs = NoiseHandshake.responder(opts.staticPrivateKey);

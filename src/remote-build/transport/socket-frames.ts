@@ -1,11 +1,11 @@
 /**
- * The peer link's socket, below the encryption: the peer link's transport
- * error codes, JSON objects as frame payloads, the frames of one WebSocket
- * read in order with the pre-answer bounds (`Inbox`), and hanging up.
- * `handshake.ts` reads the handshake messages from an `Inbox`; a
- * `SecureChannel` (channel.ts) takes it over once the intent is answered.
+ * The peer link's socket, below the encryption: what a WebSocket must offer
+ * the peer link (`FrameSocket`), the peer link's transport error codes, JSON
+ * objects as frame payloads, the frames of one WebSocket read in order with
+ * the pre-answer bounds (`Inbox`), and hanging up. `handshake.ts` reads the
+ * handshake messages from an `Inbox`; a `SecureChannel` (channel.ts) takes it
+ * over once the intent is answered.
  */
-import WebSocket from "ws";
 import { codedErrors, type BuilderError } from "../../errors.ts";
 import { getLogger } from "../../logger.ts";
 import { CONTROL_FRAME_MAX_BYTES } from "./messages.ts";
@@ -25,6 +25,27 @@ export type PeerLinkErrorCode = (typeof PEER_LINK_ERROR_CODES)[number];
 /** A peer-link transport failure: a `BuilderError` with one of `PEER_LINK_ERROR_CODES`. */
 export type PeerLinkError = BuilderError<PeerLinkErrorCode>;
 export const { error: peerLinkError, is: isPeerLinkError } = codedErrors(PEER_LINK_ERROR_CODES);
+
+/** WebSocket ready states (the numbers of the WHATWG API, which `ws` uses too). */
+export const SOCKET_STATE = { CONNECTING: 0, OPEN: 1, CLOSING: 2, CLOSED: 3 } as const;
+
+/**
+ * What the peer link needs of a WebSocket: the build server's side is a `ws`
+ * socket (its HTTP server upgrades it), the offloader's is a
+ * `PeerLinkClientSocket` (client-socket.ts). A message's `data` may be a view
+ * into the socket's read buffer, valid only until the listener returns: a
+ * listener that keeps it must copy it.
+ */
+export interface FrameSocket {
+  readonly readyState: number;
+  send(data: Uint8Array, cb?: (err?: Error) => void): void;
+  close(code: number, reason: string): void;
+  terminate(): void;
+  pause(): void;
+  on(event: "message", listener: (data: Buffer, binary: boolean) => void): unknown;
+  on(event: "close", listener: () => void): unknown;
+  on(event: "error", listener: (err: Error) => void): unknown;
+}
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder("utf-8", { fatal: true });
@@ -72,9 +93,9 @@ const HANG_UP_GRACE_MS = 1000;
  * flooding peer meets TCP back-pressure, not our CPU), and the socket is
  * destroyed if the peer does not answer the close in time.
  */
-export function hangUp(ws: WebSocket, reason: string): void {
-  if (ws.readyState === WebSocket.CLOSED) return;
-  if (ws.readyState === WebSocket.OPEN) ws.close(1000, reason.slice(0, 100));
+export function hangUp(ws: FrameSocket, reason: string): void {
+  if (ws.readyState === SOCKET_STATE.CLOSED) return;
+  if (ws.readyState === SOCKET_STATE.OPEN) ws.close(1000, reason.slice(0, 100));
   ws.pause();
   setTimeout(() => { ws.terminate(); }, HANG_UP_GRACE_MS).unref();
 }
@@ -94,14 +115,15 @@ export class Inbox {
   #onOverflow: () => void;
   #onFrame: ((data: Buffer, binary: boolean) => void) | null = null;
 
-  constructor(ws: WebSocket) {
+  constructor(ws: FrameSocket) {
     this.#onOverflow = () => { hangUp(ws, "malformed_frame"); };
-    ws.on("message", (data: WebSocket.RawData, binary: boolean) => {
-      const buf = Buffer.isBuffer(data) ? data : Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data);
+    ws.on("message", (data: Buffer, binary: boolean) => {
       if (this.#onFrame !== null) {
-        this.#onFrame(buf, binary);
+        this.#onFrame(data, binary);
         return;
       }
+      // Read later: a copy, since the socket may reuse the bytes once this returns.
+      const buf = Buffer.from(data);
       const frame = { data: buf, binary };
       if (this.#waiter !== null) {
         const w = this.#waiter;
@@ -161,7 +183,11 @@ export class Inbox {
     });
   }
 
-  /** From now on, frames go straight to `handler` (after the queued ones); the pre-answer bounds no longer apply. */
+  /**
+   * From now on, frames go straight to `handler` (after the queued ones); the
+   * pre-answer bounds no longer apply. The handler must be done with a frame's
+   * bytes when it returns (see `FrameSocket`).
+   */
   handOff(handler: (data: Buffer, binary: boolean) => void): void {
     for (const f of this.#frames.splice(0)) handler(f.data, f.binary);
     this.#queuedBytes = 0;
