@@ -1,277 +1,72 @@
 import fs from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { listYamlFiles, parseDevice, PLATFORM_KEYS } from "../../src/esphome/device-scan.ts";
+import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import { DeviceScanner, listYamlFiles, type Device } from "../../src/esphome/device-scan.ts";
+import { EventBus, type EventMap, type EventName } from "../../src/events.ts";
+import { setLogSink } from "../../src/logger.ts";
 
-const CFG = "/config/esphome";
+type Recorded = { [K in "device_updated" | "device_removed"]: { name: K; payload: EventMap[K] } }[
+  "device_updated" | "device_removed"
+];
 
-function parse(text: string, file = "dev.yaml") {
-  return parseDevice(CFG, file, text);
+let dir: string;
+let bus: EventBus;
+let events: Recorded[];
+let scanner: DeviceScanner | null;
+let logs: string[];
+let restoreLog: () => void;
+
+beforeEach(async () => {
+  dir = await fs.mkdtemp(path.join(os.tmpdir(), "esphome-scan-"));
+  bus = new EventBus();
+  events = [];
+  bus.on("device_updated", (payload) => events.push({ name: "device_updated", payload }));
+  bus.on("device_removed", (payload) => events.push({ name: "device_removed", payload }));
+  scanner = null;
+  logs = [];
+  restoreLog = setLogSink((line) => logs.push(line));
+});
+
+afterEach(async () => {
+  await scanner?.stop();
+  restoreLog();
+  vi.restoreAllMocks();
+  await fs.rm(dir, { recursive: true, force: true });
+});
+
+async function write(name: string, text: string): Promise<void> {
+  await fs.writeFile(path.join(dir, name), text);
 }
 
-describe("parseDevice: names", () => {
-  it("reads name, friendly_name and comment from the esphome block", () => {
-    const d = parse("esphome:\n  name: kitchen\n  friendly_name: Kitchen Light\n  comment: Over the sink\n", "k.yaml");
-    expect(d).toEqual({
-      name: "kitchen",
-      friendly_name: "Kitchen Light",
-      configuration: "k.yaml",
-      path: "/config/esphome/k.yaml",
-      platform: null,
-      board: null,
-      address: "kitchen.local",
-      comment: "Over the sink",
-      web_port: null,
-      loaded_integrations: [],
-      error: null,
+function make(opts: { watch?: boolean; debounceMs?: number } = {}): DeviceScanner {
+  scanner = new DeviceScanner({ configDir: dir, bus, watch: opts.watch ?? false, debounceMs: opts.debounceMs ?? 20 });
+  return scanner;
+}
+
+function names(): string[] {
+  return events.map((e) => (e.name === "device_updated" ? `updated:${e.payload.device.configuration}` : `removed:${e.payload.configuration}`));
+}
+
+/** Resolves with the first matching event emitted from now on. */
+function nextEvent<K extends EventName>(name: K, match: (p: EventMap[K]) => boolean, timeoutMs = 5000): Promise<EventMap[K]> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      off();
+      reject(new Error(`timed out waiting for ${name}`));
+    }, timeoutMs);
+    const off = bus.on(name, (payload) => {
+      if (!match(payload)) return;
+      clearTimeout(timer);
+      off();
+      resolve(payload);
     });
   });
+}
 
-  it("falls back to the file stem without esphome: name, and friendly_name to the name", () => {
-    const d = parse("logger:\n", "garage-door.yml");
-    expect(d.name).toBe("garage-door");
-    expect(d.friendly_name).toBe("garage-door");
-    expect(d.address).toBe("garage-door.local");
-    expect(d.comment).toBeNull();
-  });
-
-  it("resolves ${var} and $var substitutions, including substitutions that use others", () => {
-    const d = parse(
-      [
-        "substitutions:",
-        "  room: kitchen",
-        "  devicename: ${room}-sensor",
-        "  nice: Kitchen Sensor",
-        "  num: 2",
-        "esphome:",
-        "  name: $devicename-$num",
-        "  friendly_name: ${ nice }",
-        "  comment: In the $room",
-      ].join("\n"),
-    );
-    expect(d.name).toBe("kitchen-sensor-2");
-    expect(d.friendly_name).toBe("Kitchen Sensor");
-    expect(d.comment).toBe("In the kitchen");
-    expect(d.address).toBe("kitchen-sensor-2.local");
-  });
-
-  it("falls back to the stem when the name uses a substitution it cannot resolve (e.g. from a package)", () => {
-    const d = parse("packages:\n  base: !include base.yaml\nesphome:\n  name: ${devicename}\n  friendly_name: ${label}\n", "porch.yaml");
-    expect(d.name).toBe("porch");
-    expect(d.address).toBe("porch.local");
-    // Display text keeps the unresolved reference rather than inventing one.
-    expect(d.friendly_name).toBe("${label}");
-  });
-
-  it("survives self-referencing substitutions", () => {
-    const d = parse("substitutions:\n  a: $b\n  b: $a\nesphome:\n  name: $a\n", "loop.yaml");
-    expect(d.name).toBe("loop");
-    expect(d.error).toBeNull();
-  });
-
-  it("treats a numeric name as text and an empty one as absent", () => {
-    expect(parse("esphome:\n  name: 1234\n").name).toBe("1234");
-    expect(parse("esphome:\n  name: ''\n", "stem.yaml").name).toBe("stem");
-  });
-});
-
-describe("parseDevice: ESPHome tags", () => {
-  const tagged: [string, string][] = [
-    ["!secret", "wifi:\n  ssid: !secret wifi_ssid\n  password: !secret wifi_password\n"],
-    ["!include (scalar)", "packages:\n  common: !include common/base.yaml\n"],
-    ["!include (mapping)", "packages:\n  common: !include\n    file: common/base.yaml\n    vars:\n      room: kitchen\n"],
-    ["!include as a whole component", "sensor: !include sensors.yaml\n"],
-    ["!include_dir_named", "packages: !include_dir_named packages\n"],
-    ["!include_dir_list", "sensor: !include_dir_list sensors\n"],
-    ["!include_dir_merge_list", "binary_sensor: !include_dir_merge_list binary\n"],
-    ["!include_dir_merge_named", "script: !include_dir_merge_named scripts\n"],
-    ["!lambda", "sensor:\n  - platform: template\n    lambda: !lambda |-\n      return id(x).state * 2;\n"],
-    ["!extend", "sensor:\n  - id: !extend uptime_sensor\n    update_interval: 10s\n"],
-    ["!remove (empty)", "captive_portal: !remove\n"],
-    ["!remove (on an id)", "sensor:\n  - id: !remove wifi_signal\n"],
-    ["!env_var", "api:\n  encryption:\n    key: !env_var API_KEY\n"],
-    ["!force", "substitutions:\n  x: !force 1\n"],
-    ["an unknown scalar tag", "logger:\n  level: !future_tag DEBUG\n"],
-    ["an unknown mapping tag", "logger: !future_tag {level: DEBUG}\n"],
-    ["an unknown sequence tag", "sensor: !future_tag [1, 2]\n"],
-    ["a verbatim local tag", "logger: !<!custom> x\n"],
-  ];
-  it.each(tagged)("parses a config using %s without error", (_label, body) => {
-    const d = parse(`esphome:\n  name: tagged\n${body}`);
-    expect(d.error).toBeNull();
-    expect(d.name).toBe("tagged");
-  });
-
-  it("does not treat a tagged name or address as real values", () => {
-    const d = parse(
-      "esphome:\n  name: !secret name\n  friendly_name: !secret fn\nwifi:\n  use_address: !secret addr\nweb_server: !include web.yaml\n",
-      "hidden.yaml",
-    );
-    expect(d.name).toBe("hidden");
-    expect(d.friendly_name).toBe("hidden");
-    expect(d.address).toBe("hidden.local");
-    expect(d.web_port).toBeNull();
-    expect(d.loaded_integrations).toEqual(["web_server", "wifi"]);
-  });
-
-  it("keeps core YAML tags meaningful", () => {
-    const d = parse("esphome:\n  name: !!str 42\nweb_server:\n  port: !!int 8080\n");
-    expect(d.name).toBe("42");
-    expect(d.web_port).toBe(8080);
-  });
-
-  it("applies merge keys from anchors and skips unresolvable !include merges", () => {
-    const d = parse(
-      [
-        "common: &common",
-        "  board: esp32dev",
-        "  framework: {type: esp-idf}",
-        "<<: !include base.yaml",
-        "esphome:",
-        "  name: merged",
-        "esp32:",
-        "  <<: *common",
-        "wifi:",
-        "  <<: [*common, !include net.yaml]",
-        "  use_address: 10.1.1.1",
-      ].join("\n"),
-    );
-    expect(d.error).toBeNull();
-    expect(d.board).toBe("esp32dev");
-    expect(d.address).toBe("10.1.1.1");
-    expect(d.loaded_integrations).toEqual(["common", "esp32", "wifi"]);
-  });
-});
-
-describe("parseDevice: platform, board and integrations", () => {
-  it.each(PLATFORM_KEYS.map((p) => [p]))("detects %s", (platform) => {
-    const d = parse(`esphome:\n  name: p\n${platform}:\n  board: some-board\n`);
-    expect(d.platform).toBe(platform);
-    expect(d.board).toBe("some-board");
-  });
-
-  it("takes the first platform key in file order", () => {
-    expect(parse("rp2040:\n  board: rpipicow\nesp32:\n  board: esp32dev\n").platform).toBe("rp2040");
-  });
-
-  it("reports no board when the platform block has none", () => {
-    const d = parse("host:\n");
-    expect(d.platform).toBe("host");
-    expect(d.board).toBeNull();
-  });
-
-  it("resolves a substituted board", () => {
-    expect(parse("substitutions:\n  b: d1_mini\nesp8266:\n  board: ${b}\n").board).toBe("d1_mini");
-  });
-
-  it("reads the pre-2021.10 platform/board from the esphome block", () => {
-    const d = parse("esphome:\n  name: old\n  platform: ESP8266\n  board: nodemcuv2\n");
-    expect(d.platform).toBe("esp8266");
-    expect(d.board).toBe("nodemcuv2");
-  });
-
-  it("has no platform for a package fragment", () => {
-    expect(parse("sensor:\n  - platform: uptime\n").platform).toBeNull();
-  });
-
-  it("lists sorted component keys without substitutions, packages, esphome or dot keys", () => {
-    const d = parse(
-      "substitutions: {a: b}\npackages: {}\nesphome: {name: x}\n.base: &b {}\nwifi:\nlogger:\napi:\nesp32:\n  board: x\nsensor: []\n",
-    );
-    expect(d.loaded_integrations).toEqual(["api", "esp32", "logger", "sensor", "wifi"]);
-  });
-});
-
-describe("parseDevice: address and web port", () => {
-  it("uses wifi: use_address, resolved", () => {
-    const d = parse("substitutions:\n  ip: 192.168.1.50\nesphome:\n  name: n\nwifi:\n  use_address: ${ip}\n");
-    expect(d.address).toBe("192.168.1.50");
-  });
-
-  it("uses ethernet: and openthread: use_address", () => {
-    expect(parse("ethernet:\n  type: LAN8720\n  use_address: eth-dev.lan\n").address).toBe("eth-dev.lan");
-    expect(parse("openthread:\n  use_address: thread-dev.local\n").address).toBe("thread-dev.local");
-  });
-
-  it("uses a static IP like esphome does when use_address is absent", () => {
-    expect(parse("esphome:\n  name: n\nwifi:\n  manual_ip:\n    static_ip: 10.0.0.9\n    gateway: 10.0.0.1\n").address).toBe("10.0.0.9");
-  });
-
-  it("applies a custom wifi domain", () => {
-    expect(parse("esphome:\n  name: n\nwifi:\n  domain: .home.arpa\n").address).toBe("n.home.arpa");
-  });
-
-  it("defaults to <name>.local", () => {
-    expect(parse("esphome:\n  name: n\nwifi:\n  ssid: x\n").address).toBe("n.local");
-  });
-
-  it("puts a host-platform device, which has no network block and no mDNS, at 127.0.0.1", () => {
-    expect(parse("esphome:\n  name: hostdev\nhost:\napi:\n").address).toBe("127.0.0.1");
-    // Without the host platform the name is the address, as before.
-    expect(parse("esphome:\n  name: hostdev\nesp32:\n  board: x\n").address).toBe("hostdev.local");
-  });
-
-  it("reads web_server port, defaulting to 80 and null without web_server", () => {
-    expect(parse("web_server:\n  port: 8080\n").web_port).toBe(8080);
-    expect(parse("web_server:\n").web_port).toBe(80);
-    expect(parse("web_server:\n  version: 3\n").web_port).toBe(80);
-    expect(parse("substitutions: {p: 81}\nweb_server:\n  port: ${p}\n").web_port).toBe(81);
-    expect(parse("logger:\n").web_port).toBeNull();
-  });
-
-  it("reports an unreadable web_server port as null rather than guessing", () => {
-    expect(parse("web_server:\n  port: !secret port\n").web_port).toBeNull();
-    expect(parse("web_server:\n  port: 70000\n").web_port).toBeNull();
-    expect(parse("web_server:\n  port: eighty\n").web_port).toBeNull();
-  });
-});
-
-describe("parseDevice: broken files are still listed", () => {
-  const broken: [string, string, RegExp][] = [
-    ["a syntax error", "esphome:\n  name: [unclosed\n", /^YAML syntax error: /],
-    ["a tab-indented block", "esphome:\n\tname: x\n", /^YAML syntax error: /],
-    ["an empty file", "", /file is empty/],
-    ["a comment-only file", "# TODO\n", /file is empty/],
-    ["a list at top level", "- a\n- b\n", /not a mapping/],
-    ["a scalar at top level", "just text\n", /not a mapping/],
-    ["an unknown alias", "a: *nowhere\n", /^YAML (syntax )?error: .*alias/i],
-  ];
-  it.each(broken)("lists %s with the stem and an error", (_label, text, error) => {
-    const d = parse(text, "broken.yaml");
-    expect(d).toMatchObject({ name: "broken", friendly_name: "broken", address: "broken.local", platform: null });
-    expect(d.error).toMatch(error);
-    expect(d.error).not.toContain("\n");
-  });
-
-  it("stops an alias expansion bomb instead of hanging", () => {
-    const lines = ["a: &a [x, x, x, x, x, x, x, x, x, x]"];
-    for (let i = 1; i < 10; i++) {
-      const prev = String.fromCharCode(96 + i);
-      const cur = String.fromCharCode(97 + i);
-      lines.push(`${cur}: &${cur} [${Array(10).fill(`*${prev}`).join(", ")}]`);
-    }
-    const d = parse(lines.join("\n"), "bomb.yaml");
-    expect(d.name).toBe("bomb");
-    expect(d.error).toMatch(/alias/i);
-  });
-
-  it("tolerates duplicate keys (last one wins) and a byte order mark", () => {
-    const d = parse("\uFEFFesphome:\n  name: first\nesphome:\n  name: second\n");
-    expect(d.error).toBeNull();
-    expect(d.name).toBe("second");
-  });
-});
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 describe("listYamlFiles", () => {
-  let dir: string;
-  beforeEach(async () => {
-    dir = await fs.mkdtemp(path.join(os.tmpdir(), "esphome-list-"));
-  });
-  afterEach(async () => {
-    await fs.rm(dir, { recursive: true, force: true });
-  });
-
   it("lists top-level .yaml/.yml files sorted, without secrets, dot-files, other files or subdirectories", async () => {
     const files = [
       "zeta.yaml",
@@ -297,5 +92,307 @@ describe("listYamlFiles", () => {
 
   it("rejects when the directory does not exist", async () => {
     await expect(listYamlFiles(path.join(dir, "missing"))).rejects.toMatchObject({ code: "ENOENT" });
+  });
+});
+
+describe("DeviceScanner (explicit rescans)", () => {
+  it("does nothing before start and lists devices sorted after it", async () => {
+    await write("b.yaml", "esphome:\n  name: bee\n");
+    await write("a.yml", "esphome:\n  name: ay\nesp32:\n  board: esp32dev\n");
+    await write("secrets.yaml", "wifi_password: x\n");
+    const s = make();
+    expect(s.list()).toEqual([]);
+    await s.start();
+    expect(s.list().map((d) => d.configuration)).toEqual(["a.yml", "b.yaml"]);
+    expect(s.get("a.yml")).toMatchObject({ name: "ay", platform: "esp32", path: path.join(dir, "a.yml") });
+    expect(s.get("secrets.yaml")).toBeUndefined();
+    expect(s.get("missing.yaml")).toBeUndefined();
+  });
+
+  it("announces every device found by the initial scan", async () => {
+    await write("a.yaml", "logger:\n");
+    await write("b.yaml", "logger:\n");
+    await make().start();
+    expect(names()).toEqual(["updated:a.yaml", "updated:b.yaml"]);
+  });
+
+  it("emits nothing when nothing changed", async () => {
+    await write("a.yaml", "logger:\n");
+    const s = make();
+    await s.start();
+    events.length = 0;
+    await s.rescan();
+    await s.rescan();
+    expect(events).toEqual([]);
+  });
+
+  it("does not re-read files whose mtime, size and inode are unchanged", async () => {
+    await write("a.yaml", "logger:\n");
+    await write("b.yaml", "logger:\n");
+    const s = make();
+    await s.start();
+    const readFile = vi.spyOn(fs, "readFile");
+    await s.rescan();
+    expect(readFile).not.toHaveBeenCalled();
+    await write("b.yaml", "logger:\napi:\n");
+    await s.rescan();
+    expect(readFile.mock.calls.map((c) => path.basename(c[0] as string))).toEqual(["b.yaml"]);
+  });
+
+  it("emits device_updated for a new file and for a changed device, device_removed for a deleted one", async () => {
+    await write("a.yaml", "esphome:\n  name: one\n");
+    await write("b.yaml", "esphome:\n  name: bee\n");
+    const s = make();
+    await s.start();
+    events.length = 0;
+
+    await write("a.yaml", "esphome:\n  name: uno\n");
+    await write("c.yaml", "esphome:\n  name: sea\n");
+    await fs.rm(path.join(dir, "b.yaml"));
+    await s.rescan();
+
+    expect(names()).toEqual(["updated:a.yaml", "updated:c.yaml", "removed:b.yaml"]);
+    const updated = events.find((e) => e.name === "device_updated")?.payload as { device: Device };
+    expect(updated.device.name).toBe("uno");
+    expect(s.list().map((d) => d.name)).toEqual(["uno", "sea"]);
+  });
+
+  it("stays quiet when a file changes without changing the device", async () => {
+    await write("a.yaml", "esphome:\n  name: one\n");
+    const s = make();
+    await s.start();
+    const before = s.get("a.yaml");
+    events.length = 0;
+    await write("a.yaml", "# a comment now\nesphome:\n  name: one\n");
+    await s.rescan();
+    expect(events).toEqual([]);
+    expect(s.get("a.yaml")).toBe(before);
+  });
+
+  it("lists a broken YAML with its error and updates it once fixed", async () => {
+    await write("bad.yaml", "esphome:\n  name: [oops\n");
+    const s = make();
+    await s.start();
+    expect(s.get("bad.yaml")).toMatchObject({ name: "bad", address: "bad.local" });
+    expect(s.get("bad.yaml")?.error).toMatch(/YAML syntax error/);
+    events.length = 0;
+    await write("bad.yaml", "esphome:\n  name: good\n");
+    await s.rescan();
+    expect(s.get("bad.yaml")).toMatchObject({ name: "good", error: null });
+    expect(names()).toEqual(["updated:bad.yaml"]);
+  });
+
+  it("ignores subdirectories, dot-files and directories named like YAML", async () => {
+    await fs.mkdir(path.join(dir, "packages"));
+    await fs.writeFile(path.join(dir, "packages", "p.yaml"), "wifi:\n");
+    await fs.mkdir(path.join(dir, "folder.yaml"));
+    await write(".hidden.yaml", "logger:\n");
+    await write("real.yaml", "logger:\n");
+    const s = make();
+    await s.start();
+    expect(s.list().map((d) => d.configuration)).toEqual(["real.yaml"]);
+  });
+
+  it("treats a file that vanishes before it is read (a dangling symlink) as absent, without a warning", async () => {
+    await fs.symlink(path.join(dir, "gone.yaml"), path.join(dir, "dangling.yaml"));
+    await write("ok.yaml", "logger:\n");
+    const s = make();
+    await s.start();
+    expect(s.list().map((d) => d.configuration)).toEqual(["ok.yaml"]);
+    expect(logs.filter((l) => l.includes("WARNING"))).toEqual([]);
+  });
+
+  it("skips an unreadable file with one warning, not one per rescan", async () => {
+    // A symlink loop fails with ELOOP even for root.
+    await fs.symlink("loop.yaml", path.join(dir, "loop.yaml"));
+    await write("ok.yaml", "logger:\n");
+    const s = make();
+    await s.start();
+    await s.rescan();
+    expect(s.list().map((d) => d.configuration)).toEqual(["ok.yaml"]);
+    const warnings = logs.filter((l) => l.includes("WARNING") && l.includes("loop.yaml"));
+    expect(warnings).toHaveLength(1);
+    expect(warnings[0]).toMatch(/skipping/);
+  });
+
+  it.skipIf(process.getuid?.() === 0)("skips a file without read permission", async () => {
+    await write("locked.yaml", "logger:\n");
+    await fs.chmod(path.join(dir, "locked.yaml"), 0o000);
+    const s = make();
+    await s.start();
+    expect(s.get("locked.yaml")).toBeUndefined();
+    expect(logs.some((l) => l.includes("WARNING") && l.includes("cannot read"))).toBe(true);
+  });
+
+  it("removes a device whose file became unreadable", async () => {
+    await write("flaky.yaml", "logger:\n");
+    const s = make();
+    await s.start();
+    events.length = 0;
+    await fs.rm(path.join(dir, "flaky.yaml"));
+    await fs.symlink("flaky.yaml", path.join(dir, "flaky.yaml"));
+    await s.rescan();
+    expect(names()).toEqual(["removed:flaky.yaml"]);
+  });
+
+  it("coalesces concurrent rescans into one follow-up scan that sees the latest state", async () => {
+    const s = make();
+    await s.start();
+    const readdir = vi.spyOn(fs, "readdir");
+    await write("a.yaml", "logger:\n");
+    const first = s.rescan();
+    await write("b.yaml", "logger:\n");
+    const second = s.rescan();
+    const third = s.rescan();
+    expect(third).toBe(second);
+    await Promise.all([first, second, third]);
+    expect(readdir).toHaveBeenCalledTimes(2);
+    expect(s.list().map((d) => d.configuration)).toEqual(["a.yaml", "b.yaml"]);
+    expect(names()).toEqual(["updated:a.yaml", "updated:b.yaml"]);
+  });
+
+  it("treats a deleted config dir as no devices", async () => {
+    await write("a.yaml", "logger:\n");
+    const s = make();
+    await s.start();
+    events.length = 0;
+    await fs.rm(dir, { recursive: true });
+    await s.rescan();
+    expect(s.list()).toEqual([]);
+    expect(names()).toEqual(["removed:a.yaml"]);
+  });
+
+  it("treats a config dir path that is not a directory as having no devices", async () => {
+    const file = path.join(dir, "not-a-dir");
+    await fs.writeFile(file, "");
+    scanner = new DeviceScanner({ configDir: path.join(file, "x"), bus, watch: false });
+    await scanner.start();
+    expect(scanner.list()).toEqual([]);
+  });
+
+  it("rejects start when the config dir cannot be listed, and keeps the index on a failed rescan", async () => {
+    await write("a.yaml", "logger:\n");
+    const eio = Object.assign(new Error("EIO: i/o error, scandir"), { code: "EIO" });
+    const readdir = vi.spyOn(fs, "readdir").mockRejectedValueOnce(eio);
+    const s = make();
+    await expect(s.start()).rejects.toThrow("EIO");
+    await s.start();
+    expect(s.list().map((d) => d.configuration)).toEqual(["a.yaml"]);
+    events.length = 0;
+    readdir.mockRejectedValueOnce(eio);
+    await expect(s.rescan()).rejects.toThrow("EIO");
+    expect(s.list().map((d) => d.configuration)).toEqual(["a.yaml"]);
+    expect(events).toEqual([]);
+  });
+
+  it("lists a huge file with an error instead of parsing it", async () => {
+    await write("huge.yaml", "# " + "x".repeat(4 * 1024 * 1024) + "\n");
+    const s = make();
+    await s.start();
+    expect(s.get("huge.yaml")?.error).toMatch(/larger than/);
+  });
+
+  it("hands out frozen devices", async () => {
+    await write("a.yaml", "logger:\n");
+    const s = make();
+    await s.start();
+    const d = s.get("a.yaml")!;
+    expect(Object.isFrozen(d)).toBe(true);
+    expect(Object.isFrozen(d.loaded_integrations)).toBe(true);
+  });
+});
+
+describe("DeviceScanner (live watcher)", () => {
+  it("picks up added, changed and removed files on its own", async () => {
+    await write("existing.yaml", "esphome:\n  name: existing\n");
+    const s = make({ watch: true, debounceMs: 20 });
+    await s.start();
+    expect(s.list().map((d) => d.name)).toEqual(["existing"]);
+
+    const added = nextEvent("device_updated", (p) => p.device.configuration === "new.yaml");
+    await write("new.yaml", "esphome:\n  name: fresh\nesp8266:\n  board: d1_mini\n");
+    expect((await added).device).toMatchObject({ name: "fresh", platform: "esp8266", board: "d1_mini" });
+    expect(s.get("new.yaml")?.name).toBe("fresh");
+
+    const changed = nextEvent("device_updated", (p) => p.device.configuration === "new.yaml" && p.device.name === "renamed");
+    await write("new.yaml", "esphome:\n  name: renamed\n");
+    expect((await changed).device.platform).toBeNull();
+
+    const removed = nextEvent("device_removed", (p) => p.configuration === "existing.yaml");
+    await fs.rm(path.join(dir, "existing.yaml"));
+    await removed;
+    expect(s.list().map((d) => d.configuration)).toEqual(["new.yaml"]);
+  });
+
+  it("follows an editor-style atomic save (write a temp file, rename over)", async () => {
+    await write("dev.yaml", "esphome:\n  name: before\n");
+    const s = make({ watch: true, debounceMs: 20 });
+    await s.start();
+    const changed = nextEvent("device_updated", (p) => p.device.name === "after");
+    await write(".dev.yaml.tmp", "esphome:\n  name: after\n");
+    await fs.rename(path.join(dir, ".dev.yaml.tmp"), path.join(dir, "dev.yaml"));
+    await changed;
+    expect(s.get("dev.yaml")?.name).toBe("after");
+  });
+
+  it("debounces a burst of writes into one update", async () => {
+    const s = make({ watch: true, debounceMs: 300 });
+    await s.start();
+    const done = nextEvent("device_updated", (p) => p.device.name === "v9");
+    for (let i = 0; i <= 9; i++) await write("burst.yaml", `esphome:\n  name: v${i}\n`);
+    await done;
+    await sleep(350);
+    expect(names()).toEqual(["updated:burst.yaml"]);
+  });
+
+  it("ignores changes to dot-files and secrets", async () => {
+    await write("a.yaml", "logger:\n");
+    const s = make({ watch: true, debounceMs: 20 });
+    await s.start();
+    events.length = 0;
+    const rescan = vi.spyOn(s, "rescan");
+    await write(".a.yaml.swp", "x");
+    await write("secrets.yaml", "k: v\n");
+    await fs.mkdir(path.join(dir, ".esphome"));
+    await sleep(150);
+    expect(rescan).not.toHaveBeenCalled();
+    expect(events).toEqual([]);
+  });
+
+  it("stops watching after stop()", async () => {
+    const s = make({ watch: true, debounceMs: 20 });
+    await s.start();
+    await s.stop();
+    await write("late.yaml", "logger:\n");
+    await sleep(150);
+    expect(events).toEqual([]);
+    expect(s.get("late.yaml")).toBeUndefined();
+  });
+
+  it("drops a pending debounced rescan on stop()", async () => {
+    const s = make({ watch: true, debounceMs: 200 });
+    await s.start();
+    await write("pending.yaml", "logger:\n");
+    await sleep(50); // the watcher fired; the rescan is waiting out the debounce
+    await s.stop();
+    await sleep(300);
+    expect(events).toEqual([]);
+  });
+
+  it("logs a failed background rescan instead of crashing", async () => {
+    const s = make({ watch: true, debounceMs: 20 });
+    await s.start();
+    vi.spyOn(fs, "readdir").mockRejectedValue(Object.assign(new Error("EIO: i/o error"), { code: "EIO" }));
+    await write("x.yaml", "logger:\n");
+    for (let i = 0; i < 100 && !logs.some((l) => l.includes("ERROR")); i++) await sleep(20);
+    expect(logs.some((l) => l.includes("ERROR") && l.includes("rescan") && l.includes("EIO"))).toBe(true);
+    expect(events).toEqual([]);
+  });
+
+  it("still starts when the directory cannot be watched, with a warning", async () => {
+    scanner = new DeviceScanner({ configDir: path.join(dir, "missing"), bus, watch: true, debounceMs: 20 });
+    await scanner.start();
+    expect(scanner.list()).toEqual([]);
+    expect(logs.some((l) => l.includes("WARNING") && l.includes("cannot watch"))).toBe(true);
   });
 });

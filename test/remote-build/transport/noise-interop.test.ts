@@ -10,8 +10,9 @@ import { afterEach, describe, expect, it } from "vitest";
 import { testPython } from "../../helpers/python.ts";
 import { pinSha256 } from "../../../src/remote-build/transport/fingerprint.ts";
 import { NoiseHandshake } from "../../../src/remote-build/transport/noise.ts";
-import { generateStaticKey, publicKeyOf, isNoiseError, type NoiseError } from "../../../src/remote-build/transport/noise-primitives.ts";
+import { generateStaticKey, publicKeyOf } from "../../../src/remote-build/transport/noise-primitives.ts";
 import { missingTool } from "../../helpers/tools.ts";
+import { expectNoiseError } from "./noise-expect.ts";
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 /** NOISE_INTEROP_PYTHON overrides the interpreter (e.g. to check the skip path). */
@@ -78,17 +79,6 @@ afterEach(() => {
 
 async function expectPythonError(promise: Promise<unknown>): Promise<void> {
   await expect(promise).rejects.toBeInstanceOf(PythonError);
-}
-
-function expectNoiseCode(fn: () => unknown, code: string): void {
-  let caught: unknown;
-  try {
-    fn();
-  } catch (err) {
-    caught = err;
-  }
-  expect(isNoiseError(caught)).toBe(true);
-  expect((caught as NoiseError).code).toBe(code);
 }
 
 describe.skipIf(missingTool(pythonNoise, "Python noiseprotocol in .venv"))(`Noise interop with Python noiseprotocol${skipNote}`, () => {
@@ -191,7 +181,7 @@ describe.skipIf(missingTool(pythonNoise, "Python noiseprotocol in .venv"))(`Nois
     const { send, receive } = ts.split();
     const f1 = await py.call("encrypt", utf8("frame 1"));
     expect(text(receive.decrypt(f1))).toBe("frame 1");
-    expectNoiseCode(() => receive.decrypt(f1), "decrypt_failed");
+    expectNoiseError(() => receive.decrypt(f1), "decrypt_failed");
     expect(receive.usable).toBe(false);
 
     // TS -> Python: tampered, then out of order, then replay.
@@ -217,14 +207,14 @@ describe.skipIf(missingTool(pythonNoise, "Python noiseprotocol in .venv"))(`Nois
       const p1 = await py.call("encrypt", utf8("one"));
       const p2 = await py.call("encrypt", utf8("two"));
       if (attack === "reorder") {
-        expectNoiseCode(() => receive.decrypt(p2), "decrypt_failed");
+        expectNoiseError(() => receive.decrypt(p2), "decrypt_failed");
       } else {
         const bad = Uint8Array.from(p1);
         bad[bad.length - 1]! ^= 0x01;
-        expectNoiseCode(() => receive.decrypt(bad), "decrypt_failed");
+        expectNoiseError(() => receive.decrypt(bad), "decrypt_failed");
       }
       // The TS cipher is spent after a failure: the session must end.
-      expectNoiseCode(() => receive.decrypt(p1), "wrong_state");
+      expectNoiseError(() => receive.decrypt(p1), "wrong_state");
     }
   });
 
@@ -234,7 +224,7 @@ describe.skipIf(missingTool(pythonNoise, "Python noiseprotocol in .venv"))(`Nois
     await py.call("read", ts.writeMessage());
     const msg2 = Uint8Array.from(await py.call("write"));
     msg2[50]! ^= 0x01; // inside the encrypted static key
-    expectNoiseCode(() => ts.readMessage(msg2), "decrypt_failed");
+    expectNoiseError(() => ts.readMessage(msg2), "decrypt_failed");
     expect(ts.remoteStaticPublicKey).toBeNull();
     expect(ts.failed).toBe(true);
   });

@@ -1,22 +1,12 @@
 import { createCipheriv } from "node:crypto";
 import { describe, expect, it } from "vitest";
 import { NoiseHandshake } from "../../../src/remote-build/transport/noise.ts";
-import { CipherState, generateStaticKey, NOISE_MAX_MESSAGE_BYTES, NOISE_MAX_PLAINTEXT_BYTES, type NoiseErrorCode, publicKeyOf, isNoiseError, type NoiseError } from "../../../src/remote-build/transport/noise-primitives.ts";
+import { CipherState, generateStaticKey, NOISE_MAX_MESSAGE_BYTES, NOISE_MAX_PLAINTEXT_BYTES, publicKeyOf } from "../../../src/remote-build/transport/noise-primitives.ts";
+import { expectNoiseError } from "./noise-expect.ts";
 
 const hex = (s: string): Uint8Array => new Uint8Array(Buffer.from(s, "hex"));
 const toHex = (b: Uint8Array): string => Buffer.from(b).toString("hex");
 const utf8 = (s: string): Uint8Array => new TextEncoder().encode(s);
-
-function expectNoiseError(fn: () => unknown, code: NoiseErrorCode): void {
-  let caught: unknown;
-  try {
-    fn();
-  } catch (err) {
-    caught = err;
-  }
-  expect(isNoiseError(caught)).toBe(true);
-  expect((caught as NoiseError).code).toBe(code);
-}
 
 interface Vector {
   source: string;
