@@ -6,7 +6,7 @@
 import { getLogger } from "../../logger.ts";
 import { pinSha256 } from "./fingerprint.ts";
 import { APP_FRAME_MAX_BYTES, type PeerLinkFrame } from "./messages.ts";
-import type { CipherState } from "./noise-primitives.ts";
+import { releaseNow, type CipherState } from "./noise-primitives.ts";
 import { SOCKET_STATE, decodeJsonObject, encodeJson, peerLinkError, type FrameSocket, type Inbox } from "./socket-frames.ts";
 
 const log = getLogger("peer-link");
@@ -75,7 +75,8 @@ export class SecureChannel<Out extends { type: string } = PeerLinkFrame> {
    * A fast way for frames of big transfers: once messages are delivered,
    * each decrypted frame goes to `hook` first, and only when it returns false
    * is it parsed as JSON and handed to the message handler. The hook must
-   * take a frame only when the general way would do exactly the same with it.
+   * take a frame only when the general way would do exactly the same with it,
+   * and must not keep it: a frame it took is freed when it returns.
    */
   onRawFrame(hook: (plain: Buffer) => boolean): void {
     this.#onRawFrame = hook;
@@ -103,7 +104,9 @@ export class SecureChannel<Out extends { type: string } = PeerLinkFrame> {
       // Counted before the send: ws always calls back later, never from inside send().
       this.#queued += size;
       try {
-        this.#ws.send(frame, () => {
+        this.#ws.send(frame, (err) => {
+          // Written: the frame's memory goes back at once (after an error the socket may still hold it).
+          if (!(err instanceof Error)) releaseNow(frame);
           this.#queued -= size;
           if (this.#queued <= DRAIN_LOW_WATER_BYTES) this.#wakeDrainWaiters();
         });
@@ -181,13 +184,16 @@ export class SecureChannel<Out extends { type: string } = PeerLinkFrame> {
     try {
       if (!binary) throw peerLinkError("malformed_frame", "text frame on the peer link");
       if (data.length > APP_FRAME_MAX_BYTES) throw peerLinkError("malformed_frame", `frame of ${data.length} bytes (limit ${APP_FRAME_MAX_BYTES})`);
-      let plain: Uint8Array;
+      let plain: Buffer;
       try {
         plain = this.#receive.decrypt(data);
       } catch {
         throw peerLinkError("malformed_frame", "frame did not decrypt");
       }
-      if (this.#onMessage !== null && this.#onRawFrame !== null && this.#onRawFrame(Buffer.from(plain.buffer, plain.byteOffset, plain.byteLength))) return;
+      if (this.#onMessage !== null && this.#onRawFrame !== null && this.#onRawFrame(plain)) {
+        releaseNow(plain);
+        return;
+      }
       message = decodeJsonObject(plain);
     } catch (err) {
       this.terminate("malformed_frame", (err as Error).message);

@@ -17,6 +17,7 @@
 import { createHash, randomFillSync } from "node:crypto";
 import { EventEmitter } from "node:events";
 import net from "node:net";
+import { releaseNow } from "./noise-primitives.ts";
 import { SOCKET_STATE, peerLinkError, type FrameSocket } from "./socket-frames.ts";
 
 const ACCEPT_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
@@ -407,7 +408,10 @@ export class PeerLinkClientSocket extends EventEmitter<ClientSocketEvents> imple
     mask.copy(frame, header);
     const body = header + 4;
     for (let i = 0; i < length; i++) frame[body + i] = (data[i] ?? 0) ^ (mask[i & 3] ?? 0);
-    if (cb === undefined) socket.write(frame);
-    else socket.write(frame, (err) => { cb(err ?? undefined); });
+    socket.write(frame, (err) => {
+      // Written: the masked copy's memory goes back at once (after an error the socket may still hold it).
+      if (!(err instanceof Error)) releaseNow(frame);
+      cb?.(err ?? undefined);
+    });
   }
 }

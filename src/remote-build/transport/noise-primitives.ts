@@ -137,6 +137,19 @@ export function hkdf2(chainingKey: Uint8Array, inputKeyMaterial: Uint8Array): [B
 // ---------------------------------------------------------------------------
 
 /**
+ * Frees a buffer nothing refers to any more now, instead of when the garbage
+ * collector gets to it: a big transfer encrypts or decrypts ~44 KiB a frame,
+ * and V8 answers that much short-lived external memory with full
+ * mark-compacts (docs/PERFORMANCE.md). Only a buffer that spans an
+ * `ArrayBuffer` of its own is freed (never one on Node's shared pool); any
+ * view of it reads as empty afterwards, so the caller must be its last user.
+ */
+export function releaseNow(buf: Buffer): void {
+  const backing = buf.buffer;
+  if (backing instanceof ArrayBuffer && buf.byteOffset === 0 && backing.byteLength === buf.byteLength && !backing.detached) backing.transfer(0);
+}
+
+/**
  * One direction of an established channel (spec §5.1): ChaCha20-Poly1305
  * with a 64-bit counter nonce, encoded as 4 zero bytes + 8 bytes
  * little-endian. Messages must be decrypted in exactly the order they were
@@ -182,6 +195,7 @@ export class CipherState {
     const body = cipher.update(plaintext);
     const rest = cipher.final();
     const out = Buffer.concat([body, rest, cipher.getAuthTag()], plaintext.length + NOISE_TAG_BYTES);
+    releaseNow(body);
     this.#nonce += 1n;
     return out;
   }

@@ -86,3 +86,53 @@ describe("sendChunks over a secure channel", () => {
     client.close("done");
   });
 });
+
+describe("the raw-frame hook", () => {
+  it("sees each decrypted frame first; a frame it takes is freed when it returns, one it declines goes on to the message handler", async () => {
+    const { client, server } = await secureChannelPair();
+    const taken: Buffer[] = [];
+    const declined: Record<string, unknown>[] = [];
+    client.onRawFrame((plain) => {
+      if (!plain.toString("latin1").includes('"take":true')) return false;
+      expect(plain.toString("latin1")).toMatch(/^\{"n":\d,"take":true\}$/);
+      taken.push(plain);
+      return true;
+    });
+    client.onMessage((m) => { declined.push(m); });
+    // Big frames, as a transfer's are (each decrypts into a buffer of its own).
+    const pad = "x".repeat(40_000);
+    for (let n = 0; n < 4; n++) {
+      server.sendEncoded(Buffer.from(`{"n":${n},"take":true}`));
+      server.sendEncoded(Buffer.from(JSON.stringify({ type: "ping", nonce: pad + String(n) })));
+    }
+    await waitFor(() => taken.length === 4 && declined.length === 4);
+    // Freed: the hook was told not to keep them, and nothing can read them now.
+    expect(taken.every((b) => b.length === 0)).toBe(true);
+    expect(declined.map((m) => String(m.nonce).slice(40_000))).toEqual(["0", "1", "2", "3"]);
+  });
+
+  it("carries 5 MiB each way at once intact while every sent and received frame is freed", async () => {
+    const { client, server } = await secureChannelPair();
+    const up = randomBytes(5 * 1024 * 1024);
+    const down = randomBytes(5 * 1024 * 1024 + 99);
+    const receive = (ch: typeof client, blob: Buffer): Promise<Buffer> => {
+      const assembler = new ChunkAssembler({ totalBytes: blob.length, numChunks: chunkCount(blob.length), sha256Hex: sha(blob), maxBytes: blob.length });
+      return new Promise<Buffer>((resolve, reject) => {
+        ch.onMessage((m) => {
+          try {
+            const out = assembler.push(offloaderInbound.artifacts_chunk.parse(m));
+            if (out !== null) resolve(out);
+          } catch (err) {
+            reject(err instanceof Error ? err : new Error(String(err)));
+          }
+        });
+      });
+    };
+    const atServer = receive(server, up);
+    const atClient = receive(client, down);
+    const [sentUp, sentDown] = await Promise.all([sendChunks(client, "artifacts_chunk", "up", up), sendChunks(server, "artifacts_chunk", "down", down)]);
+    expect(sentUp && sentDown).toBe(true);
+    expect(sha(await atServer)).toBe(sha(up));
+    expect(sha(await atClient)).toBe(sha(down));
+  });
+});

@@ -1,7 +1,7 @@
 import { createCipheriv } from "node:crypto";
 import { describe, expect, it } from "vitest";
 import { NoiseHandshake } from "../../../src/remote-build/transport/noise.ts";
-import { CipherState, generateStaticKey, NOISE_MAX_MESSAGE_BYTES, NOISE_MAX_PLAINTEXT_BYTES, publicKeyOf } from "../../../src/remote-build/transport/noise-primitives.ts";
+import { CipherState, generateStaticKey, NOISE_MAX_MESSAGE_BYTES, NOISE_MAX_PLAINTEXT_BYTES, publicKeyOf, releaseNow } from "../../../src/remote-build/transport/noise-primitives.ts";
 import { expectNoiseError } from "./noise-expect.ts";
 
 const hex = (s: string): Uint8Array => new Uint8Array(Buffer.from(s, "hex"));
@@ -346,5 +346,42 @@ describe("CipherState", () => {
     expect(new TextDecoder().decode(r.receive.decrypt(i.send.encrypt(utf8("x"))))).toBe("x");
     // A side cannot decrypt its own frames: the two directions have different keys.
     expectNoiseError(() => i.receive.decrypt(i.send.encrypt(utf8("z"))), "decrypt_failed");
+  });
+});
+
+describe("releaseNow", () => {
+  it("frees a buffer that spans an ArrayBuffer of its own: it reads as empty afterwards", () => {
+    const cipher = new CipherState(new Uint8Array(32).fill(7));
+    const frame = cipher.encrypt(new Uint8Array(40_000));
+    expect(frame.buffer.byteLength).toBe(frame.length);
+    releaseNow(frame);
+    expect(frame.length).toBe(0);
+    expect((frame.buffer as ArrayBuffer).detached).toBe(true);
+    releaseNow(frame); // twice is harmless
+  });
+
+  it("never touches a buffer on Node's shared pool, a part of a bigger buffer, or a shared one", () => {
+    const pooled = Buffer.from("small and pooled");
+    const neighbour = Buffer.from("its neighbour on the pool");
+    const whole = Buffer.alloc(100_000, 1);
+    const part = whole.subarray(0, 50_000);
+    const tail = whole.subarray(50_000);
+    const shared = Buffer.from(new SharedArrayBuffer(64));
+    for (const b of [pooled, part, tail, shared]) releaseNow(b);
+    expect(pooled.toString()).toBe("small and pooled");
+    expect(neighbour.toString()).toBe("its neighbour on the pool");
+    expect(part.length).toBe(50_000);
+    expect(whole.every((x) => x === 1)).toBe(true);
+    expect(shared.length).toBe(64);
+  });
+
+  it("encrypting frees its intermediate output: a message round-trips and the next one too", () => {
+    const key = new Uint8Array(32).fill(3);
+    const tx = new CipherState(key);
+    const rx = new CipherState(key);
+    for (const size of [0, 10, 40_000, NOISE_MAX_PLAINTEXT_BYTES]) {
+      const plain = Buffer.alloc(size, size % 251);
+      expect(rx.decrypt(tx.encrypt(plain)).equals(plain)).toBe(true);
+    }
   });
 });
