@@ -85,12 +85,16 @@ function readClientFrames(buf: Buffer, out: ClientFrame[]): number {
   }
 }
 
-/** Starts the server; `connected` resolves with the first client once its upgrade was answered. */
-export async function rawWsServer(answer: UpgradeAnswer = "ok"): Promise<{ port: number; connected: Promise<RawPeer> }> {
+/**
+ * Starts the server; `connected` resolves with the first client once its
+ * upgrade was answered. `keepOpen`: the server does not end its side when the
+ * client ends its own (a server that never closes the connection).
+ */
+export async function rawWsServer(answer: UpgradeAnswer = "ok", opts: { keepOpen?: boolean } = {}): Promise<{ port: number; connected: Promise<RawPeer> }> {
   let resolvePeer: (p: RawPeer) => void = () => undefined;
   const connected = new Promise<RawPeer>((r) => { resolvePeer = r; });
   const sockets = new Set<net.Socket>();
-  const server = net.createServer((socket) => {
+  const server = net.createServer({ allowHalfOpen: opts.keepOpen === true }, (socket) => {
     sockets.add(socket);
     let pending = Buffer.alloc(0);
     let peer: RawPeer | null = null;

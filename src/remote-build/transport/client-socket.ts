@@ -42,12 +42,19 @@ export interface ClientSocketOptions {
   maxPayload: number;
   /** Connect and upgrade must be done within this. */
   timeoutMs: number;
+  /** How long a peer gets to end the connection once the close frames are exchanged (default 5 s). */
+  closeGraceMs?: number;
 }
 
 interface ClientSocketEvents {
   message: [data: Buffer, binary: boolean];
   close: [];
   error: [err: Error];
+}
+
+/** Close codes a close frame may carry (RFC 6455 §7.4): the rest are reserved or only for reporting. */
+export function isWireCloseCode(code: number): boolean {
+  return (code >= 1000 && code <= 1003) || (code >= 1007 && code <= 1014) || (code >= 3000 && code <= 4999);
 }
 
 /** A host as the Host header and messages write it (IPv6 in brackets). */
@@ -148,7 +155,7 @@ export class PeerLinkClientSocket extends EventEmitter<ClientSocketEvents> imple
     if (this.#state !== SOCKET_STATE.OPEN) return;
     this.#state = SOCKET_STATE.CLOSING;
     this.#sendClose(code, reason);
-    setTimeout(() => { this.terminate(); }, CLOSE_GRACE_MS).unref();
+    this.#dropAfterGrace();
   }
 
   /** Drops the connection at once. */
@@ -357,8 +364,15 @@ export class PeerLinkClientSocket extends EventEmitter<ClientSocketEvents> imple
     }
     const code = payload.length >= 2 ? payload.readUInt16BE(0) : 1000;
     if (this.#state === SOCKET_STATE.OPEN) this.#state = SOCKET_STATE.CLOSING;
-    if (!this.#closeSent) this.#sendClose(code, "");
+    // Answered with the same code, unless that code may not be sent: then the peer broke the protocol.
+    if (!this.#closeSent) this.#sendClose(isWireCloseCode(code) ? code : CLOSE_PROTOCOL_ERROR, "");
     this.#socket?.end();
+    // A peer that answers but never ends the connection does not hold us in CLOSING.
+    this.#dropAfterGrace();
+  }
+
+  #dropAfterGrace(): void {
+    setTimeout(() => { this.#socket?.destroy(); }, this.#opts.closeGraceMs ?? CLOSE_GRACE_MS).unref();
   }
 
   /** The peer broke the protocol: an error event, a close frame with `code`, and the connection ends. */
@@ -368,7 +382,7 @@ export class PeerLinkClientSocket extends EventEmitter<ClientSocketEvents> imple
     this.#state = SOCKET_STATE.CLOSING;
     if (wasOpen) this.#sendClose(code, "");
     this.#socket?.end();
-    setTimeout(() => { this.#socket?.destroy(); }, CLOSE_GRACE_MS).unref();
+    this.#dropAfterGrace();
     this.emit("error", new Error(`the peer sent ${what}`));
   }
 

@@ -17,8 +17,15 @@ import { waitFor } from "../../helpers/tmp.ts";
 
 const MAX = 64 * 1024;
 
-function client(port: number, over: Partial<{ maxPayload: number; timeoutMs: number; host: string }> = {}): PeerLinkClientSocket {
-  const socket = new PeerLinkClientSocket({ host: over.host ?? "127.0.0.1", port, path: "/remote-build/peer-link", maxPayload: over.maxPayload ?? MAX, timeoutMs: over.timeoutMs ?? 5_000 });
+function client(port: number, over: Partial<{ maxPayload: number; timeoutMs: number; host: string; closeGraceMs: number }> = {}): PeerLinkClientSocket {
+  const socket = new PeerLinkClientSocket({
+    host: over.host ?? "127.0.0.1",
+    port,
+    path: "/remote-build/peer-link",
+    maxPayload: over.maxPayload ?? MAX,
+    timeoutMs: over.timeoutMs ?? 5_000,
+    ...(over.closeGraceMs === undefined ? {} : { closeGraceMs: over.closeGraceMs }),
+  });
   onTestFinished(() => { socket.terminate(); });
   return socket;
 }
@@ -171,6 +178,60 @@ describe("PeerLinkClientSocket with a ws server", () => {
     ws.send(Buffer.from("after"));
     await new Promise((r) => setTimeout(r, 100));
     expect(seen.map((m) => m.data.toString())).toEqual(["before"]);
+  });
+});
+
+describe("PeerLinkClientSocket with a server that does not end the connection", () => {
+  function closeFrame(code: number): Buffer {
+    const payload = Buffer.alloc(2);
+    payload.writeUInt16BE(code, 0);
+    return payload;
+  }
+
+  it("answers a server's close and drops the connection after the grace period when the server keeps it open", async () => {
+    const { port, connected } = await rawWsServer("ok", { keepOpen: true });
+    const socket = client(port, { closeGraceMs: 100 });
+    await socket.open();
+    const peer = await connected;
+    const closed = once(socket, "close");
+    peer.send(8, closeFrame(1000));
+    await waitFor(() => peer.frames.some((f) => f.opcode === 8));
+    expect(peer.frames.find((f) => f.opcode === 8)!.payload.readUInt16BE(0)).toBe(1000);
+    expect(socket.readyState).toBe(SOCKET_STATE.CLOSING);
+    await closed;
+    expect(socket.readyState).toBe(SOCKET_STATE.CLOSED);
+  });
+
+  it("drops the connection after the grace period when its own close goes unanswered", async () => {
+    const { port, connected } = await rawWsServer("ok", { keepOpen: true });
+    const socket = client(port, { closeGraceMs: 100 });
+    await socket.open();
+    const peer = await connected;
+    const closed = once(socket, "close");
+    socket.close(1000, "bye");
+    await waitFor(() => peer.frames.some((f) => f.opcode === 8));
+    await closed;
+    expect(socket.readyState).toBe(SOCKET_STATE.CLOSED);
+  });
+
+  it.each([[1005], [1006], [1015], [999], [2000], [5000]])("answers a close carrying %i, a code that may not be sent, with 1002", async (code) => {
+    const { port, connected } = await rawWsServer();
+    const socket = client(port, { closeGraceMs: 100 });
+    await socket.open();
+    const peer = await connected;
+    peer.send(8, closeFrame(code));
+    await waitFor(() => peer.frames.some((f) => f.opcode === 8));
+    expect(peer.frames.find((f) => f.opcode === 8)!.payload.readUInt16BE(0)).toBe(1002);
+  });
+
+  it.each([[1001], [1011], [3000], [4999]])("echoes a close carrying %i", async (code) => {
+    const { port, connected } = await rawWsServer();
+    const socket = client(port, { closeGraceMs: 100 });
+    await socket.open();
+    const peer = await connected;
+    peer.send(8, closeFrame(code));
+    await waitFor(() => peer.frames.some((f) => f.opcode === 8));
+    expect(peer.frames.find((f) => f.opcode === 8)!.payload.readUInt16BE(0)).toBe(code);
   });
 });
 
