@@ -267,7 +267,9 @@ export class JobDispatcher {
       if (decision.kind === "fail") {
         lane.waiting.splice(lane.waiting.indexOf(id), 1);
         this.#ingest(entry, `*** ${decision.error} ***\n`);
-        this.finish(entry, "failed", { error: decision.error });
+        // A compile a build server gave back says first why it came back.
+        const error = entry.fellBackFrom === null ? decision.error : `${entry.fellBackFrom}; ${decision.error}`;
+        this.finish(entry, "failed", { error });
         continue;
       }
       this.#waiting(entry, "build_server", false);
@@ -337,6 +339,7 @@ export class JobDispatcher {
       this.finish(entry, "cancelled", { error: entry.cancelReason, exitCode: result.exitCode });
     } else if (result.fallbackLocal !== undefined && job.source === "remote" && phase === "compile") {
       fallBackToLocal(job);
+      entry.fellBackFrom = result.error;
       this.#ingest(entry, `*** ${result.fallbackLocal} ***\n`);
       this.place(entry, { front: true });
       this.#deps.persist();

@@ -21,6 +21,8 @@ export interface QueueEntry {
   cancelReason: string;
   /** Build servers lost while compiling it (it was dispatched again each time). */
   remoteLosses: number;
+  /** Why a build server gave its compile back to be built here (`fallbackLocal`), or null. */
+  fellBackFrom: string | null;
 }
 
 export function newEntry(job: StoredJob): QueueEntry {
@@ -34,6 +36,7 @@ export function newEntry(job: StoredJob): QueueEntry {
     cancelRequested: false,
     cancelReason: "",
     remoteLosses: 0,
+    fellBackFrom: null,
   };
 }
 

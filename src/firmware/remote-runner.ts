@@ -50,6 +50,11 @@ function notice(text: string): string {
 }
 
 /** A failure because the session went away marks the build server lost (the compile is dispatched again). */
+/** The build server's refusal to send a completed build's artifacts (`artifacts_end` pack_failed or build_dir_missing). */
+function cannotSendBuild(err: unknown): boolean {
+  return err instanceof BuilderError && (err.code === ErrorCode.PackFailed || err.code === ErrorCode.BuildDirMissing);
+}
+
 function lostIf(err: unknown): { buildServerLost?: true } {
   return err instanceof BuilderError && err.code === ErrorCode.SessionLost ? { buildServerLost: true } : {};
 }
@@ -178,7 +183,11 @@ export class RemoteRunner implements JobRunner {
         ctx.onLine(notice(`downloading the firmware from ${label}`));
         artifacts = await readArtifacts(await remoteJob.downloadArtifacts());
       } catch (err) {
-        return { exitCode: null, error: `remote build: downloading the artifacts from ${label} failed: ${errorMessage(err)}`, ...lostIf(err) };
+        const error = `remote build: downloading the artifacts from ${label} failed: ${errorMessage(err)}`;
+        // It built, but cannot hand over what it built (upstream's build server cannot pack a
+        // `host` build, for one): the compile goes again, here, where the settings allow it.
+        if (cannotSendBuild(err)) return { exitCode: null, error, fallbackLocal: `build server ${label} could not send what it built (${errorMessage(err)}); building on this machine instead` };
+        return { exitCode: null, error, ...lostIf(err) };
       }
       try {
         await materialiseArtifacts(this.#deps.paths, path.basename(yaml), artifacts);

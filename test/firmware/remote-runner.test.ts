@@ -20,6 +20,7 @@ import { IdentityStore } from "../../src/remote-build/transport/identity.ts";
 import { Offloader } from "../../src/remote-build/offloader/offloader.ts";
 import { Receiver } from "../../src/remote-build/build-server/receiver.ts";
 import { BuildRouter } from "../../src/remote-build/placement/routing.ts";
+import type { LocalBuilds } from "../../src/domain/policy.ts";
 import { DEVICE_YAML, STAND_IN } from "../helpers/builder.ts";
 import { ScriptedRunner, type ScriptedRun } from "../helpers/scripted-runner.ts";
 import { tempDir, waitFor } from "../helpers/tmp.ts";
@@ -48,7 +49,7 @@ async function buildServer() {
   return { paths, bus, runner, queue, receiver, build, stop: async () => { await receiver.stop(); await queue.stop(); } };
 }
 
-async function offloaderBuilder(server: Awaited<ReturnType<typeof buildServer>>) {
+async function offloaderBuilder(server: Awaited<ReturnType<typeof buildServer>>, localBuilds: LocalBuilds = "always") {
   const dir = await tempDir();
   await writeFile(path.join(dir, "kitchen.yaml"), DEVICE_YAML("kitchen"));
   const paths = resolvePaths({ configDir: dir });
@@ -61,7 +62,7 @@ async function offloaderBuilder(server: Awaited<ReturnType<typeof buildServer>>)
   const remote = new RemoteRunner({ bus, paths, esphome: STAND_IN, offloader, cancelWaitMs: 2000 });
   remote.start();
   const queue = new FirmwareQueue({ bus, paths, runner: new SourceRoutedRunner(new LocalRunner({ esphome: STAND_IN, paths }), remote) });
-  queue.setRouter(new BuildRouter({ offloader, wake: () => { queue.wake(); } }));
+  queue.setRouter(new BuildRouter({ offloader, wake: () => { queue.wake(); }, localBuilds: () => localBuilds }));
   for (const n of ["offloader_peer_link_opened", "offloader_queue_status_changed"] as const) bus.on(n, () => { queue.wake(); });
   await queue.start();
   // Pair with the build server.
@@ -77,9 +78,9 @@ async function offloaderBuilder(server: Awaited<ReturnType<typeof buildServer>>)
   return { paths, bus, events, offloader, queue, remote, pin: preview.pin_sha256, job, done, lifecycle, stop: async () => { await queue.stop(); await remote.stop(); await offloader.stop(); } };
 }
 
-async function setup() {
+async function setup(localBuilds: LocalBuilds = "always") {
   const server = await buildServer();
-  const o = await offloaderBuilder(server);
+  const o = await offloaderBuilder(server, localBuilds);
   return { server, o, stop: async () => { await o.stop(); await server.stop(); } };
 }
 
@@ -141,14 +142,29 @@ describe("a compile on a build server", () => {
     await stop();
   });
 
-  it("fails cleanly when the artifacts cannot be fetched", async () => {
+  it("builds here instead when the build server cannot send what it built, saying why in the log", async () => {
     const { server, o, stop } = await setup();
     const queued = await o.queue.enqueue({ configuration: "kitchen.yaml", job_type: "install" });
     (await server.runner.next()).succeed(); // nothing was built: the build server has nothing to send
     await o.done(queued.job_id);
-    expect(o.job(queued.job_id).status).toBe("failed");
+    // local_builds `always`: the compile went again, here, and the install went on.
+    expect(o.job(queued.job_id)).toMatchObject({ status: "completed", source: "local", source_pin_sha256: "", error: null });
+    const output = (await o.queue.output(queued.job_id)).join("");
     // The reason, and the build server's detail (newer upstream's artifacts_end.detail): what is missing.
-    expect(o.job(queued.job_id).error).toMatch(/downloading the artifacts from Desktop failed.*\(build_dir_missing: no build information for kitchen\.yaml \(\S+kitchen\.yaml\.json is missing\)\)/);
+    expect(output).toMatch(/\*\*\* build server Desktop could not send what it built \(the build server could not send the artifacts \(build_dir_missing: no build information for kitchen\.yaml \(\S+kitchen\.yaml\.json is missing\)\)\); building on this machine instead \*\*\*/);
+    expect(o.lifecycle(queued.job_id)).toEqual(["job_queued", "job_started", "job_completed"]);
+    await stop();
+  });
+
+  it("fails with the build server's reason when this builder may not compile (local_builds: never)", async () => {
+    const { server, o, stop } = await setup("never");
+    const queued = await o.queue.enqueue({ configuration: "kitchen.yaml", job_type: "install" });
+    (await server.runner.next()).succeed();
+    await o.done(queued.job_id);
+    expect(o.job(queued.job_id).status).toBe("failed");
+    // Why it came back first, then why it cannot build here.
+    expect(o.job(queued.job_id).error).toMatch(/^remote build: downloading the artifacts from Desktop failed: the build server could not send the artifacts \(build_dir_missing: .*\); this builder does not compile \(local_builds: never; change it under Build servers\), and this job must build here \(.*given back by a build server that could not build or send it\)$/);
+    expect((await o.queue.output(queued.job_id)).join("")).toMatch(/build server Desktop could not send what it built \(.*build_dir_missing/);
     await stop();
   });
 

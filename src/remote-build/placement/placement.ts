@@ -62,7 +62,7 @@ const NEVER_HINT = "this builder does not compile (local_builds: never; change i
 export function placeCompile(inputs: SchedulerInputs, localBuilds: LocalBuilds, job: PlacementJob): Placement {
   if (!job.offloadable) {
     if (localBuilds === "never") {
-      return { kind: "fail", error: `${NEVER_HINT}, and this job must build here (built here on request, or flashed over a serial port)` };
+      return { kind: "fail", error: `${NEVER_HINT}, and this job must build here (built here on request, flashed over a serial port, or given back by a build server that could not build or send it)` };
     }
     return { kind: "local" };
   }
