@@ -58,10 +58,6 @@ export interface EventMap {
   offloader_peer_link_closed: { pin_sha256: string; receiver_hostname: string; receiver_port: number; reason: string; error_detail: string };
   /** A build server's compile lane changed. */
   offloader_queue_status_changed: { pin_sha256: string } & PeerQueueStatus;
-  /** One output line of a job running on a build server. */
-  offloader_job_output: { pin_sha256: string; job_id: string; stream: string; line: string };
-  /** A job on a build server changed state. */
-  offloader_job_state_changed: { pin_sha256: string; job_id: string; status: string; error_message: string; failure_reason?: string };
   /** A pairing was added, approved, changed or its connection state moved. */
   offloader_pairing_changed: { pairing: PairingSummary };
   /** A pairing was removed (unpaired, or refused by the build server). */

@@ -21,7 +21,9 @@ import { Offloader } from "../../src/remote-build/offloader/offloader.ts";
 import { Receiver } from "../../src/remote-build/build-server/receiver.ts";
 import { BuildRouter } from "../../src/remote-build/placement/routing.ts";
 import type { LocalBuilds } from "../../src/domain/policy.ts";
-import { DEVICE_YAML, STAND_IN } from "../helpers/builder.ts";
+import { DEVICE_YAML, STAND_IN, configDir } from "../helpers/builder.ts";
+import { standInBundle } from "../helpers/pairing.ts";
+import { watchJob } from "../helpers/remote-job.ts";
 import { ScriptedRunner, type ScriptedRun } from "../helpers/scripted-runner.ts";
 import { tempDir, waitFor } from "../helpers/tmp.ts";
 
@@ -29,12 +31,13 @@ process.env.ESPHOME_STANDIN_COMPILE_SECONDS = "0";
 process.env.ESPHOME_STANDIN_UPLOAD_SECONDS = "0.2";
 process.env.ESPHOME_STANDIN_FAIL = "";
 
-async function buildServer() {
+/** A build server whose queue is driven by hand; `compileConcurrency` compiles run there at once. */
+async function buildServer(compileConcurrency = 1) {
   const paths = resolvePaths({ configDir: await tempDir() });
   const bus = new EventBus();
   const runner = new ScriptedRunner();
   runner.endOnAbort = true;
-  const queue = new FirmwareQueue({ bus, paths, runner });
+  const queue = new FirmwareQueue({ bus, paths, runner, options: { compileConcurrency } });
   await queue.start();
   const receiver = new Receiver({
     bus, queue, paths,
@@ -78,22 +81,29 @@ async function offloaderBuilder(server: Awaited<ReturnType<typeof buildServer>>,
   return { paths, bus, events, offloader, queue, remote, pin: preview.pin_sha256, job, done, lifecycle, stop: async () => { await queue.stop(); await remote.stop(); await offloader.stop(); } };
 }
 
-async function setup(localBuilds: LocalBuilds = "always") {
-  const server = await buildServer();
-  const o = await offloaderBuilder(server, localBuilds);
+async function setup(opts: { localBuilds?: LocalBuilds; serverCompiles?: number } = {}) {
+  const server = await buildServer(opts.serverCompiles ?? 1);
+  const o = await offloaderBuilder(server, opts.localBuilds ?? "always");
   return { server, o, stop: async () => { await o.stop(); await server.stop(); } };
 }
 
 describe("a compile on a build server", () => {
   it("relays output and progress, ends with exit code 0 and keeps the firmware here", async () => {
-    const { server, o, stop } = await setup();
+    const { server, o, stop } = await setup({ serverCompiles: 2 });
     const queued = await o.queue.enqueue({ configuration: "kitchen.yaml", job_type: "compile" });
     const run = await server.runner.next();
     expect(run.job).toMatchObject({ remote_job_id: queued.job_id, remote_peer_label: "Pi", job_type: "compile" });
     expect(o.job(queued.job_id)).toMatchObject({ source: "remote", source_pin_sha256: o.pin, source_label: "Desktop", status: "running" });
-    // A frame of some other job (same build server) changes nothing here.
-    o.bus.emit("offloader_job_output", { pin_sha256: o.pin, job_id: "000000000000", stream: "stdout", line: "stray\n" });
-    o.bus.emit("offloader_job_state_changed", { pin_sha256: o.pin, job_id: "000000000000", status: "failed", error_message: "not yours" });
+    // Another job on the same build server, over the same session, prints and fails meanwhile: none of it is this job's.
+    const session = o.offloader.session(o.pin)!;
+    const other = watchJob(session, "000000000000");
+    const garage = await standInBundle(await configDir({ garage: "" }), "garage.yaml");
+    expect(await session.submitJob("000000000000", "compile", "garage.yaml", garage, "garage")).toEqual({ accepted: true });
+    (await server.runner.next()).line("stray\n").fail("not yours");
+    await waitFor(() => other.statuses().includes("failed"), 5000, "the other job's end here");
+    expect(other.lines).toContain("stray\n");
+    expect(other.states.at(-1)?.error).toContain("not yours");
+    expect(o.job(queued.job_id).status).toBe("running");
     run.line("[ 42%] Compiling main.cpp.o\n");
     server.build(run);
     run.succeed();
@@ -157,7 +167,7 @@ describe("a compile on a build server", () => {
   });
 
   it("fails with the build server's reason when this builder may not compile (local_builds: never)", async () => {
-    const { server, o, stop } = await setup("never");
+    const { server, o, stop } = await setup({ localBuilds: "never" });
     const queued = await o.queue.enqueue({ configuration: "kitchen.yaml", job_type: "install" });
     (await server.runner.next()).succeed();
     await o.done(queued.job_id);

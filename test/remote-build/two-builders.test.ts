@@ -14,6 +14,7 @@ import { ApiClient } from "../helpers/api-client.ts";
 import { STAND_IN, configDir, spawnBuilder, type BuilderProcess } from "../helpers/builder.ts";
 import { tempDir, waitFor } from "../helpers/tmp.ts";
 import { standInBundle } from "../helpers/pairing.ts";
+import { watchJob } from "../helpers/remote-job.ts";
 import { freePort } from "../helpers/secure-pair.ts";
 
 interface Receiver {
@@ -87,11 +88,11 @@ describe("a build server process and an offloader", () => {
     const session = o.offloader.session(pin)!;
     const bundle = await standInBundle(r.dir);
 
-    const states = (id: string) => o.events.filter((e) => e.name === "offloader_job_state_changed" && (e.payload as { job_id: string }).job_id === id).map((e) => (e.payload as { status: string }).status);
+    const first = watchJob(session, "job000000001");
+    const second = watchJob(session, "job000000002");
     expect(await session.submitJob("job000000001", "compile", "kitchen.yaml", bundle, "kitchen")).toEqual({ accepted: true });
-    await waitFor(() => states("job000000001").includes("completed"), 20_000, "the compile");
-    const output = o.events.filter((e) => e.name === "offloader_job_output").map((e) => (e.payload as { line: string }).line).join("");
-    expect(output).toContain("Successfully compiled program.");
+    await waitFor(() => first.statuses().includes("completed"), 20_000, "the compile");
+    expect(first.lines.join("")).toContain("Successfully compiled program.");
     const artifacts = await readArtifacts(await session.downloadArtifacts("job000000001"));
     expect(artifacts.firmware.length).toBe(65536);
     expect(artifacts.storage).toMatchObject({ name: "kitchen" });
@@ -103,10 +104,10 @@ describe("a build server process and an offloader", () => {
 
     // Cancel mid-build reaches the build server's process.
     expect(await session.submitJob("job000000002", "compile", "kitchen.yaml", bundle, "kitchen")).toEqual({ accepted: true });
-    await waitFor(() => states("job000000002").includes("running"), 10_000, "the second compile to start");
+    await waitFor(() => second.statuses().includes("running"), 10_000, "the second compile to start");
     await waitFor(async () => (await remoteCompiles(r.dir)).length > 0, 5000, "the compile process on the build server");
     expect(session.cancelJob("job000000002")).toBe(true);
-    await waitFor(() => states("job000000002").includes("cancelled"), 10_000, "the cancel");
+    await waitFor(() => second.statuses().includes("cancelled"), 10_000, "the cancel");
     expect(await remoteCompiles(r.dir)).toEqual([]);
     await o.offloader.stop();
   });
@@ -121,8 +122,9 @@ describe("a build server process and an offloader", () => {
     const o = await startOffloader();
     const pin = await pair(r, o);
     const session = o.offloader.session(pin)!;
+    const job = watchJob(session, "job000000009");
     expect(await session.submitJob("job000000009", "compile", "kitchen.yaml", await standInBundle(r.dir), "kitchen")).toEqual({ accepted: true });
-    await waitFor(() => o.events.some((e) => e.name === "offloader_job_state_changed" && (e.payload as { status: string }).status === "completed"), 20_000, "the compile");
+    await waitFor(() => job.statuses().includes("completed"), 20_000, "the compile");
     const runs = (await readFile(r.record, "utf8")).trim().split("\n").map((l) => JSON.parse(l) as { command: string; configuration: string; env_names: string[] });
     const compile = runs.find((run) => run.command === "compile" && run.configuration.includes(".remote_builds"));
     expect(compile?.env_names).toContain("PATH");
@@ -136,8 +138,9 @@ describe("a build server process and an offloader", () => {
     const o = await startOffloader();
     const pin = await pair(r, o);
     const session = o.offloader.session(pin)!;
+    const job = watchJob(session, "job000000003");
     const pendingAck = session.submitJob("job000000003", "compile", "kitchen.yaml", await standInBundle(r.dir), "kitchen");
-    await waitFor(() => o.events.some((e) => e.name === "offloader_job_state_changed"), 10_000, "the build to start");
+    await waitFor(() => job.states.length > 0, 10_000, "the build to start");
     const killedAt = Date.now();
     r.proc.child.kill("SIGKILL");
     await waitFor(() => o.events.some((e) => e.name === "offloader_peer_link_closed"), 10_000, "the session loss");

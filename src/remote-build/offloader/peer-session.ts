@@ -1,7 +1,9 @@
 /**
  * One live session with a build server, from the offloader's side: submits
  * bundles and waits for their acknowledgement, cancels, downloads artifacts
- * (checked chunk by chunk), and turns the build server's frames into events.
+ * (checked chunk by chunk), routes each job's frames to its `RemoteJob`
+ * handle (`track`; a frame of a job nobody tracks is dropped), and reports
+ * the build server's queue status on the bus.
  */
 import { createHash } from "node:crypto";
 import type { PeerQueueStatus } from "../../domain/job.ts";
@@ -214,13 +216,11 @@ export class PeerSession {
       }
       case "job_state_changed": {
         const m = message as OffloaderInbound["job_state_changed"];
-        this.#bus.emit("offloader_job_state_changed", { pin_sha256: this.pin, job_id: m.job_id, status: m.status, error_message: m.error_message, failure_reason: m.failure_reason });
         this.#jobs.get(m.job_id)?.state(m.status, m.error_message, m.failure_reason);
         return;
       }
       case "job_output": {
         const m = message as OffloaderInbound["job_output"];
-        this.#bus.emit("offloader_job_output", { pin_sha256: this.pin, job_id: m.job_id, stream: m.stream, line: m.line });
         this.#jobs.get(m.job_id)?.output(m.line, m.stream);
         return;
       }

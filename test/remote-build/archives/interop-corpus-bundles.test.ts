@@ -8,7 +8,7 @@
  */
 import { readFile } from "node:fs/promises";
 import { describe, expect, it } from "vitest";
-import { EventBus, type EventMap } from "../../../src/events.ts";
+import { EventBus } from "../../../src/events.ts";
 import { LocalRunner } from "../../../src/firmware/local-runner.ts";
 import { FirmwareQueue } from "../../../src/firmware/queue.ts";
 import { resolvePaths } from "../../../src/paths.ts";
@@ -18,6 +18,7 @@ import { Offloader } from "../../../src/remote-build/offloader/offloader.ts";
 import { Receiver } from "../../../src/remote-build/build-server/receiver.ts";
 import { STAND_IN } from "../../helpers/builder.ts";
 import { bundleHeader, corpusFile, corpusFrames, corpusMissing } from "../../helpers/corpus.ts";
+import { watchJob } from "../../helpers/remote-job.ts";
 import { tempDir, waitFor } from "../../helpers/tmp.ts";
 
 const BUNDLES = [
@@ -54,8 +55,6 @@ describe.skipIf(corpusMissing())("upstream's bundles on our build server", () =>
     await receiver.start();
     const paths = resolvePaths({ configDir: await tempDir() });
     const bus = new EventBus();
-    const states: string[] = [];
-    bus.on("offloader_job_state_changed", (e: EventMap["offloader_job_state_changed"]) => { if (e.job_id === header.job_id) states.push(e.status); });
     const identity = new IdentityStore({ keyFile: paths.peerLinkKeyFile, idFile: paths.identityFile });
     const offloader = new Offloader({ bus, paths, identity, label: () => "up2" });
     await offloader.start();
@@ -66,10 +65,11 @@ describe.skipIf(corpusMissing())("upstream's bundles on our build server", () =>
       receiver.approve((await identity.load()).dashboard_id);
       await waitFor(() => offloader.session(preview.pin_sha256) !== undefined, 5000, "a session");
       const session = offloader.session(preview.pin_sha256)!;
+      const remoteJob = watchJob(session, header.job_id);
       // Upstream's captured frames as they were on the wire (the typed send is for our own).
       for (const frame of frames) session.channel.sendEncoded(Buffer.from(JSON.stringify(frame)));
-      await waitFor(() => states.some((s) => s === "completed" || s === "failed"), 20_000, "the compile");
-      expect(states).toEqual(["queued", "running", "completed"]);
+      await waitFor(() => remoteJob.statuses().some((s) => s === "completed" || s === "failed"), 20_000, "the compile");
+      expect(remoteJob.statuses()).toEqual(["queued", "running", "completed"]);
       const job = queue.list().find((j) => j.remote_job_id === header.job_id)!;
       // Keyed by the pin the offloader proved in the handshake.
       expect(job).toMatchObject({ status: "completed", remote_peer: (await identity.load()).pin_sha256, remote_peer_label: "up2" });

@@ -10,6 +10,7 @@ import type { EventMap } from "../../../src/events.ts";
 import { readArtifacts } from "../../../src/remote-build/archives/artifacts.ts";
 import { ApiClient } from "../../helpers/api-client.ts";
 import { STAND_IN, startBuilder } from "../../helpers/builder.ts";
+import { watchJob } from "../../helpers/remote-job.ts";
 import { tempDir, waitFor } from "../../helpers/tmp.ts";
 
 process.env.ESPHOME_STANDIN_COMPILE_SECONDS = "0.3";
@@ -70,15 +71,12 @@ describe("pairing two builders through the panel API", () => {
     const out = path.join(await tempDir(), "kitchen.tar.gz");
     execFileSync(STAND_IN, ["bundle", path.join(a.dir, "kitchen.yaml"), "-o", out], { stdio: "ignore" });
     const bundle = await readFile(out);
-    const lines: string[] = [];
-    const states: string[] = [];
-    a.builder.bus.on("offloader_job_output", (e) => { if (e.job_id === "aaaaaaaaaaaa") lines.push(e.line); });
-    a.builder.bus.on("offloader_job_state_changed", (e) => { if (e.job_id === "aaaaaaaaaaaa") states.push(e.status); });
+    const job = watchJob(session, "aaaaaaaaaaaa");
     const ack = await session.submitJob("aaaaaaaaaaaa", "compile", "kitchen.yaml", bundle, "kitchen");
     expect(ack).toEqual({ accepted: true });
-    await waitFor(() => states.includes("completed") || states.includes("failed"), 20_000, "the remote compile");
-    expect(states).toEqual(["queued", "running", "completed"]); // `queued` first, as upstream
-    expect(lines.join("")).toContain("Successfully compiled program.");
+    await waitFor(() => job.statuses().includes("completed") || job.statuses().includes("failed"), 20_000, "the remote compile");
+    expect(job.statuses()).toEqual(["queued", "running", "completed"]); // `queued` first, as upstream
+    expect(job.lines.join("")).toContain("Successfully compiled program.");
     const onB = b.builder.queue.list().find((j) => j.remote_job_id === "aaaaaaaaaaaa");
     expect(onB).toMatchObject({ remote_peer: expect.any(String) as unknown, remote_peer_label: "Offloader A", job_type: "compile", status: "completed" });
     const tarball = await session.downloadArtifacts("aaaaaaaaaaaa");

@@ -19,6 +19,7 @@ import { ApiClient } from "../../helpers/api-client.ts";
 import { STAND_IN, configDir, spawnBuilder } from "../../helpers/builder.ts";
 import { tempDir, waitFor } from "../../helpers/tmp.ts";
 import { standInBundle } from "../../helpers/pairing.ts";
+import { watchJob } from "../../helpers/remote-job.ts";
 
 async function startBuildServer(): Promise<{ api: ApiClient; dir: string; peerPort: number }> {
   const dir = await configDir();
@@ -36,14 +37,11 @@ async function offloaderWithId(dashboardId: string) {
   await mkdir(path.dirname(paths.identityFile), { recursive: true });
   await writeFile(paths.identityFile, JSON.stringify({ dashboard_id: dashboardId }));
   const bus = new EventBus();
-  const states: { job_id: string; status: string }[] = [];
-  bus.on("offloader_job_state_changed", (e) => states.push({ job_id: e.job_id, status: e.status }));
   const identity = new IdentityStore({ keyFile: paths.peerLinkKeyFile, idFile: paths.identityFile });
   const offloader = new Offloader({ bus, paths, identity, label: () => dashboardId.slice(0, 12), timings: { backoffInitialMs: 50, backoffMaxMs: 200, stepTimeoutMs: 2000 } });
   await offloader.start();
   expect((await identity.load()).dashboard_id).toBe(dashboardId);
-  const statusOf = (jobId: string): string[] => states.filter((s) => s.job_id === jobId).map((s) => s.status);
-  return { offloader, identity, statusOf, pin: (await identity.load()).pin_sha256 };
+  return { offloader, identity, pin: (await identity.load()).pin_sha256 };
 }
 
 type TestOffloader = Awaited<ReturnType<typeof offloaderWithId>>;
@@ -75,15 +73,17 @@ describe("two approved peers with alike dashboard_ids", () => {
     const bundle = await standInBundle(server.dir);
 
     // Same configuration name and the same job id from both peers.
+    const aJob = watchJob(sa, "job000000001");
+    const bJob = watchJob(sb, "job000000001");
     expect(await sa.submitJob("job000000001", "compile", "kitchen.yaml", bundle, "kitchen")).toEqual({ accepted: true });
-    await waitFor(() => a.statusOf("job000000001").includes("running"), 10_000, "A's build to run");
+    await waitFor(() => aJob.statuses().includes("running"), 10_000, "A's build to run");
     expect(await sb.submitJob("job000000001", "compile", "kitchen.yaml", bundle, "kitchen")).toEqual({ accepted: true });
     await waitFor(async () => (await jobsOn(server)).some((j) => j.remote_job_id === "job000000001" && j.remote_peer === b.pin), 10_000, "B's job to be queued");
     // B cancels "job000000001" and asks for its artifacts: that is only ever B's own job.
     expect(sb.cancelJob("job000000001")).toBe(true);
-    await waitFor(() => b.statusOf("job000000001").includes("cancelled"), 10_000, "B's own job to be cancelled");
-    await waitFor(() => a.statusOf("job000000001").includes("completed"), 20_000, "A's build to complete");
-    expect(a.statusOf("job000000001")).not.toContain("cancelled");
+    await waitFor(() => bJob.statuses().includes("cancelled"), 10_000, "B's own job to be cancelled");
+    await waitFor(() => aJob.statuses().includes("completed"), 20_000, "A's build to complete");
+    expect(aJob.statuses()).not.toContain("cancelled");
     await expect(sb.downloadArtifacts("job000000001")).rejects.toMatchObject({ code: "job_not_completed" });
     const artifacts = await readArtifacts(await sa.downloadArtifacts("job000000001"));
     expect(artifacts.storage).toMatchObject({ name: "kitchen" });
@@ -110,8 +110,9 @@ describe("two approved peers with alike dashboard_ids", () => {
     const serverPin = await pair(server, a);
     const sa = a.offloader.session(serverPin)!;
     const bundle = await standInBundle(server.dir);
+    const aJob = watchJob(sa, "job00000000a");
     expect(await sa.submitJob("job00000000a", "compile", "kitchen.yaml", bundle, "kitchen")).toEqual({ accepted: true });
-    await waitFor(() => a.statusOf("job00000000a").includes("running"), 10_000, "A's build to run");
+    await waitFor(() => aJob.statuses().includes("running"), 10_000, "A's build to run");
 
     // While A is still approved, B cannot take its id.
     const b = await offloaderWithId(id);
@@ -121,16 +122,20 @@ describe("two approved peers with alike dashboard_ids", () => {
     await server.api.call("remote_build/remove_peer", { dashboard_id: id });
     await pair(server, b);
     const sb = b.offloader.session(serverPin)!;
+    // Whatever B's session might hear of A's job id (nothing, below).
+    const aJobOnB = watchJob(sb, "job00000000a");
+    const bJob = watchJob(sb, "job00000000b");
     expect(sb.cancelJob("job00000000a")).toBe(true);
     await expect(sb.downloadArtifacts("job00000000a")).rejects.toMatchObject({ code: "unknown_job" });
     // B's build of the same configuration lands in B's folder and leaves A's build alone.
     expect(await sb.submitJob("job00000000b", "compile", "kitchen.yaml", bundle, "kitchen")).toEqual({ accepted: true });
     await waitFor(async () => (await jobsOn(server)).some((j) => j.remote_job_id === "job00000000a" && j.status === "completed"), 20_000, "A's build to complete");
-    await waitFor(() => b.statusOf("job00000000b").includes("completed"), 20_000, "B's build to complete");
+    await waitFor(() => bJob.statuses().includes("completed"), 20_000, "B's build to complete");
     const jobs = await jobsOn(server);
     expect(jobs.find((j) => j.remote_job_id === "job00000000a")).toMatchObject({ remote_peer: a.pin, status: "completed" });
     expect(jobs.find((j) => j.remote_job_id === "job00000000b")).toMatchObject({ remote_peer: b.pin, status: "completed" });
-    expect(b.statusOf("job00000000a")).toEqual([]); // B never heard of A's job
+    expect(aJobOnB.states).toEqual([]); // B never heard of A's job
+    expect(aJobOnB.lines).toEqual([]);
     await a.offloader.stop();
     await b.offloader.stop();
     server.api.close();

@@ -11,7 +11,7 @@ import { writeFile } from "node:fs/promises";
 import path from "node:path";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { esphomeEnv } from "../../../src/esphome/cli.ts";
-import { EventBus, type EventMap } from "../../../src/events.ts";
+import { EventBus } from "../../../src/events.ts";
 import { FirmwareQueue } from "../../../src/firmware/queue.ts";
 import { resolvePaths } from "../../../src/paths.ts";
 import { SecureChannel } from "../../../src/remote-build/transport/channel.ts";
@@ -30,6 +30,7 @@ import { Receiver } from "../../../src/remote-build/build-server/receiver.ts";
 import { DEVICE_YAML, STAND_IN } from "../../helpers/builder.ts";
 import { corpusFrames, corpusMissing, jsonType, upstreamRole, type CorpusRecord } from "../../helpers/corpus.ts";
 import { standInBundle } from "../../helpers/pairing.ts";
+import { watchJob } from "../../helpers/remote-job.ts";
 import { ScriptedRunner } from "../../helpers/scripted-runner.ts";
 import { tempDir, waitFor } from "../../helpers/tmp.ts";
 
@@ -188,8 +189,6 @@ describe.skipIf(corpusMissing())("our frames in the capture's scenarios", () => 
     await writeFile(path.join(dir, "secrets.yaml"), "wifi_ssid: a\nwifi_password: b\n");
     const paths = resolvePaths({ configDir: dir });
     const bus = new EventBus();
-    const events: { name: keyof EventMap; payload: unknown }[] = [];
-    bus.onAny((name, payload) => events.push({ name, payload }));
     const identity = new IdentityStore({ keyFile: paths.peerLinkKeyFile, idFile: paths.identityFile });
     const offloader = new Offloader({ bus, paths, identity, label: () => "Pi", timings });
     await offloader.start();
@@ -202,20 +201,20 @@ describe.skipIf(corpusMissing())("our frames in the capture's scenarios", () => 
 
     // A compile, its output and its artifacts.
     const bundle = await standInBundle(dir);
+    const compiled = watchJob(session, "0123456789ab");
+    const cancelled = watchJob(session, "ba9876543210");
     expect(await session.submitJob("0123456789ab", "compile", "kitchen.yaml", bundle, "kitchen", "kitchen")).toEqual({ accepted: true });
     const run = await runner.next();
     run.line("INFO Compiling\n");
     execFileSync(STAND_IN, ["--dashboard", "compile", serverPaths.jobYaml(run.job)], { env: { ...process.env, ...esphomeEnv(serverPaths.jobDataDir(run.job)) }, stdio: "ignore" });
     run.succeed();
-    const ended = (id: string, status: string) => () =>
-      events.some((e) => e.name === "offloader_job_state_changed" && (e.payload as { job_id: string; status: string }).job_id === id && (e.payload as { status: string }).status === status);
-    await waitFor(ended("0123456789ab", "completed"), 10_000, "the compile");
+    await waitFor(() => compiled.statuses().includes("completed"), 10_000, "the compile");
     expect((await session.downloadArtifacts("0123456789ab")).length).toBeGreaterThan(0);
     // A cancel of a running job, and heartbeats both ways.
     expect(await session.submitJob("ba9876543210", "compile", "kitchen.yaml", bundle, "kitchen", "kitchen")).toEqual({ accepted: true });
     await runner.next();
     session.cancelJob("ba9876543210");
-    await waitFor(ended("ba9876543210", "cancelled"), 10_000, "the cancel");
+    await waitFor(() => cancelled.statuses().includes("cancelled"), 10_000, "the cancel");
     await waitFor(() => frames().filter((f) => f.type === "pong").length >= 2, 5000, "pongs both ways");
     await offloader.stop();
     await waitFor(() => frames().some((f) => f.type === "terminate"), 5000, "the terminate");
