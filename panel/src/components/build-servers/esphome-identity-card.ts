@@ -9,27 +9,17 @@ import { customElement } from "lit/decorators.js";
 import { fireToast } from "../../common/context.ts";
 import { icon, mdiFingerprint, mdiKeyChange } from "../../common/icons.ts";
 import { fingerprint } from "../fingerprint.ts";
-import { BuildServersSection } from "./section.ts";
+import { BuildServersSection, cardHeader } from "./section.ts";
 import { cardStyles } from "./styles.ts";
 
 @customElement("esphome-identity-card")
 export class EsphomeIdentityCard extends BuildServersSection {
   async #rotate(): Promise<void> {
-    const ctx = this.ctx;
-    if (ctx === undefined) return;
-    await this.confirmThenRun(
-      {
-        title: ctx.localize("build_servers.identity.rotate_confirm.title"),
-        text: ctx.localize("build_servers.identity.rotate_confirm.text"),
-        action: ctx.localize("build_servers.identity.rotate_confirm.action"),
-      },
-      "rotate",
-      async (c) => {
-        const identity = await c.api.rotateIdentity();
-        c.store.dispatch({ type: "remote_identity", identity });
-        fireToast(this, { message: c.localize("build_servers.identity.rotated") });
-      },
-    );
+    await this.confirmThenRun("build_servers.identity.rotate_confirm", {}, "rotate", async (c) => {
+      const identity = await c.api.rotateIdentity();
+      c.store.dispatch({ type: "remote_identity", identity });
+      fireToast(this, { message: c.localize("build_servers.identity.rotated") });
+    });
   }
 
   protected override render(): TemplateResult | typeof nothing {
@@ -44,16 +34,15 @@ export class EsphomeIdentityCard extends BuildServersSection {
         : localize("build_servers.identity.listener_port", { port: String(id.listener_port) }),
     );
     return html`<section class="card identity" aria-labelledby="identity-title">
-      <div class="card-header">
-        <span class="header-icon">${icon(mdiFingerprint)}</span>
-        <div class="header-text">
-          <h2 id="identity-title">${localize("build_servers.identity.title")}</h2>
-          <p class="secondary">${localize("build_servers.identity.text")}</p>
-        </div>
-        <md-text-button class="rotate header-action" ?disabled=${this.busy.has("rotate")} @click=${() => void this.#rotate()}>
+      ${cardHeader({
+        icon: mdiFingerprint,
+        titleId: "identity-title",
+        title: localize("build_servers.identity.title"),
+        text: localize("build_servers.identity.text"),
+        action: html`<md-text-button class="rotate header-action" ?disabled=${this.busy.has("rotate")} @click=${() => void this.#rotate()}>
           <span slot="icon">${icon(mdiKeyChange)}</span>${localize("build_servers.identity.rotate")}
-        </md-text-button>
-      </div>
+        </md-text-button>`,
+      })}
       <div class="card-content identity-content">
         <div class="identity-label">
           <span class="builder-label">${id.label}</span>

@@ -9,26 +9,16 @@ import { customElement } from "lit/decorators.js";
 import { fireToast } from "../../common/context.ts";
 import { icon, mdiDeleteSweep, mdiLaptop } from "../../common/icons.ts";
 import { LOCAL_BUILDS, type LocalBuilds } from "../../data/types.ts";
-import { BuildServersSection } from "./section.ts";
+import { BuildServersSection, cardHeader } from "./section.ts";
 import { cardStyles } from "./styles.ts";
 
 @customElement("esphome-local-builds-card")
 export class EsphomeLocalBuildsCard extends BuildServersSection {
   async #cleanAll(): Promise<void> {
-    const ctx = this.ctx;
-    if (ctx === undefined) return;
-    await this.confirmThenRun(
-      {
-        title: ctx.localize("build_servers.local.clean_all_confirm.title"),
-        text: ctx.localize("build_servers.local.clean_all_confirm.text"),
-        action: ctx.localize("build_servers.local.clean_all_confirm.action"),
-      },
-      "clean-all",
-      async (c) => {
-        await c.api.cleanAll();
-        fireToast(this, { message: c.localize("build_servers.local.clean_all_started") });
-      },
-    );
+    await this.confirmThenRun("build_servers.local.clean_all_confirm", {}, "clean-all", async (c) => {
+      await c.api.cleanAll();
+      fireToast(this, { message: c.localize("build_servers.local.clean_all_started") });
+    });
   }
 
   #setMode(e: Event, previous: LocalBuilds): void {
@@ -47,13 +37,7 @@ export class EsphomeLocalBuildsCard extends BuildServersSection {
     const mode = offloader.localBuilds;
     const connected = offloader.remoteBuildsEnabled && offloader.pairings.some((p) => p.connected && p.enabled && p.status === "approved");
     return html`<section class="card local-builds" aria-labelledby="local-title">
-      <div class="card-header">
-        <span class="header-icon">${icon(mdiLaptop)}</span>
-        <div class="header-text">
-          <h2 id="local-title">${localize("build_servers.local.title")}</h2>
-          <p class="secondary">${localize("build_servers.local.text")}</p>
-        </div>
-      </div>
+      ${cardHeader({ icon: mdiLaptop, titleId: "local-title", title: localize("build_servers.local.title"), text: localize("build_servers.local.text") })}
       <label class="switch-row">
         <span class="switch-text">
           <span class="switch-label">${localize("build_servers.local.mode")}</span>

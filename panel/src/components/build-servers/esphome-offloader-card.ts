@@ -17,27 +17,17 @@ import type { DiscoveredHost, Pairing } from "../../data/types.ts";
 import { showEndpointDialog, showPairDialog } from "../../dialogs/show-dialog.ts";
 import { fingerprint } from "../fingerprint.ts";
 import { versionPolicySelect } from "../version-policy.ts";
-import { BuildServersSection } from "./section.ts";
+import { BuildServersSection, cardHeader } from "./section.ts";
 import { cardStyles } from "./styles.ts";
 
 @customElement("esphome-offloader-card")
 export class EsphomeOffloaderCard extends BuildServersSection {
   async #resetBuildEnv(pairing: Pairing): Promise<void> {
-    const ctx = this.ctx;
-    if (ctx === undefined) return;
     const label = pairing.label;
-    await this.confirmThenRun(
-      {
-        title: ctx.localize("build_servers.offloader.reset_confirm.title", { label }),
-        text: ctx.localize("build_servers.offloader.reset_confirm.text", { label }),
-        action: ctx.localize("build_servers.offloader.reset_confirm.action"),
-      },
-      `reset:${pairing.pin_sha256}`,
-      async (c) => {
-        await c.api.resetBuildEnv(pairing.pin_sha256);
-        fireToast(this, { message: c.localize("build_servers.offloader.reset_started", { label }) });
-      },
-    );
+    await this.confirmThenRun("build_servers.offloader.reset_confirm", { label }, `reset:${pairing.pin_sha256}`, async (c) => {
+      await c.api.resetBuildEnv(pairing.pin_sha256);
+      fireToast(this, { message: c.localize("build_servers.offloader.reset_started", { label }) });
+    });
   }
 
   #pairHost(host: DiscoveredHost): void {
@@ -53,13 +43,7 @@ export class EsphomeOffloaderCard extends BuildServersSection {
     const pairings = remote.offloader.pairings;
     const hosts = pairableHosts(remote);
     return html`<section class="card offloader" aria-labelledby="offloader-title">
-      <div class="card-header">
-        <span class="header-icon">${icon(mdiCloudUpload)}</span>
-        <div class="header-text">
-          <h2 id="offloader-title">${localize("build_servers.offloader.title")}</h2>
-          <p class="secondary">${localize("build_servers.offloader.text")}</p>
-        </div>
-      </div>
+      ${cardHeader({ icon: mdiCloudUpload, titleId: "offloader-title", title: localize("build_servers.offloader.title"), text: localize("build_servers.offloader.text") })}
       <label class="switch-row">
         <span class="switch-text">
           <span class="switch-label">${localize("build_servers.offloader.switch")}</span>

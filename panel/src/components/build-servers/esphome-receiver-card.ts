@@ -10,6 +10,7 @@ import "@material/web/iconbutton/icon-button.js";
 import "@material/web/switch/switch.js";
 import { css, html, nothing, type PropertyValues, type TemplateResult } from "lit";
 import { customElement, property, state } from "lit/decorators.js";
+import type { PanelContext } from "../../common/context.ts";
 import { icon, mdiAlertCircle, mdiCheck, mdiDelete, mdiServer, mdiTimerOutline } from "../../common/icons.ts";
 import type { LocalizeFunc } from "../../common/localize.ts";
 import { errorText } from "../../data/api.ts";
@@ -18,7 +19,7 @@ import { formatCountdown, receiverPeers, windowSecondsLeft, type RemoteBuildStat
 import type { PairingWindow, ReceiverPeer } from "../../data/types.ts";
 import { fingerprint } from "../fingerprint.ts";
 import { versionPolicySelect } from "../version-policy.ts";
-import { BuildServersSection } from "./section.ts";
+import { BuildServersSection, cardHeader } from "./section.ts";
 import { cardStyles } from "./styles.ts";
 
 /** The builder keeps a window open 300 s per client; extend well before that. */
@@ -116,25 +117,12 @@ export class EsphomeReceiverCard extends BuildServersSection {
 
   // ---- actions ----
 
+  /** A request is rejected at once; an approved builder is removed after asking. */
   async #removePeer(peer: ReceiverPeer): Promise<void> {
-    const ctx = this.ctx;
-    if (ctx === undefined) return;
     const key = `peer:${peer.dashboard_id}`;
-    const remove = (): Promise<unknown> => ctx.api.removePeer(peer.dashboard_id);
-    // A request is rejected at once; an approved builder is removed after asking.
-    if (peer.status !== "approved") {
-      await this.run(key, remove);
-      return;
-    }
-    await this.confirmThenRun(
-      {
-        title: ctx.localize("build_servers.receiver.remove_confirm.title", { label: peer.label }),
-        text: ctx.localize("build_servers.receiver.remove_confirm.text", { label: peer.label }),
-        action: ctx.localize("build_servers.receiver.remove_confirm.action"),
-      },
-      key,
-      remove,
-    );
+    const remove = (c: PanelContext): Promise<unknown> => c.api.removePeer(peer.dashboard_id);
+    if (peer.status === "approved") await this.confirmThenRun("build_servers.receiver.remove_confirm", { label: peer.label }, key, remove);
+    else await this.run(key, remove);
   }
 
   // ---- rendering ----
@@ -146,13 +134,7 @@ export class EsphomeReceiverCard extends BuildServersSection {
     const enabled = remote.receiver.enabled;
     const { pending, approved } = receiverPeers(remote);
     return html`<section class="card receiver" aria-labelledby="receiver-title">
-      <div class="card-header">
-        <span class="header-icon">${icon(mdiServer)}</span>
-        <div class="header-text">
-          <h2 id="receiver-title">${localize("build_servers.receiver.title")}</h2>
-          <p class="secondary">${localize("build_servers.receiver.text")}</p>
-        </div>
-      </div>
+      ${cardHeader({ icon: mdiServer, titleId: "receiver-title", title: localize("build_servers.receiver.title"), text: localize("build_servers.receiver.text") })}
       <label class="switch-row">
         <span class="switch-text">
           <span class="switch-label">${localize("build_servers.receiver.switch")}</span>

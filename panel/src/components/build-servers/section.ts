@@ -3,19 +3,41 @@
  * remote-build state, and the view's commands in flight. The view owns one
  * set of busy keys for all its cards, so a control in one card and the same
  * command in another (a pairing's Unpair in its row and in its alert) are
- * disabled together.
+ * disabled together. Also the header every card opens with.
  */
-import { LitElement } from "lit";
+import { LitElement, html, nothing, type TemplateResult } from "lit";
 import { property } from "lit/decorators.js";
 import type { PanelContext } from "../../common/context.ts";
+import { icon } from "../../common/icons.ts";
+import type { LocalizeParams } from "../../common/localize.ts";
 import type { RemoteBuildState } from "../../data/remote-build.ts";
-import { showConfirmDialog, type ConfirmDialogParams } from "../../dialogs/show-dialog.ts";
+import { showConfirmDialog } from "../../dialogs/show-dialog.ts";
 
 /**
  * Runs a command for one control, keyed so it cannot be pressed twice while
  * in flight; a failure becomes a toast. Resolves whether it ran and succeeded.
  */
 export type RunCommand = (key: string, action: (ctx: PanelContext) => Promise<unknown>) => Promise<boolean>;
+
+/** The actions the cards ask about first; each has `title`, `text` and `action` strings under it. */
+type ConfirmStrings =
+  | "build_servers.identity.rotate_confirm"
+  | "build_servers.receiver.remove_confirm"
+  | "build_servers.offloader.unpair_confirm"
+  | "build_servers.offloader.reset_confirm"
+  | "build_servers.local.clean_all_confirm";
+
+/** A card's header: its round icon, title (the card's `aria-labelledby` target), one line of text, an optional action. */
+export function cardHeader(opts: { icon: string; titleId: string; title: string; text: string; action?: TemplateResult }): TemplateResult {
+  return html`<div class="card-header">
+    <span class="header-icon">${icon(opts.icon)}</span>
+    <div class="header-text">
+      <h2 id=${opts.titleId}>${opts.title}</h2>
+      <p class="secondary">${opts.text}</p>
+    </div>
+    ${opts.action ?? nothing}
+  </div>`;
+}
 
 export abstract class BuildServersSection extends LitElement {
   @property({ attribute: false }) accessor ctx: PanelContext | undefined = undefined;
@@ -33,24 +55,20 @@ export abstract class BuildServersSection extends LitElement {
     });
   }
 
-  /** Asks first (title, text, the confirming button's label); runs the command once confirmed. */
-  protected async confirmThenRun(confirm: Omit<ConfirmDialogParams, "resolve">, key: string, action: (ctx: PanelContext) => Promise<unknown>): Promise<void> {
-    if (!(await showConfirmDialog(this, confirm))) return;
-    await this.run(key, action);
+  /** Asks first (the strings under `strings`, filled with `params`); runs the command once confirmed. */
+  protected async confirmThenRun(strings: ConfirmStrings, params: LocalizeParams, key: string, action: (ctx: PanelContext) => Promise<unknown>): Promise<void> {
+    const ctx = this.ctx;
+    if (ctx === undefined) return;
+    const confirmed = await showConfirmDialog(this, {
+      title: ctx.localize(`${strings}.title`, params),
+      text: ctx.localize(`${strings}.text`, params),
+      action: ctx.localize(`${strings}.action`, params),
+    });
+    if (confirmed) await this.run(key, action);
   }
 
   /** Unpairs a build server after asking (from its row, and from its alert). */
-  protected async unpair(pin: string, label: string): Promise<void> {
-    const ctx = this.ctx;
-    if (ctx === undefined) return;
-    await this.confirmThenRun(
-      {
-        title: ctx.localize("build_servers.offloader.unpair_confirm.title", { label }),
-        text: ctx.localize("build_servers.offloader.unpair_confirm.text", { label }),
-        action: ctx.localize("build_servers.offloader.unpair_confirm.action"),
-      },
-      `pairing:${pin}`,
-      (c) => c.api.unpair(pin),
-    );
+  protected unpair(pin: string, label: string): Promise<void> {
+    return this.confirmThenRun("build_servers.offloader.unpair_confirm", { label }, `pairing:${pin}`, (c) => c.api.unpair(pin));
   }
 }
