@@ -613,7 +613,8 @@ describe.skipIf(missingTool(HAS_CHROMIUM, "Chromium"))(HAS_CHROMIUM ? "panel in 
         const send = (event: string, data: unknown): void => { w.esphomeBuilder.store.dispatch({ type: "event", event: { event, data } }); };
         const pairing = (pin: string, label: string, extra: Record<string, unknown>): Record<string, unknown> => ({
           pin_sha256: pin, label, receiver_hostname: "192.168.1.40", receiver_port: 6055, status: "approved", enabled: true,
-          connected: true, idle: true, last_connect_error: "", esphome_version: "2026.11.0", fingerprint_emoji: [], ...extra,
+          connected: true, idle: true, last_connect_error: "", esphome_version: "2026.11.0", fingerprint_emoji: [],
+          auto_provision_supported: true, version_policy: "release", reset_build_env_supported: true, ...extra,
         });
         send("offloader_pairing_changed", { pairing: pairing(pins.busy, "Workstation", { idle: false }) });
         send("offloader_queue_status_changed", { pin_sha256: pins.busy, idle: false, running: true, queue_depth: 2 });
