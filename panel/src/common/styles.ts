@@ -176,7 +176,7 @@ export const dialogHeaderStyles = css`
  * The frame every form dialog shares: HA's dialog shape and type, a width of
  * `--esphome-dialog-width` (560px unless a dialog sets it) that shrinks on
  * phones, and a content column. `md-dialog.wide` is a dialog with a log in
- * it (install, device logs): wide and tall.
+ * it (install, device logs): wide and tall, the whole screen on phones.
  */
 export const dialogStyles = css`
       md-dialog {
@@ -202,6 +202,14 @@ export const dialogStyles = css`
         md-dialog {
           width: calc(100% - 16px);
           max-width: calc(100% - 16px);
+        }
+        /* A dialog with a log in it takes the whole phone screen. */
+        md-dialog.wide {
+          width: 100%;
+          max-width: 100%;
+          height: 100%;
+          max-height: 100%;
+          --md-dialog-container-shape: 0;
         }
       }
 `;

@@ -116,15 +116,6 @@ export class EsphomeDeviceLogsDialog extends LitElement implements DialogElement
         flex: 1 1 0;
         min-height: 144px;
       }
-      @media (max-width: 600px) {
-        md-dialog.wide {
-          width: 100%;
-          max-width: 100%;
-          height: 100%;
-          max-height: 100%;
-          --md-dialog-container-shape: 0;
-        }
-      }
     `,
   ];
 }

@@ -132,14 +132,6 @@ export const installDialogStyles = css`
         flex: 1;
       }
       @media (max-width: 600px) {
-        /* Following a job takes the whole phone screen. */
-        md-dialog.wide {
-          width: 100%;
-          max-width: 100%;
-          height: 100%;
-          max-height: 100%;
-          --md-dialog-container-shape: 0;
-        }
         .build-locally {
           margin-left: 0;
         }

@@ -43,6 +43,14 @@ function errors(socket: PeerLinkClientSocket): string[] {
   return seen;
 }
 
+/** A client socket opened on a byte-level server, and the server's side of it. */
+async function openOnRaw(opts: { keepOpen?: boolean; closeGraceMs?: number } = {}): Promise<{ socket: PeerLinkClientSocket; peer: RawPeer }> {
+  const { port, connected } = await rawWsServer("ok", { keepOpen: opts.keepOpen ?? false });
+  const socket = client(port, opts.closeGraceMs === undefined ? {} : { closeGraceMs: opts.closeGraceMs });
+  await socket.open();
+  return { socket, peer: await connected };
+}
+
 async function wsServer(): Promise<{ port: number; connection: Promise<{ ws: WebSocket; path: string; host: string }> }> {
   const wss = new WebSocketServer({ host: "127.0.0.1", port: 0, perMessageDeflate: false, maxPayload: MAX });
   onTestFinished(() => new Promise<void>((r) => { for (const c of wss.clients) c.terminate(); wss.close(() => { r(); }); }));
@@ -189,10 +197,7 @@ describe("PeerLinkClientSocket with a server that does not end the connection", 
   }
 
   it("answers a server's close and drops the connection after the grace period when the server keeps it open", async () => {
-    const { port, connected } = await rawWsServer("ok", { keepOpen: true });
-    const socket = client(port, { closeGraceMs: 100 });
-    await socket.open();
-    const peer = await connected;
+    const { socket, peer } = await openOnRaw({ keepOpen: true, closeGraceMs: 100 });
     const closed = once(socket, "close");
     peer.send(8, closeFrame(1000));
     await waitFor(() => peer.frames.some((f) => f.opcode === 8));
@@ -203,10 +208,7 @@ describe("PeerLinkClientSocket with a server that does not end the connection", 
   });
 
   it("drops the connection after the grace period when its own close goes unanswered", async () => {
-    const { port, connected } = await rawWsServer("ok", { keepOpen: true });
-    const socket = client(port, { closeGraceMs: 100 });
-    await socket.open();
-    const peer = await connected;
+    const { socket, peer } = await openOnRaw({ keepOpen: true, closeGraceMs: 100 });
     const closed = once(socket, "close");
     socket.close(1000, "bye");
     await waitFor(() => peer.frames.some((f) => f.opcode === 8));
@@ -215,20 +217,14 @@ describe("PeerLinkClientSocket with a server that does not end the connection", 
   });
 
   it.each([[1005], [1006], [1015], [999], [2000], [5000]])("answers a close carrying %i, a code that may not be sent, with 1002", async (code) => {
-    const { port, connected } = await rawWsServer();
-    const socket = client(port, { closeGraceMs: 100 });
-    await socket.open();
-    const peer = await connected;
+    const { peer } = await openOnRaw({ closeGraceMs: 100 });
     peer.send(8, closeFrame(code));
     await waitFor(() => peer.frames.some((f) => f.opcode === 8));
     expect(peer.frames.find((f) => f.opcode === 8)!.payload.readUInt16BE(0)).toBe(1002);
   });
 
   it.each([[1001], [1011], [3000], [4999]])("echoes a close carrying %i", async (code) => {
-    const { port, connected } = await rawWsServer();
-    const socket = client(port, { closeGraceMs: 100 });
-    await socket.open();
-    const peer = await connected;
+    const { peer } = await openOnRaw({ closeGraceMs: 100 });
     peer.send(8, closeFrame(code));
     await waitFor(() => peer.frames.some((f) => f.opcode === 8));
     expect(peer.frames.find((f) => f.opcode === 8)!.payload.readUInt16BE(0)).toBe(code);
@@ -314,10 +310,7 @@ describe("PeerLinkClientSocket reads frames wherever the reads cut them", () => 
   });
 
   it("masks every frame it sends with a fresh key", async () => {
-    const { port, connected } = await rawWsServer();
-    const socket = client(port);
-    await socket.open();
-    const peer = await connected;
+    const { socket, peer } = await openOnRaw();
     const payload = Buffer.alloc(64, 0x41);
     socket.send(payload);
     socket.send(payload);
