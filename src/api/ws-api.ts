@@ -1,7 +1,8 @@
 /**
  * The panel's WebSocket API at `/ws`: JSON requests `{command, message_id,
  * args}`, replies `{message_id, result}` or `{message_id, error_code,
- * details}`, and stream frames `{message_id, event, data}`.
+ * details}`, and stream frames `{message_id, event, data}`. `unsubscribe
+ * {message_id}` ends the connection's open streams with that message_id.
  *
  * Each connection is bounded (docs/THREAT_MODEL.md, "Memory bounds"): at most
  * `MAX_STREAMS_PER_CONNECTION` open streams (more: `too_many_streams`), at
@@ -46,6 +47,10 @@ const envelopeSchema = z.object({
 
 type MessageId = string | number | null;
 
+/** The one command about the connection itself: it ends open streams, so it is not in the command table. */
+export const UNSUBSCRIBE = "unsubscribe";
+const unsubscribeArgs = z.strictObject({ message_id: z.union([z.string().max(100), z.number().int()]) });
+
 function describeIssues(error: z.ZodError): string {
   return error.issues
     .map((issue) => {
@@ -68,8 +73,8 @@ interface Connection {
   readonly peer: string;
   readonly outbox: Outbox;
   readonly client: ClientContext;
-  /** The `end` of each open stream. */
-  readonly streams: Set<() => void>;
+  /** The `end` of each open stream, and the message_id it was opened with. */
+  readonly streams: Map<() => void, MessageId>;
   readonly onClose: Map<string, () => void>;
   /** Requests received and not yet started, oldest first (at most what the socket had read when it was paused). */
   readonly waiting: [RawData, boolean][];
@@ -125,7 +130,7 @@ export class WsApi {
         clientId: randomBytes(8).toString("hex"),
         onClose: (key, fn) => { onClose.set(key, fn); },
       },
-      streams: new Set(),
+      streams: new Map(),
       onClose,
       waiting: [],
       inFlight: 0,
@@ -221,7 +226,7 @@ export class WsApi {
     clearImmediate(conn.turn);
     conn.poll = undefined;
     conn.waiting.length = 0;
-    for (const end of [...conn.streams]) end();
+    for (const end of [...conn.streams.keys()]) end();
     const onClose = [...conn.onClose.values()];
     conn.onClose.clear();
     for (const fn of onClose) fn();
@@ -270,6 +275,10 @@ export class WsApi {
       return;
     }
     const { command: name, message_id: messageId } = envelope.data;
+    if (name === UNSUBSCRIBE) {
+      this.#unsubscribe(conn, messageId, envelope.data.args);
+      return;
+    }
     const command = Object.hasOwn(COMMANDS, name) ? (COMMANDS as Record<string, Command>)[name] : undefined;
     if (command === undefined) {
       this.#error(conn, messageId, ErrorCode.UnknownCommand, `Unknown command: ${name}`);
@@ -285,7 +294,7 @@ export class WsApi {
         conn,
         messageId,
         ErrorCode.TooManyStreams,
-        `This connection already has ${MAX_STREAMS_PER_CONNECTION} open streams, the most allowed; wait for one to end (a follow_job stream ends with its job) or reconnect, which ends them all`,
+        `This connection already has ${MAX_STREAMS_PER_CONNECTION} open streams, the most allowed; end one with unsubscribe {message_id}, wait for one to end (a follow_job stream ends with its job), or reconnect, which ends them all`,
       );
       return;
     }
@@ -309,6 +318,22 @@ export class WsApi {
     }
   }
 
+  /** Ends the connection's open streams opened with `args.message_id`; `not_found` when there is none. */
+  #unsubscribe(conn: Connection, messageId: MessageId, raw: Record<string, unknown> | undefined): void {
+    const args = unsubscribeArgs.safeParse(raw ?? {});
+    if (!args.success) {
+      this.#error(conn, messageId, ErrorCode.InvalidArgs, `Invalid arguments for ${UNSUBSCRIBE}: ${describeIssues(args.error)}`);
+      return;
+    }
+    const ends = [...conn.streams].filter(([, id]) => id === args.data.message_id).map(([end]) => end);
+    if (ends.length === 0) {
+      this.#error(conn, messageId, ErrorCode.NotFound, `No open stream with message_id ${JSON.stringify(args.data.message_id)} (it may have ended already)`);
+      return;
+    }
+    for (const end of ends) end();
+    this.#send(conn, { message_id: messageId, result: { ended: ends.length } });
+  }
+
   #sink(conn: Connection, messageId: MessageId): StreamSink {
     let ended = false;
     const cleanups: (() => void)[] = [];
@@ -318,7 +343,7 @@ export class WsApi {
       conn.streams.delete(end);
       for (const fn of cleanups) fn();
     };
-    conn.streams.add(end);
+    conn.streams.set(end, messageId);
     return {
       send: (event, data, opts) => {
         if (ended) return;

@@ -7,7 +7,7 @@
  */
 import { readFile, writeFile } from "node:fs/promises";
 import path from "node:path";
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, onTestFinished, vi } from "vitest";
 import WebSocket from "ws";
 import { MAX_IN_FLIGHT, MAX_STREAMS_PER_CONNECTION } from "../../src/api/ws-api.ts";
 import { CLOSE_NOT_READING, CLOSE_NOT_READING_REASON, OUTBOX_LIMITS } from "../../src/api/outbox.ts";
@@ -130,7 +130,7 @@ describe("streams per connection (in process, to see the listeners)", () => {
     const frame = await client.waitFrame((f) => f.message_id === refused.id);
     expect(frame).toMatchObject({ error_code: "too_many_streams" });
     expect(frame.details).toBe(
-      `This connection already has ${MAX_STREAMS_PER_CONNECTION} open streams, the most allowed; wait for one to end (a follow_job stream ends with its job) or reconnect, which ends them all`,
+      `This connection already has ${MAX_STREAMS_PER_CONNECTION} open streams, the most allowed; end one with unsubscribe {message_id}, wait for one to end (a follow_job stream ends with its job), or reconnect, which ends them all`,
     );
     expect(await client.call("ping")).toEqual({ pong: true }); // replies still work
     client.close();
@@ -163,6 +163,59 @@ describe("streams per connection (in process, to see the listeners)", () => {
     expect(builder.bus.listenerCount("job_queued")).toBe(baseline + 5);
     ws.close();
     await waitFor(() => builder.bus.listenerCount("job_queued") === baseline, 5000, "the listeners to go");
+  });
+});
+
+describe("unsubscribe", () => {
+  it("ends a follow_job of a running job: its listeners go, nothing more is sent on it, and its slot is free", async () => {
+    vi.stubEnv("ESPHOME_STANDIN_COMPILE_SECONDS", "30");
+    vi.stubEnv("ESPHOME_STANDIN_FAIL", "");
+    onTestFinished(() => { vi.unstubAllEnvs(); });
+    const { builder, port } = await startBuilder();
+    const client = await ApiClient.connect(port);
+    const job = await client.call<{ job_id: string }>("firmware/compile", { configuration: "kitchen.yaml" });
+    const baseline = builder.bus.listenerCount("job_output");
+    const follows = Array.from({ length: MAX_STREAMS_PER_CONNECTION }, () => client.stream("firmware/follow_job", { job_id: job.job_id }));
+    await waitFor(() => builder.bus.listenerCount("job_output") === baseline + MAX_STREAMS_PER_CONNECTION, 10_000, "every follow to start");
+    // Full: one more is refused…
+    expect((await client.request("firmware/follow_job", { job_id: job.job_id })).error_code).toBe("too_many_streams");
+    // …until one is ended by its message_id.
+    const first = follows[0]!;
+    expect(await client.call("unsubscribe", { message_id: first.id })).toEqual({ ended: 1 });
+    expect(builder.bus.listenerCount("job_output")).toBe(baseline + MAX_STREAMS_PER_CONNECTION - 1);
+    const seen = first.frames.length;
+    const next = client.stream("firmware/follow_job", { job_id: job.job_id });
+    await waitFor(() => builder.bus.listenerCount("job_output") === baseline + MAX_STREAMS_PER_CONNECTION, 10_000, "the new follow to start");
+    await client.call("firmware/cancel", { job_id: job.job_id });
+    await next.until((f) => f.event === "result");
+    // The ended stream saw nothing after its unsubscribe, not even the result.
+    expect(first.frames.length).toBe(seen);
+    // Ending it again: nothing is open under that id.
+    const again = await client.request("unsubscribe", { message_id: first.id });
+    expect(again).toMatchObject({ error_code: "not_found" });
+    expect(again.details).toMatch(/No open stream with message_id/);
+    client.close();
+  });
+
+  it("ends every stream opened under the same message_id, and refuses bad arguments without ending anything", async () => {
+    const { builder, port } = await startBuilder();
+    const baseline = builder.bus.listenerCount("job_queued");
+    const ws = await openRaw(port);
+    const frames: Frame[] = [];
+    ws.on("message", (data: Buffer) => { frames.push(JSON.parse(data.toString("utf8")) as Frame); });
+    for (let i = 0; i < 3; i++) ws.send(JSON.stringify({ command: "subscribe_events", message_id: 7 }));
+    await waitFor(() => frames.filter((f) => f.event === "initial_state").length === 3, 5000, "three initial states");
+    for (const [id, args] of [["a", {}], ["b", { message_id: 7, extra: 1 }], ["c", { message_id: { nested: true } }]] as const) {
+      ws.send(JSON.stringify({ command: "unsubscribe", message_id: id, args }));
+      await waitFor(() => frames.some((f) => f.message_id === id), 5000, `the answer to ${id}`);
+      expect(frames.find((f) => f.message_id === id)).toMatchObject({ error_code: "invalid_args" });
+    }
+    expect(builder.bus.listenerCount("job_queued")).toBe(baseline + 3);
+    ws.send(JSON.stringify({ command: "unsubscribe", message_id: "d", args: { message_id: 7 } }));
+    await waitFor(() => frames.some((f) => f.message_id === "d"), 5000, "the unsubscribe's answer");
+    expect(frames.find((f) => f.message_id === "d")).toMatchObject({ result: { ended: 3 } });
+    expect(builder.bus.listenerCount("job_queued")).toBe(baseline);
+    ws.close();
   });
 });
 

@@ -253,6 +253,61 @@ describe("Connection", () => {
     expect(count).toBeGreaterThan(0);
   });
 
+  it("cancelling a stream asks the builder to end it (unsubscribe); frames on the way are ignored, and it is not sent again", () => {
+    const { connection, socket, timers, api } = setup();
+    connection.start();
+    socket().open();
+    const log: string[] = [];
+    const follow = api.followJob("0123456789ab", { onReset: () => undefined, onOutput: (line) => log.push(line), onResult: () => log.push("<result>") });
+    const sub = socket().last();
+    socket().receive({ message_id: sub.message_id, event: "output", data: { line: "a\n" } });
+    follow.cancel();
+    expect(socket().last()).toMatchObject({ command: "unsubscribe", args: { message_id: sub.message_id } });
+    // Its answer, and frames sent before the builder saw it, change nothing.
+    socket().receive({ message_id: socket().last().message_id, result: { ended: 1 } });
+    socket().receive({ message_id: sub.message_id, event: "output", data: { line: "late\n" } });
+    expect(log).toEqual(["a\n"]);
+    // Cancelled twice: asked once.
+    const count = socket().sent.length;
+    follow.cancel();
+    expect(socket().sent.length).toBe(count);
+    socket().drop();
+    timers.advance(500);
+    socket().open();
+    expect(socket().sent).toEqual([]);
+  });
+
+  it("a stream that ended by itself is forgotten without an unsubscribe; one cancelled while disconnected sends nothing", () => {
+    const { connection, socket, timers, api } = setup();
+    connection.start();
+    socket().open();
+    const follow = api.followJob("0123456789ab", { onReset: () => undefined, onOutput: () => undefined, onResult: () => undefined });
+    const sub = socket().last();
+    socket().receive({ message_id: sub.message_id, event: "result", data: { status: "completed", exit_code: 0, error: null } });
+    const count = socket().sent.length;
+    follow.cancel();
+    expect(socket().sent.length).toBe(count);
+    const logs = api.deviceLogs("kitchen.yaml", { onStarted: () => undefined, onLine: () => undefined, onEnded: () => undefined });
+    socket().drop();
+    logs.cancel();
+    timers.advance(500);
+    socket().open();
+    // Nothing about the cancelled stream: not sent again, no unsubscribe for a connection that is gone.
+    expect(socket().sent).toEqual([]);
+  });
+
+  it("stopping a device's logs ends its stream with unsubscribe (which stops esphome logs on the builder)", () => {
+    const { connection, socket, api } = setup();
+    connection.start();
+    socket().open();
+    const logs = api.deviceLogs("kitchen.yaml", { onStarted: () => undefined, onLine: () => undefined, onEnded: () => undefined });
+    const sub = socket().last();
+    expect(sub).toMatchObject({ command: "devices/logs", args: { configuration: "kitchen.yaml" } });
+    logs.cancel();
+    expect(socket().last()).toMatchObject({ command: "unsubscribe", args: { message_id: sub.message_id } });
+    expect(socket().sent.filter((f) => f.command === "devices/logs_stop")).toEqual([]);
+  });
+
   it("reports a refused stream and a closed connection", async () => {
     const { connection, socket, api } = setup();
     connection.start();

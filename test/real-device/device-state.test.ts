@@ -121,11 +121,20 @@ describeRealDevice("device state with real host devices", () => {
     expect(text).toContain(links[0]?.deviceAddress ?? "?");
     const viewers = (): number => liveProcesses((p) => p.cmdline.includes(" logs ") && p.cmdline.includes("hostdev.yaml")).length;
     expect(viewers()).toBeGreaterThan(0);
-    // Stopping the stream (the panel's dialog closing) stops the process.
+    const gone = async (): Promise<void> => {
+      const deadline = Date.now() + 15_000;
+      while (viewers() > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+      expect(viewers()).toBe(0);
+    };
+    // Ending the stream (the panel's dialog closing: unsubscribe) stops the process.
+    expect(await builder.api.call("unsubscribe", { message_id: logs.id })).toEqual({ ended: 1 });
+    await gone();
+    // So does devices/logs_stop.
+    const third = builder.api.stream("devices/logs", { configuration: "hostdev.yaml" });
+    await third.until((f) => f.event === "line", 60_000);
+    expect(viewers()).toBeGreaterThan(0);
     expect(await builder.api.call("devices/logs_stop", { configuration: "hostdev.yaml" })).toEqual({ stopped: true });
-    const deadline = Date.now() + 15_000;
-    while (viewers() > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
-    expect(viewers()).toBe(0);
+    await gone();
     // So does closing the connection.
     const { ApiClient } = await import("../helpers/api-client.ts");
     const other = await ApiClient.connect(builder.port);
@@ -133,9 +142,7 @@ describeRealDevice("device state with real host devices", () => {
     await again.until((f) => f.event === "line", 60_000);
     expect(viewers()).toBeGreaterThan(0);
     other.close();
-    const deadline2 = Date.now() + 15_000;
-    while (viewers() > 0 && Date.now() < deadline2) await new Promise((r) => setTimeout(r, 100));
-    expect(viewers()).toBe(0);
+    await gone();
     expect((await builder.api.call<FirmwareJob[]>("firmware/get_jobs")).length).toBe(jobsBefore);
   });
 

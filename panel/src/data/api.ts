@@ -82,7 +82,7 @@ export class BuilderApi {
     return this.connection.request("devices/set_address", { configuration, address });
   }
 
-  /** Streams a device's logs (`esphome logs`) until cancelled (which stops the process on the builder); nothing is queued. */
+  /** Streams a device's logs (`esphome logs`) until cancelled (the stream's end stops the process on the builder); nothing is queued. */
   deviceLogs(configuration: string, handlers: { onStarted(address: string): void; onLine(line: string): void; onEnded(error: string | null): void; onError?(error: unknown): void }): StreamHandle {
     let ended = false;
     const handle = this.connection.stream(
@@ -95,7 +95,7 @@ export class BuilderApi {
           else if (event === "line") handlers.onLine((data as DeviceLogsEventMap["line"]).line);
           else if (event === "ended") {
             ended = true;
-            handle.cancel();
+            handle.forget();
             handlers.onEnded((data as DeviceLogsEventMap["ended"]).error);
           }
         },
@@ -105,10 +105,14 @@ export class BuilderApi {
       },
     );
     return {
+      // Ending the stream (unsubscribe) stops `esphome logs` on the builder.
       cancel: () => {
-        handle.cancel();
-        if (!ended) void this.connection.request("devices/logs_stop", { configuration }).catch(() => undefined);
+        if (!ended) handle.cancel();
         ended = true;
+      },
+      forget: () => {
+        ended = true;
+        handle.forget();
       },
     };
   }
@@ -189,7 +193,7 @@ export class BuilderApi {
             handlers.onProgress?.((data as FollowJobEventMap["progress"]).progress);
           } else if (event === "result") {
             done = true;
-            handle.cancel();
+            handle.forget();
             handlers.onResult(data as FollowJobEventMap["result"]);
           }
         },
@@ -206,6 +210,10 @@ export class BuilderApi {
       cancel: () => {
         done = true;
         handle.cancel();
+      },
+      forget: () => {
+        done = true;
+        handle.forget();
       },
     };
   }

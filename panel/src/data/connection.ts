@@ -57,8 +57,14 @@ export interface StreamHandlers {
 }
 
 export interface StreamHandle {
-  /** Stops delivering frames (the builder has no unsubscribe; late frames are ignored). */
+  /**
+   * Stops delivering frames and asks the builder to end the stream
+   * (`unsubscribe`), which frees its slot there; frames already on the way
+   * are ignored.
+   */
   cancel(): void;
+  /** The stream ended on the builder's side (its last frame came): stops tracking it, sends nothing. */
+  forget(): void;
 }
 
 interface Frame {
@@ -171,10 +177,20 @@ export class Connection {
     const key = `s${this.#nextId++}`;
     this.#streams.set(key, stream);
     if (this.#status === "open") this.#sendStream(stream);
+    const forget = (): boolean => {
+      const tracked = this.#streams.delete(key);
+      this.#streamsById.delete(stream.id);
+      return tracked;
+    };
     return {
       cancel: () => {
-        this.#streams.delete(key);
-        this.#streamsById.delete(stream.id);
+        // Its answer is not awaited: a stream that ended meanwhile is answered not_found, which changes nothing.
+        if (forget() && this.#status === "open" && stream.id !== "") {
+          this.#send({ command: "unsubscribe", message_id: `u${this.#nextId++}`, args: { message_id: stream.id } });
+        }
+      },
+      forget: () => {
+        forget();
       },
     };
   }
