@@ -104,7 +104,7 @@ export class PeerLinkClientSocket extends EventEmitter<ClientSocketEvents> imple
    * the answer is not a WebSocket upgrade.
    */
   open(): Promise<void> {
-    if (this.#socket !== null) return Promise.reject(new Error("open() called twice"));
+    if (this.#socket !== null) return Promise.reject(peerLinkError("transport_error", "open() was called twice on one peer-link socket"));
     const { host, port, timeoutMs } = this.#opts;
     const where = `${host}:${port}`;
     return new Promise<void>((resolve, reject) => {

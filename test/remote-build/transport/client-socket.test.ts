@@ -128,6 +128,15 @@ describe("PeerLinkClientSocket with a ws server", () => {
     expect(seen[1]).toEqual({ data: Buffer.from("a text frame"), binary: false });
   });
 
+  it("refuses to open twice with the peer link's error shape, and keeps the first connection", async () => {
+    const { port } = await wsServer();
+    const socket = client(port);
+    await socket.open();
+    const err = await socket.open().then(() => null, (e: unknown) => e);
+    expect(isPeerLinkError(err) ? err.code : err).toBe("transport_error");
+    expect(socket.readyState).toBe(SOCKET_STATE.OPEN);
+  });
+
   it("answers a ping with a pong carrying the same bytes", async () => {
     const { port, connection } = await wsServer();
     const socket = client(port);
